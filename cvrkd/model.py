@@ -1,0 +1,118 @@
+"""The CVRKD network: one class for the FR teacher and the NAR student.
+
+Input: pooled backbone features (see :mod:`cvrkd.features`) of the P patches of
+the low-quality image and of one reference (aligned original for the teacher,
+other-content HQ image for the student), each [B, P, sum(channels), 7, 7].
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from timm.models.mlp_mixer import MixerBlock
+from torch import nn
+
+from cvrkd.features import GRID
+
+SCORE_RANGE = (0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes. Defaults keep teacher + student weights under 30 MB (docs/model.md)."""
+
+    stage_channels: tuple[int, ...] = (24, 40, 112, 320)
+    num_patches: int = 10
+    projected_channels: int = 64
+    dim: int = 128
+    lq_depth: int = 4
+    diff_depth: int = 8
+    distill_layers: int = 4
+    use_reference: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "stage_channels" in known:
+            known["stage_channels"] = tuple(known["stage_channels"])
+        return cls(**known)
+
+
+@dataclass
+class ModelOutput:
+    score: torch.Tensor  # [B], on the 0–100 scale
+    diff_features: list[torch.Tensor] = field(default_factory=list)  # last L diff-encoder blocks
+
+
+class StageProjection(nn.Module):
+    """Per-stage 1x1 projection to C channels, patches stacked along channels."""
+
+    def __init__(self, stage_channels: tuple[int, ...], out_channels: int) -> None:
+        super().__init__()
+        self.splits = list(stage_channels)
+        self.projections = nn.ModuleList(nn.Linear(c, out_channels) for c in stage_channels)
+
+    def forward(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """[B, P, sumC, 7, 7] -> per stage [B, 49, P*C] tokens."""
+        batch, patches = features.shape[:2]
+        tokens = features.flatten(3).transpose(2, 3)  # [B, P, 49, sumC]
+        stages = torch.split(tokens, self.splits, dim=3)
+        out = []
+        for stage, projection in zip(stages, self.projections):
+            projected = projection(stage)  # [B, P, 49, C]
+            out.append(projected.permute(0, 2, 1, 3).reshape(batch, GRID * GRID, -1))
+        return out
+
+
+class MixerEncoder(nn.Module):
+    """Token embedding + MLP-Mixer blocks + LayerNorm + mean over tokens."""
+
+    def __init__(self, in_dim: int, dim: int, depth: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, dim)
+        self.blocks = nn.ModuleList(MixerBlock(dim, GRID * GRID) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.embed(tokens)
+        inner = []
+        for block in self.blocks:
+            x = block(x)
+            inner.append(x)
+        return self.norm(x).mean(dim=1), inner
+
+
+class CVRKDNet(nn.Module):
+    """Scores an LQ image from its features and one reference's features."""
+
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.projection = StageProjection(config.stage_channels, config.projected_channels)
+        in_dim = config.num_patches * config.projected_channels * len(config.stage_channels)
+        self.lq_encoder = MixerEncoder(in_dim, config.dim, config.lq_depth)
+        self.diff_encoder = (MixerEncoder(in_dim, config.dim, config.diff_depth)
+                             if config.use_reference else None)
+        heads = 2 if config.use_reference else 1
+        self.regressor = nn.Sequential(nn.Linear(heads * config.dim, config.dim), nn.GELU(),
+                                       nn.Linear(config.dim, 1))
+        nn.init.constant_(self.regressor[-1].bias, 0.5)
+
+    def forward(self, lq: torch.Tensor, reference: torch.Tensor | None = None) -> ModelOutput:
+        lq_stages = self.projection(lq)
+        lq_vector, _ = self.lq_encoder(torch.cat(lq_stages, dim=2))
+        inner: list[torch.Tensor] = []
+        vectors = [lq_vector]
+        if self.diff_encoder is not None:
+            if reference is None:
+                raise ValueError("this model needs reference features")
+            ref_stages = self.projection(reference)
+            diff = torch.cat([r - q for r, q in zip(ref_stages, lq_stages)], dim=2)
+            diff_vector, inner = self.diff_encoder(diff)
+            vectors.append(diff_vector)
+            inner = inner[-self.config.distill_layers:] if self.config.distill_layers else []
+        raw = self.regressor(torch.cat(vectors, dim=1)).squeeze(1)
+        return ModelOutput(score=raw * SCORE_RANGE[1], diff_features=inner)

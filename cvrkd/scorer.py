@@ -1,0 +1,219 @@
+"""Scoring API: one call from an image (and a gallery or its original) to a score.
+
+Scale: 0–100, higher = better (like a MOS); ``Scorer.lower_better`` is False and
+``Scorer.score_range`` is (0, 100), as in pyiqa. Scores are deterministic: the
+patches come from a fixed grid and the references from a fixed gallery order.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from cvrkd import paths
+from cvrkd.backbone import FrozenBackbone
+from cvrkd.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint
+from cvrkd.feature_cache import FeatureCache
+from cvrkd.features import pooled_features
+from cvrkd.gallery import Gallery, build_default_gallery
+from cvrkd.imageio import ImageSource, InvalidImageError, LoadedImage, load_image
+from cvrkd.model import SCORE_RANGE, CVRKDNet
+from cvrkd.patches import align_reference, crop, fit_to_patch, grid_positions
+
+Progress = Callable[[int, int, str], None]
+
+
+class NoTrainedModelError(RuntimeError):
+    """No trained model is installed: scores would be meaningless, so we refuse."""
+
+
+@dataclass
+class ReferenceScore:
+    name: str
+    score: float
+
+
+@dataclass
+class ScoreResult:
+    """One image's score plus everything needed to judge how far to trust it."""
+
+    image: str
+    score: float
+    spread: float
+    mode: str  # "nar" (gallery, student) or "fr" (aligned original, teacher)
+    model_version: str
+    elapsed_s: float
+    per_reference: list[ReferenceScore] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    gallery: str = ""
+    trained_model: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    network: CVRKDNet
+    info: CheckpointInfo
+
+
+class Scorer:
+    """Loads a model bundle (``student/`` and optional ``teacher/``) and scores images."""
+
+    lower_better = False
+    score_range = SCORE_RANGE
+
+    def __init__(self, model_dir: str | Path | None = None, *, allow_untrained: bool = False,
+                 cache_dir: str | Path | None = None, gallery: Gallery | None = None) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else paths.default_model_dir()
+        self.student = self._load_role("student", required=True)
+        self.teacher = self._load_role("teacher", required=False)
+        if not self.student.info.trained and not allow_untrained:
+            raise NoTrainedModelError(
+                f"the model in {self.model_dir} is untrained (random weights); its scores would be "
+                "meaningless. Train one with `python -m cvrkd train` or pass a trained --model."
+            )
+        self.backbone = FrozenBackbone(self.student.info.backbone)
+        self.patches = self.student.info.patches
+        self.cache = FeatureCache(Path(cache_dir) if cache_dir else paths.cache_dir() / "features")
+        self._default_gallery = gallery
+        self._swap_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- models
+    def _load_role(self, role: str, required: bool) -> LoadedModel | None:
+        folder = self.model_dir / role
+        if not folder.exists():
+            if required:
+                raise NoTrainedModelError(
+                    f"no trained model is installed at {self.model_dir} (missing {role}/). "
+                    "Train one with `python -m cvrkd train` or pass --model DIR."
+                )
+            return None
+        network, info = load_checkpoint(folder, expected_role=role)
+        if role == "teacher" and info.backbone != self.student.info.backbone:
+            raise CheckpointError("teacher and student were trained on different backbones")
+        return LoadedModel(network, info)
+
+    @property
+    def model_version(self) -> str:
+        return self.student.info.version
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.teacher is not None
+
+    def swap_student(self, folder: str | Path) -> str:
+        """Hot-swap the served student; in-flight calls finish on the model they started with."""
+        network, info = load_checkpoint(folder, expected_backbone=self.student.info.backbone,
+                                        expected_role="student")
+        if info.patches != self.patches:
+            raise CheckpointError("the new student uses another patch layout")
+        with self._swap_lock:
+            self.student = LoadedModel(network, info)
+        return info.version
+
+    # --------------------------------------------------------------- features
+    def image_features(self, image: LoadedImage) -> torch.Tensor:
+        """[P, C, 7, 7] pooled features of the image's fixed grid of patches."""
+        pixels, note = fit_to_patch(image.pixels, self.patches.size)
+        if note:
+            image.notes.append(note)
+        positions = grid_positions(pixels.shape[0], pixels.shape[1], self.patches)
+        return pooled_features(self.backbone, crop(pixels, positions, self.patches.size))
+
+    def default_gallery(self) -> Gallery:
+        if self._default_gallery is None:
+            self._default_gallery = build_default_gallery(paths.default_gallery_dir())
+        return self._default_gallery
+
+    def gallery_features(self, gallery: Gallery | None = None,
+                         progress: Progress | None = None) -> torch.Tensor:
+        """[K, P, C, 7, 7] for the gallery's references, computed once and cached."""
+        gallery = gallery or self.default_gallery()
+        key = "-".join([gallery.fingerprint(), self.backbone.fingerprint(),
+                        f"p{self.patches.num_patches}s{self.patches.size}"])
+
+        def compute() -> torch.Tensor:
+            features = []
+            for index, reference in enumerate(gallery.load_images()):
+                if progress:
+                    progress(index, len(gallery), f"reference features: {reference.name}")
+                features.append(self.image_features(reference))
+            return torch.stack(features)
+
+        return self.cache.get_or_compute(key, compute)
+
+    # ---------------------------------------------------------------- scoring
+    def score(self, image: ImageSource | LoadedImage, gallery: Gallery | None = None,
+              reference: ImageSource | LoadedImage | None = None, name: str = "") -> ScoreResult:
+        """Score against the gallery (NAR student) or, given ``reference``, its original (FR teacher)."""
+        started = time.perf_counter()
+        loaded = image if isinstance(image, LoadedImage) else load_image(image, name=name)
+        if reference is not None:
+            return self._score_fr(loaded, reference, started)
+        gallery = gallery or self.default_gallery()
+        references = self.gallery_features(gallery)
+        lq = self.image_features(loaded)
+        student = self.student
+        with torch.inference_mode():
+            lq_batch = lq.unsqueeze(0).expand(references.shape[0], *lq.shape)
+            scores = student.network(lq_batch, references).score
+        per_reference = [ReferenceScore(entry.name, _clamp(value))
+                         for entry, value in zip(gallery.images, scores.tolist())]
+        values = [r.score for r in per_reference]
+        return ScoreResult(
+            image=loaded.name, score=_clamp(float(np.mean(values))),
+            spread=float(statistics.pstdev(values)) if len(values) > 1 else 0.0,
+            mode="nar", model_version=student.info.version,
+            elapsed_s=time.perf_counter() - started, per_reference=per_reference,
+            notes=list(loaded.notes), gallery=gallery.name, trained_model=student.info.trained,
+        )
+
+    def _score_fr(self, loaded: LoadedImage, reference: ImageSource | LoadedImage,
+                  started: float) -> ScoreResult:
+        if self.teacher is None:
+            raise NoTrainedModelError(f"the model bundle at {self.model_dir} has no FR teacher")
+        original = reference if isinstance(reference, LoadedImage) else load_image(reference, "original")
+        aligned, note = align_reference(original.pixels, loaded.pixels)
+        notes = list(loaded.notes) + list(original.notes) + ([note] if note else [])
+        pixels, fit_note = fit_to_patch(loaded.pixels, self.patches.size)
+        aligned, _ = fit_to_patch(aligned, self.patches.size)
+        if fit_note:
+            notes.append(fit_note)
+        positions = grid_positions(pixels.shape[0], pixels.shape[1], self.patches)
+        lq = pooled_features(self.backbone, crop(pixels, positions, self.patches.size))
+        hq = pooled_features(self.backbone, crop(aligned, positions, self.patches.size))
+        with torch.inference_mode():
+            value = _clamp(float(self.teacher.network(lq[None], hq[None]).score[0]))
+        return ScoreResult(
+            image=loaded.name, score=value, spread=0.0, mode="fr",
+            model_version=self.teacher.info.version, elapsed_s=time.perf_counter() - started,
+            per_reference=[ReferenceScore(original.name, value)], notes=notes, gallery="",
+            trained_model=self.teacher.info.trained,
+        )
+
+    def score_many(self, images: Iterable[ImageSource], gallery: Gallery | None = None,
+                   progress: Progress | None = None) -> list[ScoreResult | InvalidImageError]:
+        """Score a batch; an unreadable image yields its error and the rest still get scored."""
+        items = list(images)
+        results: list[ScoreResult | InvalidImageError] = []
+        for index, item in enumerate(items):
+            if progress:
+                progress(index, len(items), str(item))
+            try:
+                results.append(self.score(item, gallery=gallery))
+            except InvalidImageError as exc:
+                results.append(exc)
+        return results
+
+
+def _clamp(value: float) -> float:
+    low, high = SCORE_RANGE
+    return float(min(high, max(low, value)))
