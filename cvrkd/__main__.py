@@ -1,0 +1,5 @@
+import sys
+
+from cvrkd.cli import main
+
+sys.exit(main())

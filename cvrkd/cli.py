@@ -1,0 +1,82 @@
+"""Command line: ``python -m cvrkd score|train|evaluate ...``."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from cvrkd.checkpoint import CheckpointError
+from cvrkd.imageio import InvalidImageError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+CSV_COLUMNS = ["path", "score", "spread", "mode", "model_version", "error"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cvrkd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="score images (0–100, higher = better)")
+    score.add_argument("images", nargs="+", type=Path)
+    score.add_argument("--gallery", type=Path, help="reference gallery folder (default: built-in)")
+    score.add_argument("--reference", type=Path,
+                       help="the pristine original of the image(s): use the FR teacher")
+    score.add_argument("--model", type=Path, help="model bundle folder (student/ and teacher/)")
+    score.add_argument("--output", type=Path, help="write one CSV row per image here")
+    score.add_argument("--json", action="store_true", help="print full results as JSON lines")
+    score.add_argument("--allow-untrained", action="store_true",
+                       help="accept a randomly initialised model (for tests and timing only)")
+    score.set_defaults(handler=run_score)
+
+    from cvrkd import cli_train  # noqa: WPS433 (sub-commands register themselves)
+    cli_train.register(commands)
+    return parser
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from cvrkd.gallery import Gallery
+    from cvrkd.scorer import NoTrainedModelError, Scorer
+
+    try:
+        scorer = Scorer(args.model, allow_untrained=args.allow_untrained)
+        gallery = Gallery.load(args.gallery) if args.gallery else None
+    except (NoTrainedModelError, CheckpointError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not scorer.student.info.trained:
+        print("WARNING: untrained model (random weights): these scores mean nothing", file=sys.stderr)
+    rows, failed = [], 0
+    for path in tqdm(args.images, desc="scoring", unit="img", disable=len(args.images) < 2,
+                     file=sys.stderr):
+        try:
+            result = scorer.score(path, gallery=gallery, reference=args.reference, name=str(path))
+        except InvalidImageError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            rows.append({"path": str(path), "score": "", "spread": "", "mode": "",
+                         "model_version": scorer.model_version, "error": str(exc)})
+            if args.json:
+                print(json.dumps({"image": str(path), "error": str(exc)}))
+            continue
+        rows.append({"path": str(path), "score": f"{result.score:.4f}",
+                     "spread": f"{result.spread:.4f}", "mode": result.mode,
+                     "model_version": result.model_version, "error": ""})
+        if args.json:
+            print(json.dumps(result.to_dict()))
+        else:
+            print(f"{path}\t{result.score:.2f}\t±{result.spread:.2f}\t{result.mode}")
+    if args.output:
+        with open(args.output, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
