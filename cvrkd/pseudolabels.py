@@ -74,7 +74,8 @@ def _raw_batch(refs: Sequence[np.ndarray], dists: Sequence[np.ndarray]) -> dict[
         }
 
 
-def _raw_many(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+def fr_metrics_many(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+    """``fr_metrics`` for many (reference, distorted) pairs, batched by image size."""
     pairs = [(np.asarray(r), np.asarray(d)) for r, d in pairs]
     for r, d in pairs:
         _check_pair(r, d)
@@ -98,20 +99,21 @@ def metric_score(name: str, value: float) -> float:
     return float(np.interp(value, raw[order], score[order]))
 
 
-def _label(raw: dict[str, float]) -> float:
+def label_from_metrics(raw: dict[str, float]) -> float:
+    """The pseudo-label for raw values from ``fr_metrics``: the mean of the mapped scores."""
     return float(np.mean([metric_score(name, raw[name]) for name in METRICS]))
 
 
 def fr_metrics(reference: np.ndarray, distorted: np.ndarray) -> dict[str, float]:
     """Raw FSIMc, VSI, GMSD (lower = better) and MS-SSIM of ``distorted`` against ``reference``."""
-    return _raw_many([(reference, distorted)])[0]
+    return fr_metrics_many([(reference, distorted)])[0]
 
 
 def pseudo_label(reference: np.ndarray, distorted: np.ndarray) -> float:
     """Quality of ``distorted`` on the project scale: 0-100, higher = better, 100 = pristine."""
-    return _label(fr_metrics(reference, distorted))
+    return label_from_metrics(fr_metrics(reference, distorted))
 
 
 def pseudo_labels(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[float]:
     """``pseudo_label`` for many (reference, distorted) pairs, batched by image size."""
-    return [_label(raw) for raw in _raw_many(pairs)]
+    return [label_from_metrics(raw) for raw in fr_metrics_many(pairs)]
