@@ -15,6 +15,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     data = stages.add_parser("data", help="distort Kodak24, pseudo-label, cache backbone features")
     _data_options(data)
     data.set_defaults(handler=run_data)
+    register_pipeline(stages)
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -43,3 +44,26 @@ def run_data(args: argparse.Namespace) -> int:
         build(config, args.out, FrozenBackbone(), progress)
     print(f"synthetic data in {args.out}")
     return 0
+
+def register_pipeline(stages: argparse._SubParsersAction) -> None:
+    everything = stages.add_parser("all", help="the whole reproducible run: data, teacher, "
+                                   "student, ablations, evaluation, and optionally ship")
+    _data_options(everything)
+    everything.set_defaults(out=Path("runs/v1"))
+    everything.add_argument("--epochs", type=int, default=40)
+    everything.add_argument("--distill-weight", type=float, default=0.1)
+    everything.add_argument("--bootstrap", type=int, default=1000)
+    everything.add_argument("--ship", type=Path,
+                            help="also install the teacher and student here (e.g. cvrkd/weights)")
+    everything.set_defaults(handler=run_pipeline)
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from cvrkd.pipeline import PipelineOptions, run
+
+    options = PipelineOptions(data_root=args.data, out=args.out, ship=args.ship, epochs=args.epochs,
+                              distill_weight=args.distill_weight, seed=args.seed,
+                              bootstrap=args.bootstrap)
+    results = run(options, log=lambda message: print(message, file=sys.stderr, flush=True))
+    print((args.out / "results.md").read_text())
+    return 0 if results else 1
