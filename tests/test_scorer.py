@@ -91,3 +91,16 @@ def test_hot_swap_changes_the_served_version(scorer, tmp_path):
     finally:
         scorer.swap_student(scorer.model_dir / "student")
     assert scorer.model_version == old
+
+
+def test_quality_map_is_image_sized_in_unit_range_with_an_overlay(scorer):
+    import numpy as np
+
+    from cvrkd.quality_map import quality_map
+
+    pixels = photo(448, 448).copy()
+    qmap = quality_map(scorer, pixels)
+    assert qmap.loss.shape == pixels.shape[:2]
+    assert 0.0 <= float(qmap.loss.min()) and float(qmap.loss.max()) <= 1.0
+    overlay = qmap.overlay()
+    assert overlay.shape == pixels.shape and overlay.dtype == np.uint8
