@@ -94,24 +94,29 @@ class ShardWriter:
         self.path = path
         self._fd: int | None = None
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Write and fsync one row; on failure the file is left as it was."""
-        line = encode_line(record)
+    def open(self) -> int:
+        """Open (creating if needed, durably) the shard for appending."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             existed = self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if not existed:
                 fsync_dir(self.path.parent)
-        size = os.fstat(self._fd).st_size
+        return self._fd
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write and fsync one row; on failure the file is left as it was."""
+        line = encode_line(record)
+        fd = self.open()
+        size = os.fstat(fd).st_size
         try:
-            written = os.write(self._fd, line)
+            written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes)")
-            os.fsync(self._fd)
+            os.fsync(fd)
         except BaseException:
             try:
-                os.ftruncate(self._fd, size)
+                os.ftruncate(fd, size)
             except OSError:
                 logger.exception("could not roll back a failed write to %s", self.path)
             raise

@@ -172,6 +172,8 @@ class AnnotationStore:
             raise WriterBusy(f"writer id {self.writer_id!r} is in use by another live store") from None
         self._owner = owner
         self._repair_dead_writers(locks)
+        for writer in self._writers.values():
+            writer.open()  # every table gets a (maybe empty) shard, so each config loads
         card = self.root / "README.md"
         text = render_card()
         if not card.exists() or card.read_text(encoding="utf-8") != text:
