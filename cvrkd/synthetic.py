@@ -33,12 +33,15 @@ Progress = Callable[[str], None]
 
 @dataclass
 class SyntheticConfig:
-    """What to build. Defaults: all 25 KADID types x 5 levels on every source."""
+    """What to build. Defaults: all 25 KADID types on every source, each at
+    ``levels_per_source`` of the 5 levels (seeded per source, so every level of every
+    type is covered across sources while labelling time stays within the CPU budget)."""
 
     sources: list[str]
     val_sources: list[str]
     distortions: list[str] = field(default_factory=list)  # empty = all
     levels: tuple[int, ...] = (1, 2, 3, 4, 5)
+    levels_per_source: int = 3
     extra_positions: int = 4
     max_side: int = 512
     """Sources are resized to this long side: KADID-10k's size, and it halves label time."""
@@ -87,7 +90,7 @@ def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
         positions = source_positions(pristine, config, Path(source).name)
         variants = [("pristine", 0, pristine)] + [
             (name, level, distort(pristine, name, level, seed=config.seed + index))
-            for name in names for level in config.levels
+            for name, level in _variant_plan(names, config, index)
         ]
         metrics = fr_metrics_many((pristine, pixels) for _, _, pixels in variants)
         features = torch.stack([
@@ -104,6 +107,17 @@ def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
                      {"rows": json.dumps(rows)})
     _write_labels(out_dir, len(config.sources))
     return out_dir
+
+
+def _variant_plan(names: list[str], config: SyntheticConfig, index: int) -> list[tuple[str, int]]:
+    """Which (type, level) pairs source ``index`` gets: levels rotate across sources."""
+    count = min(config.levels_per_source, len(config.levels))
+    plan = []
+    for offset, name in enumerate(names):
+        start = (index + offset) % len(config.levels)
+        chosen = sorted(config.levels[(start + k * 2) % len(config.levels)] for k in range(count))
+        plan.extend((name, level) for level in dict.fromkeys(chosen))
+    return plan
 
 
 def reference_features(gallery: Gallery, backbone: FrozenBackbone, config: SyntheticConfig,
