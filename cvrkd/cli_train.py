@@ -16,6 +16,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _data_options(data)
     data.set_defaults(handler=run_data)
     register_pipeline(stages)
+    register_redistill(commands)
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -67,3 +68,32 @@ def run_pipeline(args: argparse.Namespace) -> int:
     results = run(options, log=lambda message: print(message, file=sys.stderr, flush=True))
     print((args.out / "results.md").read_text())
     return 0 if results else 1
+
+
+def register_redistill(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("redistill", help="one re-distillation round on human judgements")
+    parser.add_argument("--store", type=Path, required=True, help="annotation store folder")
+    parser.add_argument("--out", type=Path, required=True, help="model registry folder")
+    parser.add_argument("--base", type=Path, help="student checkpoint to start from "
+                        "(default: the registry's served version, else the shipped student)")
+    parser.add_argument("--images", type=Path, help="folder of <image_id>.<ext> files "
+                        "(default: <store>/../pool)")
+    parser.add_argument("--model", type=Path, help="model bundle with the FR teacher")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--min-judgements", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=run_redistill)
+
+
+def run_redistill(args: argparse.Namespace) -> int:
+    import json
+
+    from cvrkd.redistill import RedistillConfig
+    from cvrkd.redistill_job import redistill_from_store, summary
+
+    config = RedistillConfig(epochs=args.epochs, min_judgements=args.min_judgements, seed=args.seed)
+    result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
+                                  model_dir=args.model, config=config,
+                                  log=lambda message: print(message, file=sys.stderr, flush=True))
+    print(json.dumps(summary(result), indent=2))
+    return 0

@@ -74,7 +74,7 @@ def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
           progress: Progress | None = None) -> Path:
     """Write one shard per source plus ``labels.csv``; existing shards are kept (resume)."""
     from cvrkd.distortions import DISTORTIONS, distort
-    from cvrkd.pseudolabels import fr_metrics, label_from_metrics
+    from cvrkd.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -92,7 +92,7 @@ def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
             (name, level, distort(pristine, name, level, seed=config.seed + index))
             for name, level in _variant_plan(names, config, index)
         ]
-        metrics = [fr_metrics(pristine, pixels) for _, _, pixels in variants]
+        metrics = [fr_metrics(pristine, pixels, FAST_METRICS) for _, _, pixels in variants]
         features = torch.stack([
             pooled_features(backbone, crop(pixels, positions, config.patches.size)).half()
             for _, _, pixels in variants

@@ -1,0 +1,344 @@
+"""Re-distillation: fine-tune the student on human pairwise judgements, then gate it.
+
+Loss = reliability-weighted Bradley–Terry likelihood of the human choices on the
+student's score difference
+     + replay: L1 to FR pseudo-labels of synthetic distortions (so it does not forget)
+     + distillation: MSE to the frozen FR teacher's inner difference features on the
+       same synthetic pairs (as in the original training).
+
+Gate: judgements are split by *image*; a judgement touching a held-out image is
+never trained on and is used for validation. The candidate is promoted only if
+its pairwise agreement with people beats the served model's by more than the
+bootstrap noise (the 95% CI of the paired difference lies above zero) and its
+SRCC on the synthetic validation split has not dropped by more than
+``srcc_tolerance``.
+
+The replay set is built from the photos shipped in the wheels (the built-in
+gallery) with :mod:`cvrkd.distortions`, so the loop runs on a Space where the
+original training photos are not available.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+
+from cvrkd.backbone import FrozenBackbone
+from cvrkd.checkpoint import CheckpointInfo
+from cvrkd.feature_cache import FeatureCache
+from cvrkd.features import pooled_features
+from cvrkd.gallery import Gallery
+from cvrkd.imageio import load_image
+from cvrkd.model import SCORE_RANGE, CVRKDNet
+from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
+from cvrkd.registry import ModelRegistry
+
+Log = Callable[[str], None]
+REPLAY_VALIDATION_PHOTOS = ("china", "flower")
+
+
+@dataclass
+class RedistillConfig:
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    temperature: float = 10.0
+    """Score difference (0–100 scale) that makes a preference e:1 likely."""
+    replay_weight: float = 1.0
+    distill_weight: float = 0.1
+    holdout_fraction: float = 0.25
+    srcc_tolerance: float = 0.02
+    bootstrap: int = 1000
+    min_judgements: int = 50
+    seed: int = 0
+    threads: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ReplaySet:
+    """Synthetic distortions of the built-in photos with FR pseudo-labels."""
+
+    features: torch.Tensor  # [N, P, C, 7, 7]
+    pristine: torch.Tensor  # [N, P, C, 7, 7] aligned originals (for the teacher)
+    labels: torch.Tensor  # [N]
+    source: list[str]
+    validation: torch.Tensor  # [N] bool
+
+    @property
+    def train_rows(self) -> torch.Tensor:
+        return torch.nonzero(~self.validation).squeeze(1)
+
+    @property
+    def val_rows(self) -> torch.Tensor:
+        return torch.nonzero(self.validation).squeeze(1)
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+    base_agreement: float
+    candidate_agreement: float
+    agreement_gain_ci: tuple[float, float]
+    base_synthetic_srcc: float
+    candidate_synthetic_srcc: float
+    n_validation: int
+
+
+@dataclass
+class RoundResult:
+    decision: Decision
+    candidate_version: str | None
+    record: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------ data
+def grid_features_for(backbone: FrozenBackbone, patches: PatchConfig, images: dict[str, Path],
+                      cache: FeatureCache) -> dict[str, torch.Tensor]:
+    """Inference-grid features per image id, cached by id (ids are content hashes)."""
+    out = {}
+    for image_id, path in images.items():
+        key = f"img-{_safe(image_id)}-{backbone.fingerprint()}-p{patches.num_patches}s{patches.size}"
+
+        def compute(path: Path = path) -> torch.Tensor:
+            pixels, _ = fit_to_patch(load_image(path).pixels, patches.size)
+            positions = grid_positions(pixels.shape[0], pixels.shape[1], patches)
+            return pooled_features(backbone, crop(pixels, positions, patches.size)).half()
+
+        out[image_id] = cache.get_or_compute(key, compute)
+    return out
+
+
+def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchConfig,
+                     cache: FeatureCache, log: Log = print) -> ReplaySet:
+    """Every distortion type once per photo (levels rotate), plus the pristine photo."""
+    from cvrkd.distortions import DISTORTIONS, LEVELS, distort
+    from cvrkd.pseudolabels import pseudo_label
+
+    key = f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-p{patches.num_patches}s{patches.size}"
+
+    def compute() -> torch.Tensor:
+        rows = []
+        for photo_index, photo in enumerate(gallery.load_images()):
+            log(f"replay set: {photo.name}")
+            pixels, _ = fit_to_patch(photo.pixels, patches.size)
+            positions = grid_positions(pixels.shape[0], pixels.shape[1], patches)
+            clean = pooled_features(backbone, crop(pixels, positions, patches.size))
+            rows.append(_replay_row(clean, clean, 100.0, photo_index))
+            for type_index, name in enumerate(DISTORTIONS):
+                level = LEVELS[(photo_index + type_index) % len(LEVELS)]
+                damaged = distort(pixels, name, level, seed=photo_index)
+                features = pooled_features(backbone, crop(damaged, positions, patches.size))
+                rows.append(_replay_row(features, clean, pseudo_label(pixels, damaged), photo_index))
+        return torch.stack(rows)
+
+    packed = cache.get_or_compute(key, compute)  # [N, 2P + 1, C, 7, 7], see _replay_row
+    count = patches.num_patches
+    names = [entry.name for entry in gallery.images]
+    source = [names[int(i)] for i in packed[:, 2 * count, 0, 0, 1].round().long()]
+    return ReplaySet(
+        features=packed[:, :count],
+        pristine=packed[:, count:2 * count],
+        labels=packed[:, 2 * count, 0, 0, 0].float(),
+        source=source,
+        validation=torch.tensor([s in REPLAY_VALIDATION_PHOTOS for s in source]),
+    )
+
+
+def _replay_row(features: torch.Tensor, clean: torch.Tensor, label: float, photo: int) -> torch.Tensor:
+    """Pack features, originals and (label, photo) into one tensor for the cache."""
+    meta = torch.zeros(1, *features.shape[1:])
+    meta[0, 0, 0, 0], meta[0, 0, 0, 1] = label, photo
+    return torch.cat([features, clean, meta]).float()
+
+
+def split_images(image_ids: list[str], fraction: float, seed: int) -> set[str]:
+    """Held-out image ids: a stable hash decides, so a split never changes between runs."""
+    held = set()
+    for image_id in image_ids:
+        digest = hashlib.sha256(f"{seed}:{image_id}".encode()).digest()
+        if int.from_bytes(digest[:4], "big") / 2**32 < fraction:
+            held.add(image_id)
+    return held
+
+
+# --------------------------------------------------------------------- scoring
+@torch.no_grad()
+def image_scores(network: CVRKDNet, features: dict[str, torch.Tensor],
+                 references: torch.Tensor) -> dict[str, float]:
+    """Served-style scores: mean over the gallery references."""
+    network.eval()
+    ids = list(features)
+    out: dict[str, float] = {}
+    for start in range(0, len(ids), 64):
+        chunk = ids[start:start + 64]
+        lq = torch.stack([features[i] for i in chunk]).float()
+        per_ref = [network(lq, ref.float().unsqueeze(0).expand(len(chunk), -1, -1, -1, -1)).score
+                   for ref in references]
+        for image_id, value in zip(chunk, torch.stack(per_ref).mean(0).tolist()):
+            out[image_id] = value
+    return out
+
+
+def agreement_vector(scores: dict[str, float], judgements: pd.DataFrame) -> np.ndarray:
+    """1 where the model orders a decisive human judgement the same way, else 0 (ties skipped)."""
+    decisive = judgements[judgements["choice"] != "tie"]
+    left = decisive["left_image_id"].map(scores).to_numpy(float)
+    right = decisive["right_image_id"].map(scores).to_numpy(float)
+    model_left = left > right
+    return (model_left == (decisive["choice"] == "left").to_numpy()).astype(float)
+
+
+@torch.no_grad()
+def synthetic_srcc(network: CVRKDNet, replay: ReplaySet, references: torch.Tensor) -> float:
+    rows = replay.val_rows
+    feats = {str(i): replay.features[i] for i in rows.tolist()}
+    scores = image_scores(network, feats, references)
+    return float(spearmanr([scores[str(i)] for i in rows.tolist()], replay.labels[rows].numpy()).statistic)
+
+
+def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: float,
+           candidate_srcc: float, config: RedistillConfig) -> Decision:
+    rng = np.random.default_rng(config.seed)
+    diff = candidate_correct - base_correct
+    if len(diff) == 0:
+        gains = np.array([0.0])
+    else:
+        picks = rng.integers(0, len(diff), (config.bootstrap, len(diff)))
+        gains = diff[picks].mean(axis=1)
+    low, high = float(np.percentile(gains, 2.5)), float(np.percentile(gains, 97.5))
+    base_agree = float(base_correct.mean()) if len(base_correct) else float("nan")
+    cand_agree = float(candidate_correct.mean()) if len(candidate_correct) else float("nan")
+    srcc_ok = candidate_srcc >= base_srcc - config.srcc_tolerance
+    if len(diff) < 10:
+        promote, reason = False, f"too few held-out judgements ({len(diff)})"
+    elif low <= 0:
+        promote, reason = False, f"agreement gain not above noise (95% CI {low:+.3f}..{high:+.3f})"
+    elif not srcc_ok:
+        promote, reason = False, (f"synthetic SRCC fell {base_srcc - candidate_srcc:.3f} "
+                                  f"(> tolerance {config.srcc_tolerance})")
+    else:
+        promote, reason = True, f"agreement +{cand_agree - base_agree:.3f} (95% CI {low:+.3f}..{high:+.3f})"
+    return Decision(promote, reason, base_agree, cand_agree, (low, high), base_srcc, candidate_srcc, len(diff))
+
+
+# -------------------------------------------------------------------- training
+def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor],
+             judgements: pd.DataFrame, weights: dict[str, float] | None, replay: ReplaySet,
+             references: torch.Tensor, config: RedistillConfig, log: Log = print) -> CVRKDNet:
+    student = copy.deepcopy(base).train()
+    teacher = teacher.eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    left = torch.stack([features[i] for i in judgements["left_image_id"]]).float()
+    right = torch.stack([features[i] for i in judgements["right_image_id"]]).float()
+    target = torch.tensor(judgements["choice"].map({"left": 1.0, "right": 0.0, "tie": 0.5}).to_numpy(),
+                          dtype=torch.float32)
+    rater_weight = torch.tensor(judgements["rater_id"].map(weights or {}).fillna(1.0).to_numpy(),
+                                dtype=torch.float32)
+    replay_rows = replay.train_rows
+    for epoch in range(config.epochs):
+        order = torch.from_numpy(rng.permutation(len(target)))
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            ref = references[torch.from_numpy(rng.integers(0, len(references), len(batch)))].float()
+            margin = (student(left[batch], ref).score - student(right[batch], ref).score) / config.temperature
+            pair_loss = (F.binary_cross_entropy_with_logits(margin, target[batch], reduction="none")
+                         * rater_weight[batch]).sum() / rater_weight[batch].sum().clamp_min(1e-6)
+            rows = replay_rows[torch.from_numpy(rng.integers(0, len(replay_rows), len(batch)))]
+            replay_ref = references[torch.from_numpy(rng.integers(0, len(references), len(batch)))].float()
+            lq = replay.features[rows].float()
+            output = student(lq, replay_ref)
+            replay_loss = F.l1_loss(output.score / SCORE_RANGE[1], replay.labels[rows] / SCORE_RANGE[1])
+            with torch.no_grad():
+                guide = teacher(lq, replay.pristine[rows].float()).diff_features
+            distill = sum(F.mse_loss(s, t) for s, t in zip(output.diff_features, guide)) / max(len(guide), 1)
+            loss = pair_loss + config.replay_weight * replay_loss + config.distill_weight * distill
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        log(f"re-distill epoch {epoch + 1}/{config.epochs}: loss {np.mean(losses):.4f}")
+    return student.eval()
+
+
+# ----------------------------------------------------------------------- round
+def run_round(*, judgements: pd.DataFrame, image_paths: dict[str, Path], base: CVRKDNet,
+              base_info: CheckpointInfo, teacher: CVRKDNet, gallery: Gallery, registry: ModelRegistry,
+              cache: FeatureCache, config: RedistillConfig = RedistillConfig(),
+              weights: dict[str, float] | None = None, log: Log = print,
+              backbone: FrozenBackbone | None = None) -> RoundResult:
+    """One complete round: features, split, fine-tune, gate, record (and promote if better)."""
+    started = time.time()
+    torch.set_num_threads(config.threads)
+    run_id = uuid.uuid4().hex[:12]
+    backbone = backbone or FrozenBackbone(base_info.backbone)
+    patches = base_info.patches
+    usable = judgements[judgements["left_image_id"].isin(image_paths)
+                        & judgements["right_image_id"].isin(image_paths)]
+    record = {"run_id": run_id, "started_at": started, "base_version": base_info.version,
+              "n_judgements": int(len(usable)), "config": config.to_dict()}
+    if len(usable) < config.min_judgements:
+        decision = Decision(False, f"only {len(usable)} usable judgements (< {config.min_judgements})",
+                            float("nan"), float("nan"), (float("nan"), float("nan")), float("nan"),
+                            float("nan"), 0)
+        return _finish(registry, record, decision, None, started)
+    image_ids = sorted(set(usable["left_image_id"]) | set(usable["right_image_id"]))
+    features = grid_features_for(backbone, patches, {i: image_paths[i] for i in image_ids}, cache)
+    held = split_images(image_ids, config.holdout_fraction, config.seed)
+    touches_held = usable["left_image_id"].isin(held) | usable["right_image_id"].isin(held)
+    train_judgements, val_judgements = usable[~touches_held], usable[touches_held]
+    record.update(n_train=int(len(train_judgements)), n_validation=int(len(val_judgements)),
+                  n_images=len(image_ids), n_held_out_images=len(held))
+    references = _gallery_grid(gallery, backbone, patches, cache)
+    replay = build_replay_set(gallery, backbone, patches, cache, log)
+    candidate = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
+    val_features = {i: features[i] for i in image_ids}
+    base_scores = image_scores(base, val_features, references)
+    cand_scores = image_scores(candidate, val_features, references)
+    decision = decide(agreement_vector(base_scores, val_judgements),
+                      agreement_vector(cand_scores, val_judgements),
+                      synthetic_srcc(base, replay, references), synthetic_srcc(candidate, replay, references),
+                      config)
+    info = CheckpointInfo("student", base_info.backbone, candidate.config, patches, trained=True,
+                          extra={"redistilled_from": base_info.version, "run_id": run_id,
+                                 "n_train_judgements": int(len(train_judgements))})
+    version = registry.add(candidate, info)
+    if decision.promote:
+        registry.promote(version, reason=decision.reason)
+    return _finish(registry, record, decision, version, started)
+
+
+def _finish(registry: ModelRegistry, record: dict, decision: Decision, version: str | None,
+            started: float) -> RoundResult:
+    record.update(candidate_version=version, decision="promoted" if decision.promote else "rejected",
+                  **{k: v for k, v in asdict(decision).items() if k != "promote"},
+                  seconds=time.time() - started)
+    registry.record_run(record)
+    return RoundResult(decision, version, record)
+
+
+def _gallery_grid(gallery: Gallery, backbone: FrozenBackbone, patches: PatchConfig,
+                  cache: FeatureCache) -> torch.Tensor:
+    paths = {f"gallery-{gallery.fingerprint()}-{i}": gallery.root / e.file for i, e in enumerate(gallery.images)}
+    feats = grid_features_for(backbone, patches, paths, cache)
+    return torch.stack([feats[k] for k in paths]).float()
+
+
+def _safe(image_id: str) -> str:
+    return hashlib.sha256(image_id.encode()).hexdigest()[:24]
