@@ -1,24 +1,27 @@
 """Measure pseudo-labelling speed and label spread on Kodak photos x 25 types x 5 levels.
 
     python bench/pseudolabel_speed.py [--data DIR] [--images 8] [--threads 2] [--knots]
+    python bench/pseudolabel_speed.py --calibration [--data DIR]
 
 Reads ``kodak24/`` under ``--data`` (default: $CVRKD_DATA or ../shared/data beside the
-repository). Prints seconds per pair (batched ``pseudo_labels`` and single
-``pseudo_label``), seconds per ``distort`` call, and label statistics per level and
-per type. ``--knots`` also prints the raw-metric quantiles that define
-``cvrkd.pseudolabels.KNOTS``.
+repository). Prints seconds per pair for pseudo-labelling (wall and CPU), seconds per
+``distort`` call, and label statistics per level and per type. ``--knots`` also prints
+the raw-metric quantiles that define ``cvrkd.pseudolabels.KNOTS``. ``--calibration``
+instead prints our metric values next to the official implementations' on the TID2013
+calibration pairs.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import piq
 import torch
 from PIL import Image
 
@@ -27,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from cvrkd.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
 from cvrkd.pseudolabels import (  # noqa: E402
-    KNOTS, METRICS, fr_metrics_many, label_from_metrics, pseudo_label,
+    KNOTS, METRICS, fr_metrics, label_from_metrics, pseudo_label,
 )
 
 KNOT_QUANTILES = (0.2, 0.4, 0.6, 0.8, 0.99)  # best to worst -> scores 80, 60, 40, 20, 0
@@ -41,6 +44,26 @@ def load_images(data: Path, count: int) -> list[tuple[str, np.ndarray]]:
     return [(paths[i].name, np.asarray(Image.open(paths[i]).convert("RGB"))) for i in picks]
 
 
+def calibration(data: Path) -> None:
+    folder = data / "tid2013_calibration"
+    with open(folder / "results_official.csv", newline="") as f:
+        official = {row.pop("Method"): row for row in csv.DictReader(f)}
+    names = sorted(official["fsim"])
+    pairs = [tuple(np.array(Image.open(folder / sub / name).convert("RGB"))
+                   for sub in ("ref_dir", "dist_dir")) for name in names]
+    ours = [fr_metrics(r, d) for r, d in pairs]
+    # piq's pixel-domain VIF, shown for comparison only: it is not in the ensemble.
+    vif = [piq.vif_p(*(torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255 for im in (d, r))).item()
+           for r, d in pairs]
+    print("| metric | " + " | ".join(names) + " | max gap |")
+    print("|---" * (len(names) + 2) + "|")
+    for metric, values in [(m, [o[m] for o in ours]) for m in METRICS] + [("vif", vif)]:
+        off = [float(official[metric][n]) for n in names]
+        cells = [f"{v:.4g} / {o:.4g}" for v, o in zip(values, off)]
+        gap = max(abs(v - o) for v, o in zip(values, off))
+        print(f"| {metric} | " + " | ".join(cells) + f" | {gap:.2g} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path,
@@ -48,37 +71,32 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--knots", action="store_true")
+    parser.add_argument("--calibration", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.calibration:
+        return calibration(args.data)
 
     rows = []  # (type, level, raw metrics, label)
-    t_distort = t_batched = 0.0
-    n_pairs = 0
-    single_times = []
+    distort_s = label_s = label_cpu_s = 0.0
     for index, (name, ref) in enumerate(load_images(args.data, args.images)):
-        keys, pairs = [], []
-        t0 = time.perf_counter()
         for kind in DISTORTIONS:
             for level in LEVELS:
-                keys.append((kind, level))
-                pairs.append((ref, distort(ref, kind, level, seed=index)))
-        t_distort += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        raws = fr_metrics_many(pairs)
-        labels = [label_from_metrics(raw) for raw in raws]
-        t_batched += time.perf_counter() - t0
-        n_pairs += len(pairs)
-        for _, dist in pairs[::25]:
-            t0 = time.perf_counter()
-            pseudo_label(ref, dist)
-            single_times.append(time.perf_counter() - t0)
-        rows += [(k, lv, raw, lab) for (k, lv), raw, lab in zip(keys, raws, labels)]
+                t0 = time.perf_counter()
+                dist = distort(ref, kind, level, seed=index)
+                t1, c1 = time.perf_counter(), time.process_time()
+                raw = fr_metrics(ref, dist)
+                label = label_from_metrics(raw)
+                label_s += time.perf_counter() - t1
+                label_cpu_s += time.process_time() - c1
+                distort_s += t1 - t0
+                rows.append((kind, level, raw, label))
         print(f"{name} {ref.shape[1]}x{ref.shape[0]} pristine={pseudo_label(ref, ref):.1f}", flush=True)
 
-    print(f"\n{n_pairs} pairs, {args.threads} torch threads")
-    print(f"pseudo_labels (batched): {t_batched / n_pairs:.3f} s/pair")
-    print(f"pseudo_label (single, median of {len(single_times)}): {statistics.median(single_times):.3f} s/pair")
-    print(f"distort: {t_distort / n_pairs:.3f} s/call")
+    n = len(rows)
+    print(f"\n{n} pairs, {args.threads} torch thread(s), load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"pseudo-label: {label_s / n:.3f} s/pair wall, {label_cpu_s / n:.3f} s/pair CPU")
+    print(f"distort: {distort_s / n:.3f} s/call wall")
 
     print("\nlabel by level: mean [min, max]")
     for level in LEVELS:

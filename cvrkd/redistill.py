@@ -127,7 +127,7 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
                      cache: FeatureCache, log: Log = print) -> ReplaySet:
     """Every distortion type once per photo (levels rotate), plus the pristine photo."""
     from cvrkd.distortions import DISTORTIONS, LEVELS, distort
-    from cvrkd.pseudolabels import pseudo_label
+    from cvrkd.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
     key = f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-p{patches.num_patches}s{patches.size}"
 
@@ -143,7 +143,8 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
                 level = LEVELS[(photo_index + type_index) % len(LEVELS)]
                 damaged = distort(pixels, name, level, seed=photo_index)
                 features = pooled_features(backbone, crop(damaged, positions, patches.size))
-                rows.append(_replay_row(features, clean, pseudo_label(pixels, damaged), photo_index))
+                label = label_from_metrics(fr_metrics(pixels, damaged, FAST_METRICS))
+                rows.append(_replay_row(features, clean, label, photo_index))
         return torch.stack(rows)
 
     packed = cache.get_or_compute(key, compute)  # [N, 2P + 1, C, 7, 7], see _replay_row
