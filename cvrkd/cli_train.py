@@ -79,6 +79,8 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", type=Path, help="folder of <image_id>.<ext> files "
                         "(default: <store>/../pool)")
     parser.add_argument("--model", type=Path, help="model bundle with the FR teacher")
+    parser.add_argument("--gallery", type=Path, help="reference gallery (default: built-in)")
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: $CVRKD_DATA_DIR/cache)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--min-judgements", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
@@ -93,7 +95,8 @@ def run_redistill(args: argparse.Namespace) -> int:
 
     config = RedistillConfig(epochs=args.epochs, min_judgements=args.min_judgements, seed=args.seed)
     result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
-                                  model_dir=args.model, config=config,
+                                  model_dir=args.model, gallery_dir=args.gallery,
+                                  cache_dir=args.cache, config=config,
                                   log=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(summary(result), indent=2))
     return 0

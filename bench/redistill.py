@@ -1,0 +1,207 @@
+"""Does re-distillation on human judgements help? And does the app stay responsive?
+
+A simulated crowd (Thurstone observers from clive_dev's MOS and mos_std, 10%
+careless raters) judges random pairs of 200 of the 300 clive_dev images. The
+judgements go through the real path: an annotation store with the images in a
+pool folder, then ``redistill_from_store`` (what ``python -m cvrkd redistill``
+and the app's trainer run). Rounds on the first 500, 1,000 and 2,000
+judgements each start from the shipped student. Reported for the shipped and
+each re-distilled student: SRCC/PLCC (bootstrap 95% CIs) on the other 100
+images (never rated), SRCC on the synthetic validation split (if the training
+run's features are present), and the gate's decision.
+
+Latency: p95 of ``Scorer.score`` while idle vs while a re-distillation round
+runs in a background process (the app's trainer mechanism), side by side.
+
+    python bench/redistill.py --data ../shared/data --synthetic runs/v1/synthetic
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from annotations.schema import image_id_for  # noqa: E402
+from annotations.simulate import Crowd  # noqa: E402
+from annotations.store import AnnotationStore  # noqa: E402
+from cvrkd import paths  # noqa: E402
+from cvrkd.checkpoint import load_checkpoint  # noqa: E402
+from cvrkd.evaluation import correlations, read_scores_csv  # noqa: E402
+from cvrkd.feature_cache import FeatureCache  # noqa: E402
+from cvrkd.gallery import build_default_gallery  # noqa: E402
+from cvrkd.redistill import RedistillConfig, _gallery_grid, grid_features_for, image_scores  # noqa: E402
+from cvrkd.redistill_job import redistill_from_store, start_background_round  # noqa: E402
+from cvrkd.registry import ModelRegistry  # noqa: E402
+from cvrkd.scorer import Scorer  # noqa: E402
+
+
+def make_store(work: Path, rated: list[tuple[Path, float, float]], count: int, seed: int) -> tuple[Path, dict]:
+    """A store + pool folder holding ``count`` simulated judgements of the rated images."""
+    store_dir, pool = work / "annotations", work / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    store = AnnotationStore(store_dir)
+    ids = {}
+    for path, _, _ in rated:
+        image_id = image_id_for(path.read_bytes())
+        ids[path] = image_id
+        shutil.copyfile(path, pool / f"{image_id}{path.suffix.lower()}")
+        store.register_image(image_id, "dataset", "LIVE In the Wild: research use", dataset="clive_dev")
+    crowd = Crowd({ids[p]: m for p, m, _ in rated}, {ids[p]: s for p, _, s in rated},
+                  n_raters=40, careless_share=0.1, seed=seed)
+    rng = np.random.default_rng(seed)
+    keys = list(ids.values())
+    for _ in range(count):
+        left, right = rng.choice(keys, 2, replace=False)
+        rater = crowd.pick_rater()
+        answer = crowd.judge(rater, left, right)
+        store.append({"rater_id": rater, "left_image_id": left, "right_image_id": right,
+                      "choice": answer.choice, "response_ms": answer.response_ms,
+                      "app_version": "bench", "model_version": "bench"})
+    store.close()
+    return store_dir, ids
+
+
+def synthetic_val_srcc(network, synthetic_dir: Path | None, references) -> float | None:
+    if synthetic_dir is None or not synthetic_dir.exists():
+        return None
+    from cvrkd.synthetic import load
+
+    data = load(synthetic_dir)
+    rows = data.indices("val")
+    grid = data.features[rows, : network.config.num_patches]
+    feats = {str(i): grid[i] for i in range(len(rows))}
+    scores = image_scores(network, feats, references)
+    return correlations(np.array([scores[str(i)] for i in range(len(rows))]),
+                        data.labels[rows].numpy(), n_boot=0).values["srcc"]
+
+
+def latency(scorer: Scorer, images: list[Path], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        for path in images:
+            started = time.perf_counter()
+            scorer.score(path)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
+    parser.add_argument("--synthetic", type=Path, default=Path("runs/v1/synthetic"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    pairs = read_scores_csv(args.data / "clive_dev" / "clive_dev.csv")
+    import csv
+
+    stds = {row["image"]: float(row["mos_std"]) for row in csv.DictReader(open(args.data / "clive_dev" / "clive_dev.csv"))}
+    items = [(path, mos, stds[str(path.relative_to(args.data / "clive_dev"))]) for path, mos in pairs]
+    order = np.random.default_rng(args.seed).permutation(len(items))
+    rated = [items[i] for i in order[:200]]
+    held_out = [items[i] for i in order[200:]]
+    model_dir = paths.default_model_dir()
+    shipped, shipped_info = load_checkpoint(model_dir / "student", expected_role="student")
+    work = Path(tempfile.mkdtemp(prefix="redistill-bench-"))
+    cache = FeatureCache(work / "cache")
+    gallery = build_default_gallery(work / "gallery")
+    scorer = Scorer(model_dir, cache_dir=work / "cache", gallery=gallery)
+    references = _gallery_grid(gallery, scorer.backbone, shipped_info.patches, cache)
+    test_feats = grid_features_for(scorer.backbone, shipped_info.patches,
+                                   {str(p): p for p, _, _ in held_out}, cache)
+    test_mos = np.array([m for _, m, _ in held_out])
+
+    def evaluate(network) -> dict:
+        scores = image_scores(network, test_feats, references)
+        corr = correlations(np.array([scores[str(p)] for p, _, _ in held_out]), test_mos,
+                            n_boot=args.bootstrap, seed=args.seed)
+        return {**corr.to_dict(), "synthetic_val_srcc": synthetic_val_srcc(network, args.synthetic, references)}
+
+    rows = [{"model": f"shipped student {shipped_info.version}", "judgements": 0, **evaluate(shipped)}]
+    print(rows[-1], flush=True)
+    largest = max(args.sizes)
+    store_dir, _ = make_store(work / "crowd", rated, largest, args.seed)
+    all_judgements = AnnotationStore(store_dir).judgements()
+    for size in args.sizes:
+        round_dir = work / f"round-{size}"
+        round_store = round_dir / "annotations"
+        _copy_prefix(store_dir, round_store, all_judgements.head(size))
+        result = redistill_from_store(round_store, round_dir / "registry", images_dir=work / "crowd" / "pool",
+                                      base_dir=model_dir / "student", model_dir=model_dir,
+                                      gallery_dir=gallery.root, cache_dir=work / "cache",
+                                      config=RedistillConfig(seed=args.seed), log=lambda m: None)
+        candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
+        rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
+                     "gate": "promoted" if result.decision.promote else "rejected",
+                     "gate_reason": result.decision.reason})
+        print(rows[-1], flush=True)
+
+    # latency: idle vs during a background round (same mechanism as the app's trainer)
+    probe = [p for p, _, _ in held_out[:10]]
+    latency(scorer, probe[:2], 1)
+    idle = latency(scorer, probe, 3)
+    process = start_background_round(round_store, work / "latency-registry",
+                                     images_dir=work / "crowd" / "pool", model_dir=model_dir,
+                                     cache_dir=work / "cache", gallery_dir=gallery.root)
+    busy: list[float] = []
+    while process.poll() is None and len(busy) < 300:
+        busy.extend(latency(scorer, probe, 1))
+    process.wait()
+    figures = {"rounds": rows, "latency": {"idle_p95_s": p95(idle), "training_p95_s": p95(busy),
+                                           "ratio": p95(busy) / p95(idle), "idle_n": len(idle),
+                                           "training_n": len(busy),
+                                           "idle_median_s": statistics.median(idle),
+                                           "training_median_s": statistics.median(busy)}}
+    print(markdown(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+
+
+def _copy_prefix(source: Path, target: Path, judgements: pd.DataFrame) -> None:
+    """A store holding only the first N judgements (images registered as in the source)."""
+    target_store = AnnotationStore(target)
+    for row in AnnotationStore(source).images().itertuples():
+        target_store.register_image(row.image_id, row.source, row.licence, dataset=row.dataset)
+    for record in judgements.to_dict("records"):
+        target_store.append({k: v for k, v in record.items()
+                             if k in ("rater_id", "left_image_id", "right_image_id", "choice",
+                                      "response_ms", "app_version", "model_version")})
+    target_store.close()
+
+
+def markdown(figures: dict) -> str:
+    lines = ["| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
+             "synthetic val SRCC | gate |", "|---|---|---|---|---|---|"]
+    for r in figures["rounds"]:
+        syn = "n/a" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
+        lines.append(f"| {r['model']} | {r['judgements']} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, "
+                     f"{r['srcc_ci'][1]:.3f}] | {r['plcc']:.3f} [{r['plcc_ci'][0]:.3f}, {r['plcc_ci'][1]:.3f}] | "
+                     f"{syn} | {r.get('gate', '—')} |")
+    lat = figures["latency"]
+    lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
+              f"| idle | {lat['idle_p95_s']:.3f} | {lat['idle_median_s']:.3f} | {lat['idle_n']} |",
+              f"| during re-distillation | {lat['training_p95_s']:.3f} | {lat['training_median_s']:.3f} | "
+              f"{lat['training_n']} |", "", f"ratio of p95s: {lat['ratio']:.2f}x"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
