@@ -61,6 +61,8 @@ class RedistillConfig:
     srcc_tolerance: float = 0.02
     bootstrap: int = 1000
     min_judgements: int = 50
+    replay_types: int = 25
+    """Distortion types per built-in photo in the replay set (all 25 by default)."""
     seed: int = 0
     threads: int = 1
 
@@ -124,12 +126,13 @@ def grid_features_for(backbone: FrozenBackbone, patches: PatchConfig, images: di
 
 
 def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchConfig,
-                     cache: FeatureCache, log: Log = print) -> ReplaySet:
+                     cache: FeatureCache, log: Log = print, types: int = 25) -> ReplaySet:
     """Every distortion type once per photo (levels rotate), plus the pristine photo."""
     from cvrkd.distortions import DISTORTIONS, LEVELS, distort
     from cvrkd.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
-    key = f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-p{patches.num_patches}s{patches.size}"
+    key = (f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-p{patches.num_patches}"
+           f"s{patches.size}-t{types}")
 
     def compute() -> torch.Tensor:
         rows = []
@@ -139,7 +142,7 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
             positions = grid_positions(pixels.shape[0], pixels.shape[1], patches)
             clean = pooled_features(backbone, crop(pixels, positions, patches.size))
             rows.append(_replay_row(clean, clean, 100.0, photo_index))
-            for type_index, name in enumerate(DISTORTIONS):
+            for type_index, name in enumerate(list(DISTORTIONS)[:types]):
                 level = LEVELS[(photo_index + type_index) % len(LEVELS)]
                 damaged = distort(pixels, name, level, seed=photo_index)
                 features = pooled_features(backbone, crop(damaged, positions, patches.size))
@@ -307,7 +310,7 @@ def run_round(*, judgements: pd.DataFrame, image_paths: dict[str, Path], base: C
     record.update(n_train=int(len(train_judgements)), n_validation=int(len(val_judgements)),
                   n_images=len(image_ids), n_held_out_images=len(held))
     references = _gallery_grid(gallery, backbone, patches, cache)
-    replay = build_replay_set(gallery, backbone, patches, cache, log)
+    replay = build_replay_set(gallery, backbone, patches, cache, log, config.replay_types)
     candidate = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
     val_features = {i: features[i] for i in image_ids}
     base_scores = image_scores(base, val_features, references)
