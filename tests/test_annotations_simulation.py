@@ -1,0 +1,78 @@
+"""Simulated crowds, the collection loop and the benchmark script (on the shared data when present)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from annotations.quality import rater_stats
+from annotations.sampler import ActiveSampler
+from annotations.scaling import scale
+from annotations.simulate import COLUMNS, Crowd, simulate_session
+
+ROOT = Path(__file__).resolve().parent.parent
+IDS = [f"im{k:02d}" for k in range(30)]
+MOS = dict(zip(IDS, np.linspace(10, 90, len(IDS))))
+STD = dict.fromkeys(IDS, 10.0)
+GOLD = [(IDS[-1 - k], IDS[k]) for k in range(3)]
+
+
+def test_attentive_raters_follow_the_mos_and_careless_ones_do_not():
+    crowd = Crowd(MOS, STD, n_raters=10, careless_share=0.3, seed=0)
+    assert len(crowd.careless) == 3
+    attentive = next(r for r in crowd.rater_ids if r not in crowd.careless)
+    careless = next(iter(crowd.careless))
+    wins = [crowd.judge(attentive, "im25", "im05").choice == "left" for _ in range(200)]
+    coin = [crowd.judge(careless, "im25", "im05").choice == "left" for _ in range(200)]
+    assert np.mean(wins) > 0.95 and 0.35 < np.mean(coin) < 0.65
+    assert crowd.judge(careless, "im25", "im05").response_ms < 1000
+
+
+def test_session_yields_growing_tables_and_learns_the_order():
+    crowd = Crowd(MOS, STD, n_raters=12, careless_share=0.25, seed=1)
+    sampler = ActiveSampler(IDS, gold_pairs=GOLD, seed=1)
+    marks = [(n, df) for n, df in simulate_session(crowd, sampler, 500, [100, 500], GOLD)]
+    assert [n for n, _ in marks] == [100, 500]
+    final = marks[-1][1]
+    assert list(final.columns) == COLUMNS and len(final) == 500
+    assert set(final["pair_kind"]) == {"active", "gold", "repeat"}
+    stats = rater_stats(final, GOLD)
+    careless = stats.loc[sorted(crowd.careless), "weight"]
+    attentive = stats.drop(index=sorted(crowd.careless))["weight"]
+    assert careless.max() < attentive.min()
+    scores = scale(final, "thurstone", weights=stats["weight"], n_boot=0).set_index("image_id")["score"]
+    assert spearmanr(scores.reindex(IDS), [MOS[i] for i in IDS])[0] > 0.9
+
+
+def test_benchmark_script_runs_on_clive(shared_data, tmp_path):
+    out = tmp_path / "eff"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "annotation_efficiency.py"), "--data", str(shared_data),
+         "--seeds", "1", "--budget", "300", "--step", "150", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| random |" in result.stdout and "| active |" in result.stdout
+    runs = pd.read_csv(out.with_suffix(".csv"))
+    assert set(runs["arm"]) == {"random", "active", "active, 20% careless"}
+    assert sorted(runs["judgements"].unique()) == [150, 300]
+    assert out.with_suffix(".html").stat().st_size > 1000
+    if importlib.util.find_spec("kaleido") is not None:
+        assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_package_stays_light():
+    code = (
+        "import sys, annotations.store, annotations.scaling, annotations.sampler, annotations.quality, "
+        "annotations.hub, annotations.simulate\n"
+        "heavy = [m for m in sys.modules if m == 'torch' or m.split('.')[0] in ('torch', 'cvrkd', 'space')]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
