@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -62,6 +63,11 @@ class Gallery:
 
     def fingerprint(self) -> str:
         """Hash of the image bytes and order: changes whenever the references change."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        """Computed once: a gallery folder is never edited in place (new galleries get new folders)."""
         digest = hashlib.sha256()
         for entry in self.images:
             digest.update(entry.name.encode())
