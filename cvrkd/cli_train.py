@@ -16,7 +16,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     _data_options(data)
     data.set_defaults(handler=run_data)
     register_pipeline(stages)
+    register_single_stages(stages)
     register_redistill(commands)
+    register_evaluate(commands)
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -100,3 +102,105 @@ def run_redistill(args: argparse.Namespace) -> int:
                                   log=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(summary(result), indent=2))
     return 0
+
+
+def register_single_stages(stages: argparse._SubParsersAction) -> None:
+    for role in ("teacher", "student"):
+        parser = stages.add_parser(role, help=f"train the {role} on built synthetic data")
+        parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
+                            help="output of `train data`")
+        parser.add_argument("--out", type=Path, required=True)
+        parser.add_argument("--epochs", type=int, default=40)
+        parser.add_argument("--seed", type=int, default=0)
+        if role == "student":
+            parser.add_argument("--teacher", type=Path, help="trained teacher checkpoint (omit: no distillation)")
+            parser.add_argument("--distill-weight", type=float, default=0.1)
+            parser.add_argument("--no-reference", action="store_true", help="NR-only ablation")
+        parser.set_defaults(handler=run_single_stage, role=role)
+
+
+def run_single_stage(args: argparse.Namespace) -> int:
+    import json
+
+    from cvrkd.backbone import FrozenBackbone
+    from cvrkd.checkpoint import load_checkpoint
+    from cvrkd.gallery import build_default_gallery
+    from cvrkd.synthetic import SyntheticConfig, load, reference_features
+    from cvrkd.training import TrainConfig, Trainer, new_network
+
+    raw = json.loads((args.synthetic / "config.json").read_text())
+    from cvrkd.patches import PatchConfig
+
+    config = SyntheticConfig(**{**raw, "patches": PatchConfig(**raw["patches"])})
+    backbone = FrozenBackbone()
+    data = load(args.synthetic)
+    teacher = references = None
+    use_reference = not getattr(args, "no_reference", False)
+    if args.role == "student":
+        references = reference_features(build_default_gallery(paths.default_gallery_dir()), backbone, config,
+                                        args.synthetic / "references.safetensors")
+        if args.teacher:
+            teacher = load_checkpoint(args.teacher, expected_role="teacher")[0]
+    train_config = TrainConfig(epochs=args.epochs, seed=args.seed,
+                               distill_weight=getattr(args, "distill_weight", 0.0) if teacher else 0.0)
+    network = new_network(backbone.channels, config.patches, args.seed, use_reference)
+    _, best = Trainer(args.role, network, data, args.out, train_config, config.patches, backbone.name,
+                      references=references, teacher=teacher,
+                      log=lambda message: print(message, file=sys.stderr, flush=True)).run()
+    print(f"best validation SRCC {best['val_srcc']:.4f} at epoch {best['epoch']}; checkpoint in {args.out / 'best'}")
+    return 0
+
+
+def register_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="SRCC/PLCC/KRCC with bootstrap CIs on a CSV of human scores")
+    parser.add_argument("--csv", type=Path, required=True, help="CSV with image paths and human scores")
+    parser.add_argument("--image-root", type=Path, help="folder the image paths are relative to "
+                        "(default: the CSV's folder)")
+    parser.add_argument("--image-column", default="image")
+    parser.add_argument("--score-column", default="mos")
+    parser.add_argument("--model", type=Path, help="model bundle (default: the shipped one)")
+    parser.add_argument("--gallery", type=Path, help="reference gallery (default: built-in)")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--limit", type=int, help="only the first N rows (quick checks)")
+    parser.add_argument("--output", type=Path, help="write per-image scores here (CSV)")
+    parser.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import csv
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from cvrkd.evaluation import TABLE_HEADER, correlations, read_scores_csv
+    from cvrkd.gallery import Gallery
+    from cvrkd.imageio import InvalidImageError
+    from cvrkd.scorer import Scorer
+
+    rows = read_scores_csv(args.csv, args.image_root, args.image_column, args.score_column)[: args.limit]
+    scorer = Scorer(args.model)
+    gallery = Gallery.load(args.gallery) if args.gallery else None
+    predicted, human, failed = [], [], 0
+    records = []
+    for path, score in tqdm(rows, desc="evaluating", unit="img", file=sys.stderr):
+        try:
+            result = scorer.score(path, gallery=gallery)
+        except InvalidImageError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        predicted.append(result.score)
+        human.append(score)
+        records.append({"image": str(path), "human": score, "predicted": result.score, "spread": result.spread})
+    if len(predicted) < 3:
+        print("error: fewer than 3 images could be scored", file=sys.stderr)
+        return 2
+    result = correlations(np.array(predicted), np.array(human), n_boot=args.bootstrap)
+    print(TABLE_HEADER)
+    print(result.row(f"student {scorer.model_version}"))
+    if args.output:
+        with open(args.output, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+    return 1 if failed else 0
