@@ -1,0 +1,51 @@
+"""Admin gating, thresholds and hot-swap of the app's trainer service (no round is run here)."""
+import pytest
+
+from annotations.store import AnnotationStore
+from cvrkd.checkpoint import save_checkpoint, untrained
+from cvrkd.registry import ModelRegistry
+from space.trainer_service import NotAuthorised, TrainerService
+
+
+@pytest.fixture
+def service(scorer, tmp_path):
+    store = AnnotationStore(tmp_path / "annotations")
+    return TrainerService(store_dir=tmp_path / "annotations", registry_dir=tmp_path / "registry",
+                          images_dir=tmp_path / "pool", model_dir=scorer.model_dir,
+                          cache_dir=tmp_path / "cache", count_judgements=store.count,
+                          swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
+                          min_new_judgements=5, admin_token="s3cret")
+
+
+def test_only_the_admin_token_triggers_or_rolls_back(service):
+    for token in ("", "wrong", "s3cre"):
+        with pytest.raises(NotAuthorised):
+            service.request_round(token)
+        with pytest.raises(NotAuthorised):
+            service.rollback(token)
+
+
+def test_no_token_configured_means_nobody_is_admin(scorer, tmp_path):
+    store = AnnotationStore(tmp_path / "a")
+    locked = TrainerService(store_dir=tmp_path / "a", registry_dir=tmp_path / "r", images_dir=tmp_path,
+                            model_dir=scorer.model_dir, cache_dir=tmp_path, count_judgements=store.count,
+                            swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
+                            admin_token="")
+    with pytest.raises(NotAuthorised):
+        locked.request_round("")
+
+
+def test_too_few_new_judgements_start_nothing(service):
+    assert service.on_new_judgement() is False
+    assert service.state().running is False
+
+
+def test_promotion_in_the_registry_is_served_and_rollback_restores(service, scorer):
+    shipped = scorer.model_version
+    registry = ModelRegistry(service.registry.root)
+    version = registry.add(*untrained("student", seed=5))
+    registry.promote(version)
+    service.sync_served_model()
+    assert scorer.model_version == version
+    assert service.rollback("s3cret") == "shipped model"
+    assert scorer.model_version == shipped
