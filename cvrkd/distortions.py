@@ -63,10 +63,6 @@ def _convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return signal.fftconvolve(padded, kernel[:, :, None], mode="valid", axes=(0, 1))
 
 
-def _lab(x: np.ndarray) -> np.ndarray:
-    return color.rgb2lab(x)
-
-
 def _rgb(lab: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():  # out-of-gamut colours are clipped, as intended
         warnings.simplefilter("ignore", UserWarning)
@@ -124,7 +120,7 @@ def _motion_blur(x: np.ndarray, length: float, rng: np.random.Generator) -> np.n
 
 
 def _color_diffusion(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    lab = _lab(x)
+    lab = color.rgb2lab(x)
     lab[..., 1:] = ndimage.gaussian_filter(lab[..., 1:], sigma=(sigma, sigma, 0), mode="reflect")
     return _rgb(lab)
 
@@ -150,7 +146,7 @@ def _desaturate(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.nd
 
 
 def _oversaturate(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
-    lab = _lab(x)
+    lab = color.rgb2lab(x)
     lab[..., 1:] *= factor
     return _rgb(lab)
 
@@ -160,7 +156,7 @@ def _oversaturate(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.
 
 def _jpeg(x: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarray:
     buf = io.BytesIO()
-    _to_pil(x).save(buf, format="JPEG", quality=int(quality))
+    _to_pil(x).save(buf, format="JPEG", quality=int(quality), subsampling="4:2:0")
     return _from_pil(Image.open(buf))
 
 
@@ -207,7 +203,7 @@ def _denoise(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarra
 
 
 def _lightness_gamma(x: np.ndarray, gamma: float, rng: np.random.Generator) -> np.ndarray:
-    lab = _lab(x)
+    lab = color.rgb2lab(x)
     lab[..., 0] = 100.0 * (np.clip(lab[..., 0], 0, 100) / 100.0) ** gamma
     return _rgb(lab)
 
@@ -276,7 +272,7 @@ def _color_block(x: np.ndarray, count: float, rng: np.random.Generator) -> np.nd
 
 
 def _high_sharpen(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-    lab = _lab(x)
+    lab = color.rgb2lab(x)
     lightness = lab[..., 0]
     lab[..., 0] = lightness + amount * (lightness - ndimage.gaussian_filter(lightness, 1.5))
     return _rgb(lab)
