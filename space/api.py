@@ -1,0 +1,111 @@
+"""The named endpoints for ``gradio_client`` (documented in docs/app.md).
+
+They sit on hidden components, apart from the tabs, so clients get plain
+JSON (and image files) instead of the UI's HTML and plots. They call the
+same services as the tabs; a refused request raises ``gr.Error`` with the
+same message the UI shows, and stores nothing.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from cvrkd.imageio import InvalidImageError, load_image
+from space import model_card
+from space.model_service import ModelUnavailable
+from space.rating import RatingError
+from space.state import Services
+
+logger = logging.getLogger(__name__)
+
+
+def register(services: Services) -> None:
+    """Add the endpoints to the Blocks being built (call inside its context)."""
+    config = services.config
+    model_jobs = dict(concurrency_id="model", concurrency_limit=config.score_concurrency)
+    rating_jobs = dict(concurrency_id="rating", concurrency_limit=config.rating_concurrency)
+
+    def score(image: str | None, gallery: str | None, original: str | None) -> dict:
+        """Score an image (0–100, higher = better) against a gallery; with `original`, also the FR teacher."""
+        loaded = _load(image, "image")
+        reference = _load(original, "original") if original else None
+        try:
+            chosen = services.galleries.get(gallery)
+        except KeyError as exc:
+            raise gr.Error(str(exc.args[0])) from exc
+        try:
+            return services.model.score(loaded, chosen, reference).to_dict()
+        except ModelUnavailable as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def contribute(image: str | None, consent: bool) -> dict:
+        """Add an image to the rating pool; only with the uploader's consent."""
+        if consent is not True:
+            raise gr.Error("An image joins the rating pool only with consent=True from its owner.")
+        entry = services.pool.add_upload(_load(image, "image"))
+        services.scores.refresh()
+        return {"image_id": entry.image_id, "pool_size": len(services.pool)}
+
+    def galleries() -> list[str]:
+        """Names of the installed reference galleries (the first is the default)."""
+        return services.galleries.names()
+
+    def next_pair(rater_id: str) -> tuple[dict, str, str]:
+        """The next pair for this rater: ticket info, then the left and right images."""
+        try:
+            ticket = services.rating.next_pair(rater_id)
+        except RatingError as exc:
+            raise gr.Error(str(exc)) from exc
+        return ticket.to_dict(), str(services.pool.path(ticket.left)), str(services.pool.path(ticket.right))
+
+    def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None) -> dict:
+        """Answer a ticket: left, right, same or skip (response_ms optional, else measured by the server)."""
+        try:
+            return services.rating.vote(rater_id, ticket, choice, response_ms).to_dict()
+        except RatingError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def leaderboard() -> dict:
+        """Scaled scores with 95% CIs, model agreement, activity and anonymous rater statistics."""
+        return services.insights.current().to_dict()
+
+    def model_info() -> dict:
+        """The model in service, the re-distillation runs and the trainer status."""
+        runs = model_card.runs(services.data_dir / "registry")
+        return {**model_card.summary(services.model), "trainer": services.trainer.status(),
+                "runs": runs.astype(object).where(runs.notna(), None).to_dict(orient="records")}
+
+    with gr.Column(visible=False):
+        image = gr.File(label="image", type="filepath")
+        original = gr.File(label="original", type="filepath")
+        gallery = gr.Textbox(label="gallery")
+        consent = gr.Checkbox(label="consent")
+        rater = gr.Textbox(label="rater_id")
+        ticket = gr.Textbox(label="ticket")
+        choice = gr.Textbox(label="choice")
+        response_ms = gr.Number(None, label="response_ms")
+        result = gr.JSON(label="result")
+        left = gr.Image(label="left", type="filepath", format="png")
+        right = gr.Image(label="right", type="filepath", format="png")
+        trigger = gr.Button()
+    trigger.click(score, [image, gallery, original], result, api_name="score", **model_jobs)
+    trigger.click(contribute, [image, consent], result, api_name="contribute", **rating_jobs)
+    trigger.click(galleries, None, result, api_name="galleries", queue=False)
+    trigger.click(next_pair, rater, [result, left, right], api_name="next_pair", **rating_jobs)
+    trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **rating_jobs)
+    trigger.click(leaderboard, None, result, api_name="leaderboard", concurrency_id="insights",
+                  concurrency_limit=1)
+    trigger.click(model_info, None, result, api_name="model_info", queue=False)
+
+
+def _load(path: str | None, what: str):
+    """Decode an uploaded file or raise ``gr.Error`` saying what is wrong with it."""
+    if not path:
+        raise gr.Error(f"No {what} was sent.")
+    try:
+        return load_image(path, name=Path(path).name)
+    except InvalidImageError as exc:
+        logger.info("refused %s via the API: %s", what, exc)
+        raise gr.Error(str(exc)) from exc

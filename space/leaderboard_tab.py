@@ -1,0 +1,73 @@
+"""Leaderboard tab: scaled quality with 95% CIs, model agreement, activity, raters."""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from space import plots
+from space.insights import Insights
+from space.state import Services
+
+
+def summary_markdown(services: Services, insights: Insights) -> str:
+    """The headline numbers in words."""
+    if insights.n_judgements == 0:
+        return "No judgements yet. Rate a few pairs on the **Rate** tab and come back."
+    a = insights.agreement
+    scored, total = services.scores.coverage()
+    share = f"**{a.share:.0%}** of {a.pairs} pairs" if a.share is not None else "not measurable yet"
+    srcc = f"**{a.srcc:.3f}** over {a.images} images" if a.srcc is not None else "not measurable yet"
+    lines = [
+        f"**{insights.n_judgements}** judgements from **{insights.n_raters}** raters "
+        f"on {len(insights.ranking)} images (computed {insights.computed_at}).",
+        f"* Model agrees with the people's majority: {share} (ties and split votes left out).",
+        f"* Rank correlation (SRCC) of model scores with the scaled scores: {srcc}.",
+    ]
+    if services.model.available:
+        lines.append(f"* Model `{services.model.version}` has scored {scored} of {total} pool images so far.")
+    else:
+        lines.append("* No model in service, so no agreement can be measured.")
+    return "\n".join(lines)
+
+
+def ranking_table(insights: Insights) -> pd.DataFrame:
+    table = insights.ranking.drop(columns=["image_id"]).copy()
+    for column in ("score", "ci_low", "ci_high", "model_score"):
+        table[column] = table[column].astype(float).round(2)
+    return table
+
+
+def rater_table(insights: Insights) -> pd.DataFrame:
+    return insights.raters.round(3)
+
+
+def build(services: Services) -> gr.Tab:
+    """Lay out the Leaderboard tab; it refreshes when opened and on demand."""
+    with gr.Tab("Leaderboard", id="leaderboard") as tab:
+        with gr.Row():
+            summary = gr.Markdown(elem_id="leaderboard-summary")
+            refresh = gr.Button("Refresh", scale=0, min_width=120)
+        ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
+        ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
+                               interactive=False, max_height=360)
+        with gr.Row():
+            activity_plot = gr.Plot(label="Activity")
+            raters_plot = gr.Plot(label="Raters")
+        raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
+                              interactive=False, max_height=300)
+
+    def on_open():
+        insights = services.insights.current()
+        empty = insights.n_judgements == 0
+        return (summary_markdown(services, insights),
+                None if empty else plots.ranking(insights.ranking),
+                ranking_table(insights),
+                None if empty else plots.activity(insights.activity),
+                None if empty else plots.raters(insights.raters),
+                rater_table(insights))
+
+    outputs = [summary, ranking_plot, ranking, activity_plot, raters_plot, raters]
+    jobs = dict(concurrency_id="insights", concurrency_limit=1, api_visibility="private")
+    tab.select(on_open, None, outputs, **jobs)
+    refresh.click(on_open, None, outputs, **jobs)
+    return tab

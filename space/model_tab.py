@@ -1,0 +1,34 @@
+"""Model tab: the model in service, its model card, re-distillation runs, trainer status."""
+from __future__ import annotations
+
+import gradio as gr
+
+from space import model_card
+from space.state import REPO_ROOT, Services
+
+NO_RUNS = "No re-distillation runs yet."
+
+
+def build(services: Services) -> gr.Tab:
+    """Lay out the Model tab; everything is re-read when the tab is opened."""
+    with gr.Tab("Model", id="model") as tab:
+        gr.Markdown("### Model in service")
+        summary = gr.Markdown(elem_id="model-summary")
+        with gr.Accordion("Full checkpoint record (config.json)", open=False):
+            record = gr.JSON()
+        gr.Markdown("### Re-distillation runs")
+        trainer = gr.Markdown(elem_id="model-trainer")
+        runs_empty = gr.Markdown(NO_RUNS)
+        runs = gr.Dataframe(interactive=False, visible=False, max_height=300)
+        gr.Markdown("### Model card")
+        card = gr.Markdown(elem_id="model-card")
+
+    def on_open():
+        table = model_card.runs(services.data_dir / "registry")
+        doc = model_card.model_doc(REPO_ROOT) or "*No model card (`docs/model.md`) in this checkout.*"
+        return (model_card.summary_markdown(services.model), model_card.summary(services.model),
+                f"Trainer: **{services.trainer.status()}**", gr.Markdown(visible=table.empty),
+                gr.Dataframe(table, visible=not table.empty), doc)
+
+    tab.select(on_open, None, [summary, record, trainer, runs_empty, runs, card], api_visibility="private")
+    return tab

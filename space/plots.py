@@ -1,0 +1,58 @@
+"""Plotly figures for the Score and Leaderboard tabs (pure functions of plain data)."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cvrkd.scorer import ScoreResult
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=320)
+
+
+def per_reference(result: ScoreResult) -> go.Figure:
+    """One bar per reference photo, with the mean (the reported score) as a line."""
+    names = [r.name for r in result.per_reference]
+    fig = go.Figure(go.Bar(x=names, y=[r.score for r in result.per_reference],
+                           marker_color="#4f46e5", hovertemplate="%{x}: %{y:.1f}<extra></extra>"))
+    fig.add_hline(y=result.score, line_dash="dash", line_color="#111827",
+                  annotation_text=f"mean {result.score:.1f}", annotation_position="top left")
+    fig.update_layout(title="Score against each reference", yaxis=dict(range=[0, 100], title="score"),
+                      **_LAYOUT)
+    return fig
+
+
+def ranking(table: pd.DataFrame, limit: int = 40) -> go.Figure:
+    """Scaled quality with 95% intervals, best at the top."""
+    top = table.head(limit).iloc[::-1]
+    fig = go.Figure(go.Scatter(
+        x=top["score"], y=top["title"], mode="markers", marker=dict(color="#4f46e5", size=8),
+        error_x=dict(type="data", symmetric=False, array=(top["ci_high"] - top["score"]).fillna(0),
+                     arrayminus=(top["score"] - top["ci_low"]).fillna(0), color="#a5b4fc"),
+        hovertemplate="%{y}: %{x:.2f}<extra></extra>",
+    ))
+    layout = {**_LAYOUT, "height": max(320, 22 * len(top) + 80)}
+    fig.update_layout(title="Scaled quality (Bradley–Terry) with 95% bootstrap intervals",
+                      xaxis_title="quality (logits, higher = better)", **layout)
+    return fig
+
+
+def activity(table: pd.DataFrame) -> go.Figure:
+    """Judgements per period (bars) and the running total (line)."""
+    fig = go.Figure()
+    fig.add_bar(x=table["period"], y=table["judgements"], name="per period", marker_color="#a5b4fc")
+    fig.add_scatter(x=table["period"], y=table["total"], name="total", mode="lines+markers",
+                    line=dict(color="#4f46e5"), yaxis="y2")
+    fig.update_layout(title="Judgements over time", xaxis=dict(type="category"), yaxis=dict(title="per period"),
+                      yaxis2=dict(title="total", overlaying="y", side="right"),
+                      legend=dict(orientation="h", y=-0.2), **_LAYOUT)
+    return fig
+
+
+def raters(table: pd.DataFrame) -> go.Figure:
+    """How many judgements each (anonymous) rater gave, flagged raters in red."""
+    colours = ["#dc2626" if flagged else "#4f46e5" for flagged in table["flagged"]]
+    fig = go.Figure(go.Bar(x=table["rater"], y=table["judgements"], marker_color=colours,
+                           hovertemplate="%{x}: %{y} judgements<extra></extra>"))
+    fig.update_layout(title="Judgements per rater (red: flagged for review)", yaxis_title="judgements",
+                      **_LAYOUT)
+    return fig

@@ -1,0 +1,137 @@
+"""The served model's score of every rating-pool image, cached per model version.
+
+Votes record both images' model scores and the leaderboard measures how often
+the model agrees with people, so each pool image is scored once per model
+version, in a background thread that yields to interactive requests. A pool
+image made from a reference photo is scored against the gallery *without*
+that photo: a reference of the same content would turn the comparison into a
+full-reference one and flatter the model.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Callable
+
+from cvrkd.gallery import Gallery
+from cvrkd.imageio import InvalidImageError, load_image
+from space.model_service import ModelService, ModelUnavailable
+from space.files import write_atomic
+from space.pool import RatingPool
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+class PoolScores:
+    """Scores of pool images by the current model version (``{}`` without a model)."""
+
+    def __init__(self, folder: Path, pool: RatingPool, model: ModelService, gallery: Gallery) -> None:
+        self.folder = Path(folder)
+        self.pool = pool
+        self.model = model
+        self.gallery = gallery
+        self._lock = threading.Lock()
+        self._scores: dict[str, dict[str, float]] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- reading
+    def version(self) -> str:
+        return self.model.version
+
+    def current(self) -> dict[str, float]:
+        """image id -> score for the model in service now."""
+        version = self.version()
+        if not version:
+            return {}
+        with self._lock:
+            return dict(self._book(version))
+
+    def get(self, image_id: str) -> float | None:
+        return self.current().get(image_id)
+
+    def coverage(self) -> tuple[int, int]:
+        """(scored, total) pool images for the current model."""
+        scores = self.current()
+        return sum(1 for i in self.pool.ids if i in scores), len(self.pool)
+
+    # ----------------------------------------------------------------- scoring
+    def fill(self, progress: Progress | None = None) -> int:
+        """Score every pool image the current model has not scored yet; return how many."""
+        version = self.version()
+        if not version:
+            return 0
+        missing = [i for i in self.pool.ids if i not in self.current()]
+        done = 0
+        for index, image_id in enumerate(missing):
+            if self._stop.is_set():
+                break
+            self.model.wait_until_idle(self._stop)
+            if progress:
+                progress(index, len(missing), self.pool.get(image_id).title)
+            try:
+                value = self._score(image_id)
+            except (InvalidImageError, ModelUnavailable) as exc:
+                logger.warning("pool image %s not scored: %s", image_id, exc)
+                continue
+            with self._lock:
+                book = self._book(version)
+                book[image_id] = value
+                write_atomic(self._path(version), json.dumps(book, indent=0).encode())
+            done += 1
+        return done
+
+    def _score(self, image_id: str) -> float:
+        scorer = self.model.require()
+        image = self.pool.get(image_id)
+        references = [e for e in self.gallery.images if e.name != image.content] or self.gallery.images
+        gallery = self.gallery
+        if len(references) != len(self.gallery.images):
+            gallery = Gallery(self.gallery.root, f"{self.gallery.name} without {image.content}", references)
+        return scorer.score(load_image(self.pool.path(image_id)), gallery=gallery).score
+
+    # -------------------------------------------------------------- background
+    def start(self) -> None:
+        """Keep the scores complete in a daemon thread (woken by ``refresh``)."""
+        if self._thread is not None or not self.model.available:
+            return
+        self._thread = threading.Thread(target=self._run, name="pool-scores", daemon=True)
+        self._thread.start()
+
+    def refresh(self) -> None:
+        """New pool images (or a new model): score what is missing."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.fill()
+            except Exception:  # a background worker must never die silently
+                logger.exception("scoring the rating pool failed")
+            self._wake.wait(timeout=600)
+
+    # ---------------------------------------------------------------- storage
+    def _path(self, version: str) -> Path:
+        return self.folder / f"{version}.json"
+
+    def _book(self, version: str) -> dict[str, float]:
+        if version not in self._scores:
+            path = self._path(version)
+            try:
+                self._scores[version] = json.loads(path.read_text()) if path.is_file() else {}
+            except (OSError, json.JSONDecodeError):
+                logger.warning("unreadable score cache %s: rescoring", path)
+                self._scores[version] = {}
+        return self._scores[version]

@@ -1,0 +1,166 @@
+"""Rate tab: "which of these two looks better?", with buttons and keyboard shortcuts.
+
+The rater is identified by a random id kept in their browser (``gr.BrowserState``),
+or, when they sign in with Hugging Face on a Space, by a hash of their user name
+(never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from space.assets import SHORTCUT_HELP
+from space.rating import RatingError
+from space.state import Services
+
+INSTRUCTIONS = (
+    "**Which image has the better quality?** Look for blur, noise, blocky compression, washed-out "
+    "or unnatural colour: judge the picture quality, not which scene you like more. "
+    "If you cannot tell them apart, choose *Same*; if you would rather not judge this pair, *Skip*.")
+CONSENT = (
+    "By rating you agree that your answers are stored and may be published as an open data set "
+    "(CC BY 4.0) for research on image quality: the two images shown, your choice, your response "
+    "time and a random rater id kept in this browser. No name, e-mail or IP address is stored; "
+    "signing in with Hugging Face only replaces the random id by a one-way hash of your user name. "
+    "Photos uploaded on the Score tab join the pairs only if their uploader ticked consent there.")
+
+
+@dataclass
+class PairView:
+    """What the Rate tab shows: the pair (if any), the rater's count and a status line."""
+
+    ticket: str | None
+    left: str | None
+    right: str | None
+    count: str
+    status: str
+
+
+def new_rater_id() -> str:
+    return f"anon-{uuid.uuid4().hex[:16]}"
+
+
+def rater_id_for(browser_id: str | None, profile: gr.OAuthProfile | None) -> str:
+    """Signed-in raters keep one id across devices; others use their browser's random id."""
+    if profile is not None and getattr(profile, "username", None):
+        return "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
+    return browser_id or new_rater_id()
+
+
+def pair_view(services: Services, rater_id: str, status: str = "") -> PairView:
+    """Fetch the next pair for ``rater_id``."""
+    count = _count(services, rater_id)
+    try:
+        ticket = services.rating.next_pair(rater_id)
+    except RatingError as exc:
+        return PairView(None, None, None, count, _error(str(exc)))
+    return PairView(ticket.ticket_id, str(services.pool.path(ticket.left)),
+                    str(services.pool.path(ticket.right)), count, status)
+
+
+def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str) -> PairView:
+    """Store the answer to the current pair and move on to the next one."""
+    if not ticket:
+        return pair_view(services, rater_id)
+    try:
+        receipt = services.rating.vote(rater_id, ticket, choice)
+    except RatingError as exc:
+        view = pair_view(services, rater_id)
+        view.status = _error(str(exc))
+        return view
+    done = "Skipped." if receipt.stored == "skip" else "Saved, thank you."
+    return pair_view(services, rater_id, f"<p>{done}</p>")
+
+
+def login_available() -> bool:
+    """Hugging Face sign-in works only on a Space with OAuth enabled (and its extra packages)."""
+    if not (os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID")):
+        return False
+    try:
+        import authlib  # noqa: F401  (gradio[oauth])
+        import itsdangerous  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def browser_secret(data_dir: Path) -> str:
+    """A stable secret for the browser-kept rater id, so ids survive app restarts."""
+    path = Path(data_dir) / ".browser-secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+    return path.read_text().strip()
+
+
+# --------------------------------------------------------------------- layout
+def build(services: Services, blocks: gr.Blocks) -> gr.Tab:
+    """Lay out the Rate tab and wire its events (and the rater id on page load)."""
+    with gr.Tab("Rate", id="rate") as tab:
+        rater = gr.BrowserState(None, storage_key="cvrkd-rater", secret=browser_secret(services.data_dir))
+        gr.Markdown(INSTRUCTIONS)
+        if login_available():
+            gr.LoginButton()
+        ticket = gr.State(None)
+        with gr.Row(equal_height=True):
+            left = gr.Image(label="Left", type="filepath", interactive=False, height=420,
+                            buttons=["fullscreen"], elem_id="rate-left-image")
+            right = gr.Image(label="Right", type="filepath", interactive=False, height=420,
+                             buttons=["fullscreen"], elem_id="rate-right-image")
+        with gr.Row():
+            buttons = {
+                "left": gr.Button("◀ Left is better", variant="primary", elem_id="rate-left",
+                                  elem_classes="rate-button"),
+                "same": gr.Button("Same", elem_id="rate-same", elem_classes="rate-button"),
+                "skip": gr.Button("Skip", variant="secondary", elem_id="rate-skip", elem_classes="rate-button"),
+                "right": gr.Button("Right is better ▶", variant="primary", elem_id="rate-right",
+                                   elem_classes="rate-button"),
+            }
+        gr.Markdown(SHORTCUT_HELP)
+        count = gr.Markdown(elem_id="rate-count")
+        status = gr.HTML(elem_id="rate-status")
+        gr.Markdown(CONSENT, elem_id="rate-consent")
+
+    outputs = [rater, ticket, left, right, count, status]
+
+    def show(view: PairView, rater_id: str) -> tuple:
+        return rater_id, view.ticket, view.left, view.right, view.count, view.status
+
+    def on_load(browser_id, profile: gr.OAuthProfile | None):
+        return rater_id_for(browser_id, profile)
+
+    def on_open(browser_id, current, profile: gr.OAuthProfile | None):
+        rater_id = rater_id_for(browser_id, profile)
+        if current:  # coming back to the tab: keep the pair on screen
+            return rater_id, current, gr.skip(), gr.skip(), _count(services, rater_id), gr.skip()
+        return show(pair_view(services, rater_id), rater_id)
+
+    def on_vote(choice: str):
+        def handler(browser_id, current, profile: gr.OAuthProfile | None):
+            rater_id = rater_id_for(browser_id, profile)
+            return show(vote_view(services, rater_id, current, choice), rater_id)
+        return handler
+
+    rating_jobs = dict(concurrency_id="rating", concurrency_limit=services.config.rating_concurrency,
+                       api_visibility="private")
+    blocks.load(on_load, [rater], [rater], api_visibility="private", queue=False)
+    tab.select(on_open, [rater, ticket], outputs, **rating_jobs)
+    for choice, button in buttons.items():
+        button.click(on_vote(choice), [rater, ticket], outputs, trigger_mode="once", **rating_jobs)
+    return tab
+
+
+def _count(services: Services, rater_id: str) -> str:
+    n = services.rating.count(rater_id)
+    return f"You have judged **{n}** pair{'s' if n != 1 else ''} on this device. Rater id: `{rater_id}`"
+
+
+def _error(message: str) -> str:
+    return f'<p style="color:#b91c1c;font-weight:600">⚠ {html.escape(message)}</p>'

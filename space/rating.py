@@ -1,0 +1,171 @@
+"""Serving pairs and taking votes: the Rate tab's and the API's one path to the store.
+
+A pair is handed out as a ticket (which rater, which images in which order,
+when); a vote names its ticket, so a client can only judge pairs the sampler
+chose for it, each once, and the response time is measured here. Votes are
+rate-limited per rater. Each judgement carries the model's scores of both
+images (from ``PoolScores``) so agreement can be measured later.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+from annotations.quality import RateLimiter, rater_stats
+from annotations.sampler import ActiveSampler
+from annotations.schema import InvalidJudgement, InvalidRecord, check_id
+from annotations.store import AnnotationStore
+from space.pool import RatingPool
+from space.pool_scores import PoolScores
+
+CHOICES = {"left": "left", "right": "right", "same": "tie", "skip": None}
+"""What a rater may answer, and how it is stored (a skip is not a judgement)."""
+
+
+class RatingError(ValueError):
+    """A request the rating service refuses; the message is meant for the rater."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A pair shown to one rater, waiting for their answer."""
+
+    ticket_id: str
+    rater_id: str
+    left: str
+    right: str
+    kind: str
+    issued_at: float
+
+    def to_dict(self) -> dict:
+        return {"ticket": self.ticket_id, "left_image_id": self.left,
+                "right_image_id": self.right, "pair_kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What was stored for a vote: a judgement or a skip, and the rater's new count."""
+
+    stored: str
+    record_id: str
+    count: int
+
+    def to_dict(self) -> dict:
+        return {"stored": self.stored, "id": self.record_id, "count": self.count}
+
+
+class RatingService:
+    """Thread-safe front of the sampler and the store for all raters."""
+
+    def __init__(self, pool: RatingPool, store: AnnotationStore, scores: PoolScores,
+                 app_version: str, votes_per_minute: int = 60, seed: int = 0,
+                 ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.pool, self.store, self.scores = pool, store, scores
+        self.app_version = app_version
+        self.limiter = RateLimiter(votes_per_minute, clock=clock)
+        self.seed = seed
+        self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tickets: OrderedDict[str, Ticket] = OrderedDict()
+        self._sampler: ActiveSampler | None = None
+        self._sampler_pool_version = -1
+        self._counts = Counter(store.judgements()["rater_id"].astype(str))
+
+    # ------------------------------------------------------------------ pairs
+    def next_pair(self, rater_id: str) -> Ticket:
+        """The pair this rater should judge now (sides already randomised)."""
+        rater_id = _rater(rater_id)
+        judgements = self.store.judgements()
+        with self._lock:
+            sampler = self._current_sampler(judgements)
+            weights = None
+            if sampler.needs_update(len(judgements)):
+                weights = rater_stats(judgements, self.pool.gold_pairs())["weight"]
+            pair = sampler.next_pair(rater_id, judgements, weights)
+            ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock())
+            self._tickets[ticket.ticket_id] = ticket
+            self._expire()
+        return ticket
+
+    def _current_sampler(self, judgements) -> ActiveSampler:
+        if self._sampler is None or self._sampler_pool_version != self.pool.version:
+            self._sampler = ActiveSampler(self.pool.ids, content_of=self.pool.content_of(),
+                                          gold_pairs=self.pool.gold_pairs(), seed=self.seed)
+            self._sampler_pool_version = self.pool.version
+            if len(judgements):
+                self._sampler.update(judgements, rater_stats(judgements, self.pool.gold_pairs())["weight"])
+        return self._sampler
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._tickets:
+            oldest = next(iter(self._tickets.values()))
+            if len(self._tickets) <= self.max_tickets and now - oldest.issued_at < self.ticket_ttl_s:
+                break
+            self._tickets.popitem(last=False)
+
+    # ------------------------------------------------------------------ votes
+    def vote(self, rater_id: str, ticket_id: str, choice: str,
+             response_ms: float | None = None) -> Receipt:
+        """Store the rater's answer to the ticket's pair; each ticket counts once."""
+        rater_id = _rater(rater_id)
+        if choice not in CHOICES:
+            raise RatingError(f"choice must be one of {', '.join(CHOICES)}; got {choice!r}")
+        ticket = self._take(rater_id, ticket_id)
+        try:
+            if not self.limiter.allow(rater_id):
+                wait = self.limiter.retry_after(rater_id)
+                raise RatingError(f"Too many votes in a minute; please wait {wait:.0f} s.")
+            if response_ms is None:
+                response_ms = (self._clock() - ticket.issued_at) * 1000.0
+            if CHOICES[choice] is None:
+                record_id = self.store.log_skip(
+                    rater_id=rater_id, left_image_id=ticket.left, right_image_id=ticket.right,
+                    pair_kind=ticket.kind, response_ms=response_ms, app_version=self.app_version)
+                return Receipt("skip", record_id, self.count(rater_id))
+            scores = self.scores.current()
+            record_id = self.store.append({
+                "rater_id": rater_id, "left_image_id": ticket.left, "right_image_id": ticket.right,
+                "choice": CHOICES[choice], "response_ms": response_ms, "pair_kind": ticket.kind,
+                "app_version": self.app_version, "model_version": self.scores.version(),
+                "model_score_left": scores.get(ticket.left), "model_score_right": scores.get(ticket.right),
+            })
+        except InvalidJudgement as exc:
+            self._give_back(ticket)
+            raise RatingError(f"This vote was not stored: {exc}") from exc
+        except RatingError:
+            self._give_back(ticket)
+            raise
+        with self._lock:
+            self._counts[rater_id] += 1
+            return Receipt("judgement", record_id, self._counts[rater_id])
+
+    def _take(self, rater_id: str, ticket_id: str) -> Ticket:
+        with self._lock:
+            ticket = self._tickets.get(str(ticket_id))
+            if ticket is None or ticket.rater_id != rater_id:
+                raise RatingError("This pair is unknown, expired or already judged; fetch a new pair.")
+            del self._tickets[ticket.ticket_id]
+            return ticket
+
+    def _give_back(self, ticket: Ticket) -> None:
+        with self._lock:
+            self._tickets[ticket.ticket_id] = ticket
+
+    def count(self, rater_id: str) -> int:
+        """Judgements stored for this rater (skips not counted)."""
+        with self._lock:
+            return self._counts[rater_id]
+
+
+def _rater(rater_id: str) -> str:
+    try:
+        return check_id(rater_id, "rater_id", InvalidRecord)
+    except InvalidRecord as exc:
+        raise RatingError(str(exc)) from exc

@@ -1,0 +1,87 @@
+"""The app's shared services, built once per app and handed to every tab.
+
+Tabs and API endpoints only call these objects; they hold no state of their
+own beyond a session. ``TrainerStatus`` is the seam where the background
+re-distillation service will plug in; until then ``NoTrainer`` reports that
+nothing is running.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from annotations.store import AnnotationStore
+from cvrkd import __version__ as cvrkd_version
+from cvrkd.gallery import build_default_gallery
+from space.config import AppConfig
+from space.galleries import GalleryRegistry
+from space.insights import InsightsService
+from space.model_service import ModelService
+from space.pool import RatingPool
+from space.pool_scores import PoolScores
+from space.rating import RatingService
+
+logger = logging.getLogger(__name__)
+
+APP_VERSION = f"cvrkd-space {cvrkd_version}"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class TrainerStatus(Protocol):
+    """Anything that can say, in one line, what the re-distillation trainer is doing."""
+
+    def status(self) -> str: ...
+
+
+class NoTrainer:
+    """The trainer seam's default: no re-distillation service is attached."""
+
+    def status(self) -> str:
+        return "no trainer running"
+
+
+@dataclass
+class Services:
+    config: AppConfig
+    model: ModelService
+    galleries: GalleryRegistry
+    store: AnnotationStore
+    pool: RatingPool
+    scores: PoolScores
+    rating: RatingService
+    insights: InsightsService
+    trainer: TrainerStatus
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    def close(self) -> None:
+        """Stop background work and release the store's writer lock."""
+        self.scores.stop()
+        self.store.close()
+
+
+def build_services(config: AppConfig, trainer: TrainerStatus | None = None) -> Services:
+    """Open (and on first start create) everything under ``config.data_dir``."""
+    data = Path(config.data_dir)
+    gallery = build_default_gallery(data / "galleries" / "wheel-photos")
+    model = ModelService(config.model_dir, config.allow_untrained, data / "cache" / "features", gallery)
+    store = AnnotationStore(data / "annotations")
+    pool = RatingPool.open(data / "pool", store, gallery, config.pool)
+    scores = PoolScores(data / "pool" / "scores", pool, model, gallery)
+    services = Services(
+        config=config, model=model,
+        galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
+        store=store, pool=pool, scores=scores,
+        rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute),
+        insights=InsightsService(store, pool, scores, config.leaderboard_bootstrap),
+        trainer=trainer or NoTrainer(),
+    )
+    if config.score_pool:
+        scores.start()
+    logger.info("data in %s; model: %s; pool of %d images", data,
+                model.version or model.banner(), len(pool))
+    return services
