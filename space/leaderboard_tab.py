@@ -18,8 +18,8 @@ def summary_markdown(services: Services, insights: Insights) -> str:
     share = f"**{a.share:.0%}** of {a.pairs} pairs" if a.share is not None else "not measurable yet"
     srcc = f"**{a.srcc:.3f}** over {a.images} images" if a.srcc is not None else "not measurable yet"
     lines = [
-        f"**{insights.n_judgements}** judgements from **{insights.n_raters}** raters "
-        f"on {len(insights.ranking)} images (computed {insights.computed_at}).",
+        f"**{_plural(insights.n_judgements, 'judgement')}** from **{_plural(insights.n_raters, 'rater')}** "
+        f"on {_plural(len(insights.ranking), 'image')} (computed {insights.computed_at}).",
         f"* Model agrees with the people's majority: {share} (ties and split votes left out).",
         f"* Rank correlation (SRCC) of model scores with the scaled scores: {srcc}.",
     ]
@@ -28,6 +28,10 @@ def summary_markdown(services: Services, insights: Insights) -> str:
     else:
         lines.append("* No model in service, so no agreement can be measured.")
     return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def ranking_table(insights: Insights) -> pd.DataFrame:

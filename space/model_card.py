@@ -1,24 +1,25 @@
 """What the Model tab shows: the checkpoint's own record, the model card, the run history.
 
-Everything is read from files the training side writes (``config.json`` of each
-checkpoint, ``docs/model.md``, ``<data>/registry/runs.jsonl``); nothing here
-is computed or guessed, and a missing file gives an empty state.
+Everything is read from what the training side writes (``config.json`` of each
+checkpoint, ``docs/model.md``, the run log of the model registry under
+``<data>/registry``); nothing here is computed or guessed, and a missing file
+gives an empty state.
 """
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pandas as pd
 
+from cvrkd.registry import ModelRegistry
 from space.model_service import ModelService
 
-logger = logging.getLogger(__name__)
-
-RUN_COLUMNS = ["started_at", "finished_at", "status", "judgements", "base_version", "candidate_version",
-               "validation", "promoted"]
+RUN_COLUMNS = ["recorded_at", "run_id", "decision", "reason", "base_version", "candidate_version",
+               "n_judgements", "n_train", "n_validation", "seconds"]
 """Preferred column order for the runs table; other keys a run records follow these."""
+HIDDEN_RUN_KEYS = {"config"}
+"""Too wide for a table; the full record stays in ``runs.jsonl``."""
 
 
 def summary(model: ModelService) -> dict:
@@ -61,23 +62,16 @@ def model_doc(repo_root: Path) -> str:
 
 
 def runs(registry: Path) -> pd.DataFrame:
-    """Re-distillation runs from ``runs.jsonl`` (one JSON object per line; bad lines skipped)."""
-    path = Path(registry) / "runs.jsonl"
-    rows = []
-    if path.is_file():
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d is not JSON; skipped", path, number)
-                continue
-            if isinstance(row, dict):
-                rows.append({k: _fmt(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
-    frame = pd.DataFrame(rows)
+    """Re-distillation runs recorded in the model registry (``cvrkd.registry``), newest first."""
+    rows = [{k: _fmt(v) if isinstance(v, (dict, list)) else v for k, v in record.items()
+             if k not in HIDDEN_RUN_KEYS} for record in ModelRegistry(registry).runs() if isinstance(record, dict)]
+    if not rows:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    frame = pd.DataFrame(rows[::-1])
+    if "started_at" in frame and pd.api.types.is_numeric_dtype(frame["started_at"]):
+        frame["started_at"] = pd.to_datetime(frame["started_at"], unit="s", utc=True).dt.strftime("%Y-%m-%d %H:%M")
     ordered = [c for c in RUN_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in RUN_COLUMNS]
-    return frame[ordered] if rows else pd.DataFrame(columns=RUN_COLUMNS)
+    return frame[ordered]
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:

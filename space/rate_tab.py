@@ -159,7 +159,7 @@ def build(services: Services, blocks: gr.Blocks) -> gr.Tab:
 
 def _count(services: Services, rater_id: str) -> str:
     n = services.rating.count(rater_id)
-    return f"You have judged **{n}** pair{'s' if n != 1 else ''} on this device. Rater id: `{rater_id}`"
+    return f"You have judged **{n}** pair{'s' if n != 1 else ''} so far. Rater id: `{rater_id}`"
 
 
 def _error(message: str) -> str:

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import InvalidImageError, load_image
 from space import plots
-from space.components import RawImage
+from space.components import raw_image
 from space.examples import examples
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
@@ -157,11 +157,11 @@ def build(services: Services) -> gr.Tab:
         scored = gr.State(None)
         with gr.Row():
             with gr.Column(scale=5):
-                image = RawImage(type="filepath", label="Image to score", sources=["upload", "clipboard"], height=320,
+                image = raw_image(label="Image to score", sources=["upload", "clipboard"], height=320,
                                  elem_id="score-image")
                 gallery = gr.Dropdown(names, value=names[0], label="Reference gallery", elem_id="score-gallery")
                 with gr.Accordion("I have the pristine original", open=False):
-                    original = RawImage(type="filepath", label="Pristine original (same photo, undistorted)",
+                    original = raw_image(label="Pristine original (same photo, undistorted)",
                                         sources=["upload", "clipboard"], height=220, elem_id="score-original")
                 contribute = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="score-consent")
                 button = gr.Button("Score", variant="primary", elem_id="score-button")

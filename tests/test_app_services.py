@@ -197,17 +197,18 @@ def test_session_gallery_is_refused_whole_when_one_photo_is_bad(services, bad_in
     assert not sessions.exists() or not any(sessions.iterdir())
 
 
-def test_model_tab_reads_the_runs_registry(tmp_path):
+def test_model_tab_lists_registry_runs_newest_first(tmp_path):
+    from cvrkd.registry import ModelRegistry
     from space.model_card import RUN_COLUMNS, runs
 
     assert runs(tmp_path).empty and list(runs(tmp_path).columns) == RUN_COLUMNS
-    (tmp_path / "runs.jsonl").write_text(
-        '{"started_at": "2026-01-01T00:00:00Z", "status": "rejected", "judgements": 120, "x": {"a": 1}}\n'
-        "not json\n"
-        '{"started_at": "2026-01-02T00:00:00Z", "status": "promoted", "judgements": 300}\n')
+    registry = ModelRegistry(tmp_path)
+    registry.record_run({"run_id": "r1", "started_at": 1.7e9, "decision": "rejected", "config": {"lr": 1}})
+    registry.record_run({"run_id": "r2", "started_at": 1.7e9, "decision": "promoted", "candidate_version": "abc"})
     table = runs(tmp_path)
-    assert list(table["status"]) == ["rejected", "promoted"]
-    assert list(table.columns[:3]) == ["started_at", "status", "judgements"]
+    assert list(table["run_id"]) == ["r2", "r1"] and "config" not in table
+    assert list(table.columns[:3]) == ["recorded_at", "run_id", "decision"]
+    assert table["started_at"].iloc[0].startswith("2023-11-14")
 
 
 def test_without_a_trained_model_the_app_starts_refuses_to_score_and_keeps_queues_apart(no_model_app, services):
@@ -236,3 +237,12 @@ def test_an_untrained_model_is_served_only_with_a_loud_warning(services, untrain
                            services.galleries.default)
     assert not refused.available and refused.banner().startswith("No trained model is installed")
 
+
+
+def test_image_uploads_reach_the_app_undecoded_so_it_can_explain_bad_files(bad_inputs):
+    from gradio.components.image import ImageData
+
+    from space.components import raw_image
+
+    path = str(bad_inputs["not_an_image"])
+    assert raw_image().preprocess(ImageData(path=path, orig_name="notes.txt")) == path
