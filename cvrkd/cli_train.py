@@ -26,8 +26,9 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                         help="folder holding kodak24/ (default: $CVRKD_DATA or ../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic"),
                         help="where the feature shards and labels.csv go")
-    parser.add_argument("--val-sources", type=int, default=6,
+    parser.add_argument("--val-sources", type=int, default=4,
                         help="Kodak photos held out for validation (split by source image)")
+    parser.add_argument("--train-sources", type=int, default=12, help="Kodak photos to train on")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -37,7 +38,7 @@ def run_data(args: argparse.Namespace) -> int:
     from cvrkd.backbone import FrozenBackbone
     from cvrkd.synthetic import SyntheticConfig, build, kodak_sources
 
-    sources, val = kodak_sources(args.data, args.val_sources)
+    sources, val = kodak_sources(args.data, args.val_sources, args.train_sources)
     config = SyntheticConfig(sources=sources, val_sources=val, seed=args.seed)
     with tqdm(total=len(sources), desc="synthetic data", unit="source", file=sys.stderr) as bar:
         def progress(message: str) -> None:
@@ -65,6 +66,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from cvrkd.pipeline import PipelineOptions, run
 
     options = PipelineOptions(data_root=args.data, out=args.out, ship=args.ship, epochs=args.epochs,
+                              val_sources=args.val_sources, train_sources=args.train_sources,
                               distill_weight=args.distill_weight, seed=args.seed,
                               bootstrap=args.bootstrap)
     results = run(options, log=lambda message: print(message, file=sys.stderr, flush=True))

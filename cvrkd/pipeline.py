@@ -43,6 +43,8 @@ class PipelineOptions:
     distill_weight: float = 0.1
     seed: int = 0
     bootstrap: int = 1000
+    val_sources: int = 4
+    train_sources: int = 12
 
 
 def grid_features(backbone: FrozenBackbone, paths: list[Path], size: int, count: int,
@@ -91,7 +93,7 @@ def run(options: PipelineOptions, log: Log = print) -> dict:
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     backbone = FrozenBackbone()
-    sources, val_sources = kodak_sources(options.data_root)
+    sources, val_sources = kodak_sources(options.data_root, options.val_sources, options.train_sources)
     config = SyntheticConfig(sources=sources, val_sources=val_sources, seed=options.seed)
     build(config, out / "synthetic", backbone, log)
     data = load(out / "synthetic")
