@@ -17,8 +17,8 @@ from typing import Callable
 
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import InvalidImageError, load_image
-from space.model_service import ModelService, ModelUnavailable
 from space.files import write_atomic
+from space.model_service import ModelService, ModelUnavailable
 from space.pool import RatingPool
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,6 @@ class PoolScores:
             return {}
         with self._lock:
             return dict(self._book(version))
-
-    def get(self, image_id: str) -> float | None:
-        return self.current().get(image_id)
 
     def coverage(self) -> tuple[int, int]:
         """(scored, total) pool images for the current model."""
@@ -114,6 +111,10 @@ class PoolScores:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        try:  # the first interactive score should not have to build the gallery's features
+            self.model.require().gallery_features(self.gallery)
+        except Exception:
+            logger.exception("preparing the reference gallery failed")
         while not self._stop.is_set():
             self._wake.clear()
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import importlib.util
 import os
 import secrets
 import uuid
@@ -83,12 +84,7 @@ def login_available() -> bool:
     """Hugging Face sign-in works only on a Space with OAuth enabled (and its extra packages)."""
     if not (os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID")):
         return False
-    try:
-        import authlib  # noqa: F401  (gradio[oauth])
-        import itsdangerous  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(importlib.util.find_spec(name) for name in ("authlib", "itsdangerous"))  # gradio[oauth]
 
 
 def browser_secret(data_dir: Path) -> str:

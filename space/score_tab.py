@@ -10,6 +10,7 @@ import html
 import logging
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -119,7 +120,7 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
     if not files:
         return pd.DataFrame(columns=columns), None, _refused("Add some images first.")
     try:
-        scorer_gallery = resolve_gallery(services, gallery_name, session)
+        gallery = resolve_gallery(services, gallery_name, session)
         services.model.require()
     except (KeyError, ModelUnavailable) as exc:
         return pd.DataFrame(columns=columns), None, _refused(_message(exc))
@@ -129,13 +130,13 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
         if progress:
             progress(index, len(files), name)
         try:
-            report = services.model.score(load_image(path, name=name), scorer_gallery)
+            report = services.model.score(load_image(path, name=name), gallery)
             rows.append([name, round(report.nar.score, 2), round(report.nar.spread, 2),
                          report.nar.model_version, ""])
         except (InvalidImageError, ModelUnavailable) as exc:
             rows.append([name, None, None, services.model.version, str(exc)])
     table = pd.DataFrame(rows, columns=columns)
-    out = Path(tempfile.mkdtemp(prefix="cvrkd-batch-")) / "scores.csv"
+    out = _batch_file()
     with open(out, "w", newline="") as handle:
         csv.writer(handle).writerows([columns, *rows])
     failed = int(table["error"].astype(bool).sum())
@@ -200,7 +201,7 @@ def build(services: Services) -> gr.Tab:
         message, session_, new = build_gallery(services, files, name, session_,
                                                lambda i, n, d: progress((i, n), desc=d))
         choices = services.galleries.names() + list(session_)
-        return message, session_, gr.Dropdown(choices=choices, value=new or gallery_name_default(choices))
+        return message, session_, gr.Dropdown(choices=choices, value=new or choices[0])
 
     def on_batch(files, gallery_name_, session_, progress=gr.Progress()):
         table, path, message = score_many(services, files, gallery_name_, session_,
@@ -218,8 +219,14 @@ def build(services: Services) -> gr.Tab:
     return tab
 
 
-def gallery_name_default(choices: list[str]) -> str:
-    return choices[0]
+def _batch_file() -> Path:
+    """A fresh CSV path; batch files older than a day are removed so they cannot pile up."""
+    folder = Path(tempfile.gettempdir()) / "cvrkd-batches"
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.csv"):
+        if time.time() - old.stat().st_mtime > 86400:
+            old.unlink(missing_ok=True)
+    return folder / f"scores-{uuid.uuid4().hex[:12]}.csv"
 
 
 # ----------------------------------------------------------------------- html

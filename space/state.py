@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from annotations.hub import HubSync
 from annotations.store import AnnotationStore
 from cvrkd import __version__ as cvrkd_version
 from cvrkd.gallery import build_default_gallery
@@ -53,6 +54,8 @@ class Services:
     rating: RatingService
     insights: InsightsService
     trainer: TrainerStatus
+    hub: HubSync | None = None
+    """Pushes the judgements to a Hub dataset only when ``CVRKD_HUB_DATASET`` and a token are set."""
 
     @property
     def data_dir(self) -> Path:
@@ -61,6 +64,8 @@ class Services:
     def close(self) -> None:
         """Stop background work and release the store's writer lock."""
         self.scores.stop()
+        if self.hub is not None:
+            self.hub.stop()
         self.store.close()
 
 
@@ -79,9 +84,10 @@ def build_services(config: AppConfig, trainer: TrainerStatus | None = None) -> S
         rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute),
         insights=InsightsService(store, pool, scores, config.leaderboard_bootstrap),
         trainer=trainer or NoTrainer(),
+        hub=HubSync.from_env(store),
     )
     if config.score_pool:
         scores.start()
-    logger.info("data in %s; model: %s; pool of %d images", data,
-                model.version or model.banner(), len(pool))
+    logger.info("data in %s; model: %s; pool of %d images; judgements pushed to the Hub: %s", data,
+                model.version or model.banner(), len(pool), "yes" if services.hub else "no")
     return services

@@ -1,0 +1,227 @@
+"""Load test: concurrent ``gradio_client`` users scoring and voting against a local app.
+
+Starts ``python app.py`` on a free port with a fresh data folder, then runs
+``--clients`` API clients for ``--duration`` seconds. Each client scores an
+image, then judges three pairs (``/next_pair`` + ``/vote``), and repeats.
+Reports throughput and p50/p95 latency per endpoint, errors, and judgements
+acknowledged to clients versus judgements found in the store afterwards::
+
+    python bench/load.py --clients 20 --duration 60 --report docs/performance_load.md
+
+Without ``--model`` it uses the installed model (``cvrkd/weights``) or, when
+none is installed, a random-init bundle of the same architecture
+(``--allow-untrained``): the cost of a score does not depend on the weights.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHIPPED = ROOT / "cvrkd" / "weights"
+ENDPOINTS = ("/score", "/next_pair", "/vote")
+
+
+@dataclass
+class Tally:
+    """What all clients saw; appended to under a lock."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    acknowledged: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, endpoint: str, seconds: float, error: str | None = None) -> None:
+        with self.lock:
+            if error is None:
+                self.latencies[endpoint].append(seconds)
+            else:
+                self.errors[endpoint].append(error)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def model_arguments(model: Path | None, scratch: Path) -> tuple[list[str], str]:
+    """app.py flags for the model to serve, and a description for the report."""
+    if model is not None:
+        return ["--model", str(model)], f"`{model}`"
+    if (SHIPPED / "student" / "config.json").is_file():
+        return ["--model", str(SHIPPED)], "the installed model (`cvrkd/weights`)"
+    from cvrkd.checkpoint import save_checkpoint, untrained
+
+    for role in ("teacher", "student"):
+        save_checkpoint(*untrained(role, seed=0), scratch / "model" / role)
+    return (["--model", str(scratch / "model"), "--allow-untrained"],
+            "a random-init bundle of the shipped architecture (no trained model installed yet)")
+
+
+def start_app(flags: list[str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "app.py", "--data-dir", str(data_dir), *flags]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the app exited during start-up")
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError("the app did not start")
+
+
+@dataclass
+class Clock:
+    """The shared end of the run, set once every client is connected."""
+
+    duration: float
+    deadline: float = float("inf")
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.duration
+
+
+def client_loop(url: str, rater_id: str, images: list[Path], clock: Clock, tally: Tally,
+                ready: threading.Barrier) -> None:
+    """One simulated user: score, judge three pairs, repeat until the deadline."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    rng = random.Random(rater_id)
+    ready.wait()
+
+    def call(endpoint: str, *args):
+        started = time.perf_counter()
+        try:
+            result = client.predict(*args, api_name=endpoint)
+        except Exception as exc:  # every failure counts as an error of its endpoint
+            tally.record(endpoint, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
+            return None
+        tally.record(endpoint, time.perf_counter() - started)
+        return result
+
+    while time.monotonic() < clock.deadline:
+        call("/score", handle_file(str(rng.choice(images))), "", None)
+        for _ in range(3):
+            if time.monotonic() >= clock.deadline:
+                break
+            pair = call("/next_pair", rater_id)
+            if pair is None:
+                continue
+            receipt = call("/vote", rater_id, pair[0]["ticket"], rng.choice(["left", "right", "same"]), None)
+            if receipt is not None and receipt.get("stored") == "judgement":
+                with tally.lock:
+                    tally.acknowledged.append(receipt["id"])
+
+
+def written_judgements(data_dir: Path, raters: set[str]) -> set[str]:
+    """Judgement ids of the bench's raters that are in the store files now."""
+    from annotations.store import AnnotationStore
+
+    judgements = AnnotationStore(data_dir / "annotations").judgements()
+    return set(judgements.loc[judgements["rater_id"].isin(raters), "judgement_id"])
+
+
+def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str, wall: float,
+           load_before: tuple[float, float, float]) -> str:
+    lines = [
+        "## Load test: concurrent API clients scoring and voting", "",
+        "```bash", f"python bench/load.py --clients {args.clients} --duration {args.duration:g}"
+        + (f" --report {args.report}" if args.report else ""), "```", "",
+        f"{args.clients} `gradio_client` clients, each scoring an image and then judging three pairs, in a loop, "
+        f"for {args.duration:g} s (calls still running at the deadline finish; wall time {wall:.0f} s), "
+        f"against `python app.py` on the same machine, serving {model}. "
+        f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load average before the run "
+        f"{load_before[0]:.1f}. Latency is what the client sees (queueing, upload, download included).", "",
+        "| endpoint | calls | per second | p50 latency | p95 latency | max | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for endpoint in ENDPOINTS:
+        values = np.array(tally.latencies.get(endpoint, []))
+        errors = len(tally.errors.get(endpoint, []))
+        if len(values):
+            p50, p95, peak = np.percentile(values, 50), np.percentile(values, 95), values.max()
+            cells = f"{p50:.2f} s | {p95:.2f} s | {peak:.2f} s"
+        else:
+            cells = "– | – | –"
+        lines.append(f"| `{endpoint}` | {len(values)} | {len(values) / args.duration:.2f} | {cells} | {errors} |")
+    acknowledged = set(tally.acknowledged)
+    lines += [
+        "",
+        f"Judgements acknowledged to clients: **{len(acknowledged)}**; written to the store: **{len(written)}**; "
+        f"acknowledged but missing: **{len(acknowledged - written)}**; written but never acknowledged: "
+        f"**{len(written - acknowledged)}**.",
+    ]
+    samples = [f"`{endpoint}`: {messages[0]}" for endpoint, messages in tally.errors.items() if messages]
+    if samples:
+        lines += ["", "First error per endpoint: " + "; ".join(samples)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--model", type=Path, help="model bundle to serve (default: see above)")
+    parser.add_argument("--report", type=Path, help="also write the markdown table here")
+    args = parser.parse_args(argv)
+
+    scratch = Path(tempfile.mkdtemp(prefix="cvrkd-load-"))
+    flags, model = model_arguments(args.model, scratch)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_app(flags, scratch / "data", port, scratch / "app.log")
+    try:
+        wait_until_up(url, process)
+        from gradio_client import Client, handle_file
+
+        images = sorted((scratch / "data" / "examples").glob("*.png"))
+        Client(url, verbose=False).predict(handle_file(str(images[0])), "", None, api_name="/score")  # warm-up
+        raters = [f"bench-{k:02d}" for k in range(args.clients)]
+        tally, clock = Tally(), Clock(args.duration)
+        ready = threading.Barrier(args.clients, action=clock.start)
+        load_before = os.getloadavg()
+        threads = [threading.Thread(target=client_loop, args=(url, rater, images, clock, tally, ready))
+                   for rater in raters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.monotonic() - clock.deadline + args.duration
+        written = written_judgements(scratch / "data", set(raters))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    text = report(tally, written, args, model, wall, load_before)
+    print(text)
+    if args.report:
+        args.report.write_text(text)
+    return 0 if not tally.errors and written == set(tally.acknowledged) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
