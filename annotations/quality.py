@@ -3,12 +3,16 @@
 Nobody's votes are deleted: unreliable raters get a small weight that the
 scaler and the sampler use, and a flag (with reasons) for a person to review.
 
-The weight is the share of a rater's answers that carry signal. A rater who
-attends with probability q and otherwise answers at random gets a gold pair
-right with probability (1 + q) / 2, so q = 2 * accuracy - 1, with accuracy
-smoothed towards ``prior_accuracy`` so a new rater is neither trusted fully
-nor written off. Strong side bias, too-fast answers and inconsistency on
-repeats each halve the weight.
+The weight is the share q of a rater's answers that carry signal: a rater
+who attends with probability q and otherwise answers at random gets a gold
+pair right with probability (1 + q) / 2, so q = 2 * accuracy - 1, with the
+accuracy smoothed towards ``prior_accuracy`` so a new rater is neither
+trusted fully nor written off. When current scores are given, q is instead
+fitted to all of the rater's answers (each one is explained either by a
+Thurstone observer of those scores or by a coin flip, as in Dawid-Skene
+style spammer models), which uses every judgement rather than the few gold
+ones. Strong side bias, too-fast answers and inconsistency on repeats each
+halve the weight.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 STAT_COLUMNS = [
     "rater_id",
@@ -30,6 +35,7 @@ STAT_COLUMNS = [
     "repeat_consistency",
     "left_share",
     "median_response_ms",
+    "agreement",
     "reliability",
     "weight",
     "flagged",
@@ -37,15 +43,9 @@ STAT_COLUMNS = [
 ]
 
 
-def _chosen(df: pd.DataFrame) -> pd.Series:
-    """The image id the rater preferred, or "tie"."""
-    chosen = df["left_image_id"].where(df["choice"] == "left", df["right_image_id"])
-    return chosen.where(df["choice"] != "tie", "tie")
-
-
-def _pair_keys(df: pd.DataFrame) -> pd.Series:
-    a, b = df["left_image_id"].astype(str), df["right_image_id"].astype(str)
-    return a.where(a < b, b) + "\x00" + b.where(a < b, a)
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
 
 
 def rater_stats(
@@ -58,6 +58,7 @@ def rater_stats(
     max_side_share: float = 0.8,
     min_consistency: float = 0.55,
     min_evidence: int = 10,
+    scores: Mapping[str, float] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per rater (columns ``STAT_COLUMNS``), indexed by rater id.
 
@@ -66,52 +67,95 @@ def rater_stats(
     before counts as a repeat and is compared with their first answer.
     ``flagged`` raters have weight below ``threshold`` or a behavioural
     problem (listed in ``reasons``); side bias and consistency are judged
-    only after ``min_evidence`` answers.
+    only after ``min_evidence`` answers. ``scores`` are current Thurstone
+    scores (``scale(..., method="thurstone")``) by image id; with them,
+    ``agreement`` is the share of decided answers that agree with the scores
+    and the reliability is fitted to all answers.
     """
     if len(judgements_df) == 0:
         return pd.DataFrame(columns=STAT_COLUMNS).set_index("rater_id", drop=False)
-    df = judgements_df.assign(_chosen=_chosen(judgements_df), _pair=_pair_keys(judgements_df))
-    better = {}
+    rater, raters = pd.factorize(judgements_df["rater_id"], sort=True)
+    n_raters = len(raters)
+    image, images = pd.factorize(pd.concat([judgements_df["left_image_id"], judgements_df["right_image_id"]]))
+    left, right = np.split(image.astype(np.int64), 2)
+    choice = judgements_df["choice"].to_numpy()
+    is_left, is_tie = choice == "left", choice == "tie"
+    chosen = np.where(is_tie, -1, np.where(is_left, left, right))  # image code, -1 for a tie
+    pair = np.minimum(left, right) * len(images) + np.maximum(left, right)
+
+    code = {image_id: k for k, image_id in enumerate(images)}
+    gold_pair, gold_better = [], []
     for good, bad in gold_answers:
-        better[min(good, bad) + "\x00" + max(good, bad)] = good
-    df["_gold_correct"] = df["_pair"].map(better)
-    is_gold = df["_gold_correct"].notna()
-    df["_gold_correct"] = (df["_chosen"] == df["_gold_correct"]) & is_gold
-    df["_is_gold"] = is_gold
-    first = df.groupby(["rater_id", "_pair"], sort=False)["_chosen"].transform("first")
-    df["_is_repeat"] = df.groupby(["rater_id", "_pair"], sort=False).cumcount() > 0
-    df["_consistent"] = df["_is_repeat"] & (df["_chosen"] == first)
-    df["_left"] = df["choice"] == "left"
-    df["_sided"] = df["choice"] != "tie"
-    df["_ms"] = pd.to_numeric(df.get("response_ms", pd.Series(np.nan, index=df.index)), errors="coerce").astype(float)
+        if good in code and bad in code:
+            gold_pair.append(min(code[good], code[bad]) * len(images) + max(code[good], code[bad]))
+            gold_better.append(code[good])
+    where = pd.Index(gold_pair).get_indexer(pair) if gold_pair else np.full(len(pair), -1)
+    is_gold = where >= 0
+    correct = is_gold & (chosen == np.asarray(gold_better + [-2])[where])
 
-    g = df.groupby("rater_id", sort=True)
-    out = pd.DataFrame({"n_judgements": g.size()})
-    out["n_gold"] = g["_is_gold"].sum()
-    correct = g["_gold_correct"].sum()
-    out["gold_accuracy"] = correct / out["n_gold"].where(out["n_gold"] > 0)
-    out["n_repeats"] = g["_is_repeat"].sum()
-    out["repeat_consistency"] = g["_consistent"].sum() / out["n_repeats"].where(out["n_repeats"] > 0)
-    sided = g["_sided"].sum()
-    out["left_share"] = g["_left"].sum() / sided.where(sided > 0)
-    out["median_response_ms"] = g["_ms"].median()
+    _, first, inverse = np.unique(rater * (len(images) ** 2) + pair, return_index=True, return_inverse=True)
+    is_repeat = np.arange(len(pair)) != first[inverse]
+    consistent = is_repeat & (chosen == chosen[first[inverse]])
 
-    smoothed = (correct + prior_strength * prior_accuracy) / (out["n_gold"] + prior_strength)
+    def per_rater(values: np.ndarray) -> np.ndarray:
+        return np.bincount(rater, values.astype(float), n_raters)
+
+    n_gold, n_correct, sided = per_rater(is_gold), per_rater(correct), per_rater(~is_tie)
+    ms = pd.to_numeric(judgements_df.get("response_ms", pd.Series(np.nan, index=judgements_df.index)), errors="coerce")
+    out = pd.DataFrame(index=pd.Index(raters, name=None))
+    out["n_judgements"] = np.bincount(rater, minlength=n_raters)
+    out["n_gold"] = n_gold.astype(int)
+    out["gold_accuracy"] = _ratio(n_correct, n_gold)
+    out["n_repeats"] = per_rater(is_repeat).astype(int)
+    out["repeat_consistency"] = _ratio(per_rater(consistent), out["n_repeats"].to_numpy())
+    out["left_share"] = _ratio(per_rater(is_left), sided)
+    out["median_response_ms"] = ms.astype(float).groupby(rater).median().reindex(range(n_raters)).to_numpy()
+
+    smoothed = (n_correct + prior_strength * prior_accuracy) / (n_gold + prior_strength)
     out["reliability"] = np.clip(2 * smoothed - 1, 0.0, 1.0)
-    biased = (sided >= min_evidence) & ((out["left_share"] - 0.5).abs() > max_side_share - 0.5)
+    out["agreement"] = np.nan
+    if scores is not None:
+        lookup = pd.Series(scores, dtype=float).reindex(images).fillna(0.0).to_numpy()
+        decided = ~is_tie
+        other = np.where(is_left, right, left)
+        gap = lookup[chosen[decided]] - lookup[other[decided]]
+        agreement, attention = _fit_attention(rater[decided], gap, n_raters, 2 * prior_accuracy - 1, prior_strength)
+        out["agreement"] = agreement
+        out["reliability"] = np.where(np.isnan(attention), out["reliability"], attention)
+    biased = (sided >= min_evidence) & (np.abs(out["left_share"] - 0.5) > max_side_share - 0.5)
     fast = out["median_response_ms"] < min_response_ms
     inconsistent = (out["n_repeats"] >= min_evidence) & (out["repeat_consistency"] < min_consistency)
     penalty = np.power(0.5, biased.astype(int) + fast.astype(int) + inconsistent.astype(int))
     out["weight"] = out["reliability"] * penalty
     low = out["weight"] < threshold
-    reasons = [
+    out["reasons"] = [
         ", ".join(name for name, hit in zip(("low weight", "side bias", "too fast", "inconsistent"), flags) if hit)
         for flags in zip(low, biased, fast, inconsistent)
     ]
-    out["reasons"] = reasons
     out["flagged"] = low | biased | fast | inconsistent
     out["rater_id"] = out.index
     return out[STAT_COLUMNS]
+
+
+def _fit_attention(
+    rater: np.ndarray, gap: np.ndarray, n_raters: int, prior_q: float, strength: float, iterations: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per rater: share of answers agreeing with the scores, and the attention share q (EM).
+
+    ``gap`` is s_chosen - s_other per decided answer. An attentive answer is
+    likely Phi(gap / sqrt 2) on the Thurstone scale, a random one 1/2; q is
+    the mixing weight, with ``strength`` pseudo-answers at ``prior_q``. Raters
+    without decided answers get NaN.
+    """
+    p = ndtr(gap / np.sqrt(2))
+    counts = np.bincount(rater, minlength=n_raters).astype(float)
+    agreement = _ratio(np.bincount(rater, (gap > 0).astype(float), n_raters), counts)
+    q = np.full(n_raters, prior_q)
+    for _ in range(iterations):
+        qk = q[rater]
+        responsibility = qk * p / (qk * p + (1 - qk) * 0.5)
+        q = (np.bincount(rater, responsibility, n_raters) + strength * prior_q) / (counts + strength)
+    return agreement, np.where(counts > 0, np.clip(q, 0.0, 1.0), np.nan)
 
 
 class RateLimiter:

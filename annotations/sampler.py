@@ -15,6 +15,7 @@ never gets the same pair twice in a row, and sides are always randomised.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,7 @@ from annotations.posterior import GaussianPosterior
 PairKind = Literal["active", "gold", "repeat"]
 Strategy = Literal["information", "random"]
 STRATEGIES = ("information", "random")
+_HISTORY = 200  # served pairs remembered per rater, for repeats when no judgements are passed
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class ActiveSampler:
     by ``refit_fraction`` of it, whichever is larger. ``prior_sd`` is the
     initial guess of the spread of the scores in units of one rater's
     perceptual noise (re-estimated at each fit). The belief is an n x n
-    covariance: meant for up to a few thousand images.
+    covariance: meant for up to a few thousand images. Thread-safe.
     """
 
     def __init__(
@@ -63,8 +65,8 @@ class ActiveSampler:
         same_content_share: float = 0.5,
         seed: int = 0,
         strategy: Strategy = "information",
-        refit_every: int = 20,
-        refit_fraction: float = 0.05,
+        refit_every: int = 10,
+        refit_fraction: float = 0.01,
         prior_sd: float = 1.0,
     ) -> None:
         self.ids = list(dict.fromkeys(image_ids))
@@ -87,6 +89,7 @@ class ActiveSampler:
         self.rng = np.random.default_rng(seed)
         self.posterior = GaussianPosterior(len(self.ids), prior_sd=prior_sd)
         self.fitted_on = 0
+        self._lock = threading.Lock()
         self._last: dict[str, frozenset[str]] = {}
         self._history: dict[str, list[tuple[str, str]]] = {}
         content = content_of or {}
@@ -111,6 +114,10 @@ class ActiveSampler:
 
     def update(self, judgements_df: pd.DataFrame, weights: Weights = None) -> None:
         """Refit the posterior on all judgements (ties count half a win each way)."""
+        with self._lock:
+            self._update(judgements_df, weights)
+
+    def _update(self, judgements_df: pd.DataFrame, weights: Weights) -> None:
         self.fitted_on = len(judgements_df)
         if self.strategy == "random" or len(judgements_df) == 0:
             return
@@ -132,8 +139,12 @@ class ActiveSampler:
         refit when due and draw repeats from what the rater really judged;
         without them it uses the active pairs it served this rater.
         """
-        if judgements_df is not None and self.needs_update(len(judgements_df)):
-            self.update(judgements_df, weights)
+        with self._lock:
+            if judgements_df is not None and self.needs_update(len(judgements_df)):
+                self._update(judgements_df, weights)
+            return self._next(rater_id, judgements_df)
+
+    def _next(self, rater_id: str, judgements_df: pd.DataFrame | None) -> Pair:
         last = self._last.get(rater_id)
         u = self.rng.random()
         pair: Pair | None = None
@@ -145,7 +156,9 @@ class ActiveSampler:
             pair = self._active(last)
         self._last[rater_id] = frozenset((pair.left, pair.right))
         if pair.kind == "active":
-            self._history.setdefault(rater_id, []).append((pair.left, pair.right))
+            history = self._history.setdefault(rater_id, [])
+            history.append((pair.left, pair.right))
+            del history[:-_HISTORY]
         return pair
 
     def _shown(self, a: str, b: str, kind: PairKind) -> Pair:

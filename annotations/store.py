@@ -244,8 +244,11 @@ class AnnotationStore:
         """
         import datasets
 
-        frames = {"default": (self.judgements, JUDGEMENT_DTYPES), "images": (self.images, IMAGE_DTYPES)}
-        frames["skips"] = (self.skips, SKIP_DTYPES)
+        frames = {
+            "default": (self.judgements, JUDGEMENT_DTYPES),
+            "images": (self.images, IMAGE_DTYPES),
+            "skips": (self.skips, SKIP_DTYPES),
+        }
         if name not in frames:
             raise ValueError(f"unknown table {name!r}; expected one of {', '.join(frames)}")
         read, dtypes = frames[name]

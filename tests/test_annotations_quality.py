@@ -92,3 +92,22 @@ def test_rate_limiter_sliding_minute():
     assert limiter.allow("a") and limiter.retry_after("b") == 0.0
     with pytest.raises(ValueError):
         RateLimiter(max_per_minute=0)
+
+
+def test_scores_let_every_answer_count_towards_reliability():
+    # no gold at all: only agreement with the current scores can tell the raters apart
+    rng = np.random.default_rng(9)
+    scores = {f"i{k}": k / 10 for k in range(40)}
+    rows = []
+    for _ in range(150):
+        a, b = rng.choice(40, 2, replace=False)
+        better = f"i{max(a, b)}"
+        left, right = f"i{a}", f"i{b}"
+        rows.append(("attentive", left, right, "left" if left == better else "right", 2000))
+        rows.append(("coin", left, right, "left" if rng.random() < 0.5 else "right", 2000))
+    stats = rater_stats(frame(rows), [], scores=scores)
+    assert stats.loc["attentive", "agreement"] == 1.0 and stats.loc["attentive", "reliability"] > 0.9
+    assert stats.loc["coin", "agreement"] == pytest.approx(0.5, abs=0.1) and stats.loc["coin", "reliability"] < 0.3
+    without = rater_stats(frame(rows), [])
+    # no gold, no scores: reliability stays at the prior for both (only repeats can still expose the coin)
+    assert without.loc["coin", "reliability"] == without.loc["attentive", "reliability"] == pytest.approx(0.8)

@@ -103,3 +103,27 @@ def test_random_strategy_and_validation():
         ActiveSampler(IDS, gold_share=0.6, repeat_share=0.6)
     with pytest.raises(ValueError, match="two images"):
         ActiveSampler(["only"])
+
+
+def test_concurrent_requests_are_served_safely():
+    import threading
+
+    sampler = ActiveSampler(IDS, gold_pairs=GOLD, seed=8)
+    df = rows_for([(IDS[k % 11], IDS[k % 11 + 1], "left") for k in range(40)])
+    served: list[Pair] = []
+    errors: list[BaseException] = []
+
+    def ask(t: int) -> None:
+        try:
+            for _ in range(100):
+                served.append(sampler.next_pair(f"r{t}", df))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(served) == 400
+    assert np.all(np.isfinite(sampler.posterior.cov))
