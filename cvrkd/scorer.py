@@ -88,7 +88,11 @@ class Scorer:
 
     # ----------------------------------------------------------------- models
     def _load_role(self, role: str, required: bool) -> LoadedModel | None:
+        """A bundle has ``student/`` and ``teacher/``; a bare student checkpoint (e.g. a
+        registry version) is accepted too, with the shipped teacher beside it."""
         folder = self.model_dir / role
+        if (self.model_dir / "config.json").is_file():
+            folder = self.model_dir if role == "student" else paths.default_model_dir() / "teacher"
         if not folder.exists():
             if required:
                 raise NoTrainedModelError(

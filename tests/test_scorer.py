@@ -104,3 +104,8 @@ def test_quality_map_is_image_sized_in_unit_range_with_an_overlay(scorer):
     assert 0.0 <= float(qmap.loss.min()) and float(qmap.loss.max()) <= 1.0
     overlay = qmap.overlay()
     assert overlay.shape == pixels.shape and overlay.dtype == np.uint8
+
+
+def test_a_bare_student_checkpoint_such_as_a_registry_version_scores(untrained_bundle, data_dir):
+    scorer = Scorer(untrained_bundle / "student", allow_untrained=True, cache_dir=data_dir / "cache")
+    assert scorer.score(photo()).model_version == scorer.model_version
