@@ -102,7 +102,7 @@ def rater_stats(
 
     n_gold, n_correct, sided = per_rater(is_gold), per_rater(correct), per_rater(~is_tie)
     ms = pd.to_numeric(judgements_df.get("response_ms", pd.Series(np.nan, index=judgements_df.index)), errors="coerce")
-    out = pd.DataFrame(index=pd.Index(raters, name=None))
+    out = pd.DataFrame(index=pd.Index(raters, name="rater_id"))
     out["n_judgements"] = np.bincount(rater, minlength=n_raters)
     out["n_gold"] = n_gold.astype(int)
     out["gold_accuracy"] = _ratio(n_correct, n_gold)

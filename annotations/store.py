@@ -96,6 +96,7 @@ class AnnotationStore:
         }
         self._readers = {name: ShardReader(self.root / folder, f"{prefix}-*.jsonl") for name, folder, prefix, _ in TABLES}
         self._rows: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in TABLES}
+        self._frames: dict[str, tuple[int, pd.DataFrame]] = {}  # table -> (rows seen, frame)
         self._image_ids: set[str] = set()
 
     # --- writing -----------------------------------------------------------
@@ -219,17 +220,27 @@ class AnnotationStore:
                 self._image_ids.update(row["image_id"] for row in new)
             return self._rows[table]
 
+    def _table(self, table: str, dtypes: Mapping[str, str], key: str) -> pd.DataFrame:
+        """The table as a DataFrame, rebuilt only when rows were added (the app asks on every request)."""
+        rows = self._refresh(table)
+        with self._read_lock:
+            seen, frame = self._frames.get(table, (-1, None))
+            if seen != len(rows) or frame is None:
+                frame = _frame(list(rows), dtypes, key)
+                self._frames[table] = (len(rows), frame)
+            return frame.copy()
+
     def judgements(self) -> pd.DataFrame:
         """All judgements of all writers, oldest first, one row per judgement id."""
-        return _frame(list(self._refresh("default")), JUDGEMENT_DTYPES, "judgement_id")
+        return self._table("default", JUDGEMENT_DTYPES, "judgement_id")
 
     def images(self) -> pd.DataFrame:
         """All registered images, first registration per id."""
-        return _frame(list(self._refresh("images")), IMAGE_DTYPES, "image_id")
+        return self._table("images", IMAGE_DTYPES, "image_id")
 
     def skips(self) -> pd.DataFrame:
         """All skipped pairs, oldest first."""
-        return _frame(list(self._refresh("skips")), SKIP_DTYPES, "skip_id")
+        return self._table("skips", SKIP_DTYPES, "skip_id")
 
     def count(self) -> int:
         """Number of distinct judgements stored."""

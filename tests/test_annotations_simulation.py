@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy.stats import spearmanr
 
 from annotations.quality import rater_stats
