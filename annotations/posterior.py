@@ -37,11 +37,8 @@ def _entropy_bits(p: np.ndarray) -> np.ndarray:
 class GaussianPosterior:
     """Laplace-approximated Thurstone posterior over ``n`` scores."""
 
-    def __init__(
-        self, n: int, prior_sd: float = 1.0, noise: float = float(np.sqrt(2.0)), adapt_prior: bool = True
-    ) -> None:
+    def __init__(self, n: int, prior_sd: float = 1.0, noise: float = float(np.sqrt(2.0))) -> None:
         self.n = n
-        self.adapt_prior = adapt_prior
         self.prior_var = prior_sd**2
         self.noise = noise
         self.mean = np.zeros(n)
@@ -83,8 +80,8 @@ class GaussianPosterior:
         _, h = hessian(s)
         self.mean = s
         self.cov = cho_solve(cho_factor(h), np.eye(n))
-        if self.adapt_prior:  # one EM step for the prior variance, used by the next fit
-            self.prior_var = float(np.clip((s @ s + np.trace(self.cov)) / n, 0.05, 100.0))
+        # one empirical-Bayes (EM) step for the prior variance, used by the next fit
+        self.prior_var = float(np.clip((s @ s + np.trace(self.cov)) / n, 0.05, 100.0))
 
     def _difference(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         var = self.cov[i, i] + self.cov[j, j] - 2 * self.cov[i, j]

@@ -130,6 +130,31 @@ def design_bound(scores: pd.DataFrame, iterations: int = 100) -> dict[str, float
     return savings
 
 
+def measure_cost(scores: pd.DataFrame, n: int = 3000) -> str:
+    """Wall time of the calls the app makes, on one simulated collection of ``n`` random pairs."""
+    ids = list(scores["image_id"])
+    crowd = Crowd(scores.set_index("image_id")["mos"], scores.set_index("image_id")["mos_std"], seed=0)
+    collect = ActiveSampler(ids, strategy="random", gold_share=0, repeat_share=0, seed=0)
+    (_, judgements), = simulate_session(crowd, collect, n, [n], [])
+    timings = {}
+    for method in ("bradley_terry", "thurstone"):
+        started = time.perf_counter()
+        scale(judgements, method, n_boot=200)
+        timings[f"scale({method}, n_boot=200)"] = time.perf_counter() - started
+    sampler = ActiveSampler(ids, seed=0)
+    started = time.perf_counter()
+    sampler.update(judgements)
+    timings["sampler refit"] = time.perf_counter() - started
+    started = time.perf_counter()
+    for k in range(100):
+        sampler.next_pair(f"r{k}")
+    timings["next_pair"] = (time.perf_counter() - started) / 100
+    return f"Cost with {len(ids)} images and {n} judgements: " + ", ".join(
+        f"{name} {seconds * 1000:.1f} ms" if seconds < 0.1 else f"{name} {seconds:.1f} s"
+        for name, seconds in timings.items()
+    ) + "."
+
+
 def crossing(curve: pd.Series, target: float = TARGET) -> float:
     """Judgements at which a curve (indexed by judgements) first reaches ``target``, interpolated."""
     above = np.flatnonzero(curve.to_numpy() >= target)
@@ -264,6 +289,7 @@ def main(argv: list[str] | None = None) -> str:
         + ", ".join(f"{saving:.0%} fewer judgements ({name})" for name, saving in bound.items())
         + " than uniform random pairs for the same score variance."
     )
+    text += "\n\n" + measure_cost(scores)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out.with_suffix(".csv"), index=False, float_format="%.4f")
     written = plot(curves, args.out)
