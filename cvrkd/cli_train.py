@@ -54,7 +54,7 @@ def register_pipeline(stages: argparse._SubParsersAction) -> None:
                                    "student, ablations, evaluation, and optionally ship")
     _data_options(everything)
     everything.set_defaults(out=Path("runs/v1"))
-    everything.add_argument("--epochs", type=int, default=40)
+    everything.add_argument("--epochs", type=int, default=15)
     everything.add_argument("--distill-weight", type=float, default=0.1)
     everything.add_argument("--bootstrap", type=int, default=1000)
     everything.add_argument("--ship", type=Path,
@@ -112,7 +112,7 @@ def register_single_stages(stages: argparse._SubParsersAction) -> None:
         parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
                             help="output of `train data`")
         parser.add_argument("--out", type=Path, required=True)
-        parser.add_argument("--epochs", type=int, default=40)
+        parser.add_argument("--epochs", type=int, default=15)
         parser.add_argument("--seed", type=int, default=0)
         if role == "student":
             parser.add_argument("--teacher", type=Path, help="trained teacher checkpoint (omit: no distillation)")

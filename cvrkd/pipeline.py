@@ -39,7 +39,7 @@ class PipelineOptions:
     data_root: Path
     out: Path
     ship: Path | None = None
-    epochs: int = 40
+    epochs: int = 15
     distill_weight: float = 0.1
     seed: int = 0
     bootstrap: int = 1000

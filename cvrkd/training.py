@@ -35,7 +35,7 @@ Log = Callable[[str], None]
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
+    epochs: int = 15
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 0.05
@@ -160,7 +160,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
             self._cosine_lr(epoch + 1)
             srcc = self.validation_srcc()
             improved = srcc > best["val_srcc"]
