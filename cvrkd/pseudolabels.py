@@ -1,18 +1,18 @@
 """Quality pseudo-labels for synthetic distortions from an ensemble of classic FR metrics.
 
 Human scores for our synthetic images cannot be fetched, so we label each
-(reference, distorted) pair with four full-reference metrics that need no downloaded
+(reference, distorted) pair with three full-reference metrics that need no downloaded
 weights and that we can check against their official implementations (see
-``docs/distortions.md``): FSIMc, VSI, GMSD and MS-SSIM, as implemented by ``piq``.
-Each raw value is mapped onto the project's 0-100 scale (higher = better, 100 =
-pristine) by a fixed, monotone piecewise-linear curve, and the label is the mean of
-the four mapped scores. The curves are constants, never refit per batch, so a label
-means the same thing in every run.
+``docs/distortions.md``): VSI, GMSD and MS-SSIM, as implemented by ``piq``. Each raw
+value is mapped onto the project's 0-100 scale (higher = better, 100 = pristine) by a
+fixed, monotone piecewise-linear curve, and the label is the mean of the three mapped
+scores. The curves are constants, never refit per batch, so a label means the same
+thing in every run.
 
-Every metric follows its official definition at the input resolution: FSIM and VSI
-average-pool by ``round(min(H, W) / 256)`` and GMSD by 2 internally, as their MATLAB
-code does; GMSD and MS-SSIM read MATLAB's ``rgb2gray`` (rounded to 8 bits), which is
-what makes GMSD match the official values exactly.
+Every metric follows its official definition at the input resolution: VSI
+average-pools by ``round(min(H, W) / 256)`` and GMSD by 2 internally, as their MATLAB
+code does, and MS-SSIM works at full resolution; GMSD and MS-SSIM read MATLAB's
+``rgb2gray`` (rounded to 8 bits), which is what makes GMSD match the official values.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import piq
 import torch
 
-METRICS: tuple[str, ...] = ("fsim", "vsi", "gmsd", "ms_ssim")
+METRICS: tuple[str, ...] = ("vsi", "gmsd", "ms_ssim")
 
 # Mapping of raw metric values onto 0-100: (raw value, score) knots, linear in between,
 # clamped outside. Pristine values map to 100. The inner knots are the 20/40/60/80 %
@@ -31,8 +31,6 @@ METRICS: tuple[str, ...] = ("fsim", "vsi", "gmsd", "ms_ssim")
 # 8 Kodak photos x 25 distortion types x 5 levels; `bench/pseudolabel_speed.py --knots`
 # recomputes them. Each metric on its own therefore spreads KADID-like data evenly.
 KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
-    "fsim": ((1.0, 100.0), (0.9877, 80.0), (0.9665, 60.0), (0.9346, 40.0), (0.8576, 20.0),
-             (0.6325, 0.0)),
     "vsi": ((1.0, 100.0), (0.9942, 80.0), (0.9859, 60.0), (0.9715, 40.0), (0.9489, 20.0),
             (0.8671, 0.0)),
     "gmsd": ((0.0, 100.0), (0.0186, 80.0), (0.0512, 60.0), (0.0903, 40.0), (0.1493, 20.0),
@@ -74,25 +72,27 @@ def metric_score(name: str, value: float) -> float:
 
 def label_from_metrics(raw: dict[str, float]) -> float:
     """The pseudo-label for raw values from ``fr_metrics``: the mean of the mapped scores
-    of the metrics present (``FAST_METRICS`` when labelling a whole training set)."""
+    of the ensemble metrics present in ``raw``."""
     return float(np.mean([metric_score(name, raw[name]) for name in METRICS if name in raw]))
 
 
-FAST_METRICS: tuple[str, ...] = ("vsi", "gmsd", "ms_ssim")
-"""FSIMc costs 2–3 s per 512x341 pair on a 2-core CPU (its log-Gabor filter bank),
-more than the whole training budget allows for ~1,800 images; the training data
-builder labels with the other three (VSI keeps the ensemble colour-aware)."""
+FAST_METRICS: tuple[str, ...] = METRICS
+"""Kept for callers that ask for the fast set explicitly: FSIMc was dropped from the
+ensemble for speed, so the ensemble is now the fast set (see docs/distortions.md)."""
 
 
 def fr_metrics(reference: np.ndarray, distorted: np.ndarray,
                metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
-    """Raw FSIMc, VSI, GMSD (lower = better) and MS-SSIM of ``distorted`` against ``reference``."""
+    """Raw VSI, GMSD (lower = better) and MS-SSIM of ``distorted`` against ``reference``,
+    or the subset named in ``metrics``."""
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
     reference, distorted = np.asarray(reference), np.asarray(distorted)
     _check_pair(reference, distorted)
     r, d = _rgb_tensor(reference), _rgb_tensor(distorted)
     rg, dg = _gray_tensor(reference), _gray_tensor(distorted)
     compute = {
-        "fsim": lambda: piq.fsim(d, r, chromatic=True),
         "vsi": lambda: piq.vsi(d, r),
         "gmsd": lambda: piq.gmsd(dg, rg),
         "ms_ssim": lambda: piq.multi_scale_ssim(dg, rg),
