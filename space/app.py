@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from cvrkd.imageio import MAX_FILE_BYTES
 from space import api, assets, leaderboard_tab, model_tab, rate_tab, score_tab
 from space.config import AppConfig
 from space.state import Services, TrainerStatus, build_services
@@ -38,7 +39,7 @@ class SpaceApp:
             theme=assets.THEME, css=assets.CSS, head=assets.HEAD, show_error=False,
             allowed_paths=[str(data / "pool" / "images"), str(data / "galleries"), str(data / "sessions"),
                            str(data / "examples")],
-            footer_links=["api", "gradio"],
+            footer_links=["api", "gradio"], max_file_size=MAX_FILE_BYTES,
         )
         options.update(kwargs)
         return self.blocks.launch(**options)
@@ -64,9 +65,10 @@ def create_app(model_dir: str | Path | None = None, data_dir: str | Path | None 
     with gr.Blocks(title="CVRKD-IQA", analytics_enabled=False) as blocks:
         gr.Markdown(f"# {TITLE}")
         _banner(services)
+        rater = rate_tab.rater_state(services)
         with gr.Tabs():
             score_tab.build(services)
-            rate_tab.build(services, blocks)
+            rate_tab.build(services, blocks, rater)
             leaderboard_tab.build(services)
             model_tab.build(services)
         api.register(services)

@@ -35,7 +35,7 @@ CSS = """
 #model-banner.missing { background: #fef3c7; color: #78350f; border: 1px solid #f59e0b; }
 #model-banner.untrained { background: #fee2e2; color: #7f1d1d; border: 2px solid #dc2626; }
 #score-result .score-value { font-size: 2.6rem; font-weight: 700; line-height: 1.1; }
-#score-result .refused { color: #b91c1c; font-weight: 600; }
+.refused { color: #b91c1c; font-weight: 600; }
 .rate-button button, button.rate-button { min-height: 3rem; font-size: 1.05rem; }
 """
 

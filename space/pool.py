@@ -119,7 +119,7 @@ class RatingPool:
                               UPLOAD_LICENCE, content=image_id)
             write_atomic(self.root / "images" / entry.file, data)
             self._register(entry)
-            self._images[image_id] = entry
+            self._images = {**self._images, image_id: entry}  # readers iterate the old dict undisturbed
             _write_manifest(self.root, list(self._images.values()))
             self.version += 1
         return entry

@@ -97,10 +97,15 @@ def browser_secret(data_dir: Path) -> str:
 
 
 # --------------------------------------------------------------------- layout
-def build(services: Services, blocks: gr.Blocks) -> gr.Tab:
+def rater_state(services: Services) -> gr.BrowserState:
+    """The browser-kept rater id. Create it outside the tabs: a tab's components mount
+    only when the tab is first opened, too late to read the stored id for its events."""
+    return gr.BrowserState(None, storage_key="cvrkd-rater", secret=browser_secret(services.data_dir))
+
+
+def build(services: Services, blocks: gr.Blocks, rater: gr.BrowserState) -> gr.Tab:
     """Lay out the Rate tab and wire its events (and the rater id on page load)."""
     with gr.Tab("Rate", id="rate") as tab:
-        rater = gr.BrowserState(None, storage_key="cvrkd-rater", secret=browser_secret(services.data_dir))
         gr.Markdown(INSTRUCTIONS)
         if login_available():
             gr.LoginButton()
@@ -126,22 +131,26 @@ def build(services: Services, blocks: gr.Blocks) -> gr.Tab:
 
     outputs = [rater, ticket, left, right, count, status]
 
-    def show(view: PairView, rater_id: str) -> tuple:
-        return rater_id, view.ticket, view.left, view.right, view.count, view.status
+    def identify(browser_id: str | None, profile: gr.OAuthProfile | None) -> tuple[str, object]:
+        """(rater id, what to keep in the browser): only a newly made anonymous id is stored there."""
+        rater_id = rater_id_for(browser_id, profile)
+        return rater_id, rater_id if not browser_id and profile is None else gr.skip()
 
     def on_load(browser_id, profile: gr.OAuthProfile | None):
-        return rater_id_for(browser_id, profile)
+        return identify(browser_id, profile)[1]
 
     def on_open(browser_id, current, profile: gr.OAuthProfile | None):
-        rater_id = rater_id_for(browser_id, profile)
+        rater_id, kept = identify(browser_id, profile)
         if current:  # coming back to the tab: keep the pair on screen
-            return rater_id, current, gr.skip(), gr.skip(), _count(services, rater_id), gr.skip()
-        return show(pair_view(services, rater_id), rater_id)
+            return kept, current, gr.skip(), gr.skip(), _count(services, rater_id), gr.skip()
+        view = pair_view(services, rater_id)
+        return kept, view.ticket, view.left, view.right, view.count, view.status
 
     def on_vote(choice: str):
         def handler(browser_id, current, profile: gr.OAuthProfile | None):
-            rater_id = rater_id_for(browser_id, profile)
-            return show(vote_view(services, rater_id, current, choice), rater_id)
+            rater_id, kept = identify(browser_id, profile)
+            view = vote_view(services, rater_id, current, choice)
+            return kept, view.ticket, view.left, view.right, view.count, view.status
         return handler
 
     rating_jobs = dict(concurrency_id="rating", concurrency_limit=services.config.rating_concurrency,
@@ -159,4 +168,4 @@ def _count(services: Services, rater_id: str) -> str:
 
 
 def _error(message: str) -> str:
-    return f'<p style="color:#b91c1c;font-weight:600">⚠ {html.escape(message)}</p>'
+    return f'<p class="refused">⚠ {html.escape(message)}</p>'

@@ -58,7 +58,7 @@ def page():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         tab = browser.new_page(viewport={"width": 1280, "height": 900})
-        tab.set_default_timeout(180_000)
+        tab.set_default_timeout(120_000)
         yield tab
         browser.close()
 
@@ -93,13 +93,19 @@ def test_score_rate_with_keys_and_screenshot_every_tab(app_url, page, good_input
     page.screenshot(path=shots / "rate.png", full_page=True)
 
     page.get_by_role("tab", name="Leaderboard").click()
-    page.wait_for_function("() => document.querySelector('#leaderboard-summary').innerText.includes('judgements')")
+    page.wait_for_function("() => document.querySelector('#leaderboard-summary').innerText.includes('judgement')")
     page.wait_for_selector("#leaderboard-ranking .js-plotly-plot")
     page.screenshot(path=shots / "leaderboard.png", full_page=True)
 
     page.get_by_role("tab", name="Model").click()
     page.wait_for_function("() => document.querySelector('#model-trainer').innerText.includes('Trainer')")
     page.screenshot(path=shots / "model.png", full_page=True)
+
+    page.reload()  # the anonymous rater id lives in the browser, so it survives a reload
+    page.get_by_role("tab", name="Rate").click()
+    page.wait_for_function("n => document.querySelector('#rate-count').innerText.includes(`judged ${n} pair`)",
+                           arg=before + 1)
+    assert rater in counter.inner_text()
 
     assert sorted(p.name for p in shots.iterdir()) == sorted(f"{t.lower()}.png" for t in TABS)
     target = os.environ.get("CVRKD_SCREENSHOT_DIR")
