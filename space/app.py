@@ -19,7 +19,7 @@ import gradio as gr
 from cvrkd.imageio import MAX_FILE_BYTES
 from space import api, assets, leaderboard_tab, model_tab, rate_tab, score_tab
 from space.config import AppConfig
-from space.state import Services, TrainerStatus, build_services
+from space.state import Services, Trainer, build_services
 
 TITLE = "CVRKD-IQA: image quality against non-aligned references"
 
@@ -50,7 +50,7 @@ class SpaceApp:
 
 
 def create_app(model_dir: str | Path | None = None, data_dir: str | Path | None = None, *,
-               allow_untrained: bool = False, trainer: TrainerStatus | None = None,
+               allow_untrained: bool = False, trainer: Trainer | None = None,
                **settings: Any) -> SpaceApp:
     """Build the app. ``settings`` override other ``AppConfig`` fields (e.g. ``score_pool=False``)."""
     config = AppConfig()

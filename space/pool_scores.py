@@ -94,7 +94,7 @@ class PoolScores:
 
     # -------------------------------------------------------------- background
     def start(self) -> None:
-        """Keep the scores complete in a daemon thread (woken by ``refresh``)."""
+        """Keep the scores complete in a daemon thread (woken by ``refresh``, else every minute)."""
         if self._thread is not None or not self.model.available:
             return
         self._thread = threading.Thread(target=self._run, name="pool-scores", daemon=True)
@@ -121,7 +121,7 @@ class PoolScores:
                 self.fill()
             except Exception:  # a background worker must never die silently
                 logger.exception("scoring the rating pool failed")
-            self._wake.wait(timeout=600)
+            self._wake.wait(timeout=60)  # also picks up a hot-swapped model
 
     # ---------------------------------------------------------------- storage
     def _path(self, version: str) -> Path:

@@ -8,6 +8,7 @@ images (from ``PoolScores``) so agreement can be measured later.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ from annotations.schema import InvalidJudgement, InvalidRecord, check_id
 from annotations.store import AnnotationStore
 from space.pool import RatingPool
 from space.pool_scores import PoolScores
+
+logger = logging.getLogger(__name__)
 
 CHOICES = {"left": "left", "right": "right", "same": "tie", "skip": None}
 """What a rater may answer, and how it is stored (a skip is not a judgement)."""
@@ -64,13 +67,15 @@ class RatingService:
     def __init__(self, pool: RatingPool, store: AnnotationStore, scores: PoolScores,
                  app_version: str, votes_per_minute: int = 60, seed: int = 0,
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 after_judgement: Callable[[], object] = lambda: None) -> None:
         self.pool, self.store, self.scores = pool, store, scores
         self.app_version = app_version
         self.limiter = RateLimiter(votes_per_minute, clock=clock)
         self.seed = seed
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
+        self.after_judgement = after_judgement
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self._sampler: ActiveSampler | None = None
@@ -144,7 +149,12 @@ class RatingService:
             raise
         with self._lock:
             self._counts[rater_id] += 1
-            return Receipt("judgement", record_id, self._counts[rater_id])
+            count = self._counts[rater_id]
+        try:
+            self.after_judgement()
+        except Exception:  # the vote is stored: a failing hook must not turn it into an error
+            logger.exception("after-judgement hook failed")
+        return Receipt("judgement", record_id, count)
 
     def _take(self, rater_id: str, ticket_id: str) -> Ticket:
         with self._lock:

@@ -192,7 +192,7 @@ def build(services: Services) -> gr.Tab:
 
     def on_score(image_path, gallery_name_, original_path, contribute_, session_):
         view = score_view(services, image_path, gallery_name_, original_path, contribute_, session_)
-        return view.html, view.figure, view.references, view.scored
+        return view.html, view.figure, view.references, view.scored, None  # the map follows
 
     def on_map(scored_):
         return quality_view(services, scored_)
@@ -210,8 +210,9 @@ def build(services: Services) -> gr.Tab:
 
     model_jobs = dict(concurrency_id="model", concurrency_limit=services.config.score_concurrency,
                       api_visibility="private")
-    button.click(on_score, [image, gallery, original, contribute, session], [result, chart, references, scored],
-                 **model_jobs).then(on_map, [scored], [qmap], **model_jobs)
+    scoring = button.click(on_score, [image, gallery, original, contribute, session],
+                           [result, chart, references, scored, qmap], **model_jobs)
+    scoring.then(on_map, [scored], [qmap], **model_jobs)
     gallery_button.click(on_build, [gallery_files, gallery_name, session], [gallery_status, session, gallery],
                          **model_jobs)
     batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],

@@ -1,8 +1,9 @@
 """The app's shared services, built once per app and handed to every tab.
 
 Tabs and API endpoints only call these objects; they hold no state of their
-own beyond a session. ``TrainerStatus`` is the seam where the background
-re-distillation service will plug in; until then ``NoTrainer`` reports that
+own beyond a session. ``Trainer`` is the seam where the background
+re-distillation service plugs in: it hears about every stored judgement and
+reports its status on the Model tab. Without one, ``NoTrainer`` says that
 nothing is running.
 """
 from __future__ import annotations
@@ -30,17 +31,24 @@ APP_VERSION = f"cvrkd-space {cvrkd_version}"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class TrainerStatus(Protocol):
-    """Anything that can say, in one line, what the re-distillation trainer is doing."""
+class Trainer(Protocol):
+    """What the app needs from a re-distillation service."""
 
-    def status(self) -> str: ...
+    def status(self) -> str:
+        """One line for the Model tab: what the trainer is doing."""
+
+    def on_new_judgement(self) -> object:
+        """Called after each stored judgement (may start a round; must return quickly)."""
 
 
 class NoTrainer:
-    """The trainer seam's default: no re-distillation service is attached."""
+    """The seam's default: no re-distillation service is attached."""
 
     def status(self) -> str:
         return "no trainer running"
+
+    def on_new_judgement(self) -> object:
+        return None
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Services:
     scores: PoolScores
     rating: RatingService
     insights: InsightsService
-    trainer: TrainerStatus
+    trainer: Trainer
     hub: HubSync | None = None
     """Pushes the judgements to a Hub dataset only when ``CVRKD_HUB_DATASET`` and a token are set."""
 
@@ -69,7 +77,7 @@ class Services:
         self.store.close()
 
 
-def build_services(config: AppConfig, trainer: TrainerStatus | None = None) -> Services:
+def build_services(config: AppConfig, trainer: Trainer | None = None) -> Services:
     """Open (and on first start create) everything under ``config.data_dir``."""
     data = Path(config.data_dir)
     gallery = build_default_gallery(data / "galleries" / "wheel-photos")
@@ -77,13 +85,15 @@ def build_services(config: AppConfig, trainer: TrainerStatus | None = None) -> S
     store = AnnotationStore(data / "annotations")
     pool = RatingPool.open(data / "pool", store, gallery, config.pool)
     scores = PoolScores(data / "pool" / "scores", pool, model, gallery)
+    trainer = trainer or NoTrainer()
     services = Services(
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
         store=store, pool=pool, scores=scores,
-        rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute),
+        rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
+                             after_judgement=trainer.on_new_judgement),
         insights=InsightsService(store, pool, scores, config.leaderboard_bootstrap),
-        trainer=trainer or NoTrainer(),
+        trainer=trainer,
         hub=HubSync.from_env(store),
     )
     if config.score_pool:

@@ -246,3 +246,19 @@ def test_image_uploads_reach_the_app_undecoded_so_it_can_explain_bad_files(bad_i
 
     path = str(bad_inputs["not_an_image"])
     assert raw_image().preprocess(ImageData(path=path, orig_name="notes.txt")) == path
+
+
+def test_the_trainer_hears_of_each_judgement_and_cannot_break_a_vote(services):
+    from space.rating import RatingService
+
+    calls = []
+
+    def hook():
+        calls.append(1)
+        raise RuntimeError("trainer down")
+
+    rating = RatingService(services.pool, services.store, services.scores, "test", after_judgement=hook)
+    stored = rating.vote("anon-hook", rating.next_pair("anon-hook").ticket_id, "left")
+    rating.vote("anon-hook", rating.next_pair("anon-hook").ticket_id, "skip")
+    assert stored.stored == "judgement" and len(calls) == 1
+    assert stored.record_id in set(services.store.judgements()["judgement_id"])
