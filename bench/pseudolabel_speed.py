@@ -1,6 +1,6 @@
 """Measure pseudo-labelling speed and label spread on Kodak photos x 25 types x 5 levels.
 
-    python bench/pseudolabel_speed.py [--data DIR] [--images 8] [--threads 2] [--knots]
+    python bench/pseudolabel_speed.py [--data DIR] [--images 8] [--threads 1] [--knots]
     python bench/pseudolabel_speed.py --calibration [--data DIR]
 
 Reads ``kodak24/`` under ``--data`` (default: $CVRKD_DATA or ../shared/data beside the
@@ -58,9 +58,9 @@ def calibration(data: Path) -> None:
     print("| metric | " + " | ".join(names) + " | max gap |")
     print("|---" * (len(names) + 2) + "|")
     for metric in (*METRICS, "fsim", "vif"):
-        pairs_ = [(o[metric], float(official[metric][n])) for o, n in zip(ours, names)]
-        cells = [f"{v:.4g} / {o:.4g}" for v, o in pairs_]
-        gap = max(abs(v - o) for v, o in pairs_)
+        compared = [(o[metric], float(official[metric][n])) for o, n in zip(ours, names)]
+        cells = [f"{v:.4g} / {o:.4g}" for v, o in compared]
+        gap = max(abs(v - o) for v, o in compared)
         print(f"| {metric} | " + " | ".join(cells) + f" | {gap:.2g} |")
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path,
                         default=Path(os.environ.get("CVRKD_DATA", ROOT.parent / "shared" / "data")))
     parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--knots", action="store_true")
     parser.add_argument("--calibration", action="store_true")
     args = parser.parse_args()
