@@ -33,8 +33,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from space.config import AppConfig  # noqa: E402  (needs the path above)
 SHIPPED = ROOT / "cvrkd" / "weights"
 ENDPOINTS = ("/score", "/next_pair", "/vote")
+QUEUE_NOTE = ("Scoring runs {score} jobs at a time, so with every client scoring, a score's latency is mostly "
+              "its wait for a slot; pairs and votes have their own queue ({rating} at a time) and stay fast.")
 
 
 @dataclass
@@ -176,6 +179,7 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
         f"acknowledged but missing: **{len(acknowledged - written)}**; written but never acknowledged: "
         f"**{len(written - acknowledged)}**.",
     ]
+    lines += ["", QUEUE_NOTE.format(score=AppConfig().score_concurrency, rating=AppConfig().rating_concurrency)]
     samples = [f"`{endpoint}`: {messages[0]}" for endpoint, messages in tally.errors.items() if messages]
     if samples:
         lines += ["", "First error per endpoint: " + "; ".join(samples)]
