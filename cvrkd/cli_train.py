@@ -54,7 +54,9 @@ def register_pipeline(stages: argparse._SubParsersAction) -> None:
                                    "student, ablations, evaluation, and optionally ship")
     _data_options(everything)
     everything.set_defaults(out=Path("runs/v1"))
-    everything.add_argument("--epochs", type=int, default=15)
+    everything.add_argument("--epochs", type=int, default=15, help="teacher epochs")
+    everything.add_argument("--student-epochs", type=int, default=10,
+                            help="epochs of the student and of each ablation")
     everything.add_argument("--distill-weight", type=float, default=0.1)
     everything.add_argument("--bootstrap", type=int, default=1000)
     everything.add_argument("--ship", type=Path,
@@ -66,6 +68,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from cvrkd.pipeline import PipelineOptions, run
 
     options = PipelineOptions(data_root=args.data, out=args.out, ship=args.ship, epochs=args.epochs,
+                              student_epochs=args.student_epochs,
                               val_sources=args.val_sources, train_sources=args.train_sources,
                               distill_weight=args.distill_weight, seed=args.seed,
                               bootstrap=args.bootstrap)
