@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -224,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.report:
         args.report.write_text(text)
-    return 0 if not tally.errors and written == set(tally.acknowledged) else 1
+    if tally.errors or written != set(tally.acknowledged):
+        print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
+        return 1
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
