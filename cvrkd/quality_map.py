@@ -46,8 +46,10 @@ def quality_map(scorer, image: ImageSource | LoadedImage, gallery: Gallery | Non
     network = scorer.student.network
     with torch.enable_grad():
         batch = features.unsqueeze(0).expand(references.shape[0], *features.shape)
-        network(batch, references.float()).score.mean().backward()
-    attribution = (features.grad * features.detach()).sum(dim=1).numpy()  # [P, 7, 7]
+        score = network(batch, references.float()).score.mean()
+        # autograd.grad, not backward(): the shared network's parameters get no stored gradients
+        (gradient,) = torch.autograd.grad(score, features)
+    attribution = (gradient * features.detach()).sum(dim=1).numpy()  # [P, 7, 7]
     total = np.zeros(pixels.shape[:2], np.float64)
     count = np.zeros(pixels.shape[:2], np.float64)
     cell = size // GRID

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from space import model_card
+from space import admin, model_card
 from space.state import REPO_ROOT, Services
 
 NO_RUNS = "No re-distillation runs yet."
@@ -20,15 +20,34 @@ def build(services: Services) -> gr.Tab:
         trainer = gr.Markdown(elem_id="model-trainer")
         runs_empty = gr.Markdown(NO_RUNS)
         runs = gr.Dataframe(interactive=False, visible=False, max_height=300)
+        curves = gr.Plot(visible=False, label="Agreement with people on held-out judgements, per run")
+        with gr.Accordion("Admin: re-distil now or roll back (needs the admin token)", open=False):
+            token = gr.Textbox(label="Admin token", type="password")
+            version = gr.Textbox(label="Version to roll back to (empty: the previous one)")
+            with gr.Row():
+                start = gr.Button("Re-distil now")
+                rollback = gr.Button("Roll back")
+            admin_result = gr.Markdown()
         gr.Markdown("### Model card")
         card = gr.Markdown(elem_id="model-card")
+
+    def on_start(admin_token: str) -> str:
+        return admin.request_round(services.trainer, admin_token)
+
+    def on_rollback(admin_token: str, target: str) -> str:
+        return admin.rollback(services.trainer, admin_token, target)
+
+    start.click(on_start, token, admin_result, api_name="redistill", concurrency_id="admin")
+    rollback.click(on_rollback, [token, version], admin_result, api_name="rollback", concurrency_id="admin")
 
     def on_open():
         table = model_card.runs(services.data_dir / "registry")
         doc = model_card.model_doc(REPO_ROOT) or "*No model card (`docs/model.md`) in this checkout.*"
         return (model_card.summary_markdown(services.model), model_card.summary(services.model),
                 f"Trainer: **{services.trainer.status()}**", gr.Markdown(visible=table.empty),
-                gr.Dataframe(table, visible=not table.empty), doc)
+                gr.Dataframe(table, visible=not table.empty),
+                gr.Plot(admin.run_curves(services.data_dir / "registry"), visible=not table.empty), doc)
 
-    tab.select(on_open, None, [summary, record, trainer, runs_empty, runs, card], api_visibility="private")
+    tab.select(on_open, None, [summary, record, trainer, runs_empty, runs, curves, card],
+               api_visibility="private")
     return tab

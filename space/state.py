@@ -85,7 +85,7 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     store = AnnotationStore(data / "annotations")
     pool = RatingPool.open(data / "pool", store, gallery, config.pool)
     scores = PoolScores(data / "pool" / "scores", pool, model, gallery)
-    trainer = trainer or NoTrainer()
+    trainer = trainer or _background_trainer(config, data, model, store)
     services = Services(
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
@@ -101,3 +101,19 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     logger.info("data in %s; model: %s; pool of %d images; judgements pushed to the Hub: %s", data,
                 model.version or model.banner(), len(pool), "yes" if services.hub else "no")
     return services
+
+
+def _background_trainer(config: AppConfig, data: Path, model: ModelService, store: AnnotationStore) -> Trainer:
+    """Re-distillation needs a trained student and its FR teacher; otherwise nothing runs."""
+    scorer = model.scorer
+    if scorer is None or not scorer.student.info.trained or not scorer.has_teacher:
+        return NoTrainer()
+    from space.trainer_service import TrainerService
+
+    registry = data / "registry"
+    registry.mkdir(parents=True, exist_ok=True)
+    return TrainerService(store_dir=data / "annotations", registry_dir=registry,
+                          images_dir=data / "pool" / "images", model_dir=Path(config.model_dir),
+                          cache_dir=data / "cache" / "features", count_judgements=store.count,
+                          swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
+                          log_file=registry / "trainer.log", gallery_dir=data / "galleries" / "wheel-photos")

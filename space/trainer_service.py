@@ -46,8 +46,9 @@ class TrainerService:
                  cache_dir: Path, count_judgements: Callable[[], int],
                  swap_student: Callable[[Path], str], served_version: Callable[[], str],
                  min_new_judgements: int | None = None, admin_token: str | None = None,
-                 log_file: Path | None = None) -> None:
+                 log_file: Path | None = None, gallery_dir: Path | None = None) -> None:
         self.store_dir, self.images_dir, self.model_dir = store_dir, images_dir, model_dir
+        self.gallery_dir = gallery_dir
         self.cache_dir, self.log_file = cache_dir, log_file
         self.registry = ModelRegistry(registry_dir)
         self.count_judgements = count_judgements
@@ -94,7 +95,7 @@ class TrainerService:
             self._trained_at_count = self.count_judgements()
             self._process = start_background_round(
                 self.store_dir, self.registry.root, images_dir=self.images_dir, model_dir=self.model_dir,
-                cache_dir=self.cache_dir, log_file=self.log_file)
+                cache_dir=self.cache_dir, gallery_dir=self.gallery_dir, log_file=self.log_file)
             self._started_at = time.time()
             self._message = f"re-distilling on {self._trained_at_count} judgements ({reason})"
         threading.Thread(target=self._watch, args=(self._process,), daemon=True).start()
@@ -117,6 +118,11 @@ class TrainerService:
                 self.swap_student(target)
             except Exception as exc:  # noqa: BLE001 - a bad candidate must never take the app down
                 self._message = f"kept the served model: {exc}"
+
+    def status(self) -> str:
+        """One line for the Model tab."""
+        state = self.state()
+        return ("running: " if state.running else "") + state.message
 
     def state(self) -> TrainerState:
         with self._lock:
