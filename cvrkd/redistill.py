@@ -289,7 +289,17 @@ def run_round(*, judgements: pd.DataFrame, image_paths: dict[str, Path], base: C
               backbone: FrozenBackbone | None = None) -> RoundResult:
     """One complete round: features, split, fine-tune, gate, record (and promote if better)."""
     started = time.time()
+    threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    try:
+        return _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache,
+                          config, weights, log, backbone, started)
+    finally:
+        torch.set_num_threads(threads)  # callers in the same process keep their thread pool
+
+
+def _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache, config,
+               weights, log, backbone, started) -> RoundResult:
     run_id = uuid.uuid4().hex[:12]
     backbone = backbone or FrozenBackbone(base_info.backbone)
     patches = base_info.patches

@@ -4,6 +4,7 @@ Pool: the built-in photos and seeded distortions of them; a simulated crowd
 judges same-photo pairs by distortion level (stronger = worse), 10% noise.
 """
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -19,6 +20,8 @@ from cvrkd.registry import ModelRegistry
 from cvrkd.scorer import Scorer
 
 TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
+pytestmark = pytest.mark.slow  # ~2-4 min; the gate's arithmetic is covered in the default run
+
 CONFIG = RedistillConfig(epochs=4, replay_types=4, min_judgements=50, bootstrap=500)
 
 
@@ -78,7 +81,7 @@ def _flipped_store(root, target):
     flipped = AnnotationStore(target)
     for row in source.images().itertuples():
         extra = {k: getattr(row, k) for k in ("distortion", "level", "reference_id")
-                 if getattr(row, k) is not None and getattr(row, k) == getattr(row, k)}
+                 if pd.notna(getattr(row, k))}
         if "level" in extra:
             extra["level"] = int(extra["level"])
         flipped.register_image(row.image_id, row.source, row.licence, **extra)
@@ -108,7 +111,7 @@ def test_a_genuinely_better_candidate_is_promoted_and_served(shipped, crowd_stor
     torch.manual_seed(0)
     with torch.no_grad():
         for parameter in network.regressor.parameters():
-            parameter.add_(torch.randn_like(parameter) * parameter.std() * 3)
+            parameter.add_(torch.randn_like(parameter) * 0.5)
     save_checkpoint(network, info, tmp_path / "bad-student")
     result = redistill_from_store(root / "annotations", tmp_path / "registry", images_dir=root / "pool",
                                   base_dir=tmp_path / "bad-student", model_dir=shipped,
