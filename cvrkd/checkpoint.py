@@ -70,7 +70,8 @@ def save_checkpoint(model: CVRKDNet, info: CheckpointInfo, folder: str | Path) -
     try:
         weights = staging / WEIGHTS_FILE
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(weights), metadata={"role": info.role, "backbone": info.backbone})
+        # no safetensors metadata: its key order is not stable, and the version is the file's hash
+        save_file(tensors, str(weights))
         digest = _sha256(weights)
         (staging / CONFIG_FILE).write_text(json.dumps(info.to_json(digest), indent=2))
         for path in (weights, staging / CONFIG_FILE):
