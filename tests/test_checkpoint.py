@@ -61,3 +61,8 @@ def test_config_records_backbone_and_patches(tmp_path):
     config = json.loads((tmp_path / "s" / "config.json").read_text())
     assert config["backbone"] == "lite0" and config["patches"] == {"num_patches": 10, "size": 224}
     assert config["role"] == "student" and config["trained"] is False
+
+
+def test_same_weights_same_version(tmp_path):
+    network, info = untrained("student", seed=4)
+    assert save_checkpoint(network, info, tmp_path / "a") == save_checkpoint(network, info, tmp_path / "b")
