@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.special import expit
 from scipy.stats import kendalltau, pearsonr, spearmanr
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
-    return (b1 - b2) / (1.0 + np.exp(-(x - b3) / np.abs(b4))) + b2
+    return (b1 - b2) * expit((x - b3) / np.abs(b4)) + b2
 
 
 def logistic_fit(predicted: np.ndarray, human: np.ndarray) -> np.ndarray:
