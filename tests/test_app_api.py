@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,24 +9,11 @@ import urllib.request
 
 import pytest
 
+from app_helpers import model_options, free_port
 from conftest import ROOT
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-SHIPPED = ROOT / "cvrkd" / "weights"
-
-
-def model_options(untrained_bundle) -> dict:
-    """The shipped model when it is installed, else the random-init test bundle."""
-    if (SHIPPED / "student" / "config.json").is_file():
-        return {"model_dir": SHIPPED, "allow_untrained": False}
-    return {"model_dir": untrained_bundle, "allow_untrained": True}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from app_helpers import model_options
 from image_factory import photo
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-SHIPPED = ROOT / "cvrkd" / "weights"
-
-
-def model_options(untrained_bundle) -> dict:
-    """The shipped model when it is installed, else the random-init test bundle."""
-    if (SHIPPED / "student" / "config.json").is_file():
-        return {"model_dir": SHIPPED, "allow_untrained": False}
-    return {"model_dir": untrained_bundle, "allow_untrained": True}
 
 
 @pytest.fixture(scope="module")

@@ -8,34 +8,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from app_helpers import model_options, free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SHIPPED = ROOT / "cvrkd" / "weights"
 TABS = ("Score", "Rate", "Leaderboard", "Model")
 
 pytestmark = pytest.mark.browser
-
-
-def model_options(untrained_bundle) -> dict:
-    """The shipped model when it is installed, else the random-init test bundle."""
-    if (SHIPPED / "student" / "config.json").is_file():
-        return {"model_dir": SHIPPED, "allow_untrained": False}
-    return {"model_dir": untrained_bundle, "allow_untrained": True}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

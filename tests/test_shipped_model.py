@@ -1,5 +1,4 @@
 """The shipped checkpoints load, and their accuracy stays above stated floors."""
-import numpy as np
 import pytest
 from scipy.stats import spearmanr
 

@@ -2,7 +2,7 @@
 import pytest
 
 from annotations.store import AnnotationStore
-from cvrkd.checkpoint import save_checkpoint, untrained
+from cvrkd.checkpoint import untrained
 from cvrkd.registry import ModelRegistry
 from space.trainer_service import NotAuthorised, TrainerService
 
