@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--replay-weight", type=float, default=RedistillConfig.replay_weight)
+    parser.add_argument("--cache", type=Path, help="keep feature caches here between runs")
+    parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -121,9 +124,10 @@ def main() -> None:
     model_dir = paths.default_model_dir()
     shipped, shipped_info = load_checkpoint(model_dir / "student", expected_role="student")
     work = Path(tempfile.mkdtemp(prefix="redistill-bench-"))
-    cache = FeatureCache(work / "cache")
+    cache_dir = args.cache or work / "cache"
+    cache = FeatureCache(cache_dir)
     gallery = build_default_gallery(work / "gallery")
-    scorer = Scorer(model_dir, cache_dir=work / "cache", gallery=gallery)
+    scorer = Scorer(model_dir, cache_dir=cache_dir, gallery=gallery)
     references = _gallery_grid(gallery, scorer.backbone, shipped_info.patches, cache)
     test_feats = grid_features_for(scorer.backbone, shipped_info.patches,
                                    {str(p): p for p, _, _ in held_out}, cache)
@@ -146,21 +150,25 @@ def main() -> None:
         _copy_prefix(store_dir, round_store, all_judgements.head(size))
         result = redistill_from_store(round_store, round_dir / "registry", images_dir=work / "crowd" / "pool",
                                       base_dir=model_dir / "student", model_dir=model_dir,
-                                      gallery_dir=gallery.root, cache_dir=work / "cache",
-                                      config=RedistillConfig(seed=args.seed), log=lambda m: None)
+                                      gallery_dir=gallery.root, cache_dir=cache_dir,
+                                      config=RedistillConfig(seed=args.seed, replay_weight=args.replay_weight),
+                                      log=lambda m: None)
         candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
         rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
                      "gate": "promoted" if result.decision.promote else "rejected",
                      "gate_reason": result.decision.reason})
         print(rows[-1], flush=True)
 
+    if args.skip_latency:
+        print(json.dumps(rows, indent=2, default=str))
+        return
     # latency: idle vs during a background round (same mechanism as the app's trainer)
     probe = [p for p, _, _ in held_out[:10]]
     latency(scorer, probe[:2], 1)
     idle = latency(scorer, probe, 3)
     process = start_background_round(round_store, work / "latency-registry",
                                      images_dir=work / "crowd" / "pool", model_dir=model_dir,
-                                     cache_dir=work / "cache", gallery_dir=gallery.root)
+                                     cache_dir=cache_dir, gallery_dir=gallery.root)
     busy: list[float] = []
     while process.poll() is None and len(busy) < 300:
         busy.extend(latency(scorer, probe, 1))
