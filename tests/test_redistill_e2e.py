@@ -123,3 +123,28 @@ def test_a_genuinely_better_candidate_is_promoted_and_served(shipped, crowd_stor
     scorer = Scorer(shipped, cache_dir=root / "cache", gallery=gallery)
     scorer.swap_student(registry.current_path())
     assert scorer.score(gallery.root / gallery.images[0].file).model_version == result.candidate_version
+
+
+def test_a_killed_trainer_leaves_model_and_registry_intact(shipped, crowd_store, tmp_path):
+    import os
+    import signal
+    import time
+
+    from cvrkd.redistill_job import start_background_round
+
+    root, gallery = crowd_store
+    registry = ModelRegistry(tmp_path / "registry")
+    served_before = Scorer(shipped, cache_dir=root / "cache", gallery=gallery).model_version
+    process = start_background_round(root / "annotations", registry.root, images_dir=root / "pool",
+                                     model_dir=shipped, cache_dir=root / "cache", gallery_dir=gallery.root,
+                                     extra_args=["--epochs", "50"])
+    time.sleep(25)  # well into loading features / fine-tuning
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert registry.current() is None and registry.versions() == [] and registry.runs() == []
+    assert Scorer(shipped, cache_dir=root / "cache", gallery=gallery).model_version == served_before
+    result = redistill_from_store(root / "annotations", registry.root, images_dir=root / "pool",
+                                  model_dir=shipped, gallery_dir=gallery.root, cache_dir=root / "cache",
+                                  config=CONFIG, log=lambda _: None)
+    assert registry.runs()[-1]["run_id"] == result.record["run_id"]
+    assert result.candidate_version in registry.versions()
