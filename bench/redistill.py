@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--replay-weight", type=float, default=RedistillConfig.replay_weight)
+    parser.add_argument("--lr", type=float, default=RedistillConfig.lr)
+    parser.add_argument("--epochs", type=int, default=RedistillConfig.epochs)
     parser.add_argument("--cache", type=Path, help="keep feature caches here between runs")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -151,7 +153,8 @@ def main() -> None:
         result = redistill_from_store(round_store, round_dir / "registry", images_dir=work / "crowd" / "pool",
                                       base_dir=model_dir / "student", model_dir=model_dir,
                                       gallery_dir=gallery.root, cache_dir=cache_dir,
-                                      config=RedistillConfig(seed=args.seed, replay_weight=args.replay_weight),
+                                      config=RedistillConfig(seed=args.seed, replay_weight=args.replay_weight,
+                                                             lr=args.lr, epochs=args.epochs),
                                       log=lambda m: None)
         candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
         rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
