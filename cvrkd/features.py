@@ -8,10 +8,12 @@ shares the backbone.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from cvrkd.backbone import FrozenBackbone
+from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
 
 GRID = 7
 
@@ -25,3 +27,10 @@ def pooled_features(backbone: FrozenBackbone, patches: torch.Tensor,
         maps = backbone(patches[start:start + batch_size])
         chunks.append(torch.cat([F.adaptive_avg_pool2d(m, GRID) for m in maps], dim=1))
     return torch.cat(chunks, dim=0).float()
+
+
+def grid_features(backbone: FrozenBackbone, pixels: np.ndarray, config: PatchConfig) -> torch.Tensor:
+    """[P, C, 7, 7] features of an image's inference grid (small images upscaled first)."""
+    fitted, _ = fit_to_patch(pixels, config.size)
+    positions = grid_positions(fitted.shape[0], fitted.shape[1], config)
+    return pooled_features(backbone, crop(fitted, positions, config.size))

@@ -22,11 +22,10 @@ from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from cvrkd.evaluation import TABLE_HEADER, Correlations, correlations, read_scores_csv
 from cvrkd.feature_cache import FeatureCache
-from cvrkd.features import pooled_features
+from cvrkd.features import grid_features as image_grid_features
 from cvrkd.gallery import Gallery, build_default_gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import CVRKDNet
-from cvrkd.patches import crop, fit_to_patch, grid_positions
 from cvrkd.synthetic import SyntheticConfig, SyntheticSet, build, kodak_sources, load, reference_features
 from cvrkd.training import TrainConfig, Trainer, new_network
 
@@ -60,9 +59,7 @@ def grid_features(backbone: FrozenBackbone, paths: list[Path], size: int, count:
         for index, path in enumerate(paths):
             if index % 50 == 0:
                 log(f"features {index}/{len(paths)}")
-            pixels, _ = fit_to_patch(load_image(path).pixels, size)
-            positions = grid_positions(pixels.shape[0], pixels.shape[1], config)
-            stacked.append(pooled_features(backbone, crop(pixels, positions, size)).half())
+            stacked.append(image_grid_features(backbone, load_image(path).pixels, config).half())
         return torch.stack(stacked)
 
     return cache.get_or_compute(key, compute)

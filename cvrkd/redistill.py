@@ -36,7 +36,7 @@ from scipy.stats import spearmanr
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import CheckpointInfo
 from cvrkd.feature_cache import FeatureCache
-from cvrkd.features import pooled_features
+from cvrkd.features import grid_features, pooled_features
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import SCORE_RANGE, CVRKDNet
@@ -117,9 +117,7 @@ def grid_features_for(backbone: FrozenBackbone, patches: PatchConfig, images: di
         key = f"img-{_safe(image_id)}-{backbone.fingerprint()}-p{patches.num_patches}s{patches.size}"
 
         def compute(path: Path = path) -> torch.Tensor:
-            pixels, _ = fit_to_patch(load_image(path).pixels, patches.size)
-            positions = grid_positions(pixels.shape[0], pixels.shape[1], patches)
-            return pooled_features(backbone, crop(pixels, positions, patches.size)).half()
+            return grid_features(backbone, load_image(path).pixels, patches).half()
 
         out[image_id] = cache.get_or_compute(key, compute)
     return out
