@@ -1,0 +1,43 @@
+"""Measure what tests/test_shipped_model.py checks against its floors.
+
+    python scripts/shipped_model_checks.py [--data ../shared/data]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from cvrkd import paths  # noqa: E402
+from cvrkd.distortions import distort  # noqa: E402
+from cvrkd.evaluation import read_scores_csv  # noqa: E402
+from cvrkd.pseudolabels import pseudo_label  # noqa: E402
+from cvrkd.scorer import Scorer  # noqa: E402
+from image_factory import photo  # noqa: E402
+from test_shipped_model import TYPES  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
+    args = parser.parse_args()
+    scorer = Scorer()
+    pristine = photo(448, 384)
+    images = [distort(pristine, name, level, seed=1) for name in TYPES for level in (1, 3, 5)]
+    labels = [pseudo_label(pristine, image) for image in images]
+    student = [scorer.score(image).score for image in images]
+    teacher = [scorer.score(image, reference=pristine).score for image in images]
+    print(f"student, synthetic SRCC: {spearmanr(student, labels).statistic:.3f}")
+    print(f"teacher, synthetic SRCC: {spearmanr(teacher, labels).statistic:.3f}")
+    rows = read_scores_csv(args.data / "clive_dev" / "clive_dev.csv")[:40]
+    predicted = [scorer.score(path).score for path, _ in rows]
+    print(f"student, first 40 clive_dev SRCC: {spearmanr(predicted, [m for _, m in rows]).statistic:.3f}")
+
+
+if __name__ == "__main__":
+    main()
