@@ -108,9 +108,12 @@ class GaussianPosterior:
         conditional = np.sqrt(c2 / (var + c2)) * np.exp(-mu2 / (2 * (var + c2)))
         return marginal - conditional
 
-    def pretend_observed(self, i: int, j: int) -> None:
-        """Shrink the covariance by the expected Fisher information of one judgement of (i, j)."""
+    def pretend_observed(self, i: int, j: int, weight: float = 1.0) -> None:
+        """Shrink the covariance by the expected Fisher information of one judgement of (i, j).
+
+        ``weight`` scales that information, as the fit scales a down-weighted rater's judgement.
+        """
         mu, var = self._difference(np.array([i]), np.array([j]))
-        info = float(self._fisher(mu, var)[0])
+        info = weight * float(self._fisher(mu, var)[0])
         a = self.cov[:, i] - self.cov[:, j]  # Sigma (e_i - e_j)
         self.cov -= info / (1.0 + info * (a[i] - a[j])) * np.outer(a, a)

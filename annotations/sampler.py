@@ -7,7 +7,12 @@ draws active pairs uniformly instead (the benchmark's baseline).
 
 A share of pairs are gold checks (a known better image against a known worse
 one) and repeats (a pair the rater already judged, shown again with sides
-swapped); they feed ``annotations.quality``. Active pairs alternate between
+swapped); they feed ``annotations.quality``. The check share is a budget
+spent where it buys most: raters who look unreliable or have had few checks
+get checks more often, trusted raters less, with the overall share kept at
+``gold_share + repeat_share``. A flagged rater's answers are down-weighted
+anyway, so their turns cost no information when spent on checks, and trusted
+raters see more informative pairs. Active pairs alternate between
 same-content pairs (two versions of one photo: easiest for people) and
 cross-content pairs (needed to put different photos on one scale). A rater
 never gets the same pair twice in a row, and sides are always randomised.
@@ -16,6 +21,7 @@ never gets the same pair twice in a row, and sides are always randomised.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -24,13 +30,15 @@ import numpy as np
 import pandas as pd
 
 from annotations.blas import single_threaded
-from annotations.pairs import Weights, comparisons
+from annotations.pairs import Weights, comparisons, row_weights
 from annotations.posterior import GaussianPosterior
 
 PairKind = Literal["active", "gold", "repeat"]
 Strategy = Literal["information", "random"]
 STRATEGIES = ("information", "random")
 _HISTORY = 200  # served pairs remembered per rater, for repeats when no judgements are passed
+_CHECKS = ("gold", "repeat")
+_SHARE_HORIZON = 100.0  # turns over which a surplus or deficit of checks is made up
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,12 @@ class ActiveSampler:
     is refitted when the number of judgements has grown by ``refit_every`` or
     by ``refit_fraction`` of it, whichever is larger. ``prior_sd`` is the
     initial guess of the spread of the scores in units of one rater's
-    perceptual noise (re-estimated at each fit). The belief is an n x n
-    covariance: meant for up to a few thousand images. Thread-safe.
+    perceptual noise (re-estimated at each fit). ``design`` (n x n, by
+    position in ``image_ids``, upper triangle used) makes
+    ``strategy="random"`` draw active pairs in proportion to fixed weights,
+    e.g. an optimal design computed offline, rather than uniformly. The
+    belief is an n x n covariance: meant for up to a few thousand images.
+    Thread-safe.
     """
 
     def __init__(
@@ -68,6 +80,7 @@ class ActiveSampler:
         refit_every: int = 10,
         refit_fraction: float = 0.01,
         prior_sd: float = 1.0,
+        design: np.ndarray | None = None,
     ) -> None:
         self.ids = list(dict.fromkeys(image_ids))
         if len(self.ids) < 2:
@@ -99,7 +112,18 @@ class ActiveSampler:
         self._same = np.triu(same, k=1)  # pairs i < j only
         self._cross = np.triu(~same, k=1)
         self._has_same, self._has_cross = bool(self._same.any()), bool(self._cross.any())
+        self._design = None if design is None else self._checked_design(design)
+        self._weight: dict[str, float] = {}  # reliability by rater, from the last update
+        self._turns: Counter[str] = Counter()  # pairs served (or judged) per rater
+        self._checks: Counter[str] = Counter()  # of which gold or repeat checks
         self._gain = self._jittered(self.posterior.information_gain())  # refreshed at fits and for picked rows
+
+    def _checked_design(self, design: np.ndarray) -> np.ndarray:
+        weights = np.triu(np.asarray(design, dtype=float), k=1)
+        n = len(self.ids)
+        if weights.shape != (n, n) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError(f"design must be a finite, non-negative {n} x {n} matrix with some weight above the diagonal")
+        return weights
 
     def _jittered(self, gain: np.ndarray) -> np.ndarray:
         """Break exact ties (e.g. before any judgement) at random rather than by image order."""
@@ -119,7 +143,10 @@ class ActiveSampler:
 
     def _update(self, judgements_df: pd.DataFrame, weights: Weights) -> None:
         self.fitted_on = len(judgements_df)
-        if self.strategy == "random" or len(judgements_df) == 0:
+        if len(judgements_df) == 0:
+            return
+        self._track_raters(judgements_df, weights)
+        if self.strategy == "random":
             return
         c = comparisons(judgements_df, ids=self.ids, weights=weights)
         half = np.where(c.tie, 0.5, 1.0) * c.weight
@@ -129,6 +156,48 @@ class ActiveSampler:
         with single_threaded():
             self.posterior.fit(winner, loser, weight)
             self._gain = self._jittered(self.posterior.information_gain())
+
+    def _track_raters(self, judgements_df: pd.DataFrame, weights: Weights) -> None:
+        """Turns, checks and reliability per rater, from the judgements (which may come from other processes)."""
+        raters = judgements_df["rater_id"].astype(str)
+        kinds = judgements_df["pair_kind"] if "pair_kind" in judgements_df else pd.Series("active", index=raters.index)
+        self._turns = Counter(raters.value_counts().to_dict())
+        self._checks = Counter(raters[kinds.isin(_CHECKS)].value_counts().to_dict())
+        self._weight = {} if weights is None else (
+            pd.Series(row_weights(judgements_df, weights), index=raters.index).groupby(raters).mean().to_dict()
+        )
+
+    # --- checks --------------------------------------------------------------
+
+    def doubt(self, rater_id: str) -> float:
+        """How much a check of this rater is worth: low reliability plus little evidence so far.
+
+        ``1 - weight`` (raters without a weight count as reliable) plus
+        ``1 / (1 + checks so far)``, so new raters are checked soon and
+        trusted ones still now and then.
+        """
+        weight = min(max(self._weight.get(rater_id, 1.0), 0.0), 1.0)
+        return 1.0 - weight + 1.0 / (1.0 + self._checks[rater_id])
+
+    def check_probability(self, rater_id: str) -> float:
+        """Chance that this rater's next pair is a gold or repeat check.
+
+        Proportional to ``doubt`` (at most 1), scaled so that over the raters,
+        weighted by how often each asks for pairs, the chance averages
+        ``gold_share + repeat_share``. That average is nudged (by at most half
+        of it) by the checks owed so far or served in excess, so the share of
+        checks served stays on target, e.g. while new raters, who get more
+        checks, keep arriving.
+        """
+        share = self.gold_share + self.repeat_share
+        raters = [r for r, turns in self._turns.items() if turns > 0]
+        if share in (0.0, 1.0) or not raters:
+            return share
+        turns = np.array([self._turns[r] for r in raters], dtype=float)
+        owed = share * turns.sum() - sum(self._checks[r] for r in raters)
+        target = min(1.0, share + float(np.clip(owed / _SHARE_HORIZON, -share / 2, share / 2)))
+        level = _water_level(turns / turns.sum(), np.array([self.doubt(r) for r in raters]), target)
+        return min(1.0, level * self.doubt(rater_id))
 
     # --- choosing ------------------------------------------------------------
 
@@ -146,14 +215,13 @@ class ActiveSampler:
 
     def _next(self, rater_id: str, judgements_df: pd.DataFrame | None) -> Pair:
         last = self._last.get(rater_id)
-        u = self.rng.random()
         pair: Pair | None = None
-        if u < self.gold_share:
-            pair = self._gold(last)
-        elif u < self.gold_share + self.repeat_share:
-            pair = self._repeat(rater_id, last, judgements_df)
+        if self.rng.random() < self.check_probability(rater_id):
+            pair = self._check(rater_id, last, judgements_df)
         if pair is None:
-            pair = self._active(last)
+            pair = self._active(rater_id, last)
+        self._turns[rater_id] += 1
+        self._checks[rater_id] += pair.kind in _CHECKS
         self._last[rater_id] = frozenset((pair.left, pair.right))
         if pair.kind == "active":
             history = self._history.setdefault(rater_id, [])
@@ -163,6 +231,22 @@ class ActiveSampler:
 
     def _shown(self, a: str, b: str, kind: PairKind) -> Pair:
         return Pair(a, b, kind) if self.rng.random() < 0.5 else Pair(b, a, kind)
+
+    def _check(self, rater_id: str, last: frozenset[str] | None, judgements_df: pd.DataFrame | None) -> Pair | None:
+        """Gold or repeat in the ratio ``gold_share : repeat_share``; the other kind when one cannot be made."""
+        def gold() -> Pair | None:
+            return self._gold(last)
+
+        def repeat() -> Pair | None:
+            return self._repeat(rater_id, last, judgements_df)
+
+        gold_first = self.rng.random() * (self.gold_share + self.repeat_share) < self.gold_share
+        makers = [(self.gold_share, gold), (self.repeat_share, repeat)]
+        for share, make in makers if gold_first else makers[::-1]:
+            pair = make() if share > 0 else None
+            if pair is not None:
+                return pair
+        return None
 
     def _gold(self, last: frozenset[str] | None) -> Pair | None:
         options = [p for p in self.gold_pairs if frozenset(p) != last]
@@ -200,19 +284,46 @@ class ActiveSampler:
                 return allowed
         return self._same | self._cross
 
-    def _active(self, last: frozenset[str] | None) -> Pair:
+    def _active(self, rater_id: str, last: frozenset[str] | None) -> Pair:
         allowed = self._candidates(last)
         if self.strategy == "random":
-            options = np.flatnonzero(allowed)
-            k = int(options[self.rng.integers(len(options))])
+            k = self._draw(allowed)
         else:
             k = int(np.argmax(np.where(allowed, self._gain, -np.inf)))
         i, j = divmod(k, len(self.ids))
         if self.strategy != "random":
-            with single_threaded():
-                self.posterior.pretend_observed(i, j)
-                touched = np.array([i, j])
-                fresh = self._jittered(self.posterior.information_gain(touched))
-            self._gain[touched, :] = fresh
-            self._gain[:, touched] = fresh.T
+            self._pretend(rater_id, i, j)
         return self._shown(self.ids[i], self.ids[j], "active")
+
+    def _draw(self, allowed: np.ndarray) -> int:
+        """A random allowed pair: uniform, or in proportion to the design where it has weight."""
+        if self._design is not None and self._design[allowed].sum() > 0:
+            weights = np.where(allowed, self._design, 0.0).ravel()
+            return int(self.rng.choice(len(weights), p=weights / weights.sum()))
+        options = np.flatnonzero(allowed)
+        return int(options[self.rng.integers(len(options))])
+
+    def _pretend(self, rater_id: str, i: int, j: int) -> None:
+        """Shrink the belief as if the rater had judged (i, j), by as much as their weight says."""
+        with single_threaded():
+            self.posterior.pretend_observed(i, j, self._weight.get(rater_id, 1.0))
+            touched = np.array([i, j])
+            fresh = self._jittered(self.posterior.information_gain(touched))
+        self._gain[touched, :] = fresh
+        self._gain[:, touched] = fresh.T
+
+
+def _water_level(mass: np.ndarray, doubt: np.ndarray, share: float) -> float:
+    """The level L with sum(mass * min(1, L * doubt)) = share (mass sums to 1, doubt > 0, 0 <= share <= 1).
+
+    Raters are clipped at probability 1 from the most doubtful down, until the
+    rest, scaled linearly, make up the remaining share.
+    """
+    order = np.argsort(-doubt)
+    mass, doubt = mass[order], doubt[order]
+    clipped = np.concatenate([[0.0], np.cumsum(mass)[:-1]])  # mass of the raters before k
+    rest = np.cumsum((mass * doubt)[::-1])[::-1]  # sum of mass * doubt from k on
+    with np.errstate(divide="ignore"):
+        levels = np.where(rest > 0, (share - clipped) / rest, np.inf)
+    fits = np.flatnonzero(levels * doubt <= 1.0)
+    return float(levels[fits[0]]) if len(fits) else float("inf")

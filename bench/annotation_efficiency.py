@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.linalg import cho_factor, cho_solve
+from scipy.special import ndtr
+from scipy.stats import gaussian_kde, spearmanr
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,17 +72,21 @@ def reliability_weights(judgements: pd.DataFrame, gold: list[tuple[str, str]]) -
     return rater_stats(judgements, gold, scores=first)["weight"]
 
 
-def run_arm(scores: pd.DataFrame, strategy: str, careless: float, seed: int, args: argparse.Namespace) -> list[dict]:
+def run_arm(
+    scores: pd.DataFrame, strategy: str, careless: float, seed: int, args: argparse.Namespace,
+    design: np.ndarray | None = None,
+) -> list[dict]:
     """One simulated collection; SRCC with and without reliability weights at every checkpoint."""
     truth = scores.set_index("image_id")["mos"]
     gold = gold_pairs(scores)
     crowd = Crowd(truth, scores.set_index("image_id")["mos_std"], args.raters, careless, seed=seed)
-    sampler = ActiveSampler(list(truth.index), gold_pairs=gold, seed=seed, strategy=strategy)
+    sampler = ActiveSampler(list(truth.index), gold_pairs=gold, seed=seed, strategy=strategy, design=design)
     checkpoints = range(args.step, args.budget + 1, args.step)
     rows = []
     for count, df in simulate_session(crowd, sampler, args.budget, checkpoints, gold):
         weighted = srcc(thurstone_scores(df, reliability_weights(df, gold)), truth)
-        row = {"judgements": count, "srcc_weighted": weighted, "srcc_unweighted": np.nan, "srcc_oracle": np.nan}
+        row = {"judgements": count, "srcc_weighted": weighted, "srcc_unweighted": np.nan, "srcc_oracle": np.nan,
+               **check_shares(df, crowd.careless)}
         if careless > 0:  # for comparison: no weights, and weights that know who is careless
             row["srcc_unweighted"] = srcc(thurstone_scores(df, None), truth)
             row["srcc_oracle"] = srcc(thurstone_scores(df, pd.Series(0.0, index=sorted(crowd.careless))), truth)
@@ -88,46 +94,81 @@ def run_arm(scores: pd.DataFrame, strategy: str, careless: float, seed: int, arg
     return rows
 
 
-def design_bound(scores: pd.DataFrame, iterations: int = 100) -> dict[str, float]:
-    """Share of judgements that the best possible pairing could save over uniform random pairs.
+def pair_information(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs i < j and the Fisher information one judgement of each gives about MOS_i - MOS_j.
 
-    Computed with the true MOS (which no sampler knows): one judgement of
-    (i, j) by a Thurstone observer gives Fisher information
-    phi(z)^2 / (Phi(z) Phi(-z)) / v about MOS_i - MOS_j, with
-    v = std_i^2 + std_j^2 and z = (MOS_i - MOS_j) / sqrt(v). The A-optimal
-    design (least total score variance; "rank-weighted": each image's variance
-    weighted by the squared density of MOS around it, as rank errors are) is
-    found with the multiplicative algorithm. Asymptotic, i.e. for large budgets.
+    Uses the true MOS (which no sampler knows): for a Thurstone observer it is
+    phi(z)^2 / (Phi(z) Phi(-z)) / v, with v = std_i^2 + std_j^2 and
+    z = (MOS_i - MOS_j) / sqrt(v).
     """
-    from scipy.linalg import cho_factor, cho_solve
-    from scipy.special import ndtr
-    from scipy.stats import gaussian_kde
-
     mos, std = scores["mos"].to_numpy(), scores["mos_std"].to_numpy()
-    n = len(mos)
-    i, j = np.triu_indices(n, 1)
+    i, j = np.triu_indices(len(mos), 1)
     v = std[i] ** 2 + std[j] ** 2
     z = (mos[i] - mos[j]) / np.sqrt(v)
-    info = np.exp(-z * z) / (2 * np.pi) / (ndtr(z) * ndtr(-z)) / v
-    centre = np.eye(n) - 1.0 / n
+    return i, j, np.exp(-z * z) / (2 * np.pi) / (ndtr(z) * ndtr(-z)) / v
+
+
+def image_weights(scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """How much each image's score variance counts: equally ("plain"), or as rank errors do.
+
+    "rank-weighted": by the squared density of MOS around the image, since a
+    score error moves an image past more neighbours where images are dense.
+    """
+    mos = scores["mos"].to_numpy()
     density = gaussian_kde(mos)(mos)
-    savings = {}
-    for name, image_weight in (("plain", np.ones(n)), ("rank-weighted", density**2 / np.mean(density**2))):
-        weight = centre @ np.diag(image_weight) @ centre
-        design = np.full(len(i), 1.0 / len(i))
-        values = []
-        for _ in range(iterations + 1):
-            c = design * info
-            fisher = -(np.bincount(i * n + j, c, n * n) + np.bincount(j * n + i, c, n * n)).reshape(n, n)
-            fisher[np.diag_indices(n)] += np.bincount(i, c, n) + np.bincount(j, c, n)
-            cov = cho_solve(cho_factor(fisher + 1.0 / n), np.eye(n)) - 1.0 / n  # inverse on centred scores
-            values.append(np.trace(weight @ cov))
-            m = cov @ weight @ cov
-            gradient = info * (m[i, i] + m[j, j] - 2 * m[i, j])
-            design *= np.sqrt(gradient / np.dot(design, gradient))
-            design /= design.sum()
-        savings[name] = 1 - values[-1] / values[0]
-    return savings
+    return {"plain": np.ones(len(mos)), "rank-weighted": density**2 / np.mean(density**2)}
+
+
+def optimal_design(scores: pd.DataFrame, image_weight: np.ndarray, iterations: int = 100) -> tuple[np.ndarray, float]:
+    """A-optimal share of judgements per pair i < j, and the variance it saves over uniform pairs.
+
+    The design minimises the weighted total variance of the centred scores
+    (multiplicative algorithm); the saving is asymptotic, i.e. for large budgets.
+    """
+    i, j, info = pair_information(scores)
+    n = len(scores)
+    centre = np.eye(n) - 1.0 / n
+    weight = centre @ np.diag(image_weight) @ centre
+    design = np.full(len(i), 1.0 / len(i))
+    values = []
+    for _ in range(iterations + 1):
+        c = design * info
+        fisher = -(np.bincount(i * n + j, c, n * n) + np.bincount(j * n + i, c, n * n)).reshape(n, n)
+        fisher[np.diag_indices(n)] += np.bincount(i, c, n) + np.bincount(j, c, n)
+        cov = cho_solve(cho_factor(fisher + 1.0 / n), np.eye(n)) - 1.0 / n  # inverse on centred scores
+        values.append(np.trace(weight @ cov))
+        m = cov @ weight @ cov
+        gradient = info * (m[i, i] + m[j, j] - 2 * m[i, j])
+        design *= np.sqrt(gradient / np.dot(design, gradient))
+        design /= design.sum()
+    return design, 1 - values[-1] / values[0]
+
+
+def design_matrix(scores: pd.DataFrame, name: str) -> np.ndarray:
+    """The optimal design as an n x n matrix of pair weights (upper triangle), for the oracle arm."""
+    with single_threaded():
+        design, _ = optimal_design(scores, image_weights(scores)[name])
+    i, j, _ = pair_information(scores)
+    matrix = np.zeros((len(scores), len(scores)))
+    matrix[i, j] = design
+    return matrix
+
+
+def check_shares(judgements: pd.DataFrame, careless: set[str]) -> dict[str, float]:
+    """Share of gold and repeat checks among all judgements, and among attentive and careless raters' ones."""
+    is_check = judgements["pair_kind"].isin(["gold", "repeat"])
+    is_careless = judgements["rater_id"].isin(careless)
+    return {
+        "check_share": is_check.mean(),
+        "check_share_attentive": is_check[~is_careless].mean(),
+        "check_share_careless": is_check[is_careless].mean() if is_careless.any() else np.nan,
+    }
+
+
+def design_bound(scores: pd.DataFrame) -> dict[str, float]:
+    """Share of judgements that the best possible pairing could save over uniform random pairs (asymptotic)."""
+    with single_threaded():
+        return {name: optimal_design(scores, w)[1] for name, w in image_weights(scores).items()}
 
 
 def measure_cost(scores: pd.DataFrame, n: int = 3000) -> str:
@@ -180,26 +221,31 @@ def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         )
         .reset_index()
     )
-    med = {arm: c.set_index("judgements")["median"] for arm, c in curves.groupby("arm")}
+    med = {arm: curves[curves.arm == arm].set_index("judgements")["median"] for arm in dict.fromkeys(runs["arm"])}
     per_seed = {
         arm: [crossing(g.set_index("judgements")["srcc_weighted"]) for _, g in runs[runs.arm == arm].groupby("seed")]
         for arm in med
     }
-    lines = ["| arm | judgements to SRCC 0.90 (median curve) | per-seed crossings | SRCC at " + ", ".join(
-        str(n) for n in _marks(curves)) + " |", "|---|---|---|---|"]
-    for arm in ("random", "active", "active, 20% careless"):
-        if arm not in med:
-            continue
+    lines = ["| arm | judgements to SRCC 0.90 (median curve) | median of per-seed crossings | per-seed crossings | "
+             "SRCC at " + ", ".join(str(n) for n in _marks(curves)) + " |", "|---|---|---|---|---|"]
+    for arm in med:
         at = ", ".join(f"{med[arm].loc[n]:.3f}" for n in _marks(curves))
         seeds = ", ".join("—" if np.isnan(c) else f"{c:.0f}" for c in per_seed[arm])
-        lines.append(f"| {arm} | {crossing(med[arm]):.0f} | {seeds} | {at} |")
+        lines.append(f"| {arm} | {crossing(med[arm]):.0f} | {np.median(per_seed[arm]):.0f} | {seeds} | {at} |")
     text = "\n".join(lines)
-    if {"random", "active"} <= med.keys():
-        saving = 1 - crossing(med["active"]) / crossing(med["random"])
-        if np.isnan(saving):
-            text += f"\n\nThe median curves do not both reach SRCC {TARGET:.2f} within the budget."
-        else:
-            text += f"\n\nActive sampling reaches SRCC {TARGET:.2f} with {saving:.0%} fewer judgements than random pairing."
+    if "random" in med:
+        text += f"\n\nJudgements saved against random pairing, to reach SRCC {TARGET:.2f}:\n"
+        text += "\n| arm | on the median curves | on the medians of per-seed crossings |\n|---|---|---|"
+        for arm in (a for a in med if a not in ("random", "active, 20% careless")):
+            on_curves = 1 - crossing(med[arm]) / crossing(med["random"])
+            on_seeds = 1 - np.median(per_seed[arm]) / np.median(per_seed["random"])
+            text += f"\n| {arm} | {on_curves:.1%} | {on_seeds:.1%} |"
+    final = runs[runs.judgements == runs.judgements.max()].groupby("arm", sort=False)
+    text += "\n\nShare of gold and repeat checks at the end (median over seeds):\n"
+    text += "\n| arm | all judgements | attentive raters | careless raters |\n|---|---|---|---|"
+    for arm, g in final:
+        shares = g[["check_share", "check_share_attentive", "check_share_careless"]].median()
+        text += "\n| " + arm + " | " + " | ".join("—" if np.isnan(v) else f"{v:.1%}" for v in shares) + " |"
     if {"active", "active, 20% careless"} <= med.keys():
         spam = curves[curves.arm == "active, 20% careless"].set_index("judgements")
         late = spam.index >= spam.index.max() / 2
@@ -226,10 +272,10 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("Random vs active pairing", "20% careless raters"), shared_yaxes=True
     )
-    colours = {"random": "#7f7f7f", "active": "#1f77b4", "active, 20% careless": "#d62728"}
-    panels = {"random": 1, "active": 1, "active, 20% careless": 2}
+    colours = {"random": "#7f7f7f", "active": "#1f77b4", "active, 20% careless": "#d62728",
+               "oracle design (plain)": "#9467bd", "oracle design (rank-weighted)": "#ff7f0e"}
     for arm, c in curves.groupby("arm", sort=False):
-        colour, col = colours[arm], panels[arm]
+        colour, col = colours[arm], 2 if arm == "active, 20% careless" else 1
         x = c["judgements"].tolist()
         fig.add_trace(go.Scatter(x=x + x[::-1], y=c["high"].tolist() + c["low"].tolist()[::-1], fill="toself",
                                  fillcolor=colour, opacity=0.2, line={"width": 0}, hoverinfo="skip",
@@ -267,23 +313,26 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--budget", type=int, default=4800, help="judgements per simulated collection")
     parser.add_argument("--step", type=int, default=300, help="judgements between two evaluations")
     parser.add_argument("--raters", type=int, default=50)
+    parser.add_argument("--oracle", nargs="*", default=["plain", "rank-weighted"], choices=["plain", "rank-weighted"],
+                        help="oracle arms: pairs drawn from the optimal design computed with the true MOS")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "annotation_efficiency",
                         help="output path without suffix (.html, .png, .csv are written)")
     args = parser.parse_args(argv)
 
     scores = load_clive(args.data)
-    arms = [("random", "random", 0.0), ("active", "information", 0.0), ("active, 20% careless", "information", 0.2)]
+    arms = [("random", "random", 0.0, None), ("active", "information", 0.0, None),
+            ("active, 20% careless", "information", 0.2, None)]
+    arms += [(f"oracle design ({name})", "random", 0.0, design_matrix(scores, name)) for name in args.oracle]
     rows = []
     started = time.time()
-    for arm, strategy, careless in arms:
+    for arm, strategy, careless, design in arms:
         for seed in range(args.seeds):
-            for row in run_arm(scores, strategy, careless, seed, args):
+            for row in run_arm(scores, strategy, careless, seed, args, design):
                 rows.append({"arm": arm, "seed": seed, **row})
             print(f"{arm}, seed {seed}: {time.time() - started:.0f}s", file=sys.stderr)
     runs = pd.DataFrame(rows)
     curves, text = summarise(runs)
-    with single_threaded():
-        bound = design_bound(scores)
+    bound = design_bound(scores)
     text += (
         "\n\nDesign bound (knowing the true MOS, large budgets): the best possible pairing needs "
         + ", ".join(f"{saving:.0%} fewer judgements ({name})" for name, saving in bound.items())

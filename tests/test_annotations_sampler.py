@@ -127,3 +127,61 @@ def test_concurrent_requests_are_served_safely():
         t.join()
     assert not errors and len(served) == 400
     assert np.all(np.isfinite(sampler.posterior.cov))
+
+
+def checked_history(raters: list[str], n_active: int = 24, n_gold: int = 6) -> pd.DataFrame:
+    """Each rater judged ``n_active`` ordinary pairs and ``n_gold`` gold pairs."""
+    rows = []
+    for rater in raters:
+        for k in range(n_active):
+            rows.append({"rater_id": rater, "left_image_id": IDS[k % 11], "right_image_id": IDS[k % 11 + 1],
+                         "choice": "left", "pair_kind": "active"})
+        for k in range(n_gold):
+            good, bad = GOLD[k % len(GOLD)]
+            rows.append({"rater_id": rater, "left_image_id": good, "right_image_id": bad, "choice": "left",
+                         "pair_kind": "gold"})
+    return pd.DataFrame(rows)
+
+
+def test_checks_go_to_doubtful_raters_and_the_overall_share_holds():
+    raters = [f"r{k}" for k in range(10)]
+    weights = {r: (0.1 if r in ("r0", "r1") else 1.0) for r in raters}  # two raters look careless
+    sampler = ActiveSampler(IDS, gold_pairs=GOLD, gold_share=0.1, repeat_share=0.1, seed=9, strategy="random")
+    sampler.update(checked_history(raters), weights)
+    assert sampler.doubt("r0") > 5 * sampler.doubt("r5")
+    assert sampler.check_probability("newcomer") > sampler.check_probability("r5")
+    rng = np.random.default_rng(9)
+    served = [(r, sampler.next_pair(r).kind) for r in (raters[rng.integers(10)] for _ in range(3000))]
+    is_check = pd.Series([kind != "active" for _, kind in served])
+    doubtful = pd.Series([r in ("r0", "r1") for r, _ in served])
+    assert is_check.mean() == pytest.approx(0.2, abs=0.02)
+    assert is_check[doubtful].mean() > 2.5 * is_check[~doubtful].mean()
+    kinds = Counter(kind for _, kind in served)
+    assert kinds["gold"] == pytest.approx(kinds["repeat"], rel=0.25)  # checks split as gold_share : repeat_share
+
+
+def test_check_share_stays_on_target_while_new_raters_keep_arriving():
+    sampler = ActiveSampler(IDS, gold_pairs=GOLD, gold_share=0.15, repeat_share=0.05, seed=10, strategy="random")
+    kinds = [sampler.next_pair(f"r{k // 4}").kind for k in range(2000)]  # a new rater every fourth request
+    assert np.mean([kind != "active" for kind in kinds]) == pytest.approx(0.2, abs=0.02)
+
+
+def test_a_careless_raters_pair_shrinks_the_belief_less():
+    sampler = ActiveSampler(IDS, gold_share=0.0, repeat_share=0.0, seed=12)
+    sampler.update(checked_history(["careless", "attentive"]), {"careless": 0.0, "attentive": 1.0})
+    before = sampler.posterior.cov.copy()
+    sampler.next_pair("careless")
+    assert np.allclose(sampler.posterior.cov, before)
+    sampler.next_pair("attentive")
+    assert np.trace(sampler.posterior.cov) < np.trace(before) - 1e-6
+
+
+def test_design_draws_active_pairs_in_proportion():
+    design = np.zeros((len(IDS), len(IDS)))
+    design[0, 1], design[2, 3] = 3.0, 1.0
+    sampler = ActiveSampler(IDS, gold_share=0, repeat_share=0, seed=13, strategy="random", design=design)
+    pairs = Counter(frozenset((p.left, p.right)) for p in (sampler.next_pair(f"r{k}") for k in range(800)))
+    assert set(pairs) == {frozenset(("im00", "im01")), frozenset(("im02", "im03"))}
+    assert pairs[frozenset(("im00", "im01"))] / 800 == pytest.approx(0.75, abs=0.05)
+    with pytest.raises(ValueError, match="design"):
+        ActiveSampler(IDS, design=np.ones((3, 3)))

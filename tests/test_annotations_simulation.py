@@ -46,6 +46,11 @@ def test_session_yields_growing_tables_and_learns_the_order():
     careless = stats.loc[sorted(crowd.careless), "weight"]
     attentive = stats.drop(index=sorted(crowd.careless))["weight"]
     assert careless.max() < attentive.min()
+    # the check budget goes to the careless raters, whose turns carry no information anyway
+    is_check = final["pair_kind"] != "active"
+    by_careless = is_check.groupby(final["rater_id"].isin(crowd.careless)).mean()
+    assert by_careless[True] > 2 * by_careless[False]
+    assert is_check.mean() < 0.25
     scores = scale(final, "thurstone", weights=stats["weight"], n_boot=0).set_index("image_id")["score"]
     assert spearmanr(scores.reindex(IDS), [MOS[i] for i in IDS])[0] > 0.9
 
@@ -60,7 +65,9 @@ def test_benchmark_script_runs_on_clive(shared_data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| random |" in result.stdout and "| active |" in result.stdout
     runs = pd.read_csv(out.with_suffix(".csv"))
-    assert set(runs["arm"]) == {"random", "active", "active, 20% careless"}
+    assert set(runs["arm"]) == {"random", "active", "active, 20% careless", "oracle design (plain)",
+                                "oracle design (rank-weighted)"}
+    assert "| oracle design (plain) |" in result.stdout
     assert sorted(runs["judgements"].unique()) == [150, 300]
     assert out.with_suffix(".html").stat().st_size > 1000
     if importlib.util.find_spec("kaleido") is not None:
