@@ -222,16 +222,17 @@ def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         .reset_index()
     )
     med = {arm: curves[curves.arm == arm].set_index("judgements")["median"] for arm in dict.fromkeys(runs["arm"])}
-    per_seed = {
-        arm: [crossing(g.set_index("judgements")["srcc_weighted"]) for _, g in runs[runs.arm == arm].groupby("seed")]
+    per_seed = {  # a seed that never reaches the target within the budget counts as infinitely many judgements
+        arm: np.nan_to_num([crossing(g.set_index("judgements")["srcc_weighted"])
+                            for _, g in runs[runs.arm == arm].groupby("seed")], nan=np.inf)
         for arm in med
     }
     lines = ["| arm | judgements to SRCC 0.90 (median curve) | median of per-seed crossings | per-seed crossings | "
              "SRCC at " + ", ".join(str(n) for n in _marks(curves)) + " |", "|---|---|---|---|---|"]
     for arm in med:
         at = ", ".join(f"{med[arm].loc[n]:.3f}" for n in _marks(curves))
-        seeds = ", ".join("—" if np.isnan(c) else f"{c:.0f}" for c in per_seed[arm])
-        lines.append(f"| {arm} | {crossing(med[arm]):.0f} | {np.median(per_seed[arm]):.0f} | {seeds} | {at} |")
+        seeds = ", ".join(_count(c) for c in per_seed[arm])
+        lines.append(f"| {arm} | {_count(crossing(med[arm]))} | {_count(np.median(per_seed[arm]))} | {seeds} | {at} |")
     text = "\n".join(lines)
     if "random" in med:
         text += f"\n\nJudgements saved against random pairing, to reach SRCC {TARGET:.2f}:\n"
@@ -239,7 +240,7 @@ def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         for arm in (a for a in med if a not in ("random", "active, 20% careless")):
             on_curves = 1 - crossing(med[arm]) / crossing(med["random"])
             on_seeds = 1 - np.median(per_seed[arm]) / np.median(per_seed["random"])
-            text += f"\n| {arm} | {on_curves:.1%} | {on_seeds:.1%} |"
+            text += f"\n| {arm} | {_percent(on_curves)} | {_percent(on_seeds)} |"
     final = runs[runs.judgements == runs.judgements.max()].groupby("arm", sort=False)
     text += "\n\nShare of gold and repeat checks at the end (median over seeds):\n"
     text += "\n| arm | all judgements | attentive raters | careless raters |\n|---|---|---|---|"
@@ -257,6 +258,15 @@ def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             gap = spam[column] - med["active"]
             text += f"\n| {label} | {gap.iloc[-1]:+.3f} | {gap[late].min():+.3f} | {gap.min():+.3f} |"
     return curves, text
+
+
+def _count(judgements: float) -> str:
+    """A crossing for the tables; "—" where the target is not reached within the budget."""
+    return f"{judgements:.0f}" if np.isfinite(judgements) else "—"
+
+
+def _percent(saving: float) -> str:
+    return f"{saving:.1%}" if np.isfinite(saving) else "—"
 
 
 def _marks(curves: pd.DataFrame) -> list[int]:
