@@ -2,12 +2,15 @@
 
 Simulated raters judge pairs of the 300 ``clive_dev`` images as Thurstone
 observers built from each image's MOS and ``mos_std`` (``annotations.simulate``).
-Two experiments, each over several seeds:
+Three experiments, each over several seeds:
 
 1. efficiency: random pairing vs the active sampler (information gain), both
    with the same 10% gold and 10% repeat checks, all raters attentive;
 2. careless raters: the active sampler with 20% of raters answering at
-   random, scaled with and without reliability weights, against experiment 1.
+   random, scaled with and without reliability weights, against experiment 1;
+3. oracle designs: pairs drawn at random from the A-optimal design computed
+   with the true MOS (which no sampler knows), same checks, to see what the
+   asymptotic design bound is worth at these budgets.
 
 After every ``--step`` judgements the judgements are scaled (Thurstone, with
 the raters' reliability weights) and compared with the true MOS by Spearman
@@ -15,7 +18,7 @@ correlation. Writes an interactive plot (HTML), a PNG (if kaleido can run a
 local Chromium), the curves as CSV, and prints the summary table quoted in
 docs/annotations.md.
 
-    python bench/annotation_efficiency.py --data ../shared/data
+    python bench/annotation_efficiency.py --data ../shared/data --seeds 9
 """
 
 from __future__ import annotations
