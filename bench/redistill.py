@@ -8,7 +8,10 @@ and the app's trainer run). Rounds on the first 500, 1,000 and 2,000
 judgements each start from the shipped student. Reported for the shipped and
 each re-distilled student: SRCC/PLCC (bootstrap 95% CIs) on the other 100
 images (never rated), SRCC on the synthetic validation split (if the training
-run's features are present), and the gate's decision.
+run's features are present), and the gate's decision. ``--replay synthetic``
+(default) replays the original synthetic training set, as a machine with the
+training data does; ``--replay gallery`` replays the built-in photos, as a Space
+does. ``--mix`` is the WiSE-FT share (1 = plain fine-tuning).
 
 Latency: p95 of ``Scorer.score`` while idle vs while a re-distillation round
 runs in a background process (the app's trainer mechanism), side by side.
@@ -40,7 +43,8 @@ from cvrkd.checkpoint import load_checkpoint  # noqa: E402
 from cvrkd.evaluation import correlations, read_scores_csv  # noqa: E402
 from cvrkd.feature_cache import FeatureCache  # noqa: E402
 from cvrkd.gallery import build_default_gallery  # noqa: E402
-from cvrkd.redistill import RedistillConfig, _gallery_grid, grid_features_for, image_scores  # noqa: E402
+from cvrkd.redistill import (RedistillConfig, _gallery_grid, grid_features_for, image_scores,  # noqa: E402
+                             replay_from_synthetic, synthetic_srcc)
 from cvrkd.redistill_job import redistill_from_store, start_background_round  # noqa: E402
 from cvrkd.registry import ModelRegistry  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
@@ -72,20 +76,6 @@ def make_store(work: Path, rated: list[tuple[Path, float, float]], count: int, s
     return store_dir, ids
 
 
-def synthetic_val_srcc(network, synthetic_dir: Path | None, references) -> float | None:
-    if synthetic_dir is None or not synthetic_dir.exists():
-        return None
-    from cvrkd.synthetic import load
-
-    data = load(synthetic_dir)
-    rows = data.indices("val")
-    grid = data.features[rows, : network.config.num_patches]
-    feats = {str(i): grid[i] for i in range(len(rows))}
-    scores = image_scores(network, feats, references)
-    return correlations(np.array([scores[str(i)] for i in range(len(rows))]),
-                        data.labels[rows].numpy(), n_boot=0).values["srcc"]
-
-
 def latency(scorer: Scorer, images: list[Path], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -110,6 +100,10 @@ def main() -> None:
     parser.add_argument("--replay-weight", type=float, default=RedistillConfig.replay_weight)
     parser.add_argument("--lr", type=float, default=RedistillConfig.lr)
     parser.add_argument("--epochs", type=int, default=RedistillConfig.epochs)
+    parser.add_argument("--mix", type=float, default=RedistillConfig.mix)
+    parser.add_argument("--replay", choices=["synthetic", "gallery"], default="synthetic",
+                        help="replay (and gate on) the synthetic training set, as a machine with the "
+                        "training data does, or the built-in photos, as a Space does")
     parser.add_argument("--cache", type=Path, help="keep feature caches here between runs")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -134,12 +128,19 @@ def main() -> None:
     test_feats = grid_features_for(scorer.backbone, shipped_info.patches,
                                    {str(p): p for p, _, _ in held_out}, cache)
     test_mos = np.array([m for _, m, _ in held_out])
+    synthetic = (replay_from_synthetic(args.synthetic, shipped_info.patches.num_patches)
+                 if args.synthetic.exists() else None)
+    replay_dir = args.synthetic if args.replay == "synthetic" and synthetic is not None else None
+    if args.replay == "synthetic" and replay_dir is None:
+        raise SystemExit(f"{args.synthetic} not found: build it with `python -m cvrkd train data` "
+                         "or pass --replay gallery")
 
     def evaluate(network) -> dict:
         scores = image_scores(network, test_feats, references)
         corr = correlations(np.array([scores[str(p)] for p, _, _ in held_out]), test_mos,
                             n_boot=args.bootstrap, seed=args.seed)
-        return {**corr.to_dict(), "synthetic_val_srcc": synthetic_val_srcc(network, args.synthetic, references)}
+        syn = synthetic_srcc(network, synthetic, references) if synthetic is not None else None
+        return {**corr.to_dict(), "synthetic_val_srcc": syn}
 
     rows = [{"model": f"shipped student {shipped_info.version}", "judgements": 0, **evaluate(shipped)}]
     print(rows[-1], flush=True)
@@ -152,9 +153,9 @@ def main() -> None:
         _copy_prefix(store_dir, round_store, all_judgements.head(size))
         result = redistill_from_store(round_store, round_dir / "registry", images_dir=work / "crowd" / "pool",
                                       base_dir=model_dir / "student", model_dir=model_dir,
-                                      gallery_dir=gallery.root, cache_dir=cache_dir,
+                                      gallery_dir=gallery.root, cache_dir=cache_dir, synthetic_dir=replay_dir,
                                       config=RedistillConfig(seed=args.seed, replay_weight=args.replay_weight,
-                                                             lr=args.lr, epochs=args.epochs),
+                                                             lr=args.lr, epochs=args.epochs, mix=args.mix),
                                       log=lambda m: None)
         candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
         rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
@@ -162,8 +163,10 @@ def main() -> None:
                      "gate_reason": result.decision.reason})
         print(rows[-1], flush=True)
 
+    settings = {"replay": args.replay, "mix": args.mix, "replay_weight": args.replay_weight,
+                "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
     if args.skip_latency:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps({"settings": settings, "rounds": rows}, indent=2, default=str))
         return
     # latency: idle vs during a background round (same mechanism as the app's trainer)
     probe = [p for p, _, _ in held_out[:10]]
@@ -171,12 +174,13 @@ def main() -> None:
     idle = latency(scorer, probe, 3)
     process = start_background_round(round_store, work / "latency-registry",
                                      images_dir=work / "crowd" / "pool", model_dir=model_dir,
-                                     cache_dir=cache_dir, gallery_dir=gallery.root)
+                                     cache_dir=cache_dir, gallery_dir=gallery.root,
+                                     extra_args=["--synthetic", str(replay_dir)] if replay_dir else None)
     busy: list[float] = []
     while process.poll() is None and len(busy) < 300:
         busy.extend(latency(scorer, probe, 1))
     process.wait()
-    figures = {"rounds": rows, "latency": {"idle_p95_s": p95(idle), "training_p95_s": p95(busy),
+    figures = {"settings": settings, "rounds": rows, "latency": {"idle_p95_s": p95(idle), "training_p95_s": p95(busy),
                                            "ratio": p95(busy) / p95(idle), "idle_n": len(idle),
                                            "training_n": len(busy),
                                            "idle_median_s": statistics.median(idle),
@@ -199,7 +203,7 @@ def _copy_prefix(source: Path, target: Path, judgements: pd.DataFrame) -> None:
 
 
 def markdown(figures: dict) -> str:
-    lines = ["| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
+    lines = [f"settings: {figures['settings']}", "", "| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
              "synthetic val SRCC | gate |", "|---|---|---|---|---|---|"]
     for r in figures["rounds"]:
         syn = "n/a" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"

@@ -28,3 +28,9 @@ def default_gallery_dir() -> Path:
 def shared_data_dir() -> Path:
     """Development data sets (never shipped): ``$CVRKD_DATA``, default ``../shared/data``."""
     return Path(os.environ.get("CVRKD_DATA", "../shared/data"))
+
+
+def synthetic_dir() -> Path | None:
+    """The synthetic training set that re-distillation replays: ``$CVRKD_SYNTHETIC_DIR``, else none."""
+    value = os.environ.get("CVRKD_SYNTHETIC_DIR")
+    return Path(value) if value else None

@@ -6,6 +6,10 @@ student's score difference
      + distillation: MSE to the frozen FR teacher's inner difference features on the
        same synthetic pairs (as in the original training).
 
+The candidate is then the weight-space mix base + ``mix`` x (fine-tuned − base)
+(WiSE-FT, Wortsman et al. 2022): halfway between the two keeps most of the gain
+on people's judgements and most of the synthetic skill (docs/results.md).
+
 Gate: judgements are split by *image*; a judgement touching a held-out image is
 never trained on and is used for validation. The candidate is promoted only if
 its pairwise agreement with people beats the served model's by more than the
@@ -13,9 +17,11 @@ bootstrap noise (the 95% CI of the paired difference lies above zero) and its
 SRCC on the synthetic validation split has not dropped by more than
 ``srcc_tolerance``.
 
-The replay set is built from the photos shipped in the wheels (the built-in
-gallery) with :mod:`cvrkd.distortions`, so the loop runs on a Space where the
-original training photos are not available.
+Replay comes from the original synthetic training set (``cvrkd train data``)
+when it is configured: its train split is replayed and its val split is the
+gate's synthetic check. Without it (a Space has only the repository) the replay
+set is built from the built-in gallery photos with :mod:`cvrkd.distortions`;
+that check is weaker, because the gallery photos are also the references.
 """
 from __future__ import annotations
 
@@ -56,6 +62,8 @@ class RedistillConfig:
     temperature: float = 10.0
     """Score difference (0–100 scale) that makes a preference e:1 likely."""
     replay_weight: float = 1.0
+    mix: float = 0.5
+    """Share of the fine-tuning step kept in the candidate's weights (1 = plain fine-tuning)."""
     distill_weight: float = 0.1
     holdout_fraction: float = 0.25
     srcc_tolerance: float = 0.02
@@ -72,13 +80,19 @@ class RedistillConfig:
 
 @dataclass
 class ReplaySet:
-    """Synthetic distortions of the built-in photos with FR pseudo-labels."""
+    """Synthetic distortions with FR pseudo-labels, and their aligned originals."""
 
     features: torch.Tensor  # [N, P, C, 7, 7]
-    pristine: torch.Tensor  # [N, P, C, 7, 7] aligned originals (for the teacher)
+    originals: torch.Tensor  # [M, P, C, 7, 7] one per source photo (for the teacher)
+    original_of: torch.Tensor  # [N] row of ``originals``
     labels: torch.Tensor  # [N]
     source: list[str]
     validation: torch.Tensor  # [N] bool
+    origin: str = "gallery"
+    """``gallery`` (built-in photos) or ``synthetic`` (the original training set)."""
+
+    def pristine(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.originals[self.original_of[rows]]
 
     @property
     def train_rows(self) -> torch.Tensor:
@@ -151,13 +165,48 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
     packed = cache.get_or_compute(key, compute)  # [N, 2P + 1, C, 7, 7], see _replay_row
     count = patches.num_patches
     names = [entry.name for entry in gallery.images]
-    source = [names[int(i)] for i in packed[:, 2 * count, 0, 0, 1].round().long()]
+    photo = packed[:, 2 * count, 0, 0, 1].round().long()
+    first_row = {int(p): row for row, p in reversed(list(enumerate(photo.tolist())))}
+    source = [names[int(i)] for i in photo]
     return ReplaySet(
         features=packed[:, :count],
-        pristine=packed[:, count:2 * count],
+        originals=torch.stack([packed[first_row[p], count:2 * count] for p in sorted(first_row)]),
+        original_of=torch.tensor([sorted(first_row).index(int(p)) for p in photo]),
         labels=packed[:, 2 * count, 0, 0, 0].float(),
         source=source,
         validation=torch.tensor([s in REPLAY_VALIDATION_PHOTOS for s in source]),
+    )
+
+
+def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
+    """The original synthetic training set: replay its train split, check on its val split.
+
+    Only the first ``num_patches`` stored positions (the inference grid) are read.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    features, rows = [], []
+    for shard in sorted(Path(synthetic_dir).glob("source-*.safetensors")):
+        with safe_open(str(shard), "pt") as handle:
+            rows.extend(json.loads(handle.metadata()["rows"]))
+            features.append(handle.get_slice("features")[:, :num_patches])
+    if not features:
+        raise FileNotFoundError(f"no synthetic training shards in {synthetic_dir} (see `cvrkd train data`)")
+    stacked = torch.cat(features)
+    if stacked.shape[1] < num_patches:
+        raise ValueError(f"{synthetic_dir} stores {stacked.shape[1]} positions; the model needs {num_patches}")
+    sources = sorted({r["source_index"] for r in rows})
+    pristine_row = {r["source_index"]: i for i, r in enumerate(rows) if r["distortion"] == "pristine"}
+    return ReplaySet(
+        features=stacked,
+        originals=stacked[[pristine_row[s] for s in sources]],
+        original_of=torch.tensor([sources.index(r["source_index"]) for r in rows]),
+        labels=torch.tensor([float(r["label"]) for r in rows]),
+        source=[r["source"] for r in rows],
+        validation=torch.tensor([r["split"] == "val" for r in rows]),
+        origin="synthetic",
     )
 
 
@@ -268,7 +317,7 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
             output = student(lq, replay_ref)
             replay_loss = F.l1_loss(output.score / SCORE_RANGE[1], replay.labels[rows] / SCORE_RANGE[1])
             with torch.no_grad():
-                guide = teacher(lq, replay.pristine[rows].float()).diff_features
+                guide = teacher(lq, replay.pristine(rows).float()).diff_features
             distill = sum(F.mse_loss(s, t) for s, t in zip(output.diff_features, guide)) / max(len(guide), 1)
             loss = pair_loss + config.replay_weight * replay_loss + config.distill_weight * distill
             optimizer.zero_grad(set_to_none=True)
@@ -276,7 +325,16 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
             optimizer.step()
             losses.append(float(loss.detach()))
         log(f"re-distill epoch {epoch + 1}/{config.epochs}: loss {np.mean(losses):.4f}")
-    return student.eval()
+    return mix_weights(base, student, config.mix).eval()
+
+
+def mix_weights(base: CVRKDNet, tuned: CVRKDNet, share: float) -> CVRKDNet:
+    """base + share x (tuned − base), parameter by parameter (WiSE-FT)."""
+    mixed = copy.deepcopy(base)
+    start, end = base.state_dict(), tuned.state_dict()
+    mixed.load_state_dict({k: start[k] + share * (end[k] - start[k]) if start[k].is_floating_point() else end[k]
+                           for k in start})
+    return mixed
 
 
 # ----------------------------------------------------------------------- round
@@ -284,20 +342,24 @@ def run_round(*, judgements: pd.DataFrame, image_paths: dict[str, Path], base: C
               base_info: CheckpointInfo, teacher: CVRKDNet, gallery: Gallery, registry: ModelRegistry,
               cache: FeatureCache, config: RedistillConfig = RedistillConfig(),
               weights: dict[str, float] | None = None, log: Log = print,
-              backbone: FrozenBackbone | None = None) -> RoundResult:
-    """One complete round: features, split, fine-tune, gate, record (and promote if better)."""
+              backbone: FrozenBackbone | None = None, synthetic_dir: Path | None = None) -> RoundResult:
+    """One complete round: features, split, fine-tune, gate, record (and promote if better).
+
+    ``synthetic_dir``: the original synthetic training set, replayed and checked
+    on when given; otherwise the built-in photos' replay set.
+    """
     started = time.time()
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
         return _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache,
-                          config, weights, log, backbone, started)
+                          config, weights, log, backbone, synthetic_dir, started)
     finally:
         torch.set_num_threads(threads)  # callers in the same process keep their thread pool
 
 
 def _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache, config,
-               weights, log, backbone, started) -> RoundResult:
+               weights, log, backbone, synthetic_dir, started) -> RoundResult:
     run_id = uuid.uuid4().hex[:12]
     backbone = backbone or FrozenBackbone(base_info.backbone)
     patches = base_info.patches
@@ -318,7 +380,9 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     record.update(n_train=int(len(train_judgements)), n_validation=int(len(val_judgements)),
                   n_images=len(image_ids), n_held_out_images=len(held))
     references = _gallery_grid(gallery, backbone, patches, cache)
-    replay = build_replay_set(gallery, backbone, patches, cache, log, config.replay_types)
+    replay = (replay_from_synthetic(synthetic_dir, patches.num_patches) if synthetic_dir
+              else build_replay_set(gallery, backbone, patches, cache, log, config.replay_types))
+    record["replay"] = replay.origin
     candidate = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
     val_features = {i: features[i] for i in image_ids}
     base_scores = image_scores(base, val_features, references)

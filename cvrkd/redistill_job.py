@@ -50,7 +50,8 @@ def rater_weights(judgements: pd.DataFrame, images: pd.DataFrame) -> dict[str, f
 def redistill_from_store(store_dir: Path, registry_dir: Path, *, images_dir: Path | None = None,
                          base_dir: Path | None = None, model_dir: Path | None = None,
                          gallery_dir: Path | None = None, cache_dir: Path | None = None,
-                         config: RedistillConfig = RedistillConfig(), log: Log = print) -> RoundResult:
+                         synthetic_dir: Path | None = None, config: RedistillConfig = RedistillConfig(),
+                         log: Log = print) -> RoundResult:
     from annotations.store import AnnotationStore
 
     model_dir = Path(model_dir or paths.default_model_dir())
@@ -68,7 +69,8 @@ def redistill_from_store(store_dir: Path, registry_dir: Path, *, images_dir: Pat
     return run_round(judgements=judgements, image_paths=image_files(images_dir), base=base,
                      base_info=base_info, teacher=teacher, gallery=gallery, registry=registry,
                      cache=FeatureCache(cache_dir or paths.cache_dir() / "features"), config=config,
-                     weights=rater_weights(judgements, images), log=log)
+                     weights=rater_weights(judgements, images), log=log,
+                     synthetic_dir=synthetic_dir or paths.synthetic_dir())
 
 
 def summary(result: RoundResult) -> dict:
