@@ -11,7 +11,9 @@ images (never rated), SRCC on the synthetic validation split (if the training
 run's features are present), and the gate's decision. ``--replay synthetic``
 (default) replays the original synthetic training set, as a machine with the
 training data does; ``--replay gallery`` replays the built-in photos, as a Space
-does. ``--mix`` is the WiSE-FT share (1 = plain fine-tuning).
+does. ``--mix`` fixes the WiSE-FT share (1 = plain fine-tuning) instead of letting
+the trainer choose it; ``--sweep`` also evaluates other shares of the largest
+round's fine-tuning step.
 
 Latency: p95 of ``Scorer.score`` while idle vs while a re-distillation round
 runs in a background process (the app's trainer mechanism), side by side.
@@ -44,7 +46,7 @@ from cvrkd.evaluation import correlations, read_scores_csv  # noqa: E402
 from cvrkd.feature_cache import FeatureCache  # noqa: E402
 from cvrkd.gallery import build_default_gallery  # noqa: E402
 from cvrkd.redistill import (RedistillConfig, _gallery_grid, grid_features_for, image_scores,  # noqa: E402
-                             replay_from_synthetic, synthetic_srcc)
+                             mix_weights, replay_from_synthetic, synthetic_srcc)
 from cvrkd.redistill_job import redistill_from_store, start_background_round  # noqa: E402
 from cvrkd.registry import ModelRegistry  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
@@ -100,7 +102,9 @@ def main() -> None:
     parser.add_argument("--replay-weight", type=float, default=RedistillConfig.replay_weight)
     parser.add_argument("--lr", type=float, default=RedistillConfig.lr)
     parser.add_argument("--epochs", type=int, default=RedistillConfig.epochs)
-    parser.add_argument("--mix", type=float, default=RedistillConfig.mix)
+    parser.add_argument("--mix", type=float, help="fixed WiSE-FT share (default: as the trainer chooses)")
+    parser.add_argument("--sweep", type=float, nargs="*", default=[0.25, 0.5, 0.75, 1.0],
+                        help="also evaluate these WiSE-FT shares of the largest round's fine-tuning step")
     parser.add_argument("--replay", choices=["synthetic", "gallery"], default="synthetic",
                         help="replay (and gate on) the synthetic training set, as a machine with the "
                         "training data does, or the built-in photos, as a Space does")
@@ -145,6 +149,8 @@ def main() -> None:
     rows = [{"model": f"shipped student {shipped_info.version}", "judgements": 0, **evaluate(shipped)}]
     print(rows[-1], flush=True)
     largest = max(args.sizes)
+    mix_options = {"mix": args.mix, "mix_choices": (args.mix,)} if args.mix is not None else {}
+    sweep: list[dict] = []
     store_dir, _ = make_store(work / "crowd", rated, largest, args.seed)
     all_judgements = AnnotationStore(store_dir).judgements()
     for size in args.sizes:
@@ -155,18 +161,20 @@ def main() -> None:
                                       base_dir=model_dir / "student", model_dir=model_dir,
                                       gallery_dir=gallery.root, cache_dir=cache_dir, synthetic_dir=replay_dir,
                                       config=RedistillConfig(seed=args.seed, replay_weight=args.replay_weight,
-                                                             lr=args.lr, epochs=args.epochs, mix=args.mix),
+                                                             lr=args.lr, epochs=args.epochs, **mix_options),
                                       log=lambda m: None)
         candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
         rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
-                     "gate": "promoted" if result.decision.promote else "rejected",
+                     "mix": result.record["mix"], "gate": "promoted" if result.decision.promote else "rejected",
                      "gate_reason": result.decision.reason})
         print(rows[-1], flush=True)
+        if size == largest and args.sweep:
+            sweep = mix_sweep(shipped, candidate, result.record["mix"], args.sweep, evaluate)
 
     settings = {"replay": args.replay, "mix": args.mix, "replay_weight": args.replay_weight,
                 "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
     if args.skip_latency:
-        print(json.dumps({"settings": settings, "rounds": rows}, indent=2, default=str))
+        print(json.dumps({"settings": settings, "rounds": rows, "mix_sweep": sweep}, indent=2, default=str))
         return
     # latency: idle vs during a background round (same mechanism as the app's trainer)
     probe = [p for p, _, _ in held_out[:10]]
@@ -180,7 +188,7 @@ def main() -> None:
     while process.poll() is None and len(busy) < 300:
         busy.extend(latency(scorer, probe, 1))
     process.wait()
-    figures = {"settings": settings, "rounds": rows, "latency": {"idle_p95_s": p95(idle), "training_p95_s": p95(busy),
+    figures = {"settings": settings, "rounds": rows, "mix_sweep": sweep, "latency": {"idle_p95_s": p95(idle), "training_p95_s": p95(busy),
                                            "ratio": p95(busy) / p95(idle), "idle_n": len(idle),
                                            "training_n": len(busy),
                                            "idle_median_s": statistics.median(idle),
@@ -188,6 +196,21 @@ def main() -> None:
     print(markdown(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
+
+
+def mix_sweep(base, candidate, used: float, shares: list[float], evaluate) -> list[dict]:
+    """What other WiSE-FT shares would give on the same fine-tuning run.
+
+    The candidate is base + used x step, so base + share x step is
+    ``mix_weights(base, candidate, share / used)``.
+    """
+    out = []
+    for share in shares:
+        figures = evaluate(mix_weights(base, candidate, share / used).eval())
+        out.append({"mix": share, "srcc": figures["srcc"], "srcc_ci": figures["srcc_ci"],
+                    "synthetic_val_srcc": figures["synthetic_val_srcc"]})
+        print(out[-1], flush=True)
+    return out
 
 
 def _copy_prefix(source: Path, target: Path, judgements: pd.DataFrame) -> None:
@@ -203,13 +226,21 @@ def _copy_prefix(source: Path, target: Path, judgements: pd.DataFrame) -> None:
 
 
 def markdown(figures: dict) -> str:
-    lines = [f"settings: {figures['settings']}", "", "| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
-             "synthetic val SRCC | gate |", "|---|---|---|---|---|---|"]
+    lines = [f"settings: {figures['settings']}", "",
+             "| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
+             "synthetic val SRCC | mix | gate |", "|---|---|---|---|---|---|---|"]
     for r in figures["rounds"]:
         syn = "n/a" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
         lines.append(f"| {r['model']} | {r['judgements']} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, "
                      f"{r['srcc_ci'][1]:.3f}] | {r['plcc']:.3f} [{r['plcc_ci'][0]:.3f}, {r['plcc_ci'][1]:.3f}] | "
-                     f"{syn} | {r.get('gate', '—')} |")
+                     f"{syn} | {r.get('mix', '—')} | {r.get('gate', '—')} |")
+    if figures["mix_sweep"]:
+        lines += ["", f"WiSE-FT share of the {max(r['judgements'] for r in figures['rounds'])}-judgement "
+                  "round's fine-tuning step:", "", "| mix | SRCC [95% CI] (100 unrated) | synthetic val SRCC |",
+                  "|---|---|---|"]
+        for r in figures["mix_sweep"]:
+            syn = "n/a" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
+            lines.append(f"| {r['mix']:g} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, {r['srcc_ci'][1]:.3f}] | {syn} |")
     lat = figures["latency"]
     lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
               f"| idle | {lat['idle_p95_s']:.3f} | {lat['idle_median_s']:.3f} | {lat['idle_n']} |",

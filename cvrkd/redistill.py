@@ -6,9 +6,13 @@ student's score difference
      + distillation: MSE to the frozen FR teacher's inner difference features on the
        same synthetic pairs (as in the original training).
 
-The candidate is then the weight-space mix base + ``mix`` x (fine-tuned − base)
-(WiSE-FT, Wortsman et al. 2022): halfway between the two keeps most of the gain
-on people's judgements and most of the synthetic skill (docs/results.md).
+The candidate is then the weight-space mix base + share x (fine-tuned − base)
+(WiSE-FT, Wortsman et al. 2022), which keeps most of the gain on people's
+judgements and most of the synthetic skill (docs/results.md). With the original
+synthetic training set the share is chosen per round: the largest of
+``mix_choices`` whose SRCC drop on synthetic sources held out of replay (the
+"selection" sources, neither replayed nor the gate's check) stays within half
+the gate's tolerance. Without it the share is the fixed ``mix``.
 
 Gate: judgements are split by *image*; a judgement touching a held-out image is
 never trained on and is used for validation. The candidate is promoted only if
@@ -63,7 +67,11 @@ class RedistillConfig:
     """Score difference (0–100 scale) that makes a preference e:1 likely."""
     replay_weight: float = 1.0
     mix: float = 0.5
-    """Share of the fine-tuning step kept in the candidate's weights (1 = plain fine-tuning)."""
+    """Share of the fine-tuning step kept in the candidate's weights (1 = plain fine-tuning),
+    when the replay set has no selection sources to choose it on."""
+    mix_choices: tuple[float, ...] = (1.0, 0.75, 0.5, 0.35, 0.25)
+    selection_sources: int = 2
+    """Synthetic train sources held out of replay to choose the share on."""
     distill_weight: float = 0.1
     holdout_fraction: float = 0.25
     srcc_tolerance: float = 0.02
@@ -87,7 +95,8 @@ class ReplaySet:
     original_of: torch.Tensor  # [N] row of ``originals``
     labels: torch.Tensor  # [N]
     source: list[str]
-    validation: torch.Tensor  # [N] bool
+    validation: torch.Tensor  # [N] bool: the gate's synthetic check
+    selection: torch.Tensor | None = None  # [N] bool: held out of replay to choose the mix share
     origin: str = "gallery"
     """``gallery`` (built-in photos) or ``synthetic`` (the original training set)."""
 
@@ -96,7 +105,12 @@ class ReplaySet:
 
     @property
     def train_rows(self) -> torch.Tensor:
-        return torch.nonzero(~self.validation).squeeze(1)
+        held = self.validation if self.selection is None else self.validation | self.selection
+        return torch.nonzero(~held).squeeze(1)
+
+    @property
+    def selection_rows(self) -> torch.Tensor | None:
+        return None if self.selection is None else torch.nonzero(self.selection).squeeze(1)
 
     @property
     def val_rows(self) -> torch.Tensor:
@@ -178,10 +192,12 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
     )
 
 
-def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
+def replay_from_synthetic(synthetic_dir: Path, num_patches: int, selection_sources: int = 2) -> ReplaySet:
     """The original synthetic training set: replay its train split, check on its val split.
 
-    Only the first ``num_patches`` stored positions (the inference grid) are read.
+    The last ``selection_sources`` train sources are held out of replay to choose
+    the mix share on. Only the first ``num_patches`` stored positions (the
+    inference grid) are read.
     """
     import json
 
@@ -199,6 +215,9 @@ def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
         raise ValueError(f"{synthetic_dir} stores {stacked.shape[1]} positions; the model needs {num_patches}")
     sources = sorted({r["source_index"] for r in rows})
     pristine_row = {r["source_index"]: i for i, r in enumerate(rows) if r["distortion"] == "pristine"}
+    train_sources = sorted({r["source_index"] for r in rows if r["split"] == "train"})
+    keep = max(len(train_sources) - selection_sources, 1)  # at least one source is replayed
+    held = set(train_sources[keep:])
     return ReplaySet(
         features=stacked,
         originals=stacked[[pristine_row[s] for s in sources]],
@@ -206,6 +225,7 @@ def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
         labels=torch.tensor([float(r["label"]) for r in rows]),
         source=[r["source"] for r in rows],
         validation=torch.tensor([r["split"] == "val" for r in rows]),
+        selection=torch.tensor([r["source_index"] in held for r in rows]),
         origin="synthetic",
     )
 
@@ -255,8 +275,10 @@ def agreement_vector(scores: dict[str, float], judgements: pd.DataFrame) -> np.n
 
 
 @torch.no_grad()
-def synthetic_srcc(network: CVRKDNet, replay: ReplaySet, references: torch.Tensor) -> float:
-    rows = replay.val_rows
+def synthetic_srcc(network: CVRKDNet, replay: ReplaySet, references: torch.Tensor,
+                   rows: torch.Tensor | None = None) -> float:
+    """SRCC against the pseudo-labels on ``rows`` (default: the gate's validation rows)."""
+    rows = replay.val_rows if rows is None else rows
     feats = {str(i): replay.features[i] for i in rows.tolist()}
     scores = image_scores(network, feats, references)
     return float(spearmanr([scores[str(i)] for i in rows.tolist()], replay.labels[rows].numpy()).statistic)
@@ -295,8 +317,11 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
     teacher = teacher.eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
-    left = torch.stack([features[i] for i in judgements["left_image_id"]]).float()
-    right = torch.stack([features[i] for i in judgements["right_image_id"]]).float()
+    ids = sorted(set(judgements["left_image_id"]) | set(judgements["right_image_id"]))
+    images = torch.stack([features[i] for i in ids])  # stored once; batches are gathered
+    position = {image_id: k for k, image_id in enumerate(ids)}
+    left = torch.tensor(judgements["left_image_id"].map(position).to_numpy())
+    right = torch.tensor(judgements["right_image_id"].map(position).to_numpy())
     target = torch.tensor(judgements["choice"].map({"left": 1.0, "right": 0.0, "tie": 0.5}).to_numpy(),
                           dtype=torch.float32)
     rater_weight = torch.tensor(judgements["rater_id"].map(weights or {}).fillna(1.0).to_numpy(),
@@ -308,7 +333,8 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
         for start in range(0, len(order), config.batch_size):
             batch = order[start:start + config.batch_size]
             ref = references[torch.from_numpy(rng.integers(0, len(references), len(batch)))].float()
-            margin = (student(left[batch], ref).score - student(right[batch], ref).score) / config.temperature
+            margin = (student(images[left[batch]].float(), ref).score
+                      - student(images[right[batch]].float(), ref).score) / config.temperature
             pair_loss = (F.binary_cross_entropy_with_logits(margin, target[batch], reduction="none")
                          * rater_weight[batch]).sum() / rater_weight[batch].sum().clamp_min(1e-6)
             rows = replay_rows[torch.from_numpy(rng.integers(0, len(replay_rows), len(batch)))]
@@ -325,7 +351,26 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
             optimizer.step()
             losses.append(float(loss.detach()))
         log(f"re-distill epoch {epoch + 1}/{config.epochs}: loss {np.mean(losses):.4f}")
-    return mix_weights(base, student, config.mix).eval()
+    return student.eval()
+
+
+def choose_mix(base: CVRKDNet, tuned: CVRKDNet, replay: ReplaySet, references: torch.Tensor,
+               config: RedistillConfig, log: Log = print) -> tuple[float, dict[str, float]]:
+    """The largest share whose SRCC drop on the selection sources is within half the tolerance.
+
+    Returns the share and the selection SRCC of each share tried (``base`` = share 0).
+    Without selection sources the configured ``mix`` is used as it is.
+    """
+    rows = replay.selection_rows
+    if rows is None or len(rows) == 0:
+        return config.mix, {}
+    tried = {"base": synthetic_srcc(base, replay, references, rows)}
+    for share in sorted(config.mix_choices, reverse=True):
+        tried[f"{share:g}"] = synthetic_srcc(mix_weights(base, tuned, share), replay, references, rows)
+        log(f"mix {share:g}: selection SRCC {tried[f'{share:g}']:.3f} (base {tried['base']:.3f})")
+        if tried[f"{share:g}"] >= tried["base"] - config.srcc_tolerance / 2:
+            return share, tried
+    return min(config.mix_choices), tried
 
 
 def mix_weights(base: CVRKDNet, tuned: CVRKDNet, share: float) -> CVRKDNet:
@@ -383,7 +428,10 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     replay = (replay_from_synthetic(synthetic_dir, patches.num_patches) if synthetic_dir
               else build_replay_set(gallery, backbone, patches, cache, log, config.replay_types))
     record["replay"] = replay.origin
-    candidate = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
+    tuned = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
+    share, tried = choose_mix(base, tuned, replay, references, config, log)
+    candidate = mix_weights(base, tuned, share).eval()
+    record.update(mix=share, mix_selection_srcc=tried)
     val_features = {i: features[i] for i in image_ids}
     base_scores = image_scores(base, val_features, references)
     cand_scores = image_scores(candidate, val_features, references)
@@ -392,7 +440,7 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
                       synthetic_srcc(base, replay, references), synthetic_srcc(candidate, replay, references),
                       config)
     info = CheckpointInfo("student", base_info.backbone, candidate.config, patches, trained=True,
-                          extra={"redistilled_from": base_info.version, "run_id": run_id,
+                          extra={"redistilled_from": base_info.version, "run_id": run_id, "mix": share,
                                  "n_train_judgements": int(len(train_judgements))})
     version = registry.add(candidate, info)
     if decision.promote:

@@ -3,13 +3,15 @@
 The replay set read from a real (tiny) synthetic training set, and the
 weight-space mix (WiSE-FT) that makes the candidate.
 """
+import copy
+
 import pytest
 import torch
 
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet, ModelConfig
-from cvrkd.redistill import mix_weights, replay_from_synthetic
+from cvrkd.redistill import RedistillConfig, ReplaySet, choose_mix, mix_weights, replay_from_synthetic
 from cvrkd.synthetic import SyntheticConfig, build
 
 
@@ -30,7 +32,9 @@ def test_replay_reads_train_and_val_splits_with_the_inference_grid_only(tiny_syn
     assert replay.origin == "synthetic"
     assert replay.features.shape[:2] == (3 * 3, config.patches.num_patches)  # pristine + 2 levels, 3 sources
     assert replay.validation.tolist() == [False] * 6 + [True] * 3
-    assert len(replay.train_rows) == 6 and len(replay.val_rows) == 3
+    # of the two train sources, one is replayed and the other held out to choose the mix share on
+    assert replay.train_rows.tolist() == [0, 1, 2] and replay.selection_rows.tolist() == [3, 4, 5]
+    assert replay.val_rows.tolist() == [6, 7, 8]
     pristine_rows = [0, 3, 6]
     assert replay.labels[pristine_rows].tolist() == [100.0] * 3
     for row in range(9):  # every row's original is its own source's pristine features
@@ -52,3 +56,31 @@ def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step():
         for name in start:
             assert torch.allclose(mixed[name], start[name] + share * (end[name] - start[name])), (share, name)
     assert all(torch.equal(base.state_dict()[k], start[k]) for k in start)  # base untouched
+
+
+def _toy_replay(base: CVRKDNet, references: torch.Tensor) -> ReplaySet:
+    """Selection rows labelled with the base model's own scores: the base ranks them perfectly."""
+    torch.manual_seed(1)
+    features = torch.randn(24, 2, 496, 7, 7)
+    rows = torch.arange(24)
+    with torch.no_grad():
+        labels = torch.stack([base(features, r.expand(24, -1, -1, -1, -1)).score for r in references]).mean(0)
+    return ReplaySet(features=features, originals=features[:1], original_of=torch.zeros(24, dtype=torch.long),
+                     labels=labels, source=["toy"] * 24, validation=rows >= 20,
+                     selection=(rows >= 8) & (rows < 20), origin="synthetic")
+
+
+def test_mix_share_is_the_largest_that_keeps_the_synthetic_skill():
+    torch.manual_seed(0)
+    config = ModelConfig(num_patches=2, dim=16, lq_depth=1, diff_depth=1, distill_layers=1)
+    base = CVRKDNet(config).eval()
+    references = torch.randn(2, 2, 496, 7, 7)
+    replay = _toy_replay(base, references)
+    choices = RedistillConfig(mix_choices=(1.0, 0.5, 0.25))
+    share, tried = choose_mix(base, copy.deepcopy(base), replay, references, choices)
+    assert share == 1.0 and tried["base"] == pytest.approx(1.0)  # nothing forgotten: keep the whole step
+    scrambled = CVRKDNet(config).eval()  # a step that forgets everything
+    share, tried = choose_mix(base, scrambled, replay, references, choices)
+    assert share == 0.25 and tried["1"] < 0.9
+    assert choose_mix(base, scrambled, ReplaySet(**{**replay.__dict__, "selection": None}), references,
+                      RedistillConfig(mix=0.4))[0] == 0.4  # no selection sources: the fixed share
