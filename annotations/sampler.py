@@ -2,8 +2,11 @@
 
 Most pairs are "active": the pair whose judgement is expected to teach the
 most about the scores, by expected information gain under the current
-Gaussian belief (``annotations.posterior``, as in ASAP). ``strategy="random"``
-draws active pairs uniformly instead (the benchmark's baseline).
+Gaussian belief (``annotations.posterior``, as in ASAP). ``strategy="mst"``
+serves them in batches instead, as ASAP and Hybrid-MST do: the spanning tree
+of all pairs with the most information, so each batch covers every image (on
+the benchmark this did worse than random pairing: see docs/annotations.md).
+``strategy="random"`` draws active pairs uniformly (the benchmark's baseline).
 
 A share of pairs are gold checks (a known better image against a known worse
 one) and repeats (a pair the rater already judged, shown again with sides
@@ -29,13 +32,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from scipy.sparse.csgraph import minimum_spanning_tree
+
 from annotations.blas import single_threaded
 from annotations.pairs import Weights, comparisons, row_weights
 from annotations.posterior import GaussianPosterior
 
 PairKind = Literal["active", "gold", "repeat"]
-Strategy = Literal["information", "random"]
-STRATEGIES = ("information", "random")
+Strategy = Literal["information", "mst", "random"]
+STRATEGIES = ("information", "mst", "random")
 _HISTORY = 200  # served pairs remembered per rater, for repeats when no judgements are passed
 _CHECKS = ("gold", "repeat")
 _SHARE_HORIZON = 100.0  # turns over which a surplus or deficit of checks is made up
@@ -112,6 +117,7 @@ class ActiveSampler:
         self._same = np.triu(same, k=1)  # pairs i < j only
         self._cross = np.triu(~same, k=1)
         self._has_same, self._has_cross = bool(self._same.any()), bool(self._cross.any())
+        self._batches: dict[bool, list[int]] = {True: [], False: []}  # "mst": pairs left, same / cross content
         self._design = None if design is None else self._checked_design(design)
         self._weight: dict[str, float] = {}  # reliability by rater, from the last update
         self._turns: Counter[str] = Counter()  # pairs served (or judged) per rater
@@ -267,33 +273,82 @@ class ActiveSampler:
         left, right = options[self.rng.integers(len(options))]
         return Pair(right, left, "repeat")
 
-    def _candidates(self, last: frozenset[str] | None) -> np.ndarray:
+    def _modes(self) -> list[bool]:
+        """Content modes to try in order (True: same content), the first drawn with ``same_content_share``."""
+        use_same = self._has_same and (not self._has_cross or self.rng.random() < self.same_content_share)
+        return [use_same, not use_same]
+
+    def _mask(self, same: bool) -> np.ndarray:
+        return self._same if same else self._cross
+
+    def _flat(self, pair: frozenset[str] | None) -> int | None:
+        """Position of a pair in the upper triangle of the n x n matrices (None for unknown images)."""
+        indices = [self.index.get(x) for x in pair] if pair is not None else []
+        if len(indices) != 2 or None in indices:
+            return None
+        return min(indices) * len(self.ids) + max(indices)
+
+    def _candidates(self, last: frozenset[str] | None, modes: list[bool] | None = None) -> np.ndarray:
         """Upper-triangular mask of the pairs allowed now: one content mode, not the rater's last pair.
 
         Falls back to the other content mode, then to repeating the last pair,
         only when nothing else is left.
         """
-        use_same = self._has_same and (not self._has_cross or self.rng.random() < self.same_content_share)
-        modes = [self._same, self._cross] if use_same else [self._cross, self._same]
-        indices = [self.index.get(x) for x in last] if last is not None else []
-        for mode in modes:
-            allowed = mode.copy()
-            if len(indices) == 2 and None not in indices:
-                allowed[min(indices), max(indices)] = False
+        avoid = self._flat(last)
+        for same in self._modes() if modes is None else modes:
+            allowed = self._mask(same).copy()
+            if avoid is not None:
+                allowed.flat[avoid] = False
             if allowed.any():
                 return allowed
         return self._same | self._cross
 
     def _active(self, rater_id: str, last: frozenset[str] | None) -> Pair:
-        allowed = self._candidates(last)
         if self.strategy == "random":
-            k = self._draw(allowed)
+            k = self._draw(self._candidates(last))
+        elif self.strategy == "mst":
+            k = self._from_batch(last)
         else:
-            k = int(np.argmax(np.where(allowed, self._gain, -np.inf)))
+            k = int(np.argmax(np.where(self._candidates(last), self._gain, -np.inf)))
         i, j = divmod(k, len(self.ids))
         if self.strategy != "random":
             self._pretend(rater_id, i, j)
         return self._shown(self.ids[i], self.ids[j], "active")
+
+    def _from_batch(self, last: frozenset[str] | None) -> int:
+        """Next pair of the current spanning-tree batch of the drawn content mode; a new batch when it is used up.
+
+        Skips the rater's last pair (it stays in the batch for someone else).
+        Only when no batch can offer another pair does the best allowed pair
+        by information gain stand in.
+        """
+        modes, avoid = self._modes(), self._flat(last)
+        for same in modes:
+            if not self._mask(same).any():
+                continue
+            batch = self._batches[same]
+            k = _take(batch, avoid)
+            if k is None:
+                batch[:] = self._tree(self._mask(same))
+                k = _take(batch, avoid)
+            if k is not None:
+                return k
+        return int(np.argmax(np.where(self._candidates(last, modes), self._gain, -np.inf)))
+
+    def _tree(self, mask: np.ndarray) -> list[int]:
+        """A batch: the spanning tree (forest, for same-content pairs) of ``mask`` with the most information.
+
+        Every image appears at least once per batch, which keeps coverage
+        balanced, and among such covers the tree prefers informative pairs:
+        a minimum spanning tree with edge costs 1 / gain (any decreasing
+        function of the gain gives the same tree). Served in random order.
+        """
+        cost = np.where(mask, 1.0 / np.maximum(self._gain, 1e-12), 0.0)  # zero: no edge
+        with single_threaded():
+            tree = minimum_spanning_tree(cost).tocoo()
+        batch = (np.minimum(tree.row, tree.col) * len(self.ids) + np.maximum(tree.row, tree.col)).tolist()
+        self.rng.shuffle(batch)
+        return batch
 
     def _draw(self, allowed: np.ndarray) -> int:
         """A random allowed pair: uniform, or in proportion to the design where it has weight."""
@@ -311,6 +366,14 @@ class ActiveSampler:
             fresh = self._jittered(self.posterior.information_gain(touched))
         self._gain[touched, :] = fresh
         self._gain[:, touched] = fresh.T
+
+
+def _take(batch: list[int], avoid: int | None) -> int | None:
+    """Remove and return the last pair of the batch that is not ``avoid`` (None if there is none)."""
+    for position in range(len(batch) - 1, -1, -1):
+        if batch[position] != avoid:
+            return batch.pop(position)
+    return None
 
 
 def _water_level(mass: np.ndarray, doubt: np.ndarray, share: float) -> float:

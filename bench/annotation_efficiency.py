@@ -4,7 +4,8 @@ Simulated raters judge pairs of the 300 ``clive_dev`` images as Thurstone
 observers built from each image's MOS and ``mos_std`` (``annotations.simulate``).
 Three experiments, each over several seeds:
 
-1. efficiency: random pairing vs the active sampler (information gain), both
+1. efficiency: random pairing vs the active sampler (information gain: one
+   pair at a time, or in batches that form a minimum spanning tree), all
    with the same 10% gold and 10% repeat checks, all raters attentive;
 2. careless raters: the active sampler with 20% of raters answering at
    random, scaled with and without reliability weights, against experiment 1;
@@ -193,6 +194,11 @@ def measure_cost(scores: pd.DataFrame, n: int = 3000) -> str:
     for k in range(100):
         sampler.next_pair(f"r{k}")
     timings["next_pair"] = (time.perf_counter() - started) / 100
+    batched = ActiveSampler(ids, seed=0, strategy="mst", gold_share=0, repeat_share=0)
+    batched.update(judgements)
+    started = time.perf_counter()
+    batched.next_pair("r")
+    timings["next_pair that builds an MST batch (strategy='mst')"] = time.perf_counter() - started
     return f"Cost with {len(ids)} images and {n} judgements: " + ", ".join(
         f"{name} {seconds * 1000:.1f} ms" if seconds < 0.1 else f"{name} {seconds:.1f} s"
         for name, seconds in timings.items()
@@ -285,7 +291,8 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("Random vs active pairing", "20% careless raters"), shared_yaxes=True
     )
-    colours = {"random": "#7f7f7f", "active": "#1f77b4", "active, 20% careless": "#d62728",
+    colours = {"random": "#7f7f7f", "active": "#1f77b4", "active, MST batches": "#17becf",
+               "active, 20% careless": "#d62728",
                "oracle design (plain)": "#9467bd", "oracle design (rank-weighted)": "#ff7f0e"}
     for arm, c in curves.groupby("arm", sort=False):
         colour, col = colours[arm], 2 if arm == "active, 20% careless" else 1
@@ -328,14 +335,16 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--raters", type=int, default=50)
     parser.add_argument("--oracle", nargs="*", default=["plain", "rank-weighted"], choices=["plain", "rank-weighted"],
                         help="oracle arms: pairs drawn from the optimal design computed with the true MOS")
+    parser.add_argument("--arms", nargs="*", default=None, help="run only these arms (by name; default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "annotation_efficiency",
                         help="output path without suffix (.html, .png, .csv are written)")
     args = parser.parse_args(argv)
 
     scores = load_clive(args.data)
     arms = [("random", "random", 0.0, None), ("active", "information", 0.0, None),
-            ("active, 20% careless", "information", 0.2, None)]
+            ("active, MST batches", "mst", 0.0, None), ("active, 20% careless", "information", 0.2, None)]
     arms += [(f"oracle design ({name})", "random", 0.0, design_matrix(scores, name)) for name in args.oracle]
+    arms = [arm for arm in arms if args.arms is None or arm[0] in args.arms]
     rows = []
     started = time.time()
     for arm, strategy, careless, design in arms:

@@ -185,3 +185,76 @@ def test_design_draws_active_pairs_in_proportion():
     assert pairs[frozenset(("im00", "im01"))] / 800 == pytest.approx(0.75, abs=0.05)
     with pytest.raises(ValueError, match="design"):
         ActiveSampler(IDS, design=np.ones((3, 3)))
+
+
+def batch_of(sampler: ActiveSampler, size: int) -> list[frozenset]:
+    """The next ``size`` active pairs, each to a new rater (so the no-repeat rule never interferes)."""
+    pairs = [sampler.next_pair(f"batch-{k}") for k in range(size)]
+    assert all(p.kind == "active" for p in pairs)
+    return [frozenset((p.left, p.right)) for p in pairs]
+
+
+def is_spanning_tree(pairs: list[frozenset], images: list[str]) -> bool:
+    """len(images) - 1 distinct pairs that connect all the images."""
+    reached, frontier = {images[0]}, [images[0]]
+    while frontier:
+        here = frontier.pop()
+        for pair in pairs:
+            if here in pair and not pair <= reached:
+                (other,) = pair - {here}
+                reached.add(other)
+                frontier.append(other)
+    return len(set(pairs)) == len(pairs) == len(images) - 1 and reached == set(images)
+
+
+def test_mst_batches_cover_every_image_once_per_batch_without_repeated_pairs():
+    sampler = ActiveSampler(IDS, gold_share=0, repeat_share=0, seed=14, strategy="mst")
+    first, second = batch_of(sampler, len(IDS) - 1), batch_of(sampler, len(IDS) - 1)
+    assert is_spanning_tree(first, IDS) and is_spanning_tree(second, IDS)
+    assert first != second  # pretend updates between picks change which tree is most informative
+
+
+def test_mst_batch_prefers_informative_pairs():
+    chain = [(IDS[k], IDS[k + 1], "left") for k in range(10) for _ in range(8)]  # im11 never judged
+    sampler = ActiveSampler(IDS, gold_share=0, repeat_share=0, seed=15, strategy="mst")
+    sampler.update(rows_for(chain))
+    gain = sampler.posterior.information_gain()
+    tree = sampler._tree(sampler._cross)
+    rng = np.random.default_rng(15)
+    for _ in range(20):  # random spanning trees (random chains) carry less information
+        order = rng.permutation(len(IDS))
+        chain_gain = sum(gain[a, b] for a, b in zip(order[:-1], order[1:]))
+        assert sum(gain.flat[k] for k in tree) > chain_gain
+
+
+def test_mst_keeps_the_same_content_share_and_trees_per_content():
+    content = {x: f"photo-{k // 3}" for k, x in enumerate(IDS)}  # four photos, three versions each
+    sampler = ActiveSampler(IDS, content_of=content, gold_share=0, repeat_share=0, same_content_share=0.7,
+                            seed=16, strategy="mst")
+    pairs = batch_of(sampler, 400)
+    same = [content[a] == content[b] for a, b in map(tuple, pairs)]
+    assert np.mean(same) == pytest.approx(0.7, abs=0.07)
+    first_same = [p for p, s in zip(pairs, same) if s][:8]  # one same-content batch: a tree within each photo
+    for photo in range(4):
+        versions = [x for x in IDS if content[x] == f"photo-{photo}"]
+        assert is_spanning_tree([p for p in first_same if p <= set(versions)], versions)
+
+
+def test_mst_keeps_the_check_share_and_never_repeats_a_pair_in_a_row():
+    sampler = ActiveSampler(IDS, gold_pairs=GOLD, gold_share=0.1, repeat_share=0.1, seed=17, strategy="mst")
+    previous: dict[str, frozenset] = {}
+    kinds = Counter()
+    for k in range(2000):
+        rater = f"r{k % 3}"
+        p = sampler.next_pair(rater)
+        pair = frozenset((p.left, p.right))
+        assert pair != previous.get(rater)
+        previous[rater] = pair
+        kinds[p.kind] += 1
+    assert (kinds["gold"] + kinds["repeat"]) / 2000 == pytest.approx(0.2, abs=0.02)
+    tiny = ActiveSampler(["a", "b", "c"], gold_share=0, repeat_share=0, seed=18, strategy="mst")
+    last = None
+    for _ in range(200):  # a batch of two pairs for one rater: the batch order must give way
+        pair = frozenset((lambda p: (p.left, p.right))(tiny.next_pair("r")))
+        assert pair != last
+        last = pair
