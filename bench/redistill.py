@@ -8,7 +8,9 @@ and the app's trainer run). Rounds on the first 500, 1,000 and 2,000
 judgements each start from the shipped student. Reported for the shipped and
 each re-distilled student: SRCC/PLCC (bootstrap 95% CIs) on the other 100
 images (never rated), SRCC on the synthetic validation split (if the training
-run's features are present), and the gate's decision. ``--replay synthetic``
+run's features are present; the trainer's mix choice and gate check it too),
+SRCC on distortions of the Kodak photos the training set never used ("unseen
+synthetic": nothing in the loop sees it), and the gate's decision. ``--replay synthetic``
 (default) replays the original synthetic training set, as a machine with the
 training data does; ``--replay gallery`` replays the built-in photos, as a Space
 does. ``--mix`` fixes the WiSE-FT share (1 = plain fine-tuning) instead of letting
@@ -96,6 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
     parser.add_argument("--synthetic", type=Path, default=Path("runs/v1/synthetic"))
+    parser.add_argument("--synthetic-test", type=Path, default=Path("runs/synthetic-test"),
+                        help="distortions of the Kodak photos the training set does not use (built here "
+                        "if missing): a forgetting check that neither training, the mix choice nor the gate saw")
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=1000)
@@ -139,17 +144,21 @@ def main() -> None:
         raise SystemExit(f"{args.synthetic} not found: build it with `python -m cvrkd train data` "
                          "or pass --replay gallery")
 
+    unseen = (unused_kodak_set(args.synthetic, args.synthetic_test, args.data, scorer.backbone, shipped_info.patches)
+              if synthetic is not None else None)
+
     def evaluate(network) -> dict:
         scores = image_scores(network, test_feats, references)
         corr = correlations(np.array([scores[str(p)] for p, _, _ in held_out]), test_mos,
                             n_boot=args.bootstrap, seed=args.seed)
         syn = synthetic_srcc(network, synthetic, references) if synthetic is not None else None
-        return {**corr.to_dict(), "synthetic_val_srcc": syn}
+        test = synthetic_srcc(network, unseen, references) if unseen is not None else None
+        return {**corr.to_dict(), "synthetic_val_srcc": syn, "synthetic_test_srcc": test}
 
     rows = [{"model": f"shipped student {shipped_info.version}", "judgements": 0, **evaluate(shipped)}]
     print(rows[-1], flush=True)
     largest = max(args.sizes)
-    mix_options = {"mix": args.mix, "mix_choices": (args.mix,)} if args.mix is not None else {}
+    mix_options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
     sweep: list[dict] = []
     store_dir, _ = make_store(work / "crowd", rated, largest, args.seed)
     all_judgements = AnnotationStore(store_dir).judgements()
@@ -198,6 +207,26 @@ def main() -> None:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
 
 
+def unused_kodak_set(synthetic_dir: Path, out: Path, data: Path, backbone, patches):
+    """Synthetic distortions of the Kodak photos that ``synthetic_dir`` does not use, as one check split."""
+    import torch
+
+    from cvrkd.synthetic import SyntheticConfig, build
+
+    if not out.exists():
+        used = {Path(s).name for s in json.loads((synthetic_dir / "config.json").read_text())["sources"]}
+        unused = [str(p) for p in sorted((data / "kodak24").glob("*.png")) if p.name not in used]
+        print(f"building the unseen synthetic split from {len(unused)} Kodak photos", flush=True)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # labelling is much faster single-threaded on a busy machine
+        try:
+            build(SyntheticConfig(sources=unused, val_sources=unused, extra_positions=0, patches=patches),
+                  out, backbone)
+        finally:
+            torch.set_num_threads(threads)
+    return replay_from_synthetic(out, patches.num_patches)
+
+
 def mix_sweep(base, candidate, used: float, shares: list[float], evaluate) -> list[dict]:
     """What other WiSE-FT shares would give on the same fine-tuning run.
 
@@ -208,7 +237,8 @@ def mix_sweep(base, candidate, used: float, shares: list[float], evaluate) -> li
     for share in shares:
         figures = evaluate(mix_weights(base, candidate, share / used).eval())
         out.append({"mix": share, "srcc": figures["srcc"], "srcc_ci": figures["srcc_ci"],
-                    "synthetic_val_srcc": figures["synthetic_val_srcc"]})
+                    "synthetic_val_srcc": figures["synthetic_val_srcc"],
+                    "synthetic_test_srcc": figures["synthetic_test_srcc"]})
         print(out[-1], flush=True)
     return out
 
@@ -225,22 +255,28 @@ def _copy_prefix(source: Path, target: Path, judgements: pd.DataFrame) -> None:
     target_store.close()
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def markdown(figures: dict) -> str:
     lines = [f"settings: {figures['settings']}", "",
              "| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
-             "synthetic val SRCC | mix | gate |", "|---|---|---|---|---|---|---|"]
+             "synthetic val SRCC | unseen synthetic SRCC | mix | gate |", "|---|---|---|---|---|---|---|---|"]
     for r in figures["rounds"]:
-        syn = "n/a" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
+        syn = _fmt(r["synthetic_val_srcc"])
         lines.append(f"| {r['model']} | {r['judgements']} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, "
                      f"{r['srcc_ci'][1]:.3f}] | {r['plcc']:.3f} [{r['plcc_ci'][0]:.3f}, {r['plcc_ci'][1]:.3f}] | "
-                     f"{syn} | {r.get('mix', '—')} | {r.get('gate', '—')} |")
+                     f"{syn} | {_fmt(r['synthetic_test_srcc'])} | {r.get('mix', '—')} | {r.get('gate', '—')} |")
     if figures["mix_sweep"]:
         lines += ["", f"WiSE-FT share of the {max(r['judgements'] for r in figures['rounds'])}-judgement "
-                  "round's fine-tuning step:", "", "| mix | SRCC [95% CI] (100 unrated) | synthetic val SRCC |",
-                  "|---|---|---|"]
+                  "round's fine-tuning step:", "",
+                  "| mix | SRCC [95% CI] (100 unrated) | synthetic val SRCC | unseen synthetic SRCC |",
+                  "|---|---|---|---|"]
         for r in figures["mix_sweep"]:
-            syn = "n/a" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
-            lines.append(f"| {r['mix']:g} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, {r['srcc_ci'][1]:.3f}] | {syn} |")
+            syn = _fmt(r["synthetic_val_srcc"])
+            lines.append(f"| {r['mix']:g} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, {r['srcc_ci'][1]:.3f}] | "
+                         f"{syn} | {_fmt(r['synthetic_test_srcc'])} |")
     lat = figures["latency"]
     lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
               f"| idle | {lat['idle_p95_s']:.3f} | {lat['idle_median_s']:.3f} | {lat['idle_n']} |",

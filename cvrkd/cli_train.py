@@ -92,8 +92,8 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
                         "(from `train data`; default: $CVRKD_SYNTHETIC_DIR, else built-in photos)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--mix", type=float, help="keep this share of the fine-tuning step in the candidate "
-                        "(WiSE-FT; 1 = plain fine-tuning; default: chosen on held-out synthetic sources "
-                        "when --synthetic is set, else 0.5)")
+                        "(WiSE-FT; 1 = plain fine-tuning; default: the largest of 0.5, 0.35, 0.25 that "
+                        "the synthetic check accepts)")
     parser.add_argument("--min-judgements", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=run_redistill)
@@ -105,7 +105,7 @@ def run_redistill(args: argparse.Namespace) -> int:
     from cvrkd.redistill import RedistillConfig
     from cvrkd.redistill_job import redistill_from_store, summary
 
-    options = {"mix": args.mix, "mix_choices": (args.mix,)} if args.mix is not None else {}
+    options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
     config = RedistillConfig(epochs=args.epochs, min_judgements=args.min_judgements, seed=args.seed, **options)
     result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
                                   model_dir=args.model, gallery_dir=args.gallery,

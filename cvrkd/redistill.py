@@ -8,11 +8,9 @@ student's score difference
 
 The candidate is then the weight-space mix base + share x (fine-tuned − base)
 (WiSE-FT, Wortsman et al. 2022), which keeps most of the gain on people's
-judgements and most of the synthetic skill (docs/results.md). With the original
-synthetic training set the share is chosen per round: the largest of
-``mix_choices`` whose SRCC drop on synthetic sources held out of replay (the
-"selection" sources, neither replayed nor the gate's check) stays within half
-the gate's tolerance. Without it the share is the fixed ``mix``.
+judgements and most of the synthetic skill (docs/results.md): the largest of
+``mix_choices`` (at most one half, WiSE-FT's usual share) that the gate's
+synthetic check accepts.
 
 Gate: judgements are split by *image*; a judgement touching a held-out image is
 never trained on and is used for validation. The candidate is promoted only if
@@ -66,12 +64,8 @@ class RedistillConfig:
     temperature: float = 10.0
     """Score difference (0–100 scale) that makes a preference e:1 likely."""
     replay_weight: float = 1.0
-    mix: float = 0.5
-    """Share of the fine-tuning step kept in the candidate's weights (1 = plain fine-tuning),
-    when the replay set has no selection sources to choose it on."""
-    mix_choices: tuple[float, ...] = (1.0, 0.75, 0.5, 0.35, 0.25)
-    selection_sources: int = 2
-    """Synthetic train sources held out of replay to choose the share on."""
+    mix_choices: tuple[float, ...] = (0.5, 0.35, 0.25)
+    """Shares of the fine-tuning step the candidate may keep (1 = plain fine-tuning)."""
     distill_weight: float = 0.1
     holdout_fraction: float = 0.25
     srcc_tolerance: float = 0.02
@@ -96,7 +90,6 @@ class ReplaySet:
     labels: torch.Tensor  # [N]
     source: list[str]
     validation: torch.Tensor  # [N] bool: the gate's synthetic check
-    selection: torch.Tensor | None = None  # [N] bool: held out of replay to choose the mix share
     origin: str = "gallery"
     """``gallery`` (built-in photos) or ``synthetic`` (the original training set)."""
 
@@ -105,12 +98,7 @@ class ReplaySet:
 
     @property
     def train_rows(self) -> torch.Tensor:
-        held = self.validation if self.selection is None else self.validation | self.selection
-        return torch.nonzero(~held).squeeze(1)
-
-    @property
-    def selection_rows(self) -> torch.Tensor | None:
-        return None if self.selection is None else torch.nonzero(self.selection).squeeze(1)
+        return torch.nonzero(~self.validation).squeeze(1)
 
     @property
     def val_rows(self) -> torch.Tensor:
@@ -192,12 +180,10 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
     )
 
 
-def replay_from_synthetic(synthetic_dir: Path, num_patches: int, selection_sources: int = 2) -> ReplaySet:
+def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
     """The original synthetic training set: replay its train split, check on its val split.
 
-    The last ``selection_sources`` train sources are held out of replay to choose
-    the mix share on. Only the first ``num_patches`` stored positions (the
-    inference grid) are read.
+    Only the first ``num_patches`` stored positions (the inference grid) are read.
     """
     import json
 
@@ -215,9 +201,6 @@ def replay_from_synthetic(synthetic_dir: Path, num_patches: int, selection_sourc
         raise ValueError(f"{synthetic_dir} stores {stacked.shape[1]} positions; the model needs {num_patches}")
     sources = sorted({r["source_index"] for r in rows})
     pristine_row = {r["source_index"]: i for i, r in enumerate(rows) if r["distortion"] == "pristine"}
-    train_sources = sorted({r["source_index"] for r in rows if r["split"] == "train"})
-    keep = max(len(train_sources) - selection_sources, 1)  # at least one source is replayed
-    held = set(train_sources[keep:])
     return ReplaySet(
         features=stacked,
         originals=stacked[[pristine_row[s] for s in sources]],
@@ -225,7 +208,6 @@ def replay_from_synthetic(synthetic_dir: Path, num_patches: int, selection_sourc
         labels=torch.tensor([float(r["label"]) for r in rows]),
         source=[r["source"] for r in rows],
         validation=torch.tensor([r["split"] == "val" for r in rows]),
-        selection=torch.tensor([r["source_index"] in held for r in rows]),
         origin="synthetic",
     )
 
@@ -356,19 +338,16 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
 
 def choose_mix(base: CVRKDNet, tuned: CVRKDNet, replay: ReplaySet, references: torch.Tensor,
                config: RedistillConfig, log: Log = print) -> tuple[float, dict[str, float]]:
-    """The largest share whose SRCC drop on the selection sources is within half the tolerance.
+    """The largest share whose synthetic-check SRCC drop is within the gate's tolerance.
 
-    Returns the share and the selection SRCC of each share tried (``base`` = share 0).
-    Without selection sources the configured ``mix`` is used as it is.
+    Returns the share (the smallest one if none passes; the gate then rejects
+    it) and the check's SRCC for each share tried (``base`` = share 0).
     """
-    rows = replay.selection_rows
-    if rows is None or len(rows) == 0:
-        return config.mix, {}
-    tried = {"base": synthetic_srcc(base, replay, references, rows)}
+    tried = {"base": synthetic_srcc(base, replay, references)}
     for share in sorted(config.mix_choices, reverse=True):
-        tried[f"{share:g}"] = synthetic_srcc(mix_weights(base, tuned, share), replay, references, rows)
-        log(f"mix {share:g}: selection SRCC {tried[f'{share:g}']:.3f} (base {tried['base']:.3f})")
-        if tried[f"{share:g}"] >= tried["base"] - config.srcc_tolerance / 2:
+        tried[f"{share:g}"] = synthetic_srcc(mix_weights(base, tuned, share), replay, references)
+        log(f"mix {share:g}: synthetic check SRCC {tried[f'{share:g}']:.3f} (base {tried['base']:.3f})")
+        if tried[f"{share:g}"] >= tried["base"] - config.srcc_tolerance:
             return share, tried
     return min(config.mix_choices), tried
 
@@ -431,7 +410,7 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     tuned = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
     share, tried = choose_mix(base, tuned, replay, references, config, log)
     candidate = mix_weights(base, tuned, share).eval()
-    record.update(mix=share, mix_selection_srcc=tried)
+    record.update(mix=share, mix_check_srcc=tried)
     val_features = {i: features[i] for i in image_ids}
     base_scores = image_scores(base, val_features, references)
     cand_scores = image_scores(candidate, val_features, references)

@@ -148,3 +148,23 @@ def test_a_killed_trainer_leaves_model_and_registry_intact(shipped, crowd_store,
                                   config=CONFIG, log=lambda _: None)
     assert registry.runs()[-1]["run_id"] == result.record["run_id"]
     assert result.candidate_version in registry.versions()
+
+
+def test_a_round_replays_the_synthetic_training_set_and_chooses_the_mix(shipped, crowd_store, tmp_path):
+    """With the original synthetic set: replay its train split, check and choose the share on its val split."""
+    from cvrkd.backbone import FrozenBackbone
+    from cvrkd.synthetic import SyntheticConfig, build
+
+    root, gallery = crowd_store
+    files = [str(gallery.root / entry.file) for entry in gallery.images[:4]]
+    build(SyntheticConfig(sources=files, val_sources=files[3:], distortions=["gaussian_blur", "jpeg"],
+                          levels=(1, 3, 5), levels_per_source=2, extra_positions=2, max_side=320),
+          tmp_path / "synthetic", FrozenBackbone())
+    result = redistill_from_store(root / "annotations", tmp_path / "registry", images_dir=root / "pool",
+                                  model_dir=shipped, gallery_dir=gallery.root, cache_dir=root / "cache",
+                                  synthetic_dir=tmp_path / "synthetic", config=CONFIG, log=lambda _: None)
+    record = ModelRegistry(tmp_path / "registry").runs()[-1]
+    assert record["run_id"] == result.record["run_id"] and record["replay"] == "synthetic"
+    assert record["mix"] in CONFIG.mix_choices
+    assert {"base", "0.5"} <= set(record["mix_check_srcc"])  # the largest share was tried first
+    assert record["base_synthetic_srcc"] == record["mix_check_srcc"]["base"]

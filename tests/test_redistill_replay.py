@@ -32,9 +32,7 @@ def test_replay_reads_train_and_val_splits_with_the_inference_grid_only(tiny_syn
     assert replay.origin == "synthetic"
     assert replay.features.shape[:2] == (3 * 3, config.patches.num_patches)  # pristine + 2 levels, 3 sources
     assert replay.validation.tolist() == [False] * 6 + [True] * 3
-    # of the two train sources, one is replayed and the other held out to choose the mix share on
-    assert replay.train_rows.tolist() == [0, 1, 2] and replay.selection_rows.tolist() == [3, 4, 5]
-    assert replay.val_rows.tolist() == [6, 7, 8]
+    assert replay.train_rows.tolist() == list(range(6)) and replay.val_rows.tolist() == [6, 7, 8]
     pristine_rows = [0, 3, 6]
     assert replay.labels[pristine_rows].tolist() == [100.0] * 3
     for row in range(9):  # every row's original is its own source's pristine features
@@ -59,15 +57,14 @@ def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step():
 
 
 def _toy_replay(base: CVRKDNet, references: torch.Tensor) -> ReplaySet:
-    """Selection rows labelled with the base model's own scores: the base ranks them perfectly."""
+    """Check rows labelled with the base model's own scores: the base ranks them perfectly."""
     torch.manual_seed(1)
     features = torch.randn(24, 2, 496, 7, 7)
     rows = torch.arange(24)
     with torch.no_grad():
         labels = torch.stack([base(features, r.expand(24, -1, -1, -1, -1)).score for r in references]).mean(0)
     return ReplaySet(features=features, originals=features[:1], original_of=torch.zeros(24, dtype=torch.long),
-                     labels=labels, source=["toy"] * 24, validation=rows >= 20,
-                     selection=(rows >= 8) & (rows < 20), origin="synthetic")
+                     labels=labels, source=["toy"] * 24, validation=rows >= 8, origin="synthetic")
 
 
 def test_mix_share_is_the_largest_that_keeps_the_synthetic_skill():
@@ -81,6 +78,5 @@ def test_mix_share_is_the_largest_that_keeps_the_synthetic_skill():
     assert share == 1.0 and tried["base"] == pytest.approx(1.0)  # nothing forgotten: keep the whole step
     scrambled = CVRKDNet(config).eval()  # a step that forgets everything
     share, tried = choose_mix(base, scrambled, replay, references, choices)
-    assert share == 0.25 and tried["1"] < 0.9
-    assert choose_mix(base, scrambled, ReplaySet(**{**replay.__dict__, "selection": None}), references,
-                      RedistillConfig(mix=0.4))[0] == 0.4  # no selection sources: the fixed share
+    assert share == 0.25 and tried["1"] < 0.9 and tried["0.5"] < 0.98  # the larger shares forget
+    assert list(tried) == ["base", "1", "0.5", "0.25"][:len(tried)]  # tried largest first
