@@ -174,7 +174,9 @@ def main() -> None:
                                       log=lambda m: None)
         candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
         rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
-                     "mix": result.record["mix"], "gate": "promoted" if result.decision.promote else "rejected",
+                     "mix": result.record["mix"], "replay": result.record["replay"],
+                     "gate_check_srcc": [result.decision.base_synthetic_srcc, result.decision.candidate_synthetic_srcc],
+                     "gate": "promoted" if result.decision.promote else "rejected",
                      "gate_reason": result.decision.reason})
         print(rows[-1], flush=True)
         if size == largest and args.sweep:
