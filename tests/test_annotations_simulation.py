@@ -65,9 +65,10 @@ def test_benchmark_script_runs_on_clive(shared_data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| random |" in result.stdout and "| active |" in result.stdout
     runs = pd.read_csv(out.with_suffix(".csv"))
-    assert set(runs["arm"]) == {"random", "active", "active, 20% careless", "oracle design (plain)",
-                                "oracle design (rank-weighted)"}
-    assert "| oracle design (plain) |" in result.stdout
+    assert set(runs["arm"]) == {"random", "active", "active, MST batches", "active, 20% careless",
+                                "oracle design (plain)", "oracle design (rank-weighted)"}
+    assert "| oracle design (plain) |" in result.stdout and "| active, MST batches |" in result.stdout
+    assert "builds an MST batch" in result.stdout
     assert sorted(runs["judgements"].unique()) == [150, 300]
     assert out.with_suffix(".html").stat().st_size > 1000
     if importlib.util.find_spec("kaleido") is not None:
