@@ -365,6 +365,8 @@ def main(argv: list[str] | None = None) -> str:
     runs.to_csv(args.out.with_suffix(".csv"), index=False, float_format="%.4f")
     written = plot(curves, args.out)
     print(text)
+    print(f"\nobserver noise: mean mos_std {scores['mos_std'].mean():.1f} against a MOS spread (sd) "
+          f"of {scores['mos'].std():.1f}")
     print(f"\n{len(scores)} images, {args.seeds} seeds, {args.raters} raters; wrote "
           + ", ".join(p.name for p in [args.out.with_suffix(".csv"), *written])
           + f" in {time.time() - started:.0f}s")

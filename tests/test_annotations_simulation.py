@@ -69,6 +69,7 @@ def test_benchmark_script_runs_on_clive(shared_data, tmp_path):
                                 "oracle design (plain)", "oracle design (rank-weighted)"}
     assert "| oracle design (plain) |" in result.stdout and "| active, MST batches |" in result.stdout
     assert "builds an MST batch" in result.stdout
+    assert "observer noise: mean mos_std 19.4 against a MOS spread (sd) of 19.6" in result.stdout
     assert sorted(runs["judgements"].unique()) == [150, 300]
     assert out.with_suffix(".html").stat().st_size > 1000
     if importlib.util.find_spec("kaleido") is not None:
