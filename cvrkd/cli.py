@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept a randomly initialised model (for tests and timing only)")
     score.set_defaults(handler=run_score)
 
-    from cvrkd import cli_train  # noqa: WPS433 (sub-commands register themselves)
-    cli_train.register(commands)
+    from cvrkd.train import cli as train_cli  # training sub-commands register themselves
+    train_cli.register(commands)
     return parser
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import gradio as gr
 import plotly.graph_objects as go
 
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.registry import ModelRegistry
 
 
 def _service(trainer):
