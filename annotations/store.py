@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from annotations.card import TABLES, render_card
+from annotations.card import SPLIT_WORDS, TABLES, render_card
 from annotations.config import default_store_dir
 from annotations.schema import (
     DEFAULT_CAMPAIGN,
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     import datasets
 
 _WRITER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A split word between separators in a shard name would make ``datasets`` read that shard as a split.
+_SPLIT_WORD_RE = re.compile(rf"(?:^|[-_.0-9])(?:{'|'.join(SPLIT_WORDS)})(?:[-_.0-9]|$)", re.IGNORECASE)
 _SHARD_RE = re.compile(r"(?:train|images|skips)-(?P<writer>[A-Za-z0-9_-]{1,64})\.jsonl")
 
 
@@ -90,6 +92,8 @@ class AnnotationStore:
         self.writer_id = writer_id or new_writer_id()
         if not _WRITER_RE.fullmatch(self.writer_id):
             raise ValueError(f"writer_id {self.writer_id!r} must be 1-64 letters, digits, '_' or '-'")
+        if _SPLIT_WORD_RE.search(self.writer_id):
+            raise ValueError(f"writer_id {self.writer_id!r} must not contain a split name ({', '.join(SPLIT_WORDS)})")
         self._lock: AbstractContextManager[Any] = threading.Lock()
         self._read_lock = threading.Lock()
         self._owner: FileLock | None = None
@@ -254,7 +258,7 @@ class AnnotationStore:
 
         Built from complete rows only, so it is safe while writers are active;
         ``datasets.load_dataset(root, split="train")`` reads the same rows from
-        the files.
+        the files (``annotations.load_table`` does this without a writer).
         """
         import datasets
 
