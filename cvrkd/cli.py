@@ -1,4 +1,4 @@
-"""Command line: ``python -m cvrkd score|train|evaluate ...``."""
+"""Command line: ``cvrkd score|score-dataset|train|evaluate ...`` (also ``python -m cvrkd``)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ CSV_COLUMNS = ["path", "score", "spread", "mode", "model_version", "error"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cvrkd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cvrkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     score = commands.add_parser("score", help="score images (0–100, higher = better)")
