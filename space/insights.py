@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from annotations.assisted import Estimates, estimate
 from annotations.quality import rater_stats
 from annotations.scaling import scale
 from annotations.store import AnnotationStore
@@ -49,6 +50,8 @@ class Insights:
     agreement: Agreement
     activity: pd.DataFrame
     raters: pd.DataFrame
+    estimates: Estimates
+    """Human-only and model-assisted estimates, the calibration of the model's prior, disagreements."""
     computed_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
@@ -57,6 +60,9 @@ class Insights:
             "n_judgements": self.n_judgements, "n_raters": self.n_raters,
             "ranking": _records(self.ranking), "agreement": self.agreement.to_dict(),
             "activity": _records(self.activity), "raters": _records(self.raters),
+            "estimates": _records(self.estimates.table),
+            "calibration": self.estimates.calibration.to_dict() if self.estimates.calibration else None,
+            "disagreements": _records(self.estimates.flagged()),
             "computed_at": self.computed_at,
         }
 
@@ -125,9 +131,11 @@ class InsightsService:
     """Computes ``Insights`` on demand, reusing the last result while nothing changed."""
 
     def __init__(self, store: AnnotationStore, pool: RatingPool, scores: PoolScores,
-                 n_boot: int = 200) -> None:
+                 n_boot: int = 200, model_prior: bool = True) -> None:
         self.store, self.pool, self.scores = store, pool, scores
         self.n_boot = n_boot
+        self.model_prior = model_prior
+        self._estimates: Estimates | None = None  # the last fit, to start the next one from
         self._lock = threading.Lock()
         self._cached: tuple[tuple, Insights] | None = None
 
@@ -150,10 +158,12 @@ class InsightsService:
             title=[self.pool.get(i).title if i in self.pool else i for i in scaled["image_id"]],
             model_score=[model_scores.get(i, np.nan) for i in scaled["image_id"]],
         )[RANKING_COLUMNS]
+        self._estimates = estimate(judgements, model_scores, weights, use_prior=self.model_prior,
+                                   model_version=self.scores.version() or None, warm=self._estimates)
         return Insights(
             n_judgements=len(judgements), n_raters=int(judgements["rater_id"].nunique()),
             ranking=ranking, agreement=model_agreement(judgements, model_scores, scaled),
-            activity=activity(judgements), raters=rater_table(stats),
+            activity=activity(judgements), raters=rater_table(stats), estimates=self._estimates,
         )
 
 

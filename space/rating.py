@@ -69,7 +69,7 @@ class RatingService:
                  app_version: str, votes_per_minute: int = 60, seed: int = 0,
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
-                 after_judgement: Callable[[], object] = lambda: None) -> None:
+                 after_judgement: Callable[[], object] = lambda: None, model_prior: bool = True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
         self.app_version = app_version
         self.limiter = RateLimiter(votes_per_minute, clock=clock)
@@ -79,8 +79,9 @@ class RatingService:
         self.after_judgement = after_judgement
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
+        self.model_prior = model_prior  # the model's scores as the sampler's prior
         self._sampler: ActiveSampler | None = None
-        self._sampler_pool_version = -1
+        self._sampler_key: tuple | None = None
         self._counts = Counter(store.judgements()["rater_id"].astype(str))
 
     # ------------------------------------------------------------------ pairs
@@ -100,10 +101,13 @@ class RatingService:
         return ticket
 
     def _current_sampler(self, judgements) -> ActiveSampler:
-        if self._sampler is None or self._sampler_pool_version != self.pool.version:
+        scores = self.scores.current() if self.model_prior else {}
+        key = (self.pool.version, self.scores.version() if scores else None, len(scores))
+        if self._sampler is None or self._sampler_key != key:  # new images, or new model scores for the prior
             self._sampler = ActiveSampler(self.pool.ids, content_of=self.pool.content_of(),
-                                          gold_pairs=self.pool.gold_pairs(), seed=self.seed)
-            self._sampler_pool_version = self.pool.version
+                                          gold_pairs=self.pool.gold_pairs(), seed=self.seed,
+                                          model_scores=scores or None, model_version=self.scores.version() or None)
+            self._sampler_key = key
             if len(judgements):
                 self._sampler.update(judgements, rater_stats(judgements, self.pool.gold_pairs())["weight"])
         return self._sampler

@@ -91,8 +91,8 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
         store=store, pool=pool, scores=scores,
         rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
-                             after_judgement=trainer.on_new_judgement),
-        insights=InsightsService(store, pool, scores, config.leaderboard_bootstrap),
+                             after_judgement=trainer.on_new_judgement, model_prior=config.model_prior),
+        insights=InsightsService(store, pool, scores, config.leaderboard_bootstrap, config.model_prior),
         trainer=trainer,
         hub=HubSync.from_env(store),
     )
