@@ -14,6 +14,7 @@ campaign can never add a judgement to another.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -157,6 +158,7 @@ class RatingService:
         rater_id = _rater(rater_id)
         if choice not in CHOICES:
             raise RatingError(f"choice must be one of {', '.join(CHOICES)}; got {choice!r}")
+        response_ms = _response_ms(response_ms)
         ticket = self._take(rater_id, ticket_id)
         try:
             expected = campaign or DEFAULT_CAMPAIGN
@@ -221,3 +223,16 @@ def _rater(rater_id: str) -> str:
         return check_id(rater_id, "rater_id", InvalidRecord)
     except InvalidRecord as exc:
         raise RatingError(str(exc)) from exc
+
+
+def _response_ms(value: object) -> float | None:
+    """A client's response time: empty, or a finite number of milliseconds >= 0."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise RatingError(f"response_ms must be empty or a number of milliseconds >= 0; got {str(value)[:40]!r}")
+    return number
