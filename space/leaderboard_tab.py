@@ -77,7 +77,7 @@ def assisted_section(services: Services, insights: Insights) -> tuple:
 
 
 def _titles(services: Services, table: pd.DataFrame) -> list[str]:
-    return [services.pool.get(i).title if i in services.pool else i for i in table["image_id"]]
+    return [services.images.title(i) if i in services.images else i for i in table["image_id"]]
 
 
 def estimates_table(services: Services, insights: Insights) -> pd.DataFrame:

@@ -284,7 +284,7 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
         a_wins = a == 0 or (b != 0 and a > b)
         store.append({"rater_id": f"anon-{rng.integers(5)}", "left_image_id": ids[a], "right_image_id": ids[b],
                       "choice": "left" if a_wins else "right"})
-    insights = InsightsService(store, services.pool, FixedScores(), n_boot=10).current()
+    insights = InsightsService(store, services.images, FixedScores(), n_boot=10).current()
     estimates = insights.estimates
     assert estimates.use_prior and estimates.model_version == "test-model"
     assert estimates.calibration.slope > 0.5 and estimates.calibration.n_judgements == 400
@@ -306,7 +306,7 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     assert "explain" in leaderboard_tab.assisted_markdown(insights)
 
     # the setting that turns the prior off: human-only alone, and a sampler without a prior
-    off = InsightsService(store, services.pool, FixedScores(), n_boot=0, model_prior=False).current()
+    off = InsightsService(store, services.images, FixedScores(), n_boot=0, model_prior=False).current()
     assert not off.estimates.use_prior and off.estimates.table["assisted_score"].isna().all()
     assert "prior off" in leaderboard_tab.assisted_markdown(off)
     assert leaderboard_tab.assisted_section(services, off)[1] is None  # no calibration plot without a prior
@@ -314,7 +314,8 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     without = RatingService(services.pool, store, FixedScores(), "test", model_prior=False)
     for rating in (with_prior, without):
         rating.next_pair("anon-sampler")
-    assert with_prior._sampler.calibration.model_version == "test-model"
-    assert with_prior._sampler.calibration.slope > 0  # refitted on the stored judgements
-    assert without._sampler.calibration is None
+    sampler_with, sampler_without = (r._current_sampler(None, store.judgements(), []) for r in (with_prior, without))
+    assert sampler_with.calibration.model_version == "test-model"
+    assert sampler_with.calibration.slope > 0  # refitted on the stored judgements
+    assert sampler_without.calibration is None
     store.close()
