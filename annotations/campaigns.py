@@ -159,10 +159,7 @@ class CreateReport:
 
 def check_name(name: Any) -> str:
     """A valid name for a new campaign (``default`` is the built-in pool's)."""
-    try:
-        check_campaign(name, CampaignError)
-    except InvalidRecord as exc:
-        raise CampaignError(str(exc)) from None
+    check_campaign(name, CampaignError)
     if name == DEFAULT_CAMPAIGN:
         raise CampaignError(f"{DEFAULT_CAMPAIGN!r} is the built-in rating pool; choose another name")
     return name
@@ -197,7 +194,7 @@ class CampaignRegistry:
         if not isinstance(name, str) or not name:
             raise UnknownCampaign("no campaign name was given")
         try:
-            check_campaign(name, CampaignError)
+            check_campaign(name)
         except InvalidRecord as exc:
             raise UnknownCampaign(f"unknown campaign: {exc}") from None
         path = self.root / name / MANIFEST

@@ -123,7 +123,7 @@ def scores(campaign: Campaign, judgements: pd.DataFrame, n_boot: int = 200, seed
     weights = None
     if len(judgements):
         stats = rater_stats(judgements, campaign.gold_pairs())
-        weights = stats.set_index("rater_id")["weight"] if len(stats) else None
+        weights = stats["weight"] if len(stats) else None
     for method, prefix in (("bradley_terry", "bt"), ("thurstone", "thurstone")):
         if len(judgements):
             fitted = scale(judgements, method=method, weights=weights, n_boot=n_boot, seed=seed)

@@ -127,7 +127,7 @@ def check_id(value: Any, name: str, error: type[InvalidRecord] = InvalidJudgemen
     return value
 
 
-def check_campaign(value: Any, error: type[InvalidRecord] = InvalidJudgement) -> str:
+def check_campaign(value: Any, error: type[ValueError] = InvalidJudgement) -> str:
     """Return ``value`` if it is a valid campaign name (see ``CAMPAIGN_NAME_RULE``), else raise ``error``."""
     if not isinstance(value, str):
         raise error(f"campaign must be a string, got {type(value).__name__}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from annotations.campaigns import UnknownCampaign
 from cvrkd.imageio import InvalidImageError, load_image
 from space import model_card
 from space.components import checked_argument, file_argument
@@ -51,13 +52,14 @@ def register(services: Services) -> None:
         """Names of the installed reference galleries (the first is the default)."""
         return services.galleries.names()
 
-    def next_pair(rater_id: str) -> tuple[dict, str, str]:
-        """The next pair for this rater: ticket info, then the left and right images."""
+    def next_pair(rater_id: str, campaign: str | None) -> tuple[dict, str, str]:
+        """The next pair for this rater in a campaign ("" = the default one): ticket info, then the left and
+        right images."""
         try:
-            ticket = services.rating.next_pair(rater_id)
+            ticket = services.rating.next_pair(rater_id, campaign or None)
         except RatingError as exc:
             raise refusal(str(exc), "API next_pair") from None
-        return ticket.to_dict(), str(services.pool.path(ticket.left)), str(services.pool.path(ticket.right))
+        return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
 
     def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None) -> dict:
         """Answer a ticket: left, right, same or skip (response_ms optional, else measured by the server)."""
@@ -66,9 +68,13 @@ def register(services: Services) -> None:
         except RatingError as exc:
             raise refusal(str(exc), "API vote") from None
 
-    def leaderboard() -> dict:
-        """Scaled scores with 95% CIs, model agreement, activity and anonymous rater statistics."""
-        return services.insights.current().to_dict()
+    def leaderboard(campaign: str | None) -> dict:
+        """A campaign's ("" = the default one) scaled scores with 95% CIs, model agreement, activity and
+        anonymous rater statistics."""
+        try:
+            return services.insights.current(campaign or None).to_dict()
+        except UnknownCampaign as exc:
+            raise refusal(str(exc), "API leaderboard") from None
 
     def model_info() -> dict:
         """The model in service, the re-distillation runs and the trainer status."""
@@ -82,6 +88,7 @@ def register(services: Services) -> None:
         gallery = checked_argument(gr.Textbox(label="gallery"), "gallery")
         consent = checked_argument(gr.Checkbox(label="consent"), "consent")
         rater = checked_argument(gr.Textbox(label="rater_id"), "rater_id")
+        campaign = checked_argument(gr.Textbox("", label="campaign"), "campaign")
         ticket = checked_argument(gr.Textbox(label="ticket"), "ticket")
         choice = checked_argument(gr.Textbox(label="choice"), "choice")
         response_ms = gr.Number(None, label="response_ms")  # checked by the rating service
@@ -92,9 +99,9 @@ def register(services: Services) -> None:
     trigger.click(score, [image, gallery, original], result, api_name="score", **model_jobs)
     trigger.click(contribute, [image, consent], result, api_name="contribute", **rating_jobs)
     trigger.click(galleries, None, result, api_name="galleries", queue=False)
-    trigger.click(next_pair, rater, [result, left, right], api_name="next_pair", **rating_jobs)
+    trigger.click(next_pair, [rater, campaign], [result, left, right], api_name="next_pair", **rating_jobs)
     trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **rating_jobs)
-    trigger.click(leaderboard, None, result, api_name="leaderboard", concurrency_id="insights",
+    trigger.click(leaderboard, campaign, result, api_name="leaderboard", concurrency_id="insights",
                   concurrency_limit=1)
     trigger.click(model_info, None, result, api_name="model_info", queue=False)
 
