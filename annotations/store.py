@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 from annotations.card import SPLIT_WORDS, TABLES, render_card
 from annotations.config import default_store_dir
 from annotations.schema import (
+    DEFAULT_CAMPAIGN,
     IMAGE_DTYPES,
     JUDGEMENT_DTYPES,
     SKIP_DTYPES,
@@ -72,6 +73,8 @@ def _frame(rows: list[dict[str, Any]], dtypes: Mapping[str, str], key: str) -> p
             df[column] = df[column].astype("boolean")
         else:
             df[column] = df[column].astype("object")
+    if "campaign" in df:  # rows written before campaigns existed belong to the default one
+        df["campaign"] = df["campaign"].fillna(DEFAULT_CAMPAIGN)
     df = df.drop_duplicates(subset=key, keep="first")
     time_column = next(c for c, d in dtypes.items() if d.startswith("timestamp"))
     return df.sort_values(time_column, kind="stable").reset_index(drop=True)
@@ -234,17 +237,17 @@ class AnnotationStore:
                 self._frames[table] = (len(rows), frame)
             return frame.copy()
 
-    def judgements(self) -> pd.DataFrame:
-        """All judgements of all writers, oldest first, one row per judgement id."""
-        return self._table("default", JUDGEMENT_DTYPES, "judgement_id")
+    def judgements(self, campaign: str | None = None) -> pd.DataFrame:
+        """All judgements of all writers (of one campaign when named), oldest first, one row per id."""
+        return _of_campaign(self._table("default", JUDGEMENT_DTYPES, "judgement_id"), campaign)
 
     def images(self) -> pd.DataFrame:
         """All registered images, first registration per id."""
         return self._table("images", IMAGE_DTYPES, "image_id")
 
-    def skips(self) -> pd.DataFrame:
-        """All skipped pairs, oldest first."""
-        return self._table("skips", SKIP_DTYPES, "skip_id")
+    def skips(self, campaign: str | None = None) -> pd.DataFrame:
+        """All skipped pairs (of one campaign when named), oldest first."""
+        return _of_campaign(self._table("skips", SKIP_DTYPES, "skip_id"), campaign)
 
     def count(self) -> int:
         """Number of distinct judgements stored."""
@@ -269,3 +272,9 @@ class AnnotationStore:
         read, dtypes = frames[name]
         df = read()
         return datasets.Dataset.from_pandas(df, features=features(dtypes), preserve_index=False)
+
+
+def _of_campaign(frame: pd.DataFrame, campaign: str | None) -> pd.DataFrame:
+    if campaign is None:
+        return frame
+    return frame[frame["campaign"] == campaign].reset_index(drop=True)
