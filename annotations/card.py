@@ -1,14 +1,22 @@
 """The dataset card (README.md) that makes the store folder a Hub dataset.
 
-Its YAML header names the shard files of each table (``configs``) and their
-column types (``dataset_info``), so ``datasets.load_dataset(folder,
-split="train")`` (or the Hub repo id) loads the judgements with the right
-types, and ``name="images"`` / ``name="skips"`` the other two tables.
+Its YAML header declares the judgements' column types (``dataset_info``) and
+deliberately no ``configs``/``data_files``: ``datasets`` fingerprints a local
+folder's cache by the card's file patterns when they are given (so rows
+appended later were never read again) but by the files' modification times
+when it finds the files itself. Found by ``datasets``' own rules, the
+``train`` split is ``data/train-*.jsonl``; the store keeps every other file
+name free of split words (see ``annotations.store``). The card records no
+split sizes, which would go stale with the next row. ``annotations.load_table``
+reads the ``images`` and ``skips`` tables.
 """
 
 from __future__ import annotations
 
 from annotations.schema import IMAGE_DTYPES, JUDGEMENT_DTYPES, SCHEMA_VERSION, SKIP_DTYPES
+
+#: Words ``datasets`` reads as split names in a file path (``data_files.SPLIT_KEYWORDS``).
+SPLIT_WORDS = ("train", "training", "validation", "valid", "dev", "val", "test", "testing", "eval", "evaluation")
 
 #: (config name, folder, file prefix, column types) of each table in the store.
 TABLES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
@@ -25,8 +33,8 @@ looks better?" (`choice`: `left`, `right` or `tie`), with the rater's id, the
 two image ids as shown, the response time, whether the pair was a gold check
 (pristine vs strongly distorted) or a repeat (same pair, sides swapped), and
 the app and model versions with the model's scores at that moment.
-`name="images"` lists every image (content-hash id, source, licence) and
-`name="skips"` the pairs that raters declined to judge.
+The `images` table lists every image (content-hash id, source, licence) and
+`skips` the pairs that raters declined to judge.
 
 Rows are appended to one JSON Lines file per writer process, so several
 app replicas can write (and push) at the same time without conflicts.
@@ -34,7 +42,10 @@ app replicas can write (and push) at the same time without conflicts.
 ```python
 import datasets
 judgements = datasets.load_dataset("<this repo or folder>", split="train")
-images = datasets.load_dataset("<this repo or folder>", name="images", split="train")
+
+import annotations  # from the CVRKD-IQA project; reads only complete rows
+judgements = annotations.load_judgements("<this repo or folder>")
+images = annotations.load_table("<this repo or folder>", "images")
 ```
 
 Schema version: {version}. Licences of the images are listed per image;
@@ -43,19 +54,9 @@ uploaded images are only listed when their uploader consented.
 
 
 def render_card() -> str:
-    """The README.md text for a store folder."""
-    lines = ["---", "configs:"]
-    for name, folder, prefix, _ in TABLES:
-        lines += [
-            f"- config_name: {name}",
-            "  data_files:",
-            "  - split: train",
-            f"    path: {folder}/{prefix}-*.jsonl",
-        ]
-    lines.append("dataset_info:")
-    for name, _, _, dtypes in TABLES:
-        lines += [f"- config_name: {name}", "  features:"]
-        for column, dtype in dtypes.items():
-            lines += [f"  - name: {column}", f"    dtype: {dtype}"]
+    """The README.md text for a store folder (the same for every writer, so replicas never conflict)."""
+    lines = ["---", "dataset_info:", "  features:"]
+    for column, dtype in JUDGEMENT_DTYPES.items():
+        lines += [f"  - name: {column}", f"    dtype: {dtype}"]
     lines.append("---")
     return "\n".join(lines) + "\n" + _BODY.format(version=SCHEMA_VERSION)

@@ -71,3 +71,11 @@ def comparisons(judgements: pd.DataFrame, ids: Sequence[str] | None = None, weig
     winner = np.where(right_won, ri, li)[keep]
     loser = np.where(right_won, li, ri)[keep]
     return Comparisons(list(ids), winner, loser, (choice == "tie")[keep], w[keep])
+
+
+def half_wins(c: Comparisons) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(winner, loser, weight) for a model without ties: a tie counts as half a win each way."""
+    half = np.where(c.tie, 0.5, 1.0) * c.weight
+    winner = np.concatenate([c.winner, c.loser[c.tie]])
+    loser = np.concatenate([c.loser, c.winner[c.tie]])
+    return winner, loser, np.concatenate([half, half[c.tie]])

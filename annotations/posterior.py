@@ -1,7 +1,8 @@
 """Gaussian belief over all image scores, for choosing informative pairs.
 
 Thurstone (probit) model, P(i beats j) = Phi((si - sj) / noise), with a
-N(0, prior_sd^2) prior, approximated by a full-covariance Gaussian at the MAP
+N(0, prior_sd^2) prior (or a per-image prior, e.g. from a model's scores:
+``set_prior``), approximated by a full-covariance Gaussian at the MAP
 (Laplace). The full covariance matters: two images linked by a chain of
 judgements are not as uncertain relative to each other as their own
 variances suggest.
@@ -39,10 +40,26 @@ class GaussianPosterior:
 
     def __init__(self, n: int, prior_sd: float = 1.0, noise: float = float(np.sqrt(2.0))) -> None:
         self.n = n
-        self.prior_var = prior_sd**2
+        self.prior_mean = np.zeros(n)
+        self.prior_var: float | np.ndarray = prior_sd**2
+        self.empirical_bayes = True  # re-estimate the (exchangeable) prior spread at every fit
         self.noise = noise
         self.mean = np.zeros(n)
         self.cov = np.eye(n) * self.prior_var
+
+    def set_prior(self, mean: np.ndarray, var: np.ndarray, reset: bool = False) -> None:
+        """Use a per-image prior N(mean_i, var_i) (e.g. from a model's scores) from now on.
+
+        The prior then stays as set (no empirical-Bayes step in ``fit``): its
+        owner re-estimates it. ``reset`` makes the belief the prior itself,
+        as it is before any judgement.
+        """
+        self.prior_mean = np.asarray(mean, dtype=float).copy()
+        self.prior_var = np.asarray(var, dtype=float).copy()
+        self.empirical_bayes = False
+        if reset:
+            self.mean = self.prior_mean.copy()
+            self.cov = np.diag(self.prior_var)
 
     def fit(self, winner: np.ndarray, loser: np.ndarray, weight: np.ndarray, max_iter: int = 30) -> None:
         """MAP by damped Newton (warm-started from the current mean), then covariance = inverse Hessian."""
@@ -50,16 +67,18 @@ class GaussianPosterior:
         s = self.mean.copy()
 
         def objective(s: np.ndarray) -> float:
-            return float(-np.dot(weight, log_ndtr((s[winner] - s[loser]) / beta)) + 0.5 * np.dot(s, s) / self.prior_var)
+            off = s - self.prior_mean
+            return float(-np.dot(weight, log_ndtr((s[winner] - s[loser]) / beta)) + 0.5 * np.sum(off * off / self.prior_var))
 
         def hessian(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Gradient and Hessian of the objective (a weighted graph Laplacian plus the prior)."""
             z = (s[winner] - s[loser]) / beta
             lam = _mills(z)
             g_rows = weight * lam / beta
-            grad = np.bincount(loser, g_rows, n) - np.bincount(winner, g_rows, n) + s / self.prior_var
+            grad = np.bincount(loser, g_rows, n) - np.bincount(winner, g_rows, n) + (s - self.prior_mean) / self.prior_var
             c = weight * lam * (z + lam) / beta**2
             h = -(np.bincount(winner * n + loser, c, n * n) + np.bincount(loser * n + winner, c, n * n)).reshape(n, n)
+            h = h.astype(float, copy=False)  # no judgements: bincount gives integers
             h[np.diag_indices(n)] += np.bincount(winner, c, n) + np.bincount(loser, c, n) + 1.0 / self.prior_var
             return grad, h
 
@@ -80,8 +99,8 @@ class GaussianPosterior:
         _, h = hessian(s)
         self.mean = s
         self.cov = cho_solve(cho_factor(h), np.eye(n))
-        # one empirical-Bayes (EM) step for the prior variance, used by the next fit
-        self.prior_var = float(np.clip((s @ s + np.trace(self.cov)) / n, 0.05, 100.0))
+        if self.empirical_bayes:  # one EM step for the prior variance, used by the next fit
+            self.prior_var = float(np.clip((s @ s + np.trace(self.cov)) / n, 0.05, 100.0))
 
     def _difference(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         var = self.cov[i, i] + self.cov[j, j] - 2 * self.cov[i, j]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -35,7 +35,8 @@ import pandas as pd
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from annotations.blas import single_threaded
-from annotations.pairs import Weights, comparisons, row_weights
+from annotations.calibration import Calibration, m_step, prior_arrays, uninformative
+from annotations.pairs import Weights, comparisons, half_wins, row_weights
 from annotations.posterior import GaussianPosterior
 
 PairKind = Literal["active", "gold", "repeat"]
@@ -67,7 +68,12 @@ class ActiveSampler:
     perceptual noise (re-estimated at each fit). ``design`` (n x n, by
     position in ``image_ids``, upper triangle used) makes
     ``strategy="random"`` draw active pairs in proportion to fixed weights,
-    e.g. an optimal design computed offline, rather than uniformly. The
+    e.g. an optimal design computed offline, rather than uniformly.
+    ``model_scores`` (image id -> the served model's score, named by
+    ``model_version``) give every image a prior from the model
+    (``annotations.calibration``), refitted at every refit, so pairs are
+    chosen by information gain under the model-assisted posterior; None
+    turns the prior off. The
     belief is an n x n covariance: meant for up to a few thousand images.
     Thread-safe.
     """
@@ -86,6 +92,8 @@ class ActiveSampler:
         refit_fraction: float = 0.01,
         prior_sd: float = 1.0,
         design: np.ndarray | None = None,
+        model_scores: Mapping[str, float] | None = None,
+        model_version: str | None = None,
     ) -> None:
         self.ids = list(dict.fromkeys(image_ids))
         if len(self.ids) < 2:
@@ -106,6 +114,13 @@ class ActiveSampler:
         self.refit_every, self.refit_fraction = refit_every, refit_fraction
         self.rng = np.random.default_rng(seed)
         self.posterior = GaussianPosterior(len(self.ids), prior_sd=prior_sd)
+        self.calibration: Calibration | None = None  # the model prior, when model scores are given
+        if model_scores:
+            known = {str(k): float(v) for k, v in model_scores.items() if v is not None and np.isfinite(v)}
+            scores = np.array([known.get(x, np.nan) for x in self.ids])
+            self.calibration = uninformative(scores, model_version, spread_sd=prior_sd)
+            self._z = self.calibration.standardise(scores)
+            self.posterior.set_prior(*prior_arrays(self.calibration, self._z), reset=True)
         self.fitted_on = 0
         self._lock = threading.Lock()
         self._last: dict[str, frozenset[str]] = {}
@@ -154,13 +169,13 @@ class ActiveSampler:
         self._track_raters(judgements_df, weights)
         if self.strategy == "random":
             return
-        c = comparisons(judgements_df, ids=self.ids, weights=weights)
-        half = np.where(c.tie, 0.5, 1.0) * c.weight
-        winner = np.concatenate([c.winner, c.loser[c.tie]])
-        loser = np.concatenate([c.loser, c.winner[c.tie]])
-        weight = np.concatenate([half, half[c.tie]])
+        winner, loser, weight = half_wins(comparisons(judgements_df, ids=self.ids, weights=weights))
         with single_threaded():
             self.posterior.fit(winner, loser, weight)
+            if self.calibration is not None:  # one EM step of the model prior per refit, used by the next fit
+                self.calibration = replace(m_step(self.calibration, self.posterior, self._z, True),
+                                           n_judgements=len(judgements_df))
+                self.posterior.set_prior(*prior_arrays(self.calibration, self._z))
             self._gain = self._jittered(self.posterior.information_gain())
 
     def _track_raters(self, judgements_df: pd.DataFrame, weights: Weights) -> None:

@@ -22,12 +22,18 @@ from annotations.config import MAX_ID_LEN, MAX_RESPONSE_MS, MAX_TEXT_LEN
 if TYPE_CHECKING:
     import datasets
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``campaign`` to judgements and skips; rows of version 1 belong to the default campaign."""
 CHOICES = ("left", "right", "tie")
 PAIR_KINDS = ("active", "gold", "repeat")
 SOURCES = ("gallery", "distortion", "upload", "dataset")
+#: The campaign of the built-in rating pool, and of every row stored before campaigns existed.
+DEFAULT_CAMPAIGN = "default"
+#: Campaign names appear in links (``?campaign=NAME``), so they are short lowercase slugs.
+CAMPAIGN_NAME_RULE = "2-48 characters: lowercase letters, digits and '-', starting with a letter or digit"
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]*")
+_CAMPAIGN_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,47}")
 
 JUDGEMENT_DTYPES: dict[str, str] = {
     "judgement_id": "string",
@@ -42,6 +48,7 @@ JUDGEMENT_DTYPES: dict[str, str] = {
     "model_version": "string",
     "model_score_left": "float64",
     "model_score_right": "float64",
+    "campaign": "string",
     "schema_version": "int32",
 }
 
@@ -55,6 +62,7 @@ SKIP_DTYPES: dict[str, str] = {
     "reason": "string",
     "response_ms": "int64",
     "app_version": "string",
+    "campaign": "string",
     "schema_version": "int32",
 }
 
@@ -116,6 +124,15 @@ def check_id(value: Any, name: str, error: type[InvalidRecord] = InvalidJudgemen
         raise error(f"{name} is {len(value)} characters long; the limit is {MAX_ID_LEN}")
     if not _ID_RE.fullmatch(value):
         raise error(f"{name} {value!r} may only contain letters, digits and . _ : @ / + -")
+    return value
+
+
+def check_campaign(value: Any, error: type[ValueError] = InvalidJudgement) -> str:
+    """Return ``value`` if it is a valid campaign name (see ``CAMPAIGN_NAME_RULE``), else raise ``error``."""
+    if not isinstance(value, str):
+        raise error(f"campaign must be a string, got {type(value).__name__}")
+    if not _CAMPAIGN_RE.fullmatch(value):
+        raise error(f"campaign name {value[:60]!r} is not valid: {CAMPAIGN_NAME_RULE}")
     return value
 
 
@@ -205,6 +222,7 @@ class Judgement:
     model_version: str = ""
     model_score_left: float | None = None
     model_score_right: float | None = None
+    campaign: str = DEFAULT_CAMPAIGN
     judgement_id: str = field(default_factory=new_id)
     timestamp: datetime = field(default_factory=utc_now)
 
@@ -220,6 +238,7 @@ class Judgement:
         check_id(self.judgement_id, "judgement_id", err)
         _check_text(self.app_version, "app_version", err)
         _check_text(self.model_version, "model_version", err)
+        check_campaign(self.campaign, err)
         object.__setattr__(self, "response_ms", _check_response_ms(self.response_ms, err))
         object.__setattr__(self, "model_score_left", _check_score(self.model_score_left, "model_score_left"))
         object.__setattr__(self, "model_score_right", _check_score(self.model_score_right, "model_score_right"))
@@ -246,6 +265,7 @@ class Skip:
     reason: str = ""
     response_ms: int | None = None
     app_version: str = ""
+    campaign: str = DEFAULT_CAMPAIGN
     skip_id: str = field(default_factory=new_id)
     timestamp: datetime = field(default_factory=utc_now)
 
@@ -258,6 +278,7 @@ class Skip:
         _check_text(self.reason, "reason", err)
         _check_text(self.app_version, "app_version", err)
         check_id(self.skip_id, "skip_id", err)
+        check_campaign(self.campaign, err)
         object.__setattr__(self, "response_ms", _check_response_ms(self.response_ms, err))
         object.__setattr__(self, "timestamp", _check_time(self.timestamp, "timestamp", err))
 

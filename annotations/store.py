@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from annotations.card import TABLES, render_card
+from annotations.card import SPLIT_WORDS, TABLES, render_card
 from annotations.config import default_store_dir
 from annotations.schema import (
+    DEFAULT_CAMPAIGN,
     IMAGE_DTYPES,
     JUDGEMENT_DTYPES,
     SKIP_DTYPES,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     import datasets
 
 _WRITER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A split word between separators in a shard name would make ``datasets`` read that shard as a split.
+_SPLIT_WORD_RE = re.compile(rf"(?:^|[-_.0-9])(?:{'|'.join(SPLIT_WORDS)})(?:[-_.0-9]|$)", re.IGNORECASE)
 _SHARD_RE = re.compile(r"(?:train|images|skips)-(?P<writer>[A-Za-z0-9_-]{1,64})\.jsonl")
 
 
@@ -70,6 +73,8 @@ def _frame(rows: list[dict[str, Any]], dtypes: Mapping[str, str], key: str) -> p
             df[column] = df[column].astype("boolean")
         else:
             df[column] = df[column].astype("object")
+    if "campaign" in df:  # rows written before campaigns existed belong to the default one
+        df["campaign"] = df["campaign"].fillna(DEFAULT_CAMPAIGN)
     df = df.drop_duplicates(subset=key, keep="first")
     time_column = next(c for c, d in dtypes.items() if d.startswith("timestamp"))
     return df.sort_values(time_column, kind="stable").reset_index(drop=True)
@@ -87,6 +92,8 @@ class AnnotationStore:
         self.writer_id = writer_id or new_writer_id()
         if not _WRITER_RE.fullmatch(self.writer_id):
             raise ValueError(f"writer_id {self.writer_id!r} must be 1-64 letters, digits, '_' or '-'")
+        if _SPLIT_WORD_RE.search(self.writer_id):
+            raise ValueError(f"writer_id {self.writer_id!r} must not contain a split name ({', '.join(SPLIT_WORDS)})")
         self._lock: AbstractContextManager[Any] = threading.Lock()
         self._read_lock = threading.Lock()
         self._owner: FileLock | None = None
@@ -230,17 +237,17 @@ class AnnotationStore:
                 self._frames[table] = (len(rows), frame)
             return frame.copy()
 
-    def judgements(self) -> pd.DataFrame:
-        """All judgements of all writers, oldest first, one row per judgement id."""
-        return self._table("default", JUDGEMENT_DTYPES, "judgement_id")
+    def judgements(self, campaign: str | None = None) -> pd.DataFrame:
+        """All judgements of all writers (of one campaign when named), oldest first, one row per id."""
+        return _of_campaign(self._table("default", JUDGEMENT_DTYPES, "judgement_id"), campaign)
 
     def images(self) -> pd.DataFrame:
         """All registered images, first registration per id."""
         return self._table("images", IMAGE_DTYPES, "image_id")
 
-    def skips(self) -> pd.DataFrame:
-        """All skipped pairs, oldest first."""
-        return self._table("skips", SKIP_DTYPES, "skip_id")
+    def skips(self, campaign: str | None = None) -> pd.DataFrame:
+        """All skipped pairs (of one campaign when named), oldest first."""
+        return _of_campaign(self._table("skips", SKIP_DTYPES, "skip_id"), campaign)
 
     def count(self) -> int:
         """Number of distinct judgements stored."""
@@ -251,7 +258,7 @@ class AnnotationStore:
 
         Built from complete rows only, so it is safe while writers are active;
         ``datasets.load_dataset(root, split="train")`` reads the same rows from
-        the files.
+        the files (``annotations.load_table`` does this without a writer).
         """
         import datasets
 
@@ -265,3 +272,9 @@ class AnnotationStore:
         read, dtypes = frames[name]
         df = read()
         return datasets.Dataset.from_pandas(df, features=features(dtypes), preserve_index=False)
+
+
+def _of_campaign(frame: pd.DataFrame, campaign: str | None) -> pd.DataFrame:
+    if campaign is None:
+        return frame
+    return frame[frame["campaign"] == campaign].reset_index(drop=True)

@@ -11,15 +11,29 @@ Three experiments, each over several seeds:
    random, scaled with and without reliability weights, against experiment 1;
 3. oracle designs: pairs drawn at random from the A-optimal design computed
    with the true MOS (which no sampler knows), same checks, to see what the
-   asymptotic design bound is worth at these budgets.
+   asymptotic design bound is worth at these budgets;
+4. model-assisted labelling (with ``--prior-scores``): the active sampler
+   with the model's scores as a prior ("active + prior"), and the same with
+   the scores shuffled across images ("active + shuffled prior", a useless
+   model), each scored twice: model-assisted and human-only
+   (``annotations.assisted``).
 
 After every ``--step`` judgements the judgements are scaled (Thurstone, with
 the raters' reliability weights) and compared with the true MOS by Spearman
 correlation. Writes an interactive plot (HTML), a PNG (if kaleido can run a
 local Chromium), the curves as CSV, and prints the summary table quoted in
-docs/annotations.md.
+docs/annotations.md. The last line is
+
+    judgements to SRCC 0.90: random N, active N, assisted N, human-only N
+
+(medians over seeds of where each seed first reaches 0.90, ``inf`` for a
+seed that never does; ``assisted`` and ``human-only`` are the two estimates
+of the "active + prior" arm, ``n/a`` without ``--prior-scores``).
 
     python bench/annotation_efficiency.py --data ../shared/data --seeds 9
+    python bench/annotation_efficiency.py --mos ../shared/data/clive_dev/clive_dev.csv \
+        --prior-scores docs/figures/clive_dev_student_scores.csv --oracle --seeds 5 \
+        --arms random active "active + prior" "active + shuffled prior" --out docs/figures/model_assisted
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ from scipy.stats import gaussian_kde, spearmanr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from annotations.assisted import Estimates, estimate  # noqa: E402
 from annotations.blas import single_threaded  # noqa: E402
 from annotations.quality import rater_stats  # noqa: E402
 from annotations.sampler import ActiveSampler  # noqa: E402
@@ -46,14 +61,37 @@ from annotations.scaling import scale  # noqa: E402
 from annotations.simulate import Crowd, simulate_session  # noqa: E402
 
 TARGET = 0.90
+PRIOR_ARMS = ("active + prior", "active + shuffled prior")
+ASSISTED, HUMAN = "model-assisted", "human-only"
 
 
-def load_clive(data: Path) -> pd.DataFrame:
-    """The clive_dev scores: image id, MOS, mos_std."""
-    csv = data / "clive_dev" / "clive_dev.csv"
+def load_mos(csv: Path) -> pd.DataFrame:
+    """Human scores to simulate raters from: image id, MOS, mos_std (the images need not exist)."""
     if not csv.is_file():
-        raise SystemExit(f"{csv} not found: pass --data or set CVRKD_DATA to the shared data folder")
-    return pd.read_csv(csv).rename(columns={"image": "image_id"})
+        raise SystemExit(f"{csv} not found: pass --mos, or --data / CVRKD_DATA with the shared data folder")
+    table = pd.read_csv(csv)
+    missing = {"image", "mos", "mos_std"} - set(table.columns)
+    if missing:
+        raise SystemExit(f"{csv} lacks the column(s) {', '.join(sorted(missing))} (needs image,mos,mos_std)")
+    return table.rename(columns={"image": "image_id"})[["image_id", "mos", "mos_std"]]
+
+
+def load_prior(csv: Path, scores: pd.DataFrame) -> dict[str, float]:
+    """Model scores (columns image,score) by image id of ``scores``, matched by file name."""
+    table = pd.read_csv(csv)
+    if not {"image", "score"} <= set(table.columns):
+        raise SystemExit(f"{csv} needs the columns image,score")
+    by_name = dict(zip(table["image"].map(lambda x: Path(str(x)).name), table["score"].astype(float)))
+    prior = {i: by_name[Path(i).name] for i in scores["image_id"] if Path(i).name in by_name}
+    if not prior:
+        raise SystemExit(f"no image of {csv} matches an image of the MOS file by file name")
+    return prior
+
+
+def shuffled(prior: dict[str, float], seed: int) -> dict[str, float]:
+    """The same scores given to other images at random: a model that knows nothing."""
+    values = np.random.default_rng(10_000 + seed).permutation(list(prior.values()))
+    return dict(zip(prior, values.tolist()))
 
 
 def gold_pairs(scores: pd.DataFrame, k: int = 10) -> list[tuple[str, str]]:
@@ -78,24 +116,79 @@ def reliability_weights(judgements: pd.DataFrame, gold: list[tuple[str, str]]) -
 
 def run_arm(
     scores: pd.DataFrame, strategy: str, careless: float, seed: int, args: argparse.Namespace,
-    design: np.ndarray | None = None,
+    design: np.ndarray | None = None, prior: dict[str, float] | None = None,
 ) -> list[dict]:
-    """One simulated collection; SRCC with and without reliability weights at every checkpoint."""
+    """One simulated collection; SRCC with and without reliability weights at every checkpoint.
+
+    With a ``prior`` (model scores) the sampler uses it and the model-assisted
+    estimate is scored too (``srcc_assisted``).
+    """
     truth = scores.set_index("image_id")["mos"]
     gold = gold_pairs(scores)
     crowd = Crowd(truth, scores.set_index("image_id")["mos_std"], args.raters, careless, seed=seed)
-    sampler = ActiveSampler(list(truth.index), gold_pairs=gold, seed=seed, strategy=strategy, design=design)
-    checkpoints = range(args.step, args.budget + 1, args.step)
+    sampler = ActiveSampler(list(truth.index), gold_pairs=gold, seed=seed, strategy=strategy, design=design,
+                            model_scores=prior)
     rows = []
-    for count, df in simulate_session(crowd, sampler, args.budget, checkpoints, gold):
-        weighted = srcc(thurstone_scores(df, reliability_weights(df, gold)), truth)
-        row = {"judgements": count, "srcc_weighted": weighted, "srcc_unweighted": np.nan, "srcc_oracle": np.nan,
-               **check_shares(df, crowd.careless)}
+    last: Estimates | None = None
+    for count, df in simulate_session(crowd, sampler, args.budget, checkpoints(args), gold):
+        weights = reliability_weights(df, gold)
+        weighted = srcc(thurstone_scores(df, weights), truth)
+        assisted = np.nan
+        if prior is not None:
+            last = estimate(df, prior, weights, image_ids=list(truth.index), warm=last or sampler.calibration)
+            assisted = srcc(last.table.set_index("image_id")["assisted_score"], truth)
+        row = {"judgements": count, "srcc_weighted": weighted, "srcc_assisted": assisted,
+               "srcc_unweighted": np.nan, "srcc_oracle": np.nan, **check_shares(df, crowd.careless)}
         if careless > 0:  # for comparison: no weights, and weights that know who is careless
             row["srcc_unweighted"] = srcc(thurstone_scores(df, None), truth)
             row["srcc_oracle"] = srcc(thurstone_scores(df, pd.Series(0.0, index=sorted(crowd.careless))), truth)
         rows.append(row)
     return rows
+
+
+def checkpoints(args: argparse.Namespace) -> list[int]:
+    """Every ``--step`` judgements, plus the ``--check-at`` counts within the budget."""
+    marks = set(range(args.step, args.budget + 1, args.step)) | {n for n in args.check_at if 0 < n <= args.budget}
+    return sorted(marks)
+
+
+def split_estimates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Arms with a prior become two: "ARM: model-assisted" and "ARM: human-only" (SRCC in ``srcc_weighted``)."""
+    has = runs["srcc_assisted"].notna()
+    human = runs[has].assign(arm=runs["arm"][has] + f": {HUMAN}")
+    assisted = runs[has].assign(arm=runs["arm"][has] + f": {ASSISTED}", srcc_weighted=runs["srcc_assisted"][has])
+    return pd.concat([runs[~has], assisted, human], ignore_index=True)
+
+
+def per_seed_crossings(runs: pd.DataFrame, arm: str) -> np.ndarray:
+    """Judgements at which each seed first reaches the target (inf: never within the budget)."""
+    return np.nan_to_num([crossing(g.set_index("judgements")["srcc_weighted"])
+                          for _, g in runs[runs.arm == arm].groupby("seed")], nan=np.inf)
+
+
+def headline(runs: pd.DataFrame) -> str:
+    """The last line: median judgements to the target per arm (n/a: arm not run)."""
+    arms = {"random": "random", "active": "active", "assisted": f"active + prior: {ASSISTED}",
+            "human-only": f"active + prior: {HUMAN}"}
+    parts = []
+    for label, arm in arms.items():
+        if arm not in set(runs["arm"]):
+            parts.append(f"{label} n/a")
+            continue
+        median = float(np.median(per_seed_crossings(runs, arm)))
+        parts.append(f"{label} {median:.0f}" if np.isfinite(median) else f"{label} inf")
+    return f"judgements to SRCC {TARGET:.2f}: " + ", ".join(parts)
+
+
+def shuffled_check(curves: pd.DataFrame, marks: list[int]) -> str:
+    """Model-assisted SRCC with a shuffled prior minus the no-prior active arm (median curves)."""
+    med = {arm: c.set_index("judgements")["median"] for arm, c in curves.groupby("arm")}
+    arm = f"active + shuffled prior: {ASSISTED}"
+    if arm not in med or "active" not in med:
+        return ""
+    gaps = [f"{n}: {med[arm].loc[n] - med['active'].loc[n]:+.3f}" for n in marks if n in med[arm].index]
+    return ("Shuffled prior (a useless model), model-assisted SRCC minus the active arm without a prior "
+            "(median curves): " + ", ".join(gaps) + ".")
 
 
 def pair_information(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,11 +324,8 @@ def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         .reset_index()
     )
     med = {arm: curves[curves.arm == arm].set_index("judgements")["median"] for arm in dict.fromkeys(runs["arm"])}
-    per_seed = {  # a seed that never reaches the target within the budget counts as infinitely many judgements
-        arm: np.nan_to_num([crossing(g.set_index("judgements")["srcc_weighted"])
-                            for _, g in runs[runs.arm == arm].groupby("seed")], nan=np.inf)
-        for arm in med
-    }
+    # a seed that never reaches the target within the budget counts as infinitely many judgements
+    per_seed = {arm: per_seed_crossings(runs, arm) for arm in med}
     lines = ["| arm | judgements to SRCC 0.90 (median curve) | median of per-seed crossings | per-seed crossings | "
              "SRCC at " + ", ".join(str(n) for n in _marks(curves)) + " |", "|---|---|---|---|---|"]
     for arm in med:
@@ -279,8 +369,30 @@ def _percent(saving: float) -> str:
 
 
 def _marks(curves: pd.DataFrame) -> list[int]:
+    """A quarter, half and all of the budget, on the regular grid of checkpoints."""
     counts = sorted(curves["judgements"].unique())
+    counts = [n for n in counts if n % counts[0] == 0]
     return [counts[len(counts) // 4 - 1], counts[len(counts) // 2 - 1], counts[-1]]
+
+
+COLOURS = {"random": "#7f7f7f", "active": "#1f77b4", "active, MST batches": "#17becf",
+           "active, 20% careless": "#d62728",
+           "oracle design (plain)": "#9467bd", "oracle design (rank-weighted)": "#ff7f0e",
+           f"active + prior: {ASSISTED}": "#2ca02c", f"active + prior: {HUMAN}": "#98df8a",
+           f"active + shuffled prior: {ASSISTED}": "#8c564b", f"active + shuffled prior: {HUMAN}": "#c49c94"}
+CARELESS = "active, 20% careless"
+
+
+def _panels(arms: list[str]) -> list[tuple[str, list[str]]]:
+    """Subplots: pairing rules; careless raters; the model prior (each only when its arms ran)."""
+    prior = [a for a in arms if a.split(":")[0] in PRIOR_ARMS]
+    pairing = [a for a in arms if a != CARELESS and a not in prior]
+    panels = [("Random vs active pairing", pairing)]
+    if CARELESS in arms:
+        panels.append(("20% careless raters", [CARELESS]))
+    if prior:
+        panels.append(("Model prior", [a for a in ("random", "active") if a in arms] + prior))
+    return panels
 
 
 def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
@@ -288,33 +400,36 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("Random vs active pairing", "20% careless raters"), shared_yaxes=True
-    )
-    colours = {"random": "#7f7f7f", "active": "#1f77b4", "active, MST batches": "#17becf",
-               "active, 20% careless": "#d62728",
-               "oracle design (plain)": "#9467bd", "oracle design (rank-weighted)": "#ff7f0e"}
-    for arm, c in curves.groupby("arm", sort=False):
-        colour, col = colours[arm], 2 if arm == "active, 20% careless" else 1
-        x = c["judgements"].tolist()
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=c["high"].tolist() + c["low"].tolist()[::-1], fill="toself",
-                                 fillcolor=colour, opacity=0.2, line={"width": 0}, hoverinfo="skip",
-                                 showlegend=False), row=1, col=col)
-        fig.add_trace(go.Scatter(x=x, y=c["median"], name=f"{arm} (weighted)" if col == 2 else arm,
-                                 line={"color": colour}), row=1, col=col)
-        if arm == "active":  # the all-attentive reference in the second panel
-            fig.add_trace(go.Scatter(x=x, y=c["median"], name="active, all attentive",
-                                     line={"color": colour, "dash": "dot"}), row=1, col=2)
-        if col == 2:
-            fig.add_trace(go.Scatter(x=x, y=c["median_unweighted"], name=f"{arm} (unweighted)",
-                                     line={"color": colour, "dash": "dash"}), row=1, col=2)
-            fig.add_trace(go.Scatter(x=x, y=c["median_oracle"], name=f"{arm} (oracle weights)",
-                                     line={"color": "#2ca02c", "dash": "dot"}), row=1, col=2)
-    for col in (1, 2):
+    panels = _panels(list(dict.fromkeys(curves["arm"])))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for title, _ in panels], shared_yaxes=True)
+    by_arm = {arm: c for arm, c in curves.groupby("arm", sort=False)}
+    for col, (title, arms) in enumerate(panels, start=1):
+        shown = set()
+        for arm in arms:
+            c, colour = by_arm[arm], COLOURS.get(arm, "#bcbd22")
+            x = c["judgements"].tolist()
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=c["high"].tolist() + c["low"].tolist()[::-1], fill="toself",
+                                     fillcolor=colour, opacity=0.2, line={"width": 0}, hoverinfo="skip",
+                                     showlegend=False), row=1, col=col)
+            name = f"{arm} (weighted)" if arm == CARELESS else arm
+            legend = arm not in shown and not (col > 1 and arm in ("random", "active"))
+            shown.add(arm)
+            fig.add_trace(go.Scatter(x=x, y=c["median"], name=name, line={"color": colour}, showlegend=legend),
+                          row=1, col=col)
+            if arm == CARELESS:
+                active = by_arm.get("active")
+                if active is not None:  # the all-attentive reference
+                    fig.add_trace(go.Scatter(x=active["judgements"], y=active["median"], name="active, all attentive",
+                                             line={"color": COLOURS["active"], "dash": "dot"}), row=1, col=col)
+                fig.add_trace(go.Scatter(x=x, y=c["median_unweighted"], name=f"{arm} (unweighted)",
+                                         line={"color": colour, "dash": "dash"}), row=1, col=col)
+                fig.add_trace(go.Scatter(x=x, y=c["median_oracle"], name=f"{arm} (oracle weights)",
+                                         line={"color": "#2ca02c", "dash": "dot"}), row=1, col=col)
         fig.add_hline(y=TARGET, line={"color": "black", "width": 1, "dash": "dot"}, row=1, col=col)
         fig.update_xaxes(title_text="judgements", row=1, col=col)
     fig.update_yaxes(title_text="SRCC with MOS (median, min-max over seeds)", row=1, col=1)
-    fig.update_layout(width=1100, height=450, template="plotly_white", legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(width=550 * len(panels), height=450, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.25})
     written = [out.with_suffix(".html")]
     fig.write_html(written[0], include_plotlyjs="cdn")
     try:
@@ -329,6 +444,13 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = Path(os.environ.get("CVRKD_DATA", ROOT.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=default_data, help="shared data folder (with clive_dev/)")
+    parser.add_argument("--mos", type=Path, default=None,
+                        help="CSV with image,mos,mos_std to simulate raters from (default: clive_dev in --data)")
+    parser.add_argument("--prior-scores", type=Path, default=None,
+                        help="CSV with image,score: a model's scores, matched to --mos by file name; adds the arms "
+                             + " and ".join(f'"{a}"' for a in PRIOR_ARMS))
+    parser.add_argument("--check-at", type=int, nargs="*", default=[1000, 3000],
+                        help="extra checkpoints (the shuffled-prior check is read there)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=4800, help="judgements per simulated collection")
     parser.add_argument("--step", type=int, default=300, help="judgements between two evaluations")
@@ -340,20 +462,31 @@ def main(argv: list[str] | None = None) -> str:
                         help="output path without suffix (.html, .png, .csv are written)")
     args = parser.parse_args(argv)
 
-    scores = load_clive(args.data)
+    scores = load_mos(args.mos or args.data / "clive_dev" / "clive_dev.csv")
+    prior = load_prior(args.prior_scores, scores) if args.prior_scores else None
     arms = [("random", "random", 0.0, None), ("active", "information", 0.0, None),
             ("active, MST batches", "mst", 0.0, None), ("active, 20% careless", "information", 0.2, None)]
     arms += [(f"oracle design ({name})", "random", 0.0, design_matrix(scores, name)) for name in args.oracle]
+    if prior is not None:
+        arms += [(name, "information", 0.0, None) for name in PRIOR_ARMS]
     arms = [arm for arm in arms if args.arms is None or arm[0] in args.arms]
     rows = []
     started = time.time()
     for arm, strategy, careless, design in arms:
         for seed in range(args.seeds):
-            for row in run_arm(scores, strategy, careless, seed, args, design):
+            model = None if arm not in PRIOR_ARMS else prior if arm == PRIOR_ARMS[0] else shuffled(prior, seed)
+            for row in run_arm(scores, strategy, careless, seed, args, design, model):
                 rows.append({"arm": arm, "seed": seed, **row})
             print(f"{arm}, seed {seed}: {time.time() - started:.0f}s", file=sys.stderr)
-    runs = pd.DataFrame(rows)
+    runs = split_estimates(pd.DataFrame(rows))
     curves, text = summarise(runs)
+    if prior is not None:
+        matched = scores[scores["image_id"].isin(prior)]
+        rho = spearmanr([prior[i] for i in matched["image_id"]], matched["mos"])[0]
+        text += (f"\n\nPrior: {args.prior_scores.name}, {len(prior)} of {len(scores)} images matched; "
+                 f"SRCC of the model's scores with the MOS {rho:.3f}.")
+        check = shuffled_check(curves, [n for n in args.check_at if n <= args.budget])
+        text += f"\n\n{check}" if check else ""
     bound = design_bound(scores)
     text += (
         "\n\nDesign bound (knowing the true MOS, large budgets): the best possible pairing needs "
@@ -370,7 +503,9 @@ def main(argv: list[str] | None = None) -> str:
     print(f"\n{len(scores)} images, {args.seeds} seeds, {args.raters} raters; wrote "
           + ", ".join(p.name for p in [args.out.with_suffix(".csv"), *written])
           + f" in {time.time() - started:.0f}s")
-    return text
+    last = headline(runs)
+    print(last)
+    return text + "\n" + last
 
 
 if __name__ == "__main__":

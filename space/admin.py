@@ -3,37 +3,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gradio as gr
 import plotly.graph_objects as go
 
 from cvrkd.train.registry import ModelRegistry
+from space.errors import refusal
+
+WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."
 
 
 def _service(trainer):
     if not hasattr(trainer, "request_round"):
-        raise gr.Error("No re-distillation trainer: it needs a trained student and its FR teacher.")
+        raise refusal("No re-distillation trainer: it needs a trained student and its FR teacher.", "admin")
     return trainer
 
 
-def request_round(trainer, token: str) -> str:
+def _text(value: object) -> str:
+    """A text argument as sent by the UI or any API client (None, numbers, ...), stripped."""
+    return "" if value is None else str(value).strip()
+
+
+def request_round(trainer, token: str | None) -> str:
     from space.trainer_service import NotAuthorised
 
     try:
-        started = _service(trainer).request_round(token)
-    except NotAuthorised as exc:
-        raise gr.Error("Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server).") from exc
+        started = _service(trainer).request_round(_text(token))
+    except NotAuthorised:
+        raise refusal(WRONG_TOKEN, "admin redistill") from None
     return "Re-distillation started." if started else "A re-distillation round is already running."
 
 
-def rollback(trainer, token: str, version: str) -> str:
+def rollback(trainer, token: str | None, version: str | None) -> str:
     from space.trainer_service import NotAuthorised
 
     try:
-        served = _service(trainer).rollback(token, version.strip() or None)
-    except NotAuthorised as exc:
-        raise gr.Error("Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server).") from exc
+        served = _service(trainer).rollback(_text(token), _text(version) or None)
+    except NotAuthorised:
+        raise refusal(WRONG_TOKEN, "admin rollback") from None
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise refusal(str(exc), "admin rollback") from None
     return f"Now serving: {served}"
 
 

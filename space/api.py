@@ -2,24 +2,24 @@
 
 They sit on hidden components, apart from the tabs, so clients get plain
 JSON (and image files) instead of the UI's HTML and plots. They call the
-same services as the tabs; a refused request raises ``gr.Error`` with the
-same message the UI shows, and stores nothing.
+same services as the tabs; a refused request, including an argument of the
+wrong type, raises ``gr.Error`` with the same message the UI shows, logs one
+line and stores nothing.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import gradio as gr
 
+from annotations.campaigns import UnknownCampaign
 from cvrkd.imageio import InvalidImageError, load_image
 from space import model_card
+from space.components import checked_argument, file_argument
+from space.errors import refusal
 from space.model_service import ModelUnavailable
 from space.rating import RatingError
 from space.state import Services
-
-logger = logging.getLogger(__name__)
-
 
 def register(services: Services) -> None:
     """Add the endpoints to the Blocks being built (call inside its context)."""
@@ -32,18 +32,18 @@ def register(services: Services) -> None:
         loaded = _load(image, "image")
         reference = _load(original, "original") if original else None
         try:
-            chosen = services.galleries.get(gallery)
+            chosen = services.galleries.get(gallery or None)
         except KeyError as exc:
-            raise gr.Error(str(exc.args[0])) from exc
+            raise refusal(str(exc.args[0]), "API score") from None
         try:
             return services.model.score(loaded, chosen, reference).to_dict()
         except ModelUnavailable as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refusal(str(exc), "API score") from None
 
     def contribute(image: str | None, consent: bool) -> dict:
         """Add an image to the rating pool; only with the uploader's consent."""
         if consent is not True:
-            raise gr.Error("An image joins the rating pool only with consent=True from its owner.")
+            raise refusal("An image joins the rating pool only with consent=True from its owner.", "API contribute")
         entry = services.pool.add_upload(_load(image, "image"))
         services.scores.refresh()
         return {"image_id": entry.image_id, "pool_size": len(services.pool)}
@@ -52,24 +52,29 @@ def register(services: Services) -> None:
         """Names of the installed reference galleries (the first is the default)."""
         return services.galleries.names()
 
-    def next_pair(rater_id: str) -> tuple[dict, str, str]:
-        """The next pair for this rater: ticket info, then the left and right images."""
+    def next_pair(rater_id: str, campaign: str | None) -> tuple[dict, str, str]:
+        """The next pair for this rater in a campaign ("" = the default one): ticket info, then the left and
+        right images."""
         try:
-            ticket = services.rating.next_pair(rater_id)
+            ticket = services.rating.next_pair(rater_id, campaign or None)
         except RatingError as exc:
-            raise gr.Error(str(exc)) from exc
-        return ticket.to_dict(), str(services.pool.path(ticket.left)), str(services.pool.path(ticket.right))
+            raise refusal(str(exc), "API next_pair") from None
+        return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
 
     def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None) -> dict:
         """Answer a ticket: left, right, same or skip (response_ms optional, else measured by the server)."""
         try:
             return services.rating.vote(rater_id, ticket, choice, response_ms).to_dict()
         except RatingError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refusal(str(exc), "API vote") from None
 
-    def leaderboard() -> dict:
-        """Scaled scores with 95% CIs, model agreement, activity and anonymous rater statistics."""
-        return services.insights.current().to_dict()
+    def leaderboard(campaign: str | None) -> dict:
+        """A campaign's ("" = the default one) scaled scores with 95% CIs, model agreement, activity and
+        anonymous rater statistics."""
+        try:
+            return services.insights.current(campaign or None).to_dict()
+        except UnknownCampaign as exc:
+            raise refusal(str(exc), "API leaderboard") from None
 
     def model_info() -> dict:
         """The model in service, the re-distillation runs and the trainer status."""
@@ -78,14 +83,15 @@ def register(services: Services) -> None:
                 "runs": runs.astype(object).where(runs.notna(), None).to_dict(orient="records")}
 
     with gr.Column(visible=False):
-        image = gr.File(label="image", type="filepath")
-        original = gr.File(label="original", type="filepath")
-        gallery = gr.Textbox(label="gallery")
-        consent = gr.Checkbox(label="consent")
-        rater = gr.Textbox(label="rater_id")
-        ticket = gr.Textbox(label="ticket")
-        choice = gr.Textbox(label="choice")
-        response_ms = gr.Number(None, label="response_ms")
+        image = file_argument("image")
+        original = file_argument("original")
+        gallery = checked_argument(gr.Textbox(label="gallery"), "gallery")
+        consent = checked_argument(gr.Checkbox(label="consent"), "consent")
+        rater = checked_argument(gr.Textbox(label="rater_id"), "rater_id")
+        campaign = checked_argument(gr.Textbox("", label="campaign"), "campaign")
+        ticket = checked_argument(gr.Textbox(label="ticket"), "ticket")
+        choice = checked_argument(gr.Textbox(label="choice"), "choice")
+        response_ms = gr.Number(None, label="response_ms")  # checked by the rating service
         result = gr.JSON(label="result")
         left = gr.Image(label="left", type="filepath", format="png")
         right = gr.Image(label="right", type="filepath", format="png")
@@ -93,9 +99,9 @@ def register(services: Services) -> None:
     trigger.click(score, [image, gallery, original], result, api_name="score", **model_jobs)
     trigger.click(contribute, [image, consent], result, api_name="contribute", **rating_jobs)
     trigger.click(galleries, None, result, api_name="galleries", queue=False)
-    trigger.click(next_pair, rater, [result, left, right], api_name="next_pair", **rating_jobs)
+    trigger.click(next_pair, [rater, campaign], [result, left, right], api_name="next_pair", **rating_jobs)
     trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **rating_jobs)
-    trigger.click(leaderboard, None, result, api_name="leaderboard", concurrency_id="insights",
+    trigger.click(leaderboard, campaign, result, api_name="leaderboard", concurrency_id="insights",
                   concurrency_limit=1)
     trigger.click(model_info, None, result, api_name="model_info", queue=False)
 
@@ -103,9 +109,8 @@ def register(services: Services) -> None:
 def _load(path: str | None, what: str):
     """Decode an uploaded file or raise ``gr.Error`` saying what is wrong with it."""
     if not path:
-        raise gr.Error(f"No {what} was sent.")
+        raise refusal(f"No {what} was sent.", f"API {what}")
     try:
         return load_image(path, name=Path(path).name)
     except InvalidImageError as exc:
-        logger.info("refused %s via the API: %s", what, exc)
-        raise gr.Error(str(exc)) from exc
+        raise refusal(str(exc), f"API {what}") from None

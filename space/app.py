@@ -38,7 +38,7 @@ class SpaceApp:
         options: dict[str, Any] = dict(
             theme=assets.THEME, css=assets.CSS, head=assets.HEAD, show_error=False,
             allowed_paths=[str(data / "pool" / "images"), str(data / "galleries"), str(data / "sessions"),
-                           str(data / "examples")],
+                           str(data / "examples"), str(data / "campaigns")],
             footer_links=["api", "gradio"], max_file_size=MAX_FILE_BYTES,
         )
         options.update(kwargs)

@@ -1,6 +1,7 @@
 """Settings of one app instance, so tests, benchmarks and ``app.py`` build the same app."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,4 +29,7 @@ class AppConfig:
     rating_concurrency: int = 8
     votes_per_minute: int = 60
     leaderboard_bootstrap: int = 200
+    model_prior: bool = field(default_factory=lambda: os.environ.get("CVRKD_MODEL_PRIOR", "1") != "0")
+    """Use the model's scores as a prior for pair choice and the model-assisted estimate
+    (``CVRKD_MODEL_PRIOR=0`` turns it off; the human-only estimate is always computed)."""
     queue_size: int = 256

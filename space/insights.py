@@ -3,12 +3,15 @@
 Scaling is ``annotations.scaling.scale`` (Bradley–Terry with bootstrap 95%
 intervals, raters weighted by ``annotations.quality.rater_stats``); this module
 adds the model-vs-people comparison and the summaries the Leaderboard tab and
-the ``/leaderboard`` endpoint show. Results are cached until new judgements
-arrive, because the bootstrap takes seconds.
+the ``/leaderboard`` endpoint show, per campaign. Results are cached until new
+judgements arrive, because the bootstrap takes seconds; ``current(...,
+max_age_s=...)`` also reuses a result younger than that, so a live view polled
+by many screens while votes pour in costs one computation per interval.
 """
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -16,10 +19,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from annotations.assisted import Estimates, estimate
 from annotations.quality import rater_stats
 from annotations.scaling import scale
+from annotations.schema import DEFAULT_CAMPAIGN
 from annotations.store import AnnotationStore
-from space.pool import RatingPool
+from space.catalogue import ImageCatalogue
 from space.pool_scores import PoolScores
 
 
@@ -49,14 +54,20 @@ class Insights:
     agreement: Agreement
     activity: pd.DataFrame
     raters: pd.DataFrame
+    estimates: Estimates
+    """Human-only and model-assisted estimates, the calibration of the model's prior, disagreements."""
+    campaign: str = DEFAULT_CAMPAIGN
     computed_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
         """Plain JSON for API clients."""
         return {
-            "n_judgements": self.n_judgements, "n_raters": self.n_raters,
+            "campaign": self.campaign, "n_judgements": self.n_judgements, "n_raters": self.n_raters,
             "ranking": _records(self.ranking), "agreement": self.agreement.to_dict(),
             "activity": _records(self.activity), "raters": _records(self.raters),
+            "estimates": _records(self.estimates.table),
+            "calibration": self.estimates.calibration.to_dict() if self.estimates.calibration else None,
+            "disagreements": _records(self.estimates.flagged()),
             "computed_at": self.computed_at,
         }
 
@@ -124,36 +135,63 @@ def rater_table(stats: pd.DataFrame) -> pd.DataFrame:
 class InsightsService:
     """Computes ``Insights`` on demand, reusing the last result while nothing changed."""
 
-    def __init__(self, store: AnnotationStore, pool: RatingPool, scores: PoolScores,
-                 n_boot: int = 200) -> None:
-        self.store, self.pool, self.scores = store, pool, scores
+    def __init__(self, store: AnnotationStore, images: ImageCatalogue, scores: PoolScores,
+                 n_boot: int = 200, clock=time.monotonic, model_prior: bool = True) -> None:
+        self.store, self.images, self.scores = store, images, scores
+        self.pool = images.pool
         self.n_boot = n_boot
+        self._clock = clock
+        self.model_prior = model_prior  # the model's scores as a prior for the model-assisted estimate
+        self._estimates: dict[str, Estimates] = {}  # campaign -> the last fit, to start the next one from
         self._lock = threading.Lock()
-        self._cached: tuple[tuple, Insights] | None = None
+        self._cached: dict[str, tuple[tuple, float, Insights]] = {}  # campaign -> (key, computed at, insights)
 
-    def current(self) -> Insights:
-        judgements = self.store.judgements()
-        model_scores = self.scores.current()
-        key = (len(judgements), self.scores.version(), len(model_scores), self.pool.version)
+    def current(self, campaign: str | None = None, max_age_s: float = 0.0) -> Insights:
+        """The insights of a campaign (default: the pool); raises ``UnknownCampaign`` for a bad name.
+
+        Recomputed when judgements or model scores changed, unless the cached
+        result is younger than ``max_age_s``. One computation at a time: callers
+        arriving meanwhile get its result.
+        """
+        found = self.images.campaign(campaign)
+        name = DEFAULT_CAMPAIGN if found is None else found.name
         with self._lock:
-            if self._cached is None or self._cached[0] != key:
-                self._cached = (key, self._compute(judgements, model_scores))
-            return self._cached[1]
+            cached = self._cached.get(name)
+            if cached is not None and self._clock() - cached[1] < max_age_s:
+                return cached[2]
+            judgements = self.store.judgements(name)
+            model_scores = self.scores.current()
+            version = self.pool.version if found is None else found.created_at
+            key = (len(judgements), self.scores.version(), len(model_scores), version)
+            if cached is None or cached[0] != key:
+                gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
+                ids = self.pool.ids if found is None else found.ids
+                cached = (key, self._clock(), self._compute(name, judgements, model_scores, gold, ids))
+            else:
+                cached = (key, self._clock(), cached[2])
+            self._cached[name] = cached
+            return cached[2]
 
-    def _compute(self, judgements: pd.DataFrame, model_scores: dict[str, float]) -> Insights:
-        stats = rater_stats(judgements, self.pool.gold_pairs())
+    def _compute(self, campaign: str, judgements: pd.DataFrame, model_scores: dict[str, float],
+                 gold: list[tuple[str, str]], image_ids: list[str]) -> Insights:
+        stats = rater_stats(judgements, gold)
         weights = stats["weight"] if len(stats) else None
         scaled = scale(judgements, weights=weights, n_boot=self.n_boot) if len(judgements) else \
             pd.DataFrame(columns=["image_id", "score", "ci_low", "ci_high", "n_judgements"])
         ranking = scaled.assign(
             rank=np.arange(1, len(scaled) + 1),
-            title=[self.pool.get(i).title if i in self.pool else i for i in scaled["image_id"]],
+            title=[self.images.title(i) if i in self.images else i for i in scaled["image_id"]],
             model_score=[model_scores.get(i, np.nan) for i in scaled["image_id"]],
         )[RANKING_COLUMNS]
+        ids = list(dict.fromkeys([*image_ids, *scaled["image_id"]]))
+        estimates = estimate(judgements, {i: model_scores[i] for i in ids if i in model_scores}, weights,
+                             use_prior=self.model_prior, model_version=self.scores.version() or None,
+                             image_ids=ids, warm=self._estimates.get(campaign))
+        self._estimates[campaign] = estimates
         return Insights(
             n_judgements=len(judgements), n_raters=int(judgements["rater_id"].nunique()),
             ranking=ranking, agreement=model_agreement(judgements, model_scores, scaled),
-            activity=activity(judgements), raters=rater_table(stats),
+            activity=activity(judgements), raters=rater_table(stats), estimates=estimates, campaign=campaign,
         )
 
 

@@ -1,8 +1,9 @@
-"""The served model's score of every rating-pool image, cached per model version.
+"""The served model's score of every image people rate (pool and campaigns), cached per model version.
 
 Votes record both images' model scores and the leaderboard measures how often
 the model agrees with people, so each pool image is scored once per model
-version, in a background thread that yields to interactive requests. A pool
+version, in a background thread that yields to interactive requests; campaign
+images are covered too, so their votes carry model scores as well. A pool
 image made from a reference photo is scored against the gallery *without*
 that photo: a reference of the same content would turn the comparison into a
 full-reference one and flatter the model.
@@ -18,8 +19,8 @@ from typing import Callable
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import InvalidImageError, load_image
 from space.files import write_atomic
+from space.catalogue import ImageCatalogue
 from space.model_service import ModelService, ModelUnavailable
-from space.pool import RatingPool
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,9 @@ Progress = Callable[[int, int, str], None]
 class PoolScores:
     """Scores of pool images by the current model version (``{}`` without a model)."""
 
-    def __init__(self, folder: Path, pool: RatingPool, model: ModelService, gallery: Gallery) -> None:
+    def __init__(self, folder: Path, images: ImageCatalogue, model: ModelService, gallery: Gallery) -> None:
         self.folder = Path(folder)
-        self.pool = pool
+        self.images = images
         self.model = model
         self.gallery = gallery
         self._lock = threading.Lock()
@@ -52,28 +53,29 @@ class PoolScores:
         with self._lock:
             return dict(self._book(version))
 
-    def coverage(self) -> tuple[int, int]:
-        """(scored, total) pool images for the current model."""
+    def coverage(self, campaign: str | None = None) -> tuple[int, int]:
+        """(scored, total) images of a campaign (the pool by default) for the current model."""
         scores = self.current()
-        return sum(1 for i in self.pool.ids if i in scores), len(self.pool)
+        ids = self.images.ids_of(campaign)
+        return sum(1 for i in ids if i in scores), len(ids)
 
     # ----------------------------------------------------------------- scoring
-    def fill(self, progress: Progress | None = None) -> int:
-        """Score every pool image the current model has not scored yet; return how many."""
+    def fill(self, progress: Progress | None = None, ids: list[str] | None = None) -> int:
+        """Score every image (or each of ``ids``) the current model has not scored yet; return how many."""
         version = self.version()
         if not version:
             return 0
-        missing = [i for i in self.pool.ids if i not in self.current()]
+        missing = [i for i in (self.images.ids if ids is None else ids) if i not in self.current()]
         done = 0
         for index, image_id in enumerate(missing):
             if self._stop.is_set():
                 break
             self.model.wait_until_idle(self._stop)
             if progress:
-                progress(index, len(missing), self.pool.get(image_id).title)
+                progress(index, len(missing), self.images.title(image_id))
             try:
                 value = self._score(image_id)
-            except (InvalidImageError, ModelUnavailable) as exc:
+            except (InvalidImageError, ModelUnavailable, FileNotFoundError, KeyError) as exc:
                 logger.warning("pool image %s not scored: %s", image_id, exc)
                 continue
             with self._lock:
@@ -85,12 +87,12 @@ class PoolScores:
 
     def _score(self, image_id: str) -> float:
         scorer = self.model.require()
-        image = self.pool.get(image_id)
-        references = [e for e in self.gallery.images if e.name != image.content] or self.gallery.images
+        content = self.images.content(image_id)
+        references = [e for e in self.gallery.images if e.name != content] or self.gallery.images
         gallery = self.gallery
         if len(references) != len(self.gallery.images):
-            gallery = Gallery(self.gallery.root, f"{self.gallery.name} without {image.content}", references)
-        return scorer.score(load_image(self.pool.path(image_id)), gallery=gallery).score
+            gallery = Gallery(self.gallery.root, f"{self.gallery.name} without {content}", references)
+        return scorer.score(load_image(self.images.path(image_id)), gallery=gallery).score
 
     # -------------------------------------------------------------- background
     def start(self) -> None:

@@ -62,8 +62,8 @@ def pair_view(services: Services, rater_id: str, status: str = "") -> PairView:
         ticket = services.rating.next_pair(rater_id)
     except RatingError as exc:
         return PairView(None, None, None, count, _error(str(exc)))
-    return PairView(ticket.ticket_id, str(services.pool.path(ticket.left)),
-                    str(services.pool.path(ticket.right)), count, status)
+    return PairView(ticket.ticket_id, str(services.images.path(ticket.left)),
+                    str(services.images.path(ticket.right)), count, status)
 
 
 def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str) -> PairView:

@@ -5,10 +5,16 @@ when); a vote names its ticket, so a client can only judge pairs the sampler
 chose for it, each once, and the response time is measured here. Votes are
 rate-limited per rater. Each judgement carries the model's scores of both
 images (from ``PoolScores``) so agreement can be measured later.
+
+Each campaign has its own sampler, fitted on its own judgements; the built-in
+pool is the campaign ``default``. A ticket records its campaign, and the
+judgement is stored under the ticket's campaign, so a ticket issued for one
+campaign can never add a judgement to another.
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -16,10 +22,12 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
+from annotations.campaigns import Campaign, CampaignRegistry, UnknownCampaign
 from annotations.quality import RateLimiter, rater_stats
 from annotations.sampler import ActiveSampler
-from annotations.schema import InvalidJudgement, InvalidRecord, check_id
+from annotations.schema import DEFAULT_CAMPAIGN, InvalidJudgement, InvalidRecord, check_id
 from annotations.store import AnnotationStore
+from space.catalogue import ImageCatalogue
 from space.pool import RatingPool
 from space.pool_scores import PoolScores
 
@@ -43,10 +51,11 @@ class Ticket:
     right: str
     kind: str
     issued_at: float
+    campaign: str = DEFAULT_CAMPAIGN
 
     def to_dict(self) -> dict:
         return {"ticket": self.ticket_id, "left_image_id": self.left,
-                "right_image_id": self.right, "pair_kind": self.kind}
+                "right_image_id": self.right, "pair_kind": self.kind, "campaign": self.campaign}
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,10 @@ class RatingService:
                  app_version: str, votes_per_minute: int = 60, seed: int = 0,
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
-                 after_judgement: Callable[[], object] = lambda: None) -> None:
+                 after_judgement: Callable[[], object] = lambda: None,
+                 campaigns: CampaignRegistry | None = None, model_prior: bool = True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
+        self.images = ImageCatalogue(pool, campaigns)
         self.app_version = app_version
         self.limiter = RateLimiter(votes_per_minute, clock=clock)
         self.seed = seed
@@ -78,34 +89,62 @@ class RatingService:
         self.after_judgement = after_judgement
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
-        self._sampler: ActiveSampler | None = None
-        self._sampler_pool_version = -1
-        self._counts = Counter(store.judgements()["rater_id"].astype(str))
+        self.model_prior = model_prior  # the model's scores as the sampler's prior
+        self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (sampler key, sampler)
+        stored = store.judgements()
+        self._counts = Counter(zip(stored["campaign"].astype(str), stored["rater_id"].astype(str)))
 
     # ------------------------------------------------------------------ pairs
-    def next_pair(self, rater_id: str) -> Ticket:
-        """The pair this rater should judge now (sides already randomised)."""
+    def open_campaign(self, name: str | None) -> Campaign | None:
+        """The campaign to rate (None: the default pool); refuses unknown and closed ones."""
+        try:
+            campaign = self.images.campaign(name)
+        except UnknownCampaign as exc:
+            raise RatingError(f"{exc}; check the link") from None
+        if campaign is not None and not campaign.is_open:
+            raise RatingError(f"The campaign {campaign.name!r} is closed and takes no more votes. Thank you!")
+        return campaign
+
+    def next_pair(self, rater_id: str, campaign: str | None = None) -> Ticket:
+        """The pair this rater should judge now in ``campaign`` (``""``/None: the default one)."""
         rater_id = _rater(rater_id)
-        judgements = self.store.judgements()
+        found = self.open_campaign(campaign)
+        name = DEFAULT_CAMPAIGN if found is None else found.name
+        judgements = self.store.judgements(name)
+        gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
         with self._lock:
-            sampler = self._current_sampler(judgements)
+            sampler = self._current_sampler(found, judgements, gold)
             weights = None
             if sampler.needs_update(len(judgements)):
-                weights = rater_stats(judgements, self.pool.gold_pairs())["weight"]
+                weights = rater_stats(judgements, gold)["weight"]
             pair = sampler.next_pair(rater_id, judgements, weights)
-            ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock())
+            ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock(), name)
             self._tickets[ticket.ticket_id] = ticket
             self._expire()
         return ticket
 
-    def _current_sampler(self, judgements) -> ActiveSampler:
-        if self._sampler is None or self._sampler_pool_version != self.pool.version:
-            self._sampler = ActiveSampler(self.pool.ids, content_of=self.pool.content_of(),
-                                          gold_pairs=self.pool.gold_pairs(), seed=self.seed)
-            self._sampler_pool_version = self.pool.version
-            if len(judgements):
-                self._sampler.update(judgements, rater_stats(judgements, self.pool.gold_pairs())["weight"])
-        return self._sampler
+    def _current_sampler(self, campaign: Campaign | None, judgements, gold) -> ActiveSampler:
+        """The campaign's sampler, rebuilt when its images or the model scores for its prior changed."""
+        name = DEFAULT_CAMPAIGN if campaign is None else campaign.name
+        ids = self.pool.ids if campaign is None else campaign.ids
+        scores = self.scores.current() if self.model_prior else {}
+        prior = {i: scores[i] for i in ids if i in scores}
+        version = self.pool.version if campaign is None else campaign.created_at
+        key = (version, self.scores.version() if prior else None, len(prior))
+        cached = self._samplers.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        options = dict(gold_pairs=gold, seed=self.seed, model_scores=prior or None,
+                       model_version=self.scores.version() or None)
+        if campaign is None:
+            sampler = ActiveSampler(ids, content_of=self.pool.content_of(), **options)
+        else:
+            sampler = ActiveSampler(ids, content_of=campaign.content_of(), gold_share=campaign.gold_share,
+                                    same_content_share=1.0 if campaign.pairs == "same-content" else 0.5, **options)
+        if len(judgements):
+            sampler.update(judgements, rater_stats(judgements, gold)["weight"])
+        self._samplers[name] = (key, sampler)
+        return sampler
 
     def _expire(self) -> None:
         now = self._clock()
@@ -117,13 +156,23 @@ class RatingService:
 
     # ------------------------------------------------------------------ votes
     def vote(self, rater_id: str, ticket_id: str, choice: str,
-             response_ms: float | None = None) -> Receipt:
-        """Store the rater's answer to the ticket's pair; each ticket counts once."""
+             response_ms: float | None = None, campaign: str | None = None) -> Receipt:
+        """Store the rater's answer to the ticket's pair, in the ticket's campaign; each ticket counts once.
+
+        ``campaign``, when given (the Rate tab passes the one on screen), must
+        be the ticket's: a mismatch is refused and stores nothing.
+        """
         rater_id = _rater(rater_id)
         if choice not in CHOICES:
             raise RatingError(f"choice must be one of {', '.join(CHOICES)}; got {choice!r}")
+        response_ms = _response_ms(response_ms)
         ticket = self._take(rater_id, ticket_id)
         try:
+            expected = campaign or DEFAULT_CAMPAIGN
+            if campaign is not None and expected != ticket.campaign:
+                raise RatingError(f"This pair belongs to the campaign {ticket.campaign!r}, not {expected!r}; "
+                                  "nothing was stored.")
+            self.open_campaign(ticket.campaign)
             if not self.limiter.allow(rater_id):
                 wait = self.limiter.retry_after(rater_id)
                 raise RatingError(f"Too many votes in a minute; please wait {wait:.0f} s.")
@@ -132,14 +181,16 @@ class RatingService:
             if CHOICES[choice] is None:
                 record_id = self.store.log_skip(
                     rater_id=rater_id, left_image_id=ticket.left, right_image_id=ticket.right,
-                    pair_kind=ticket.kind, response_ms=response_ms, app_version=self.app_version)
-                return Receipt("skip", record_id, self.count(rater_id))
+                    pair_kind=ticket.kind, response_ms=response_ms, app_version=self.app_version,
+                    campaign=ticket.campaign)
+                return Receipt("skip", record_id, self.count(rater_id, ticket.campaign))
             scores = self.scores.current()
             record_id = self.store.append({
                 "rater_id": rater_id, "left_image_id": ticket.left, "right_image_id": ticket.right,
                 "choice": CHOICES[choice], "response_ms": response_ms, "pair_kind": ticket.kind,
                 "app_version": self.app_version, "model_version": self.scores.version(),
                 "model_score_left": scores.get(ticket.left), "model_score_right": scores.get(ticket.right),
+                "campaign": ticket.campaign,
             })
         except InvalidJudgement as exc:
             self._give_back(ticket)
@@ -148,8 +199,8 @@ class RatingService:
             self._give_back(ticket)
             raise
         with self._lock:
-            self._counts[rater_id] += 1
-            count = self._counts[rater_id]
+            self._counts[ticket.campaign, rater_id] += 1
+            count = self._counts[ticket.campaign, rater_id]
         try:
             self.after_judgement()
         except Exception:  # the vote is stored: a failing hook must not turn it into an error
@@ -168,10 +219,10 @@ class RatingService:
         with self._lock:
             self._tickets[ticket.ticket_id] = ticket
 
-    def count(self, rater_id: str) -> int:
-        """Judgements stored for this rater (skips not counted)."""
+    def count(self, rater_id: str, campaign: str | None = None) -> int:
+        """Judgements stored for this rater in a campaign (the default one unless named; skips not counted)."""
         with self._lock:
-            return self._counts[rater_id]
+            return self._counts[campaign or DEFAULT_CAMPAIGN, rater_id]
 
 
 def _rater(rater_id: str) -> str:
@@ -179,3 +230,16 @@ def _rater(rater_id: str) -> str:
         return check_id(rater_id, "rater_id", InvalidRecord)
     except InvalidRecord as exc:
         raise RatingError(str(exc)) from exc
+
+
+def _response_ms(value: object) -> float | None:
+    """A client's response time: empty, or a finite number of milliseconds >= 0."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise RatingError(f"response_ms must be empty or a number of milliseconds >= 0; got {str(value)[:40]!r}")
+    return number

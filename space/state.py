@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from annotations.campaigns import CampaignRegistry
 from annotations.hub import HubSync
 from annotations.store import AnnotationStore
 from cvrkd import __version__ as cvrkd_version
 from cvrkd.gallery import build_default_gallery
 from space.config import AppConfig
+from space.catalogue import ImageCatalogue
 from space.galleries import GalleryRegistry
 from space.insights import InsightsService
 from space.model_service import ModelService
@@ -62,6 +64,9 @@ class Services:
     rating: RatingService
     insights: InsightsService
     trainer: Trainer
+    campaigns: CampaignRegistry | None = None
+    images: ImageCatalogue | None = None
+    """The pool's and every campaign's images (file, title, content group)."""
     hub: HubSync | None = None
     """Pushes the judgements to a Hub dataset only when ``CVRKD_HUB_DATASET`` and a token are set."""
 
@@ -84,16 +89,20 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     model = ModelService(config.model_dir, config.allow_untrained, data / "cache" / "features", gallery)
     store = AnnotationStore(data / "annotations")
     pool = RatingPool.open(data / "pool", store, gallery, config.pool)
-    scores = PoolScores(data / "pool" / "scores", pool, model, gallery)
+    campaigns = CampaignRegistry.for_data_dir(data)
+    images = ImageCatalogue(pool, campaigns)
+    scores = PoolScores(data / "pool" / "scores", images, model, gallery)
     trainer = trainer or _background_trainer(config, data, model, store)
     services = Services(
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
         store=store, pool=pool, scores=scores,
         rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
-                             after_judgement=trainer.on_new_judgement),
-        insights=InsightsService(store, pool, scores, config.leaderboard_bootstrap),
-        trainer=trainer,
+                             after_judgement=trainer.on_new_judgement, campaigns=campaigns,
+                             model_prior=config.model_prior),
+        insights=InsightsService(store, images, scores, config.leaderboard_bootstrap,
+                                 model_prior=config.model_prior),
+        trainer=trainer, campaigns=campaigns, images=images,
         hub=HubSync.from_env(store),
     )
     if config.score_pool:

@@ -85,7 +85,8 @@ class TrainerService:
         return target or "shipped model"
 
     def _authorise(self, token: str) -> None:
-        if not self.admin_token or not hmac.compare_digest(token or "", self.admin_token):
+        given = (token or "").encode("utf-8")  # bytes: compare_digest refuses non-ASCII str
+        if not self.admin_token or not hmac.compare_digest(given, self.admin_token.encode("utf-8")):
             raise NotAuthorised("admin token required")
 
     def _start(self, reason: str) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import spearmanr
 
 from annotations.quality import rater_stats
@@ -79,8 +81,56 @@ def test_benchmark_script_runs_on_clive(shared_data, tmp_path):
 def test_package_stays_light():
     code = (
         "import sys, annotations.store, annotations.scaling, annotations.sampler, annotations.quality, "
-        "annotations.hub, annotations.simulate\n"
+        "annotations.hub, annotations.simulate, annotations.assisted, annotations.calibration\n"
         "heavy = [m for m in sys.modules if m == 'torch' or m.split('.')[0] in ('torch', 'cvrkd', 'space')]\n"
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_benchmark_with_a_model_prior_on_any_mos_file(tmp_path):
+    """--mos needs only numbers (no images); --prior-scores matches by file name; the last line is the headline."""
+    rng = np.random.default_rng(0)
+    names = [f"img{k:03d}.png" for k in range(40)]
+    mos = np.linspace(5, 95, len(names))
+    pd.DataFrame({"image": [f"set/{n}" for n in names], "mos": mos, "mos_std": 12.0}).to_csv(tmp_path / "mos.csv",
+                                                                                             index=False)
+    scores = pd.DataFrame({"image": [f"elsewhere/{n}" for n in names], "score": mos + rng.normal(0, 5, len(names))})
+    scores.iloc[:-1].to_csv(tmp_path / "prior.csv", index=False)  # one image without a score
+    out = tmp_path / "eff"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "annotation_efficiency.py"), "--mos", str(tmp_path / "mos.csv"),
+         "--prior-scores", str(tmp_path / "prior.csv"), "--seeds", "2", "--budget", "400", "--step", "200",
+         "--check-at", "300", "--oracle", "--arms", "random", "active", "active + prior", "active + shuffled prior",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"judgements to SRCC 0\.90: random (\d+|inf), active (\d+|inf), assisted (\d+|inf), "
+                        r"human-only (\d+|inf)", last), last
+    runs = pd.read_csv(out.with_suffix(".csv"))
+    assert set(runs["arm"]) == {"random", "active", "active + prior: model-assisted", "active + prior: human-only",
+                                "active + shuffled prior: model-assisted", "active + shuffled prior: human-only"}
+    assert sorted(runs["judgements"].unique()) == [200, 300, 400]
+    assert "39 of 40 images matched" in result.stdout
+    assert "Shuffled prior (a useless model), model-assisted SRCC minus the active arm without a prior" in result.stdout
+    assisted = runs[runs.arm == "active + prior: model-assisted"].groupby("judgements")["srcc_weighted"].median()
+    human = runs[runs.arm == "active + prior: human-only"].groupby("judgements")["srcc_weighted"].median()
+    assert assisted.loc[200] > human.loc[200]  # a good prior helps most early
+
+
+def test_benchmark_headline_counts_seeds_that_never_get_there_as_inf():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from annotation_efficiency import headline
+
+    rows = []
+    for seed, (random_curve, active_curve) in enumerate([((0.5, 0.95), (0.95, 0.97)), ((0.5, 0.8), (0.95, 0.97)),
+                                                          ((0.5, 0.8), (0.85, 0.95))]):
+        for n, r, a in zip((100, 200), random_curve, active_curve):
+            rows += [{"arm": "random", "seed": seed, "judgements": n, "srcc_weighted": r},
+                     {"arm": "active", "seed": seed, "judgements": n, "srcc_weighted": a}]
+    # random: crossings 156, inf, inf -> median inf; active: 100, 100, 150 -> 100
+    assert headline(pd.DataFrame(rows)) == ("judgements to SRCC 0.90: random inf, active 100, assisted n/a, "
+                                            "human-only n/a")

@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from annotations import load_judgements, load_table
 from annotations.schema import InvalidImage, InvalidJudgement, Judgement, image_id_for
 from annotations.store import AnnotationStore, WriterBusy
 
@@ -49,16 +50,70 @@ def test_round_trip_through_the_store_and_datasets(store, tmp_path):
     assert sorted(loaded["judgement_id"]) == sorted(ids)
     assert loaded.features == store.load_dataset().features
     assert loaded.features["timestamp"].dtype == "timestamp[us, tz=UTC]"
-    images = datasets.load_dataset(str(store.root), "images", split="train", cache_dir=str(tmp_path / "cache"))
+    images = load_table(store.root, "images")
     assert sorted(images["image_id"]) == IMAGES
 
 
-def test_dataset_card_declares_configs_and_features(store):
+def test_dataset_card_declares_features_but_no_file_patterns_or_split_sizes(store):
     store.append(judgement())
     card = (store.root / "README.md").read_text()
-    assert "path: data/train-*.jsonl" in card
-    assert "config_name: images" in card and "config_name: skips" in card
     assert "- name: model_score_left\n    dtype: float64" in card
+    for stale_maker in ("data_files", "configs:", "num_examples", "splits:"):
+        assert stale_maker not in card
+
+
+FRESH_READS = """
+import sys
+import datasets
+from annotations import load_judgements
+from annotations.store import AnnotationStore
+
+root = sys.argv[1]
+store = AnnotationStore(root)
+for image_id in ("img-a", "img-b"):
+    store.register_image(image_id, "gallery", "CC0")
+counts = []
+for batch in (3, 5, 1):
+    for _ in range(batch):
+        store.append({"rater_id": "r", "left_image_id": "img-a", "right_image_id": "img-b", "choice": "left"})
+    counts.append(len(datasets.load_dataset(root, split="train")))
+    counts.append(len(load_judgements(root)))
+other = AnnotationStore(root)  # a second writer: a new shard file
+other.append({"rater_id": "r", "left_image_id": "img-b", "right_image_id": "img-a", "choice": "tie"})
+counts.append(len(datasets.load_dataset(root, split="train")))
+counts.append(len(load_judgements(root)))
+print(counts)
+"""
+
+
+def test_the_plain_documented_call_reads_every_current_row_each_time(tmp_path):
+    """Load, append, load again in one process: datasets must not serve its cached first read."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache"), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_READS, str(tmp_path / "annotations")],
+        env=env, capture_output=True, text=True, timeout=300, check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[3, 3, 8, 8, 9, 9, 10, 10]"
+
+
+def test_load_judgements_reads_complete_rows_only(store):
+    store.append(judgement())
+    with open(store.root / "data" / f"train-{store.writer_id}.jsonl", "ab") as f:
+        f.write(b'{"judgement_id":"half-writ')  # a row still being written
+    assert len(load_judgements(store.root)) == 1
+    with pytest.raises(FileNotFoundError, match="neither a store folder"):
+        load_judgements(store.root / "missing" / "deeper")
+
+
+def test_writer_ids_that_datasets_would_read_as_a_split_are_refused(tmp_path):
+    for bad in ("my-test", "dev", "eval_1", "x9train"):
+        with pytest.raises(ValueError, match="split name"):
+            AnnotationStore(tmp_path, writer_id=bad)
+    AnnotationStore(tmp_path, writer_id="contest-devices")  # words only inside other words are fine
 
 
 def test_register_image_is_idempotent_and_validates(store):
@@ -115,8 +170,7 @@ def test_skips_are_logged_apart_from_judgements(store, tmp_path):
     assert list(skips["skip_id"]) == [skip_id] and skips.iloc[0]["reason"] == "too similar"
     with pytest.raises(InvalidJudgement, match="unknown image"):
         store.log_skip(rater_id="rater-1", left_image_id="img-a", right_image_id="nope")
-    loaded = datasets.load_dataset(str(store.root), "skips", split="train", cache_dir=str(tmp_path / "cache"))
-    assert loaded["skip_id"] == [skip_id]
+    assert load_table(store.root, "skips")["skip_id"] == [skip_id]
 
 
 def test_each_writer_has_its_own_shard_and_readers_see_all(tmp_path, store):

@@ -1,0 +1,109 @@
+"""``python -m annotations campaign create|list|close|reopen|export``: rating campaigns from a shell.
+
+Works on the same data folder as the app (``--data-dir``, default
+``$CVRKD_DATA_DIR`` or ``./data``), also while the app runs: the app picks
+up new campaigns and status changes on its next request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from annotations.campaign_import import CONTENT_FROM, CampaignError
+from annotations.campaigns import DEFAULT_LICENCE, PAIR_MODES, CampaignRegistry, Settings
+from annotations.config import default_data_dir
+from annotations.store import AnnotationStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m annotations", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="group", required=True)
+    campaign = commands.add_parser("campaign", help="create, list, close, reopen or export rating campaigns")
+    actions = campaign.add_subparsers(dest="action", required=True)
+
+    def action(name: str, help_text: str, named: bool = True) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text)
+        if named:
+            sub.add_argument("name", help="campaign name (lowercase letters, digits and '-')")
+        sub.add_argument("--data-dir", type=Path, default=None,
+                         help="the app's data folder (default: $CVRKD_DATA_DIR or ./data)")
+        return sub
+
+    create = action("create", "import a folder of images (recursive) or a dataset as a new campaign")
+    create.add_argument("--images", required=True,
+                        help="folder of images, local Hugging Face dataset folder, or Hub dataset id (online)")
+    create.add_argument("--title", default="", help="shown above the pairs (default: the name)")
+    create.add_argument("--instructions", default="", help="what raters should look for (Markdown)")
+    create.add_argument("--pairs", choices=PAIR_MODES, default="same-content",
+                        help="same-content: only versions of one photo are compared; any: all pairs")
+    create.add_argument("--gold-share", type=float, default=0.1,
+                        help="share of gold checks (needs images marked gold=high/low; else repeats are used)")
+    create.add_argument("--licence", default=DEFAULT_LICENCE,
+                        help="licence of images whose metadata names none")
+    create.add_argument("--content-from", choices=CONTENT_FROM, default="stem",
+                        help="which images show one content: same file name (stem), same folder, or none")
+    action("list", "list the campaigns with their status and progress", named=False)
+    action("close", "stop serving pairs and taking votes")
+    action("reopen", "serve pairs and take votes again")
+    export = action("export", "write the campaign as a Hugging Face dataset folder")
+    export.add_argument("--out", type=Path, required=True, help="folder to write (empty or an earlier export)")
+    export.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub dataset repo (needs a token)")
+    export.add_argument("--public", action="store_true", help="create a missing Hub repo as public")
+    export.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the 95%% intervals")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    data_dir = args.data_dir or default_data_dir()
+    registry = CampaignRegistry.for_data_dir(data_dir)
+    store = AnnotationStore(Path(data_dir) / "annotations")
+    try:
+        return _run(args, registry, store)
+    except CampaignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, registry: CampaignRegistry, store: AnnotationStore) -> int:
+    if args.action == "create":
+        settings = Settings(title=args.title, instructions=args.instructions, pairs=args.pairs,
+                            gold_share=args.gold_share, licence=args.licence, content_from=args.content_from)
+        report = registry.create(args.name, args.images, store, settings, progress=_progress)
+        print(report.summary())
+    elif args.action == "list":
+        campaigns = registry.list()
+        if not campaigns:
+            print("no campaigns yet (the built-in pool is the campaign 'default')")
+        judgements = store.judgements()
+        for campaign in campaigns:
+            mine = judgements[judgements["campaign"] == campaign.name]
+            print(f"{campaign.name}\t{campaign.status}\t{len(campaign.images)} images\t{len(mine)} judgements\t"
+                  f"{mine['rater_id'].nunique()} raters\t{campaign.title}")
+    elif args.action in ("close", "reopen"):
+        campaign = registry.set_status(args.name, "closed" if args.action == "close" else "open")
+        print(f"campaign {campaign.name!r} is {campaign.status}")
+    elif args.action == "export":
+        from annotations.export import check_repo_id, export_campaign, push_export
+
+        if args.push:
+            check_repo_id(args.push)  # before the work, not after it
+        summary = export_campaign(registry.get(args.name), store, args.out, n_boot=args.bootstrap)
+        print(summary.summary())
+        if args.push:
+            print(f"pushed: {push_export(args.out, args.push, private=not args.public)}")
+    return 0
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    if total and (done == total or done % 50 == 0):
+        print(f"  checked {done}/{total} files", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Rating campaigns: named image sets, each with its own judgements, sampler state and ranking.
+
+A campaign lives in ``<data dir>/campaigns/<name>/``: ``campaign.json`` (title,
+instructions, pair mode, gold share, status, and per image its id, file,
+source, licence and content group) and ``images/`` with the files people are
+shown. Its judgements go to the one durable store with ``campaign=<name>``;
+the built-in rating pool is the campaign ``default`` (not kept here). A
+campaign folder appears in one rename once every image is imported and
+registered, so readers (the app, while the CLI creates one) never see half of
+one; the manifest is rewritten atomically on ``close``/``reopen``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from annotations.campaign_import import CampaignError, Imported, Skipped, import_images
+from annotations.schema import DEFAULT_CAMPAIGN, InvalidRecord, check_campaign
+from annotations.shards import atomic_write_text, fsync_dir
+from annotations.store import AnnotationStore
+
+MANIFEST = "campaign.json"
+PAIR_MODES = ("same-content", "any")
+STATUSES = ("open", "closed")
+MAX_TITLE_LEN = 120
+MAX_INSTRUCTIONS_LEN = 2000
+DEFAULT_LICENCE = "not stated by the campaign's creator"
+
+Progress = Callable[[int, int, str], None]
+
+
+class UnknownCampaign(CampaignError, KeyError):
+    """No campaign of that name exists."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class CampaignImage:
+    """One image of a campaign: what people see, where it came from, under which licence."""
+
+    image_id: str
+    file: str
+    name: str
+    source: str
+    licence: str
+    content: str
+    gold: str | None = None
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign's settings and images, as read from its manifest."""
+
+    name: str
+    title: str
+    instructions: str
+    pairs: str
+    gold_share: float
+    status: str
+    source: str
+    created_at: str
+    images: tuple[CampaignImage, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    folder: Path = field(default=Path("."), compare=False)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def ids(self) -> list[str]:
+        return [image.image_id for image in self.images]
+
+    def image(self, image_id: str) -> CampaignImage:
+        for image in self.images:
+            if image.image_id == image_id:
+                return image
+        raise KeyError(image_id)
+
+    def path(self, image_id: str) -> Path:
+        return self.folder / "images" / self.image(image_id).file
+
+    def content_of(self) -> dict[str, str]:
+        return {image.image_id: image.content for image in self.images}
+
+    def gold_pairs(self) -> list[tuple[str, str]]:
+        """(better, worse): images marked ``gold=high`` against ``gold=low`` (of the same content
+        in ``same-content`` mode), so gold checks never leave the campaign's images."""
+        high = [i for i in self.images if i.gold == "high"]
+        low = [i for i in self.images if i.gold == "low"]
+        same = self.pairs == "same-content"
+        return [(h.image_id, w.image_id) for h in high for w in low if not same or h.content == w.content]
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record.pop("folder")
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], folder: Path) -> Campaign:
+        images = tuple(CampaignImage(**entry) for entry in record.pop("images", []))
+        skipped = tuple(Skipped(**entry) for entry in record.pop("skipped", []))
+        return cls(**record, images=images, skipped=skipped, folder=folder)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the creator chooses besides the images; validated before anything is imported."""
+
+    title: str = ""
+    instructions: str = ""
+    pairs: str = "same-content"
+    gold_share: float = 0.1
+    licence: str = DEFAULT_LICENCE
+    content_from: str = "stem"
+
+    def checked(self, name: str) -> Settings:
+        title = (self.title or name).strip()
+        if len(title) > MAX_TITLE_LEN:
+            raise CampaignError(f"the title is {len(title)} characters long; the limit is {MAX_TITLE_LEN}")
+        if len(self.instructions) > MAX_INSTRUCTIONS_LEN:
+            raise CampaignError(f"the instructions are {len(self.instructions)} characters long; "
+                                f"the limit is {MAX_INSTRUCTIONS_LEN}")
+        if self.pairs not in PAIR_MODES:
+            raise CampaignError(f"pairs must be one of {', '.join(PAIR_MODES)}; got {self.pairs!r}")
+        share = self.gold_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.5:
+            raise CampaignError(f"the gold share must be a number from 0 to 0.5; got {share!r}")
+        if not self.licence.strip():
+            raise CampaignError("the default licence must not be empty")
+        return replace(self, title=title, instructions=self.instructions.strip(), gold_share=float(share))
+
+
+@dataclass(frozen=True)
+class CreateReport:
+    """The new campaign and the files that were left out, each with its reason."""
+
+    campaign: Campaign
+    skipped: tuple[Skipped, ...]
+
+    def summary(self) -> str:
+        lines = [f"created campaign {self.campaign.name!r}: {len(self.campaign.images)} images imported, "
+                 f"{len(self.skipped)} skipped"]
+        lines += [f"  skipped {item.name}: {item.reason}" for item in self.skipped]
+        return "\n".join(lines)
+
+
+def check_name(name: Any) -> str:
+    """A valid name for a new campaign (``default`` is the built-in pool's)."""
+    check_campaign(name, CampaignError)
+    if name == DEFAULT_CAMPAIGN:
+        raise CampaignError(f"{DEFAULT_CAMPAIGN!r} is the built-in rating pool; choose another name")
+    return name
+
+
+class CampaignRegistry:
+    """The campaigns under one data folder; thread-safe, and sees campaigns other processes create."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, int], Campaign]] = {}  # name -> (manifest stamp, campaign)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path | str) -> CampaignRegistry:
+        return cls(Path(data_dir) / "campaigns")
+
+    # ----------------------------------------------------------------- reading
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith("."))
+
+    def list(self) -> list[Campaign]:
+        return [self.get(name) for name in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names()
+
+    def get(self, name: str) -> Campaign:
+        """The campaign called ``name`` (re-read when its manifest changed)."""
+        if not isinstance(name, str) or not name:
+            raise UnknownCampaign("no campaign name was given")
+        try:
+            check_campaign(name)
+        except InvalidRecord as exc:
+            raise UnknownCampaign(f"unknown campaign: {exc}") from None
+        path = self.root / name / MANIFEST
+        try:
+            info = path.stat()
+            stamp = (info.st_mtime_ns, info.st_ino)
+        except FileNotFoundError:
+            raise UnknownCampaign(f"unknown campaign {name!r}") from None
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached is None or cached[0] != stamp:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                cached = (stamp, Campaign.from_record(record, self.root / name))
+                self._cache[name] = cached
+            return cached[1]
+
+    # ----------------------------------------------------------------- writing
+    def create(self, name: str, images: str | Path, store: AnnotationStore, settings: Settings = Settings(),
+               progress: Progress | None = None) -> CreateReport:
+        """Import ``images`` (a folder, searched recursively, or a dataset) as campaign ``name``.
+
+        Unusable files are skipped with a reason; if fewer than two images are
+        left, or the pair mode cannot be served, nothing is created.
+        """
+        check_name(name)
+        settings = settings.checked(name)
+        if (self.root / name).exists():
+            raise CampaignError(f"a campaign called {name!r} already exists")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".new-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            imported = import_images(images, staging / "images", settings.licence, settings.content_from,
+                                     progress)
+            campaign = self._campaign(name, settings, imported, staging)
+            for image in campaign.images:
+                store.register_image(image.image_id, "dataset", image.licence,
+                                     dataset=f"campaign {name}: {image.source}"[:500])
+            atomic_write_text(staging / MANIFEST, json.dumps(campaign.to_record(), indent=1))
+            try:
+                staging.rename(self.root / name)  # fails if the name was taken meanwhile
+            except OSError:
+                raise CampaignError(f"a campaign called {name!r} already exists") from None
+            fsync_dir(self.root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return CreateReport(self.get(name), imported.skipped)
+
+    def _campaign(self, name: str, settings: Settings, imported: Imported, staging: Path) -> Campaign:
+        images = tuple(CampaignImage(**asdict(item)) for item in imported.images)
+        if len(images) < 2:
+            reasons = "; ".join(f"{s.name}: {s.reason}" for s in imported.skipped[:5])
+            raise CampaignError(f"a campaign needs at least two usable images; found {len(images)}"
+                                + (f" (skipped: {reasons})" if reasons else ""))
+        contents = [image.content for image in images]
+        if settings.pairs == "same-content" and len(set(contents)) == len(contents):
+            raise CampaignError(
+                "pairs=same-content needs images that show the same content, but every image has its own; "
+                "name versions of one photo alike in different folders (content by file name), add a "
+                "'content' column, or use pairs=any")
+        return Campaign(name=name, title=settings.title, instructions=settings.instructions,
+                        pairs=settings.pairs, gold_share=settings.gold_share, status="open",
+                        source=imported.source, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        images=images, skipped=imported.skipped, folder=staging)
+
+    def set_status(self, name: str, status: str) -> Campaign:
+        """Close a campaign (no new pairs or votes) or reopen it."""
+        if status not in STATUSES:
+            raise CampaignError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+        campaign = self.get(name)
+        if campaign.status != status:
+            updated = replace(campaign, status=status)
+            atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
+        return self.get(name)

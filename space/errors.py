@@ -1,0 +1,19 @@
+"""Refusals: a plain message for the user, one line in the server log, no stack trace.
+
+Gradio prints the full traceback of every ``gr.Error`` unless told not to; a
+refused upload or a wrong token is routine, not a fault, so it gets one log
+line with its reason instead.
+"""
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+logger = logging.getLogger("space.refused")
+
+
+def refusal(message: str, where: str) -> gr.Error:
+    """The ``gr.Error`` to raise for a refused request, logged once as ``refused <where>: <message>``."""
+    logger.info("refused %s: %s", where, message)
+    return gr.Error(message, print_exception=False)

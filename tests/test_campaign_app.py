@@ -1,0 +1,111 @@
+"""Campaigns end to end: created from a folder while the app runs, rated through ``gradio_client``
+with the campaign argument, exported with the CLI and loaded with ``datasets.load_dataset``."""
+from __future__ import annotations
+
+import os
+
+import datasets
+import pytest
+
+from annotations.__main__ import main as cli
+from app_helpers import free_port, model_options
+from campaign_factory import jpeg_versions
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="module")
+def server(untrained_bundle, tmp_path_factory):
+    from gradio_client import Client
+
+    from space.app import create_app
+
+    data = tmp_path_factory.mktemp("campaign-app")
+    app = create_app(data_dir=data, score_pool=False, **model_options(untrained_bundle))
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield app, Client(url, verbose=False)
+    app.close()
+
+
+def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(server, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    app, client = server
+    data = str(app.services.data_dir)
+    jpeg_versions(tmp_path / "talk")
+    jpeg_versions(tmp_path / "other", seed_offset=9)
+    for name, folder in (("talk", "talk"), ("other", "other")):  # the CLI, while the app runs
+        assert cli(["campaign", "create", name, "--images", str(tmp_path / folder), "--data-dir", data,
+                    "--title", f"{name} title"]) == 0
+    talk, other = app.services.campaigns.get("talk"), app.services.campaigns.get("other")
+    assert app.services.scores.fill(ids=talk.ids) == len(talk.ids)  # background scoring covers campaigns
+
+    acknowledged, shown = [], set()
+    for k in range(12):
+        rater = f"anon-talk-{k % 3}"
+        ticket, left, right = client.predict(rater, "talk", api_name="/next_pair")
+        assert ticket["campaign"] == "talk" and os.path.isfile(left) and os.path.isfile(right)
+        shown |= {ticket["left_image_id"], ticket["right_image_id"]}
+        receipt = client.predict(rater, ticket["ticket"], ["left", "right", "same"][k % 3], None, api_name="/vote")
+        assert receipt["stored"] == "judgement"
+        acknowledged.append(receipt["id"])
+    assert shown <= set(talk.ids)
+    elsewhere = []
+    for rater, campaign in (("anon-other", "other"), ("anon-default", "")):
+        ticket, _, _ = client.predict(rater, campaign, api_name="/next_pair")
+        elsewhere.append(client.predict(rater, ticket["ticket"], "left", None, api_name="/vote")["id"])
+    assert client.predict("", api_name="/leaderboard")["campaign"] == "default"
+    board = client.predict("talk", api_name="/leaderboard")
+    assert board["campaign"] == "talk" and board["n_judgements"] == 12
+    assert {row["image_id"] for row in board["ranking"]} <= set(talk.ids)
+
+    out = tmp_path / "export"
+    assert cli(["campaign", "export", "talk", "--out", str(out), "--data-dir", data, "--bootstrap", "20"]) == 0
+    judgements = datasets.load_dataset(str(out), split="train")
+    assert sorted(judgements["judgement_id"]) == sorted(acknowledged)
+    assert not set(elsewhere) & set(judgements["judgement_id"])
+    assert set(judgements["left_image_id"]) | set(judgements["right_image_id"]) <= set(talk.ids)
+    assert all(score is not None for score in judgements["model_score_left"])
+    images = datasets.load_dataset(str(out), "images", split="train")
+    assert sorted(images["image_id"]) == sorted(talk.ids) and not set(images["image_id"]) & set(other.ids)
+    scores = datasets.load_dataset(str(out), "scores", split="train")
+    assert sorted(scores["image_id"]) == sorted(talk.ids)
+    assert sum(scores["n_judgements"]) == 2 * len(acknowledged)
+
+    before = len(app.services.store.judgements())
+    with pytest.raises(AppError, match="unknown campaign 'nope'"):
+        client.predict("anon-bad", "nope", api_name="/next_pair")
+    with pytest.raises(AppError, match="not valid"):
+        client.predict("anon-bad", "Not A Name", api_name="/next_pair")
+    with pytest.raises(AppError, match="unknown campaign"):
+        client.predict("nope", api_name="/leaderboard")
+    ticket, _, _ = client.predict("anon-closing", "talk", api_name="/next_pair")
+    assert cli(["campaign", "close", "talk", "--data-dir", data]) == 0
+    for call in (lambda: client.predict("anon-closing", "talk", api_name="/next_pair"),
+                 lambda: client.predict("anon-closing", ticket["ticket"], "left", None, api_name="/vote")):
+        with pytest.raises(AppError, match="closed"):
+            call()
+    assert len(app.services.store.judgements()) == before
+    assert cli(["campaign", "reopen", "talk", "--data-dir", data]) == 0
+    assert client.predict("anon-closing", ticket["ticket"], "left", None, api_name="/vote")["stored"] == "judgement"
+
+
+def test_a_ticket_never_adds_to_another_campaign(server, tmp_path):
+    from space.rating import RatingError
+
+    app, _ = server
+    rating = app.services.rating
+    if "other" not in app.services.campaigns:
+        jpeg_versions(tmp_path / "other", seed_offset=9)
+        cli(["campaign", "create", "other", "--images", str(tmp_path / "other"), "--data-dir",
+             str(app.services.data_dir)])
+    ticket = rating.next_pair("anon-cross", "other")
+    before = len(app.services.store.judgements())
+    for wrong in ("talk", "", "default"):
+        with pytest.raises(RatingError, match="belongs to the campaign 'other'"):
+            rating.vote("anon-cross", ticket.ticket_id, "left", campaign=wrong)
+    assert len(app.services.store.judgements()) == before
+    receipt = rating.vote("anon-cross", ticket.ticket_id, "left", campaign="other")
+    row = app.services.store.judgements().set_index("judgement_id").loc[receipt.record_id]
+    assert row["campaign"] == "other" and rating.count("anon-cross", "other") == 1
+    assert rating.count("anon-cross") == 0
