@@ -397,10 +397,11 @@ CARELESS = "active, 20% careless"
 
 
 def _panels(arms: list[str]) -> list[tuple[str, list[str]]]:
-    """Subplots: pairing rules; careless raters; the model prior (each only when its arms ran)."""
+    """Subplots: pairing rules; careless raters; the model prior (each only when its arms ran; the
+    pairing panel is left out when the prior panel already shows all its arms)."""
     prior = [a for a in arms if a.split(":")[0] in PRIOR_ARMS]
     pairing = [a for a in arms if a != CARELESS and a not in prior]
-    panels = [("Random vs active pairing", pairing)]
+    panels = [("Random vs active pairing", pairing)] if not prior or set(pairing) - {"random", "active"} else []
     if CARELESS in arms:
         panels.append(("20% careless raters", [CARELESS]))
     if prior:
