@@ -137,7 +137,7 @@ def main() -> None:
     test_feats = grid_features_for(scorer.backbone, shipped_info.patches,
                                    {str(p): p for p, _, _ in held_out}, cache)
     test_mos = np.array([m for _, m, _ in held_out])
-    synthetic = (replay_from_synthetic(args.synthetic, shipped_info.patches.num_patches)
+    synthetic = (replay_from_synthetic(args.synthetic, shipped_info.patches)
                  if args.synthetic.exists() else None)
     replay_dir = args.synthetic if args.replay == "synthetic" and synthetic is not None else None
     if args.replay == "synthetic" and replay_dir is None:
@@ -226,7 +226,7 @@ def unused_kodak_set(synthetic_dir: Path, out: Path, data: Path, backbone, patch
                   out, backbone)
         finally:
             torch.set_num_threads(threads)
-    return replay_from_synthetic(out, patches.num_patches)
+    return replay_from_synthetic(out, patches)
 
 
 def mix_sweep(base, candidate, used: float, shares: list[float], evaluate) -> list[dict]:

@@ -21,8 +21,8 @@ def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.n
     return (b1 - b2) * expit((x - b3) / np.abs(b4)) + b2
 
 
-def logistic_fit(predicted: np.ndarray, human: np.ndarray) -> np.ndarray:
-    """Predictions mapped by the fitted 4-parameter logistic (identity-scaled if the fit fails)."""
+def logistic_fit_params(predicted: np.ndarray, human: np.ndarray) -> tuple[float, ...] | None:
+    """(b1, b2, b3, b4) of the 4-parameter logistic from predictions to human scores, or None."""
     predicted, human = np.asarray(predicted, float), np.asarray(human, float)
     start = [human.max(), human.min(), float(np.median(predicted)), float(np.std(predicted)) or 1.0]
     try:
@@ -30,9 +30,15 @@ def logistic_fit(predicted: np.ndarray, human: np.ndarray) -> np.ndarray:
             warnings.simplefilter("ignore", OptimizeWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             params, _ = curve_fit(logistic4, predicted, human, p0=start, maxfev=20000)
-        return logistic4(predicted, *params)
+        return tuple(float(p) for p in params)
     except (RuntimeError, ValueError):
-        return predicted
+        return None
+
+
+def logistic_fit(predicted: np.ndarray, human: np.ndarray) -> np.ndarray:
+    """Predictions mapped by the fitted 4-parameter logistic (identity-scaled if the fit fails)."""
+    params = logistic_fit_params(predicted, human)
+    return predicted if params is None else logistic4(np.asarray(predicted, float), *params)
 
 
 def srcc(predicted: np.ndarray, human: np.ndarray) -> float:

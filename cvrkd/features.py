@@ -13,9 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from cvrkd.backbone import FrozenBackbone
+from PIL import Image
+
 from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
 
 GRID = 7
+MAX_VIEW_SIDE = 1024
+"""The whole-image view runs at native resolution up to this long side; larger photos are
+downscaled to it (cost grows with area; the human data we calibrate on is 500 px)."""
 
 
 @torch.inference_mode()
@@ -29,8 +34,38 @@ def pooled_features(backbone: FrozenBackbone, patches: torch.Tensor,
     return torch.cat(chunks, dim=0).float()
 
 
-def grid_features(backbone: FrozenBackbone, pixels: np.ndarray, config: PatchConfig) -> torch.Tensor:
-    """[P, C, 7, 7] features of an image's inference grid (small images upscaled first)."""
-    fitted, _ = fit_to_patch(pixels, config.size)
-    positions = grid_positions(fitted.shape[0], fitted.shape[1], config)
-    return pooled_features(backbone, crop(fitted, positions, config.size))
+def whole_view(pixels: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The image for the whole-image view: as is, or downscaled to ``MAX_VIEW_SIDE``."""
+    height, width = pixels.shape[:2]
+    if max(height, width) <= MAX_VIEW_SIDE:
+        return pixels, None
+    scale = MAX_VIEW_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+    return resized, f"whole-image view downscaled from {width}x{height} to {size[0]}x{size[1]}"
+
+
+@torch.inference_mode()
+def whole_features(backbone: FrozenBackbone, pixels: np.ndarray) -> torch.Tensor:
+    """[1, C, 7, 7]: one backbone pass over the whole (view-sized) image, pooled per stage."""
+    tensor = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
+    return pooled_features(backbone, tensor)
+
+
+def grid_features(backbone: FrozenBackbone, pixels: np.ndarray, config: PatchConfig,
+                  notes: list[str] | None = None) -> torch.Tensor:
+    """[views, C, 7, 7]: the fixed grid of patches (small images upscaled first), then the
+    whole-image view when the layout has one. ``notes`` collects what was resized."""
+    parts = []
+    if config.num_patches:
+        fitted, note = fit_to_patch(pixels, config.size)
+        positions = grid_positions(fitted.shape[0], fitted.shape[1], config)
+        parts.append(pooled_features(backbone, crop(fitted, positions, config.size)))
+        if note and notes is not None:
+            notes.append(note)
+    if config.whole_view:
+        view, note = whole_view(pixels)
+        parts.append(whole_features(backbone, view))
+        if note and notes is not None:
+            notes.append(note)
+    return torch.cat(parts)

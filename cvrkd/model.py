@@ -29,6 +29,9 @@ class ModelConfig:
     diff_depth: int = 8
     distill_layers: int = 4
     use_reference: bool = True
+    calibration: tuple[float, ...] = ()
+    """4-parameter logistic (b1, b2, b3, b4) from the network's raw output to the human (MOS)
+    scale, fitted on cross-validated predictions; empty = raw output (synthetic scale)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,8 +39,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if "stage_channels" in known:
-            known["stage_channels"] = tuple(known["stage_channels"])
+        for name in ("stage_channels", "calibration"):
+            if name in known:
+                known[name] = tuple(known[name])
         return cls(**known)
 
 
@@ -116,3 +120,11 @@ class CVRKDNet(nn.Module):
             inner = inner[-self.config.distill_layers:] if self.config.distill_layers else []
         raw = self.regressor(torch.cat(vectors, dim=1)).squeeze(1)
         return ModelOutput(score=raw * SCORE_RANGE[1], diff_features=inner)
+
+    def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
+        """Map raw scores onto the human scale with the stored logistic (identity if none),
+        so a score reads like a MOS: a blurred photo near the bottom, a sharp one near the top."""
+        if not self.config.calibration:
+            return raw
+        b1, b2, b3, b4 = self.config.calibration
+        return (b1 - b2) * torch.sigmoid((raw - b3) / abs(b4)) + b2

@@ -18,10 +18,21 @@ from cvrkd.imageio import InvalidImageError
 
 @dataclass(frozen=True)
 class PatchConfig:
-    """How many square patches of which side are cut from each image."""
+    """The views of an image the network sees: ``num_patches`` square crops of side ``size``
+    on a fixed grid, plus (``whole_view``) one pass over the whole image at native resolution."""
 
     num_patches: int = 10
     size: int = 224
+    whole_view: bool = False
+
+    @property
+    def views(self) -> int:
+        """How many feature maps per image the network stacks along channels."""
+        return self.num_patches + int(self.whole_view)
+
+    def key(self) -> str:
+        """Short tag for feature-cache keys: features of two layouts never mix."""
+        return f"p{self.num_patches}s{self.size}" + ("w" if self.whole_view else "")
 
     def to_dict(self) -> dict:
         return asdict(self)

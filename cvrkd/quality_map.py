@@ -4,7 +4,8 @@ The student's score is differentiated with respect to the pooled LQ features;
 each (patch, 7x7 cell) gets the sum over channels of gradient x feature. Cells
 with negative attribution pull the score down. Cells are painted back onto the
 image region they summarise (32x32 px of a 224 px patch) and averaged where
-patches overlap; areas no patch covers stay at zero.
+patches overlap; areas no patch covers stay at zero. With a whole-image view, its
+7x7 cells are painted over the whole image (each a 1/7 x 1/7 tile) and averaged in.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cvrkd.features import GRID, pooled_features
+from cvrkd.features import GRID, grid_features
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import ImageSource, LoadedImage, load_image
-from cvrkd.patches import crop, fit_to_patch, grid_positions
+from cvrkd.patches import fit_to_patch, grid_positions
 
 
 @dataclass
@@ -41,7 +42,7 @@ def quality_map(scorer, image: ImageSource | LoadedImage, gallery: Gallery | Non
     size = scorer.patches.size
     pixels, _ = fit_to_patch(loaded.pixels, size)
     positions = grid_positions(pixels.shape[0], pixels.shape[1], scorer.patches)
-    features = pooled_features(scorer.backbone, crop(pixels, positions, size)).clone().requires_grad_(True)
+    features = grid_features(scorer.backbone, loaded.pixels, scorer.patches).clone().requires_grad_(True)
     references = scorer.gallery_features(gallery)
     network = scorer.student.network
     with torch.enable_grad():
@@ -53,7 +54,14 @@ def quality_map(scorer, image: ImageSource | LoadedImage, gallery: Gallery | Non
     total = np.zeros(pixels.shape[:2], np.float64)
     count = np.zeros(pixels.shape[:2], np.float64)
     cell = size // GRID
-    for (top, left), cells in zip(positions, attribution):
+    if scorer.patches.whole_view:
+        ys = np.linspace(0, pixels.shape[0], GRID + 1).round().astype(int)
+        xs = np.linspace(0, pixels.shape[1], GRID + 1).round().astype(int)
+        for row in range(GRID):
+            for col in range(GRID):
+                total[ys[row]:ys[row + 1], xs[col]:xs[col + 1]] += attribution[-1, row, col]
+                count[ys[row]:ys[row + 1], xs[col]:xs[col + 1]] += 1
+    for (top, left), cells in zip(positions, attribution[: scorer.patches.num_patches]):
         for row in range(GRID):
             for col in range(GRID):
                 y, x = top + row * cell, left + col * cell

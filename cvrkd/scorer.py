@@ -23,11 +23,11 @@ import torch
 from cvrkd import paths
 from cvrkd.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint
 from cvrkd.feature_cache import FeatureCache
-from cvrkd.features import pooled_features
+from cvrkd.features import grid_features
 from cvrkd.gallery import Gallery, build_default_gallery
 from cvrkd.imageio import ImageSource, InvalidImageError, LoadedImage, load_image
 from cvrkd.model import SCORE_RANGE, CVRKDNet
-from cvrkd.patches import align_reference, crop, fit_to_patch, grid_positions
+from cvrkd.patches import align_reference
 from cvrkd.runtime import default_backend, load_backbone
 
 Progress = Callable[[int, int, str], None]
@@ -137,12 +137,8 @@ class Scorer:
 
     # --------------------------------------------------------------- features
     def image_features(self, image: LoadedImage) -> torch.Tensor:
-        """[P, C, 7, 7] pooled features of the image's fixed grid of patches."""
-        pixels, note = fit_to_patch(image.pixels, self.patches.size)
-        if note:
-            image.notes.append(note)
-        positions = grid_positions(pixels.shape[0], pixels.shape[1], self.patches)
-        return pooled_features(self.backbone, crop(pixels, positions, self.patches.size))
+        """[views, C, 7, 7] pooled features of the image's fixed grid (and whole-image view)."""
+        return grid_features(self.backbone, image.pixels, self.patches, image.notes)
 
     def default_gallery(self) -> Gallery:
         if self._default_gallery is None:
@@ -154,7 +150,7 @@ class Scorer:
         """[K, P, C, 7, 7] for the gallery's references, computed once and cached."""
         gallery = gallery or self.default_gallery()
         key = "-".join([gallery.fingerprint(), self.backbone.fingerprint(),
-                        f"p{self.patches.num_patches}s{self.patches.size}"])
+                        self.patches.key()])
 
         def compute() -> torch.Tensor:
             features = []
@@ -180,7 +176,7 @@ class Scorer:
         student = self.student
         with torch.inference_mode():
             lq_batch = lq.unsqueeze(0).expand(references.shape[0], *lq.shape)
-            scores = student.network(lq_batch, references).score
+            scores = student.network.calibrate(student.network(lq_batch, references).score)
         per_reference = [ReferenceScore(entry.name, _clamp(value))
                          for entry, value in zip(gallery.images, scores.tolist())]
         values = [r.score for r in per_reference]
@@ -200,15 +196,11 @@ class Scorer:
         original = reference if isinstance(reference, LoadedImage) else load_image(reference, "original")
         aligned, note = align_reference(original.pixels, loaded.pixels)
         notes = list(loaded.notes) + list(original.notes) + ([note] if note else [])
-        pixels, fit_note = fit_to_patch(loaded.pixels, self.patches.size)
-        aligned, _ = fit_to_patch(aligned, self.patches.size)
-        if fit_note:
-            notes.append(fit_note)
-        positions = grid_positions(pixels.shape[0], pixels.shape[1], self.patches)
-        lq = pooled_features(self.backbone, crop(pixels, positions, self.patches.size))
-        hq = pooled_features(self.backbone, crop(aligned, positions, self.patches.size))
+        layout = self.teacher.info.patches
+        lq = grid_features(self.backbone, loaded.pixels, layout, notes)
+        hq = grid_features(self.backbone, aligned, layout)
         with torch.inference_mode():
-            value = _clamp(float(self.teacher.network(lq[None], hq[None]).score[0]))
+            value = _clamp(float(self.teacher.network.calibrate(self.teacher.network(lq[None], hq[None]).score)[0]))
         return ScoreResult(
             image=loaded.name, score=value, spread=0.0, mode="fr",
             model_version=self.teacher.info.version, elapsed_s=time.perf_counter() - started,

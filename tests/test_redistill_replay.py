@@ -11,6 +11,7 @@ import torch
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet, ModelConfig
+from cvrkd.patches import PatchConfig
 from cvrkd.train.redistill import RedistillConfig, ReplaySet, choose_mix, mix_weights, replay_from_synthetic
 from cvrkd.train.synthetic import SyntheticConfig, build
 
@@ -28,7 +29,7 @@ def tiny_synthetic(tmp_path_factory):
 
 def test_replay_reads_train_and_val_splits_with_the_inference_grid_only(tiny_synthetic):
     folder, config = tiny_synthetic
-    replay = replay_from_synthetic(folder, config.patches.num_patches)
+    replay = replay_from_synthetic(folder, config.patches)
     assert replay.origin == "synthetic"
     assert replay.features.shape[:2] == (3 * 3, config.patches.num_patches)  # pristine + 2 levels, 3 sources
     assert replay.validation.tolist() == [False] * 6 + [True] * 3
@@ -41,7 +42,7 @@ def test_replay_reads_train_and_val_splits_with_the_inference_grid_only(tiny_syn
 
 def test_replay_refuses_a_folder_without_shards(tmp_path):
     with pytest.raises(FileNotFoundError, match="train data"):
-        replay_from_synthetic(tmp_path, 10)
+        replay_from_synthetic(tmp_path, PatchConfig())
 
 
 def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step():

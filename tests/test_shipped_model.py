@@ -1,17 +1,21 @@
-"""The shipped checkpoints load, and their accuracy stays above stated floors."""
+"""The shipped checkpoints load, and their accuracy stays above stated floors on images the
+model never trained on (measured by scripts/shipped_model_checks.py; floors = measured minus
+a margin). clive_dev is not used here: the shipped student trained on all of it."""
 import pytest
 from scipy.stats import spearmanr
 
 from cvrkd import paths
-from cvrkd.train.distortions import distort
-from cvrkd.evaluation import read_scores_csv
-from cvrkd.train.pseudolabels import pseudo_label
 from cvrkd.scorer import Scorer
+from cvrkd.train.distortions import distort
+from cvrkd.train.pseudolabels import pseudo_label
 from image_factory import photo
 
 TYPES = ("gaussian_blur", "jpeg", "white_noise", "contrast_change")
+UNSEEN_KODAK = ("kodim13.png", "kodim17.png")  # never trained on (train 01-12, validation 21-24)
 SYNTHETIC_FLOOR = 0.70  # student, distorted versions of one photo vs FR pseudo-labels
-CLIVE_FLOOR = 0.20  # student, first 40 clive_dev images vs human MOS (cross-domain)
+KODAK_FLOOR = 0.70  # student, distortions of unseen Kodak photos vs FR pseudo-labels
+DAMAGE_MARGIN = 15.0  # points a heavily blurred / JPEG-crushed copy scores below the photo
+CV_FLOOR = 0.75  # the cross-validated SRCC the shipped bundle records (docs/results.md)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,11 @@ def shipped_scorer(data_dir):
 def test_shipped_bundle_records_its_training(shipped_scorer):
     for loaded in (shipped_scorer.student, shipped_scorer.teacher):
         assert loaded.info.backbone == "lite0" and loaded.info.trained
-        assert loaded.info.extra["training"]["epochs"] >= 1
+        assert loaded.info.patches.whole_view
+    student = shipped_scorer.student.info
+    assert student.extra["training"]["human_images"] == 300
+    assert student.extra["results"]["cv_srcc"] >= CV_FLOOR
+    assert len(student.model.calibration) == 4
 
 
 def test_student_ranks_synthetic_distortions_of_an_unseen_photo(shipped_scorer):
@@ -37,7 +45,23 @@ def test_student_ranks_synthetic_distortions_of_an_unseen_photo(shipped_scorer):
     assert spearmanr(teacher, labels).statistic >= spearmanr(student, labels).statistic - 0.1
 
 
-def test_student_on_a_fixed_clive_subset(shipped_scorer, shared_data):
-    rows = read_scores_csv(shared_data / "clive_dev" / "clive_dev.csv")[:40]
-    predicted = [shipped_scorer.score(path).score for path, _ in rows]
-    assert spearmanr(predicted, [mos for _, mos in rows]).statistic >= CLIVE_FLOOR
+@pytest.mark.parametrize("damage", ["gaussian_blur", "jpeg"])
+def test_blurred_or_jpeg_crushed_photo_scores_clearly_below_the_photo(shipped_scorer, damage):
+    pristine = photo(448, 384)
+    original = shipped_scorer.score(pristine).score
+    damaged = shipped_scorer.score(distort(pristine, damage, 5, seed=1)).score
+    assert original - damaged >= DAMAGE_MARGIN, (original, damaged)
+
+
+def test_student_on_distortions_of_unseen_kodak_photos(shipped_scorer, shared_data):
+    from cvrkd.imageio import load_image
+
+    student, labels = [], []
+    for name in UNSEEN_KODAK:
+        pristine = load_image(shared_data / "kodak24" / name).pixels
+        for damage in TYPES:
+            for level in (1, 3, 5):
+                image = distort(pristine, damage, level, seed=2)
+                labels.append(pseudo_label(pristine, image))
+                student.append(shipped_scorer.score(image).score)
+    assert spearmanr(student, labels).statistic >= KODAK_FLOOR

@@ -65,3 +65,37 @@ def test_teacher_and_distilled_student_loss_falls_and_resume(tiny, tmp_path):
     network, info = load_checkpoint(tmp_path / "student" / "best", expected_role="student")
     assert info.trained and info.extra["epoch"] >= 1
     assert torch.isfinite(network.regressor[-1].weight).all()
+
+
+def test_student_learns_human_pairs_with_a_whole_image_view(tiny, tmp_path):
+    """Human pairs (here: MOS-like labels on the tiny set's images) through the fidelity loss,
+    with the whole-image view appended: the student learns their order."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from cvrkd.patches import PatchConfig
+    from cvrkd.train.human import HumanSet
+    from cvrkd.train.human_pipeline import inference_views, score_matrix
+    from cvrkd.train.pairwise import mos_pairs
+    from cvrkd.train.synthetic import reference_whole_features
+    from cvrkd.gallery import build_default_gallery
+
+    root, config, backbone, data, references = tiny
+    assert data.whole is not None and data.whole.shape[1] == config.whole_variants
+    layout = PatchConfig(config.patches.num_patches, config.patches.size, whole_view=True)
+    gallery = build_default_gallery(root / "gallery")
+    ref_whole = reference_whole_features(gallery, backbone, config, root / "refs-whole.safetensors")
+    mos = 100 - data.labels.numpy()  # the reverse of the synthetic labels: only the human loss teaches it
+    human = HumanSet([str(i) for i in range(len(mos))], data.features, data.whole, mos_pairs(mos), mos)
+    train = TrainConfig(epochs=8, batch_size=4, lr=1e-3, human_weight=5.0, human_pairs=32, keep="last")
+    network = new_network(backbone.channels, layout, 3)
+    assert network.config.num_patches == layout.views
+    Trainer("student", network, data, tmp_path / "human", train, layout, "lite0", references=references,
+            reference_whole=ref_whole, human=human, log=lambda _: None).run()
+    trained, info = load_checkpoint(tmp_path / "human" / "best", expected_role="student")
+    assert info.patches.whole_view
+    images = inference_views(data.features, data.whole)
+    refs = inference_views(references, ref_whole)
+    predicted = score_matrix(trained, images, refs).mean(1)
+    assert spearmanr(predicted, mos).statistic > 0.5
+    assert np.isfinite(predicted).all()

@@ -16,6 +16,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _data_options(data)
     data.set_defaults(handler=run_data)
     register_pipeline(stages)
+    register_human(stages)
     register_single_stages(stages)
     register_redistill(commands)
     register_evaluate(commands)
@@ -75,6 +76,50 @@ def run_pipeline(args: argparse.Namespace) -> int:
     results = run(options, log=lambda message: print(message, file=sys.stderr, flush=True))
     print((args.out / "results.md").read_text())
     return 0 if results else 1
+
+
+def _human_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=paths.shared_data_dir(),
+                        help="folder holding clive_dev/ (default: $CVRKD_DATA or ../shared/data)")
+    parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
+                        help="output of `train data` (with whole-image views)")
+    parser.add_argument("--out", type=Path, default=Path("runs/human"), help="work folder (resumable)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6, help="student epochs (synthetic passes)")
+    parser.add_argument("--teacher-epochs", type=int, default=8)
+    parser.add_argument("--distill-weight", type=float, default=0.1)
+    parser.add_argument("--human-weight", type=float, default=1.0)
+    parser.add_argument("--human-pairs", type=int, default=32, help="human pairs per step")
+    parser.add_argument("--exclude", type=Path, help="text file of image names never to train on")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def human_options(args: argparse.Namespace):
+    from cvrkd.train.human_pipeline import HumanOptions
+
+    exclude = set(args.exclude.read_text().split()) if getattr(args, "exclude", None) else set()
+    return HumanOptions(data_root=args.data, synthetic=args.synthetic, out=args.out, folds=args.folds,
+                        seed=args.seed, teacher_epochs=args.teacher_epochs, epochs=args.epochs,
+                        distill_weight=args.distill_weight, human_weight=args.human_weight,
+                        human_pairs=args.human_pairs,
+                        bootstrap=args.bootstrap, exclude=exclude)
+
+
+def register_human(stages: argparse._SubParsersAction) -> None:
+    human = stages.add_parser("human", help="train the student on synthetic data AND human labels "
+                              "(clive_dev MOS), cross-validate first, then train on all and ship")
+    _human_options(human)
+    human.add_argument("--ship", type=Path, help="install teacher + student here (e.g. cvrkd/weights)")
+    human.set_defaults(handler=run_human)
+
+
+def run_human(args: argparse.Namespace) -> int:
+    from cvrkd.train.human_pipeline import train_final
+
+    bundle = train_final(human_options(args), args.ship, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"model bundle in {bundle}")
+    return 0
 
 
 def register_redistill(commands: argparse._SubParsersAction) -> None:
@@ -163,15 +208,18 @@ def run_single_stage(args: argparse.Namespace) -> int:
 
 
 def register_evaluate(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("evaluate", help="SRCC/PLCC/KRCC with bootstrap CIs on a CSV of human scores")
-    parser.add_argument("--csv", type=Path, required=True, help="CSV with image paths and human scores")
+    parser = commands.add_parser("evaluate", help="SRCC/PLCC/KRCC with bootstrap CIs on a CSV of human "
+                                 "scores, or (--cv K) the k-fold cross-validation protocol on clive_dev")
+    parser.add_argument("--csv", type=Path, help="CSV with image paths and human scores")
+    parser.add_argument("--cv", type=int, metavar="K", help="run K-fold cross-validation (train + test "
+                        "per fold; the options below --cv apply) and print the table")
+    _human_options(parser.add_argument_group("cross-validation (--cv)"))
     parser.add_argument("--image-root", type=Path, help="folder the image paths are relative to "
                         "(default: the CSV's folder)")
     parser.add_argument("--image-column", default="image")
     parser.add_argument("--score-column", default="mos")
     parser.add_argument("--model", type=Path, help="model bundle (default: the shipped one)")
     parser.add_argument("--gallery", type=Path, help="reference gallery (default: built-in)")
-    parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--limit", type=int, help="only the first N rows (quick checks)")
     parser.add_argument("--output", type=Path, help="write per-image scores here (CSV)")
     parser.set_defaults(handler=run_evaluate)
@@ -179,6 +227,17 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import csv
+
+    if args.cv:
+        from cvrkd.train.human_pipeline import cross_validate, cv_markdown
+
+        args.folds = args.cv
+        results = cross_validate(human_options(args), log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(cv_markdown(results))
+        return 0
+    if args.csv is None:
+        print("error: give --csv (score a labelled set) or --cv K (cross-validation)", file=sys.stderr)
+        return 2
 
     import numpy as np
     from tqdm import tqdm

@@ -1,7 +1,8 @@
 """Re-distillation: fine-tune the student on human pairwise judgements, then gate it.
 
-Loss = reliability-weighted Bradley–Terry likelihood of the human choices on the
-student's score difference
+Loss = reliability-weighted fidelity loss of the human choices on the student's score
+difference (:mod:`cvrkd.train.pairwise`, the same loss the seed model learnt clive_dev's
+MOS pairs with)
      + replay: L1 to FR pseudo-labels of synthetic distortions (so it does not forget)
      + distillation: MSE to the frozen FR teacher's inner difference features on the
        same synthetic pairs (as in the original training).
@@ -44,11 +45,12 @@ from scipy.stats import spearmanr
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import CheckpointInfo
 from cvrkd.feature_cache import FeatureCache
-from cvrkd.features import grid_features, pooled_features
+from cvrkd.features import grid_features
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import SCORE_RANGE, CVRKDNet
-from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
+from cvrkd.patches import PatchConfig, fit_to_patch
+from cvrkd.train.pairwise import fidelity_loss, judgement_pairs
 from cvrkd.train.registry import ModelRegistry
 
 Log = Callable[[str], None]
@@ -61,7 +63,6 @@ class RedistillConfig:
     batch_size: int = 32
     lr: float = 1e-4
     weight_decay: float = 0.01
-    temperature: float = 10.0
     """Score difference (0–100 scale) that makes a preference e:1 likely."""
     replay_weight: float = 1.0
     mix_choices: tuple[float, ...] = (0.5, 0.35, 0.25)
@@ -130,7 +131,7 @@ def grid_features_for(backbone: FrozenBackbone, patches: PatchConfig, images: di
     """Inference-grid features per image id, cached by id (ids are content hashes)."""
     out = {}
     for image_id, path in images.items():
-        key = f"img-{_safe(image_id)}-{backbone.fingerprint()}-p{patches.num_patches}s{patches.size}"
+        key = f"img-{_safe(image_id)}-{backbone.fingerprint()}-{patches.key()}"
 
         def compute(path: Path = path) -> torch.Tensor:
             return grid_features(backbone, load_image(path).pixels, patches).half()
@@ -145,27 +146,25 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
     from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort
     from cvrkd.train.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
-    key = (f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-p{patches.num_patches}"
-           f"s{patches.size}-t{types}")
+    key = f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-{patches.key()}-t{types}"
 
     def compute() -> torch.Tensor:
         rows = []
         for photo_index, photo in enumerate(gallery.load_images()):
             log(f"replay set: {photo.name}")
             pixels, _ = fit_to_patch(photo.pixels, patches.size)
-            positions = grid_positions(pixels.shape[0], pixels.shape[1], patches)
-            clean = pooled_features(backbone, crop(pixels, positions, patches.size))
+            clean = grid_features(backbone, pixels, patches)
             rows.append(_replay_row(clean, clean, 100.0, photo_index))
             for type_index, name in enumerate(list(DISTORTIONS)[:types]):
                 level = LEVELS[(photo_index + type_index) % len(LEVELS)]
                 damaged = distort(pixels, name, level, seed=photo_index)
-                features = pooled_features(backbone, crop(damaged, positions, patches.size))
+                features = grid_features(backbone, damaged, patches)
                 label = label_from_metrics(fr_metrics(pixels, damaged, FAST_METRICS))
                 rows.append(_replay_row(features, clean, label, photo_index))
         return torch.stack(rows)
 
-    packed = cache.get_or_compute(key, compute)  # [N, 2P + 1, C, 7, 7], see _replay_row
-    count = patches.num_patches
+    packed = cache.get_or_compute(key, compute)  # [N, 2V + 1, C, 7, 7], see _replay_row
+    count = patches.views
     names = [entry.name for entry in gallery.images]
     photo = packed[:, 2 * count, 0, 0, 1].round().long()
     first_row = {int(p): row for row, p in reversed(list(enumerate(photo.tolist())))}
@@ -180,11 +179,13 @@ def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchC
     )
 
 
-def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
+def replay_from_synthetic(synthetic_dir: Path, layout: PatchConfig) -> ReplaySet:
     """The original synthetic training set: replay its train split, check on its val split.
 
-    Only the first ``num_patches`` stored positions (the inference grid) are read.
+    Only the inference views are read: the first ``num_patches`` stored positions (the grid)
+    and, when the layout has one, the plain whole-image view.
     """
+    num_patches = layout.num_patches
     import json
 
     from safetensors import safe_open
@@ -193,12 +194,17 @@ def replay_from_synthetic(synthetic_dir: Path, num_patches: int) -> ReplaySet:
     for shard in sorted(Path(synthetic_dir).glob("source-*.safetensors")):
         with safe_open(str(shard), "pt") as handle:
             rows.extend(json.loads(handle.metadata()["rows"]))
-            features.append(handle.get_slice("features")[:, :num_patches])
+            grid = handle.get_slice("features")[:, :num_patches]
+            if layout.whole_view:
+                if "whole" not in handle.keys():
+                    raise ValueError(f"{shard} has no whole-image views; rebuild with `cvrkd train data`")
+                grid = torch.cat([grid, handle.get_slice("whole")[:, :1]], dim=1)
+            features.append(grid)
     if not features:
         raise FileNotFoundError(f"no synthetic training shards in {synthetic_dir} (see `cvrkd train data`)")
     stacked = torch.cat(features)
-    if stacked.shape[1] < num_patches:
-        raise ValueError(f"{synthetic_dir} stores {stacked.shape[1]} positions; the model needs {num_patches}")
+    if stacked.shape[1] < layout.views:
+        raise ValueError(f"{synthetic_dir} stores {stacked.shape[1]} views; the model needs {layout.views}")
     sources = sorted({r["source_index"] for r in rows})
     pristine_row = {r["source_index"]: i for i, r in enumerate(rows) if r["distortion"] == "pristine"}
     return ReplaySet(
@@ -302,23 +308,21 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
     ids = sorted(set(judgements["left_image_id"]) | set(judgements["right_image_id"]))
     images = torch.stack([features[i] for i in ids])  # stored once; batches are gathered
     position = {image_id: k for k, image_id in enumerate(ids)}
-    left = torch.tensor(judgements["left_image_id"].map(position).to_numpy())
-    right = torch.tensor(judgements["right_image_id"].map(position).to_numpy())
-    target = torch.tensor(judgements["choice"].map({"left": 1.0, "right": 0.0, "tie": 0.5}).to_numpy(),
-                          dtype=torch.float32)
-    rater_weight = torch.tensor(judgements["rater_id"].map(weights or {}).fillna(1.0).to_numpy(),
-                                dtype=torch.float32)
+    labels = judgement_pairs(judgements["left_image_id"].map(position).to_numpy(),
+                             judgements["right_image_id"].map(position).to_numpy(),
+                             judgements["choice"].tolist(),
+                             judgements["rater_id"].map(weights or {}).fillna(1.0).to_numpy())
     replay_rows = replay.train_rows
     for epoch in range(config.epochs):
-        order = torch.from_numpy(rng.permutation(len(target)))
+        order = torch.from_numpy(rng.permutation(len(labels)))
         losses = []
         for start in range(0, len(order), config.batch_size):
             batch = order[start:start + config.batch_size]
             ref = references[torch.from_numpy(rng.integers(0, len(references), len(batch)))].float()
-            margin = (student(images[left[batch]].float(), ref).score
-                      - student(images[right[batch]].float(), ref).score) / config.temperature
-            pair_loss = (F.binary_cross_entropy_with_logits(margin, target[batch], reduction="none")
-                         * rater_weight[batch]).sum() / rater_weight[batch].sum().clamp_min(1e-6)
+            pairs = labels.subset(batch)
+            pair_loss = fidelity_loss(student(images[pairs.first].float(), ref).score,
+                                      student(images[pairs.second].float(), ref).score,
+                                      pairs.prob, pairs.weight)
             rows = replay_rows[torch.from_numpy(rng.integers(0, len(replay_rows), len(batch)))]
             replay_ref = references[torch.from_numpy(rng.integers(0, len(references), len(batch)))].float()
             lq = replay.features[rows].float()
@@ -404,7 +408,7 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     record.update(n_train=int(len(train_judgements)), n_validation=int(len(val_judgements)),
                   n_images=len(image_ids), n_held_out_images=len(held))
     references = _gallery_grid(gallery, backbone, patches, cache)
-    replay = (replay_from_synthetic(synthetic_dir, patches.num_patches) if synthetic_dir
+    replay = (replay_from_synthetic(synthetic_dir, patches) if synthetic_dir
               else build_replay_set(gallery, backbone, patches, cache, log, config.replay_types))
     record["replay"] = replay.origin
     tuned = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)

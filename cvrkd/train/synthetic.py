@@ -27,6 +27,7 @@ from cvrkd.features import pooled_features
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions, random_positions
+from cvrkd.train.views import whole_view_variants
 
 Progress = Callable[[str], None]
 
@@ -43,6 +44,8 @@ class SyntheticConfig:
     levels: tuple[int, ...] = (1, 2, 3, 4, 5)
     levels_per_source: int = 3
     extra_positions: int = 4
+    whole_variants: int = 2
+    """Whole-image-view variants stored per image (plain, flipped, crops; see train.views)."""
     max_side: int = 512
     """Sources are resized to this long side: KADID-10k's size, and it halves label time."""
     patches: PatchConfig = field(default_factory=PatchConfig)
@@ -101,12 +104,15 @@ def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
             pooled_features(backbone, crop(pixels, positions, config.patches.size)).half()
             for _, _, pixels in variants
         ])
+        whole = torch.stack([whole_view_variants(backbone, pixels, config.whole_variants,
+                                                 Path(source).name, config.seed)
+                             for _, _, pixels in variants])
         rows = [{"source": Path(source).name, "source_index": index, "variant": i,
                  "distortion": name, "level": level, "label": label_from_metrics(m),
                  "split": "val" if source in config.val_sources else "train",
                  **{f"metric_{k}": v for k, v in m.items()}}
                 for i, ((name, level, _), m) in enumerate(zip(variants, metrics))]
-        _atomic_save({"features": features,
+        _atomic_save({"features": features, "whole": whole,
                       "positions": torch.tensor(positions, dtype=torch.int32)}, shard,
                      {"rows": json.dumps(rows)})
     _write_labels(out_dir, len(config.sources))
@@ -139,6 +145,20 @@ def reference_features(gallery: Gallery, backbone: FrozenBackbone, config: Synth
     return features
 
 
+def reference_whole_features(gallery: Gallery, backbone: FrozenBackbone, config: SyntheticConfig,
+                             out_file: Path) -> torch.Tensor:
+    """[K, variants, C, 7, 7] whole-image views of the student's training references (cached)."""
+    if out_file.exists():
+        return load_file(str(out_file))["whole"]
+    stacked = []
+    for reference in gallery.load_images():
+        stacked.append(whole_view_variants(backbone, reference.pixels, config.whole_variants,
+                                           reference.name, config.seed))
+    whole = torch.stack(stacked)
+    _atomic_save({"whole": whole}, out_file, {})
+    return whole
+
+
 @dataclass
 class SyntheticSet:
     """Everything the trainer needs, in memory."""
@@ -149,6 +169,7 @@ class SyntheticSet:
     pristine_row: torch.Tensor  # [N] row of the sample's pristine source
     split: list[str]
     rows: list[dict]
+    whole: torch.Tensor | None = None  # [N, variants, C, 7, 7] float16 whole-image views
 
     def indices(self, split: str, include_pristine: bool = True) -> torch.Tensor:
         keep = [i for i, (s, row) in enumerate(zip(self.split, self.rows))
@@ -157,13 +178,15 @@ class SyntheticSet:
 
 
 def load(out_dir: Path) -> SyntheticSet:
-    features, rows = [], []
+    features, rows, whole = [], [], []
     for shard in sorted(out_dir.glob("source-*.safetensors")):
         from safetensors import safe_open
 
         with safe_open(str(shard), "pt") as handle:
             rows.extend(json.loads(handle.metadata()["rows"]))
             features.append(handle.get_tensor("features"))
+            if "whole" in handle.keys():
+                whole.append(handle.get_tensor("whole"))
     if not features:
         raise FileNotFoundError(f"no synthetic shards in {out_dir}; run the build first")
     stacked = torch.cat(features)
@@ -177,6 +200,7 @@ def load(out_dir: Path) -> SyntheticSet:
         source_of=torch.tensor([r["source_index"] for r in rows]),
         pristine_row=torch.tensor([pristine_of[r["source_index"]] for r in rows]),
         split=[r["split"] for r in rows], rows=rows,
+        whole=torch.cat(whole) if whole and len(whole) == len(features) else None,
     )
 
 

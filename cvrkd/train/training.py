@@ -4,6 +4,11 @@ Teacher: (LQ patches, aligned pristine patches) -> label, L1 loss.
 Student: (LQ patches, patches of an other-content gallery reference) -> label,
 L1 loss + MSE between its last diff-encoder block outputs and the frozen
 teacher's on the aligned pair (the distillation of DESIGN §1).
+Students may also learn from human labels (:mod:`cvrkd.train.human`): every step then
+adds the fidelity loss of a batch of human pairs (MOS-derived or crowd judgements, one
+path for both; :mod:`cvrkd.train.pairwise`), each image against a random reference.
+With a whole-image view in the layout, its cached variants (plain, flipped, cropped) are
+drawn at random, the same variant for an image and its pristine source.
 Every epoch draws fresh random subsets of each image's cached patch corners.
 Seeded, resumable (state saved atomically each epoch), CSV log per epoch; the
 checkpoint with the best validation SRCC is kept.
@@ -28,6 +33,8 @@ from scipy.stats import spearmanr
 from cvrkd.checkpoint import CheckpointInfo, save_checkpoint
 from cvrkd.model import SCORE_RANGE, CVRKDNet, ModelConfig
 from cvrkd.patches import PatchConfig
+from cvrkd.train.human import HumanSet
+from cvrkd.train.pairwise import fidelity_loss
 from cvrkd.train.synthetic import SyntheticSet
 
 Log = Callable[[str], None]
@@ -40,6 +47,13 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     distill_weight: float = 1.0
+    human_weight: float = 0.0
+    """Weight of the human-pair fidelity loss (0 = synthetic pseudo-labels only)."""
+    human_pairs: int = 64
+    """Human pairs per step."""
+    keep: str = "best"
+    """"best": keep the epoch with the best synthetic validation SRCC; "last": the final one
+    (used when training on human labels, so no human data is spent on choosing epochs)."""
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -62,14 +76,26 @@ def gather(features: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) 
     return features[rows[:, None], positions].float()
 
 
+def with_whole(patches: torch.Tensor, whole: torch.Tensor | None, rows: torch.Tensor,
+               variants: torch.Tensor) -> torch.Tensor:
+    """Append each row's chosen whole-image-view variant as the last view (if the layout has one)."""
+    if whole is None:
+        return patches
+    return torch.cat([patches, whole[rows, variants][:, None].float()], dim=1)
+
+
 class Trainer:
     """One training run of one network, with validation, logging and resume."""
 
     def __init__(self, role: str, network: CVRKDNet, data: SyntheticSet, out_dir: Path,
                  config: TrainConfig, patches: PatchConfig, backbone: str,
                  references: torch.Tensor | None = None, teacher: CVRKDNet | None = None,
-                 log: Log = print) -> None:
+                 log: Log = print, reference_whole: torch.Tensor | None = None,
+                 human: HumanSet | None = None) -> None:
         self.role, self.network, self.data, self.out_dir = role, network, data, Path(out_dir)
+        self.reference_whole, self.human = reference_whole, human
+        if patches.whole_view and (data.whole is None or (role == "student" and reference_whole is None)):
+            raise ValueError("this layout has a whole-image view: the data and references need one")
         self.config, self.patches, self.backbone_name = config, patches, backbone
         self.references, self.teacher, self.log = references, teacher, log
         self.device = device()
@@ -83,6 +109,15 @@ class Trainer:
         self.state_dir = self.out_dir / "state"
 
     # ------------------------------------------------------------------ batches
+    def _whole(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return tensor if self.patches.whole_view else None
+
+    def _variants(self, whole: torch.Tensor | None, count: int, rng: np.random.Generator,
+                  validation: bool) -> torch.Tensor:
+        if whole is None or validation:
+            return torch.zeros(count, dtype=torch.long)
+        return torch.from_numpy(rng.integers(0, whole.shape[1], count))
+
     def _inputs(self, rows: torch.Tensor, rng: np.random.Generator, validation: bool = False):
         count = self.patches.num_patches
         available = self.data.features.shape[1]
@@ -90,20 +125,54 @@ class Trainer:
             lq_pos = torch.arange(count).expand(len(rows), count)
         else:
             lq_pos = subset_positions(rng, len(rows), available, count)
-        lq = gather(self.data.features, rows, lq_pos)
-        pristine = gather(self.data.features, self.data.pristine_row[rows], lq_pos)
+        whole = self._whole(self.data.whole)
+        variants = self._variants(whole, len(rows), rng, validation)
+        lq = with_whole(gather(self.data.features, rows, lq_pos), whole, rows, variants)
+        pristine_rows = self.data.pristine_row[rows]
+        pristine = with_whole(gather(self.data.features, pristine_rows, lq_pos), whole, pristine_rows,
+                              variants)
         if self.role == "teacher":
             return lq, pristine, pristine
         if not self.network.config.use_reference:
             return lq, None, pristine
+        return lq, self._references(len(rows), rng, validation), pristine
+
+    def _references(self, count: int, rng: np.random.Generator, validation: bool = False,
+                    index: int | None = None) -> torch.Tensor:
+        """``count`` references: random gallery photos, corners and variants for training,
+        else photo ``index`` (default the first) on the inference grid."""
         assert self.references is not None
+        patches = self.patches.num_patches
         if validation:
-            ref_rows = torch.zeros(len(rows), dtype=torch.long)
-            ref_pos = torch.arange(count).expand(len(rows), count)
+            ref_rows = torch.full((count,), index or 0, dtype=torch.long)
+            ref_pos = torch.arange(patches).expand(count, patches)
         else:
-            ref_rows = torch.from_numpy(rng.integers(0, self.references.shape[0], len(rows)))
-            ref_pos = subset_positions(rng, len(rows), self.references.shape[1], count)
-        return lq, gather(self.references, ref_rows, ref_pos), pristine
+            ref_rows = torch.from_numpy(rng.integers(0, self.references.shape[0], count))
+            ref_pos = subset_positions(rng, count, self.references.shape[1], patches)
+        whole = self._whole(self.reference_whole)
+        return with_whole(gather(self.references, ref_rows, ref_pos), whole, ref_rows,
+                          self._variants(whole, count, rng, validation))
+
+    def _human_inputs(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        assert self.human is not None
+        positions = subset_positions(rng, len(rows), self.human.features.shape[1], self.patches.num_patches)
+        whole = self._whole(self.human.whole)
+        return with_whole(gather(self.human.features, rows, positions), whole, rows,
+                          self._variants(whole, len(rows), rng, False))
+
+    def _human_loss(self, rng: np.random.Generator) -> torch.Tensor:
+        """Fidelity loss of a batch of human pairs, each side against its own random reference."""
+        assert self.human is not None
+        pairs = self.human.pairs.subset(torch.from_numpy(
+            rng.integers(0, len(self.human.pairs), self.config.human_pairs)))
+        rows = torch.cat([pairs.first, pairs.second])
+        lq = self._human_inputs(rows, rng).to(self.device)
+        reference = (self._references(len(rows), rng).to(self.device)
+                     if self.network.config.use_reference else None)
+        scores = self.network(lq, reference).score
+        half = len(pairs)
+        return fidelity_loss(scores[:half], scores[half:], pairs.prob.to(self.device),
+                             pairs.weight.to(self.device))
 
     def _loss(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         lq, reference, pristine = self._inputs(rows, rng)
@@ -116,6 +185,8 @@ class Trainer:
                 guide = self.teacher(lq, pristine.to(self.device)).diff_features
             distill = sum(F.mse_loss(s, t) for s, t in zip(output.diff_features, guide))
             loss = loss + self.config.distill_weight * distill / len(guide)
+        if self.human is not None and self.config.human_weight > 0:
+            loss = loss + self.config.human_weight * self._human_loss(rng)
         return loss
 
     # --------------------------------------------------------------- validation
@@ -131,8 +202,7 @@ class Trainer:
             if self.role == "student" and reference is not None:
                 per_ref = []
                 for k in range(self.references.shape[0]):
-                    pos = torch.arange(self.patches.num_patches).expand(len(rows), -1)
-                    ref = gather(self.references, torch.full((len(rows),), k), pos).to(self.device)
+                    ref = self._references(len(rows), np.random.default_rng(0), True, k).to(self.device)
                     per_ref.append(self.network(lq, ref).score)
                 scores.append(torch.stack(per_ref).mean(0).cpu())
             else:
@@ -162,8 +232,10 @@ class Trainer:
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
             self._cosine_lr(epoch + 1)
-            srcc = self.validation_srcc()
-            improved = srcc > best["val_srcc"]
+            final = epoch + 1 == self.config.epochs
+            # keeping the last epoch needs no validation on the way (it costs a pass per reference)
+            srcc = self.validation_srcc() if self.config.keep == "best" or final else float("nan")
+            improved = srcc > best["val_srcc"] or (self.config.keep == "last" and final)
             if improved:
                 best = {"val_srcc": srcc, "epoch": epoch + 1}
                 self._save_checkpoint(best)
@@ -234,5 +306,5 @@ def _atomic(write: Callable[[str], object], path: Path) -> None:
 def new_network(stage_channels: tuple[int, ...], patches: PatchConfig, seed: int,
                 use_reference: bool = True) -> CVRKDNet:
     torch.manual_seed(seed)
-    return CVRKDNet(ModelConfig(stage_channels=stage_channels, num_patches=patches.num_patches,
+    return CVRKDNet(ModelConfig(stage_channels=stage_channels, num_patches=patches.views,
                                 use_reference=use_reference))

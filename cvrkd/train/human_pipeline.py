@@ -1,0 +1,331 @@
+"""Training on human labels too, and judging it honestly: k-fold cross-validation on a
+MOS-labelled set (split by image, seeded folds recorded in the repo), then the shipped model
+trained on every image, calibrated to the human scale on the cross-validated predictions.
+
+Every student here is the CVRKD NAR network (LQ branch, reference-difference branch, gallery
+references, distillation from the FR teacher) trained on synthetic pseudo-labels AND human
+pairs. In the same folds we run the ablations the protocol asks for: no distillation,
+NR-only (no reference branch), and a ridge probe on frozen pooled backbone features.
+
+``python -m cvrkd evaluate --cv 5`` runs the protocol; ``python -m cvrkd train human --ship
+cvrkd/weights`` trains and ships the final model. Every stage resumes from ``--out``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cvrkd.backbone import FrozenBackbone
+from cvrkd.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
+from cvrkd.evaluation import correlations, logistic4, logistic_fit_params
+from cvrkd.feature_cache import FeatureCache
+from cvrkd.gallery import build_default_gallery
+from cvrkd.model import CVRKDNet
+from cvrkd.patches import PatchConfig
+from cvrkd import paths
+from cvrkd.train.human import HumanSet, mos_set
+from cvrkd.train.synthetic import (SyntheticConfig, SyntheticSet, load, reference_features,
+                                   reference_whole_features)
+from cvrkd.train.training import TrainConfig, Trainer, new_network, with_whole
+
+Log = Callable[[str], None]
+LAYOUT = PatchConfig(num_patches=10, size=224, whole_view=True)
+FOLDS_DIR = Path(__file__).resolve().parent / "folds"
+STUDENT = "student"
+ABLATIONS = {  # name -> (use_reference, distill)
+    STUDENT: (True, True),
+    "no distillation": (True, False),
+    "NR-only (no reference branch)": (False, True),
+}
+PROBE = "ridge probe (frozen pooled features)"
+
+
+@dataclass
+class HumanOptions:
+    data_root: Path
+    synthetic: Path
+    out: Path
+    folds: int = 5
+    seed: int = 0
+    teacher_epochs: int = 8
+    epochs: int = 6
+    distill_weight: float = 0.1
+    human_weight: float = 1.0
+    human_pairs: int = 32
+    bootstrap: int = 1000
+    exclude: set[str] = field(default_factory=set)
+    """Image names never trained on (e.g. the crowd bench's evaluation images)."""
+    ablations: tuple[str, ...] = tuple(ABLATIONS)
+
+
+# ----------------------------------------------------------------------- folds
+def fold_file(name: str, folds: int, seed: int) -> Path:
+    return FOLDS_DIR / f"{name}_{folds}fold_seed{seed}.csv"
+
+
+def assign_folds(names: list[str], folds: int, seed: int) -> dict[str, int]:
+    """Seeded k-fold split by image."""
+    fold_of = {}
+    splitter = KFold(folds, shuffle=True, random_state=seed)
+    for fold, (_, test) in enumerate(splitter.split(names)):
+        fold_of.update({names[i]: fold for i in test})
+    return fold_of
+
+
+def recorded_folds(names: list[str], folds: int, seed: int, set_name: str) -> dict[str, int]:
+    """The folds recorded in the repo (written on first use); refuses a file that no longer
+    covers exactly these images."""
+    path = fold_file(set_name, folds, seed)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fold_of = assign_folds(names, folds, seed)
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image", "fold"])
+            writer.writerows(sorted(fold_of.items()))
+    with open(path, newline="") as handle:
+        fold_of = {row["image"]: int(row["fold"]) for row in csv.DictReader(handle)}
+    if set(fold_of) != set(names):
+        raise ValueError(f"{path} does not list exactly the images of the set")
+    return fold_of
+
+
+# ------------------------------------------------------------------------ data
+@dataclass
+class Prepared:
+    backbone: FrozenBackbone
+    data: SyntheticSet
+    references: torch.Tensor
+    reference_whole: torch.Tensor
+    human: HumanSet
+
+
+def prepare(options: HumanOptions, log: Log = print) -> Prepared:
+    backbone = FrozenBackbone()
+    raw = json.loads((options.synthetic / "config.json").read_text())
+    config = SyntheticConfig(**{**raw, "patches": PatchConfig(**raw["patches"])})
+    data = load(options.synthetic)
+    if data.whole is None:
+        raise ValueError(f"{options.synthetic} has no whole-image views; rebuild it with `train data`")
+    gallery = build_default_gallery(paths.default_gallery_dir())
+    references = reference_features(gallery, backbone, config, options.synthetic / "references.safetensors")
+    reference_whole = reference_whole_features(gallery, backbone, config,
+                                               options.synthetic / "references_whole.safetensors")
+    human = mos_set(options.data_root / "clive_dev" / "clive_dev.csv", backbone, LAYOUT,
+                    FeatureCache(options.out / "cache"), log=log)
+    return Prepared(backbone, data, references, reference_whole, human)
+
+
+# -------------------------------------------------------------------- training
+def _train(role: str, folder: Path, prepared: Prepared, config: TrainConfig, seed: int,
+           use_reference: bool = True, teacher: CVRKDNet | None = None,
+           human: HumanSet | None = None, log: Log = print) -> CVRKDNet:
+    if (folder / "done").exists():
+        return load_checkpoint(folder / "best")[0]
+    network = new_network(prepared.backbone.channels, LAYOUT, seed, use_reference)
+    Trainer(role, network, prepared.data, folder, config, LAYOUT, prepared.backbone.name,
+            references=prepared.references if role == "student" else None, teacher=teacher, log=log,
+            reference_whole=prepared.reference_whole, human=human).run()
+    (folder / "done").write_text("ok")
+    return load_checkpoint(folder / "best")[0]
+
+
+def train_teacher(options: HumanOptions, prepared: Prepared, log: Log = print) -> CVRKDNet:
+    config = TrainConfig(epochs=options.teacher_epochs, seed=options.seed)
+    return _train("teacher", options.out / "teacher", prepared, config, options.seed, log=log)
+
+
+def train_student(options: HumanOptions, prepared: Prepared, teacher: CVRKDNet, human: HumanSet,
+                  folder: Path, name: str = STUDENT, log: Log = print) -> CVRKDNet:
+    use_reference, distill = ABLATIONS[name]
+    config = TrainConfig(epochs=options.epochs, seed=options.seed + 1, keep="last",
+                         distill_weight=options.distill_weight if distill else 0.0,
+                         human_weight=options.human_weight, human_pairs=options.human_pairs)
+    return _train("student", folder, prepared, config, options.seed + 1, use_reference,
+                  teacher if distill else None, human, log)
+
+
+# ------------------------------------------------------------------ prediction
+def inference_views(features: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """[N, views, C, 7, 7]: the inference grid plus the plain whole-image view."""
+    rows = torch.arange(features.shape[0])
+    return with_whole(features[:, : LAYOUT.num_patches].float(), whole, rows, torch.zeros_like(rows))
+
+
+@torch.no_grad()
+def score_matrix(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> np.ndarray:
+    """[N, K] raw scores of every image against every reference ([N, 1] for NR models)."""
+    network.eval()
+    refs = list(references) if network.config.use_reference else [None]
+    columns = []
+    for reference in refs:
+        chunks = []
+        for start in range(0, images.shape[0], 64):
+            lq = images[start:start + 64]
+            ref = None if reference is None else reference.unsqueeze(0).expand(lq.shape[0], -1, -1, -1, -1)
+            chunks.append(network(lq, ref).score)
+        columns.append(torch.cat(chunks))
+    return torch.stack(columns, dim=1).numpy()
+
+
+def synthetic_val_srcc(network: CVRKDNet, prepared: Prepared) -> float:
+    val = prepared.data.indices("val")
+    images = inference_views(prepared.data.features[val], prepared.data.whole[val])
+    predicted = score_matrix(network, images, eval_references(prepared)).mean(1)
+    return float(correlations(predicted, prepared.data.labels[val].numpy(), n_boot=0).values["srcc"])
+
+
+def teacher_val_srcc(teacher: CVRKDNet, prepared: Prepared) -> float:
+    data = prepared.data
+    val = data.indices("val")
+    lq = inference_views(data.features[val], data.whole[val])
+    original = inference_views(data.features[data.pristine_row[val]], data.whole[data.pristine_row[val]])
+    teacher.eval()
+    with torch.no_grad():
+        predicted = torch.cat([teacher(lq[s:s + 64], original[s:s + 64]).score
+                               for s in range(0, len(val), 64)]).numpy()
+    return float(correlations(predicted, data.labels[val].numpy(), n_boot=0).values["srcc"])
+
+
+def eval_references(prepared: Prepared) -> torch.Tensor:
+    return inference_views(prepared.references, prepared.reference_whole)
+
+
+def probe_vector(human: HumanSet) -> np.ndarray:
+    """Mean and standard deviation over the 7x7 grid of the frozen whole-image view."""
+    whole = human.whole[:, 0].float()
+    return torch.cat([whole.mean(dim=(2, 3)), whole.std(dim=(2, 3))], dim=1).numpy()
+
+
+# ------------------------------------------------------------------- protocol
+def cross_validate(options: HumanOptions, log: Log = print) -> dict:
+    """Out-of-fold predictions of every configuration; metrics per fold and pooled."""
+    started = time.perf_counter()
+    prepared = prepare(options, log)
+    human = prepared.human
+    keep = np.array([name not in options.exclude for name in human.names])
+    names = [n for n, k in zip(human.names, keep) if k]
+    human = human.subset(np.flatnonzero(keep))
+    fold_of = recorded_folds(names, options.folds, options.seed, "clive_dev")
+    folds = np.array([fold_of[n] for n in names])
+    teacher = train_teacher(options, prepared, log)
+    refs = eval_references(prepared)
+    images = inference_views(human.features, human.whole)
+    oof = {name: np.zeros(len(names)) for name in (*options.ablations, PROBE)}
+    per_ref = np.zeros((len(names), refs.shape[0]))
+    synthetic: dict[str, list[float]] = {name: [] for name in options.ablations}
+    for fold in range(options.folds):
+        train_rows, test_rows = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        fold_set = human.subset(train_rows)
+        for name in options.ablations:
+            folder = options.out / f"fold{fold}" / _slug(name)
+            log(f"fold {fold + 1}/{options.folds}: {name}")
+            network = train_student(options, prepared, teacher, fold_set, folder, name, log)
+            matrix = score_matrix(network, images[test_rows], refs)
+            oof[name][test_rows] = matrix.mean(1)
+            if name == STUDENT:
+                per_ref[test_rows] = matrix
+            synthetic[name].append(synthetic_val_srcc(network, prepared))
+        probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
+        vectors = probe_vector(human)
+        probe.fit(vectors[train_rows], human.mos[train_rows])
+        oof[PROBE][test_rows] = probe.predict(vectors[test_rows])
+    results = {"folds": options.folds, "seed": options.seed, "n": len(names),
+               "excluded": len(options.exclude & set(prepared.human.names)),
+               "teacher_synthetic_val_srcc": teacher_val_srcc(teacher, prepared), "models": {}}
+    for name, predicted in oof.items():
+        per_fold = [correlations(predicted[folds == f], human.mos[folds == f], n_boot=0).values
+                    for f in range(options.folds)]
+        pooled = correlations(predicted, human.mos, n_boot=options.bootstrap, seed=options.seed)
+        results["models"][name] = {
+            "mean": {m: float(np.mean([v[m] for v in per_fold])) for m in ("srcc", "plcc", "krcc")},
+            "per_fold": per_fold, "pooled": pooled.to_dict(),
+            "synthetic_val_srcc": float(np.mean(synthetic[name])) if name in synthetic else None,
+        }
+    per_ref_srcc = [correlations(per_ref[:, k], human.mos, n_boot=0).values["srcc"]
+                    for k in range(per_ref.shape[1])]
+    results["spread"] = {"references": int(per_ref.shape[1]),
+                         "mean_score_std_across_references": float(per_ref.std(1).mean()),
+                         "srcc_min": float(np.min(per_ref_srcc)), "srcc_max": float(np.max(per_ref_srcc)),
+                         "srcc_std_across_references": float(np.std(per_ref_srcc))}
+    results["calibration"] = list(logistic_fit_params(oof[STUDENT], human.mos))
+    results["minutes"] = (time.perf_counter() - started) / 60
+    options.out.mkdir(parents=True, exist_ok=True)
+    _write_oof(options.out / "cv_scores.csv", names, human.mos, folds, oof)
+    (options.out / "cv_results.json").write_text(json.dumps(results, indent=2))
+    (options.out / "cv_results.md").write_text(cv_markdown(results))
+    return results
+
+
+def _write_oof(path: Path, names: list[str], mos: np.ndarray, folds: np.ndarray,
+               oof: dict[str, np.ndarray]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "fold", "mos", *[_slug(n) for n in oof]])
+        for i, name in enumerate(names):
+            writer.writerow([name, int(folds[i]), mos[i], *[f"{oof[n][i]:.4f}" for n in oof]])
+
+
+def cv_markdown(results: dict) -> str:
+    k = results["folds"]
+    lines = [f"### {k}-fold cross-validation on clive_dev (n = {results['n']}, split by image, "
+             f"seed {results['seed']})", "",
+             "| model | SRCC (mean of folds) | PLCC | KRCC | SRCC per fold | synthetic val SRCC |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results["models"].items():
+        folds = ", ".join(f"{v['srcc']:.3f}" for v in r["per_fold"])
+        synth = "—" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
+        lines.append(f"| {name} | {r['mean']['srcc']:.3f} | {r['mean']['plcc']:.3f} | "
+                     f"{r['mean']['krcc']:.3f} | {folds} | {synth} |")
+    s = results["spread"]
+    lines += ["", f"FR teacher, synthetic validation SRCC: {results['teacher_synthetic_val_srcc']:.3f}.",
+              f"Spread across the {s['references']} gallery references (student, out-of-fold): mean "
+              f"per-image score std {s['mean_score_std_across_references']:.2f} (raw scale); SRCC per "
+              f"reference {s['srcc_min']:.3f}–{s['srcc_max']:.3f} (std {s['srcc_std_across_references']:.3f}).",
+              f"Run time {results['minutes']:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+# ------------------------------------------------------------------------ ship
+def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -> Path:
+    """Student on every (non-excluded) image + the synthetic set, calibrated with the logistic
+    fitted on the cross-validated predictions (run first if missing), saved with the teacher."""
+    results_path = options.out / "cv_results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else cross_validate(options, log)
+    prepared = prepare(options, log)
+    keep = np.flatnonzero([n not in options.exclude for n in prepared.human.names])
+    teacher = train_teacher(options, prepared, log)
+    folder = options.out / "final"
+    student = train_student(options, prepared, teacher, prepared.human.subset(keep), folder, STUDENT, log)
+    calibrated = CVRKDNet(replace(student.config, calibration=tuple(results["calibration"] or ())))
+    calibrated.load_state_dict(student.state_dict())
+    student = calibrated.eval()
+    bundle = ship_to or options.out / "bundle"
+    cv = results["models"][STUDENT]
+    extra = {"training": {"command": "python -m cvrkd train human", "epochs": options.epochs,
+                          "distill_weight": options.distill_weight, "human_weight": options.human_weight,
+                          "human_pairs": options.human_pairs,
+                          "human_images": len(keep), "seed": options.seed},
+             "results": {"cv_srcc": cv["mean"]["srcc"], "cv_plcc": cv["mean"]["plcc"],
+                         "cv_krcc": cv["mean"]["krcc"], "synthetic_val_srcc": synthetic_val_srcc(student, prepared)}}
+    save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, LAYOUT,
+                                            trained=True, extra=extra), bundle / "student")
+    teacher_extra = {"results": {"synthetic_val_srcc": results["teacher_synthetic_val_srcc"]}}
+    save_checkpoint(teacher, CheckpointInfo("teacher", prepared.backbone.name, teacher.config, LAYOUT,
+                                            trained=True, extra=teacher_extra), bundle / "teacher")
+    return bundle
