@@ -116,6 +116,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="keep feature caches here between runs")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--model", type=Path, help="seed model bundle (default: the shipped one); train one "
+                        "that never saw the 100 evaluation images with `--write-held-out FILE` then "
+                        "`python -m cvrkd train human --exclude FILE --out DIR`")
+    parser.add_argument("--write-held-out", type=Path, help="write the 100 never-rated image names "
+                        "(one per line) to this file and exit")
     args = parser.parse_args()
 
     pairs = read_scores_csv(args.data / "clive_dev" / "clive_dev.csv")
@@ -126,7 +131,11 @@ def main() -> None:
     order = np.random.default_rng(args.seed).permutation(len(items))
     rated = [items[i] for i in order[:200]]
     held_out = [items[i] for i in order[200:]]
-    model_dir = paths.default_model_dir()
+    if args.write_held_out:
+        args.write_held_out.write_text("".join(f"{path.name}\n" for path, _, _ in held_out))
+        print(f"{len(held_out)} evaluation image names in {args.write_held_out}")
+        return
+    model_dir = args.model or paths.default_model_dir()
     shipped, shipped_info = load_checkpoint(model_dir / "student", expected_role="student")
     work = Path(tempfile.mkdtemp(prefix="redistill-bench-"))
     cache_dir = args.cache or work / "cache"

@@ -85,11 +85,13 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
                         help="output of `train data` (with whole-image views)")
     parser.add_argument("--out", type=Path, default=Path("runs/human"), help="work folder (resumable)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=6, help="student epochs (synthetic passes)")
+    parser.add_argument("--epochs", type=int, default=5, help="student epochs (synthetic passes)")
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--distill-weight", type=float, default=0.1)
     parser.add_argument("--human-weight", type=float, default=1.0)
-    parser.add_argument("--human-pairs", type=int, default=32, help="human pairs per step")
+    parser.add_argument("--human-pairs", type=int, default=24, help="human pairs per step")
+    parser.add_argument("--ablations", nargs="*", help="configurations to cross-validate (default: the "
+                        "student, no distillation, NR-only); the ridge probe always runs")
     parser.add_argument("--exclude", type=Path, help="text file of image names never to train on")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -103,6 +105,7 @@ def human_options(args: argparse.Namespace):
                         seed=args.seed, teacher_epochs=args.teacher_epochs, epochs=args.epochs,
                         distill_weight=args.distill_weight, human_weight=args.human_weight,
                         human_pairs=args.human_pairs,
+                        **({"ablations": tuple(args.ablations)} if getattr(args, "ablations", None) else {}),
                         bootstrap=args.bootstrap, exclude=exclude)
 
 

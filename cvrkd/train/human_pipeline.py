@@ -59,10 +59,10 @@ class HumanOptions:
     folds: int = 5
     seed: int = 0
     teacher_epochs: int = 8
-    epochs: int = 6
+    epochs: int = 5
     distill_weight: float = 0.1
     human_weight: float = 1.0
-    human_pairs: int = 32
+    human_pairs: int = 24
     bootstrap: int = 1000
     exclude: set[str] = field(default_factory=set)
     """Image names never trained on (e.g. the crowd bench's evaluation images)."""
@@ -214,55 +214,69 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
     started = time.perf_counter()
     prepared = prepare(options, log)
     human = prepared.human
+    fold_of = recorded_folds(human.names, options.folds, options.seed, "clive_dev")
     keep = np.array([name not in options.exclude for name in human.names])
     names = [n for n, k in zip(human.names, keep) if k]
     human = human.subset(np.flatnonzero(keep))
-    fold_of = recorded_folds(names, options.folds, options.seed, "clive_dev")
     folds = np.array([fold_of[n] for n in names])
     teacher = train_teacher(options, prepared, log)
     refs = eval_references(prepared)
     images = inference_views(human.features, human.whole)
-    oof = {name: np.zeros(len(names)) for name in (*options.ablations, PROBE)}
-    per_ref = np.zeros((len(names), refs.shape[0]))
-    synthetic: dict[str, list[float]] = {name: [] for name in options.ablations}
-    for fold in range(options.folds):
-        train_rows, test_rows = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        fold_set = human.subset(train_rows)
-        for name in options.ablations:
-            folder = options.out / f"fold{fold}" / _slug(name)
-            log(f"fold {fold + 1}/{options.folds}: {name}")
-            network = train_student(options, prepared, teacher, fold_set, folder, name, log)
-            matrix = score_matrix(network, images[test_rows], refs)
-            oof[name][test_rows] = matrix.mean(1)
-            if name == STUDENT:
-                per_ref[test_rows] = matrix
-            synthetic[name].append(synthetic_val_srcc(network, prepared))
+    splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(options.folds)]
+    vectors = probe_vector(human)
+    oof = {PROBE: np.zeros(len(names))}
+    for train_rows, test_rows in splits:
         probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
-        vectors = probe_vector(human)
         probe.fit(vectors[train_rows], human.mos[train_rows])
         oof[PROBE][test_rows] = probe.predict(vectors[test_rows])
+    per_ref = np.zeros((len(names), refs.shape[0]))
+    synthetic: dict[str, float] = {}
+    results: dict = {}
+    for name in options.ablations:  # configuration by configuration; a report after each
+        predicted, synthetic_srcc = np.zeros(len(names)), []
+        for fold, (train_rows, test_rows) in enumerate(splits):
+            folder = options.out / f"fold{fold}" / _slug(name)
+            log(f"fold {fold + 1}/{options.folds}: {name}")
+            network = train_student(options, prepared, teacher, human.subset(train_rows), folder, name, log)
+            matrix = score_matrix(network, images[test_rows], refs)
+            predicted[test_rows] = matrix.mean(1)
+            if name == STUDENT:
+                per_ref[test_rows] = matrix
+            synthetic_srcc.append(synthetic_val_srcc(network, prepared))
+        oof = {name: predicted, **oof}
+        synthetic[name] = float(np.mean(synthetic_srcc))
+        results = _report(options, names, human.mos, folds, oof, synthetic, per_ref,
+                          teacher_val_srcc(teacher, prepared), time.perf_counter() - started)
+    return results
+
+
+def _report(options: HumanOptions, names: list[str], mos: np.ndarray, folds: np.ndarray,
+            oof: dict[str, np.ndarray], synthetic: dict[str, float], per_ref: np.ndarray,
+            teacher_srcc: float, seconds: float) -> dict:
+    """Metrics per fold and pooled for every finished configuration; written to ``--out``."""
     results = {"folds": options.folds, "seed": options.seed, "n": len(names),
-               "excluded": len(options.exclude & set(prepared.human.names)),
-               "teacher_synthetic_val_srcc": teacher_val_srcc(teacher, prepared), "models": {}}
-    for name, predicted in oof.items():
-        per_fold = [correlations(predicted[folds == f], human.mos[folds == f], n_boot=0).values
+               "excluded": len(options.exclude), "teacher_synthetic_val_srcc": teacher_srcc, "models": {}}
+    order = [n for n in (*ABLATIONS, PROBE) if n in oof]
+    for name in order:
+        predicted = oof[name]
+        per_fold = [correlations(predicted[folds == f], mos[folds == f], n_boot=0).values
                     for f in range(options.folds)]
-        pooled = correlations(predicted, human.mos, n_boot=options.bootstrap, seed=options.seed)
+        pooled = correlations(predicted, mos, n_boot=options.bootstrap, seed=options.seed)
         results["models"][name] = {
             "mean": {m: float(np.mean([v[m] for v in per_fold])) for m in ("srcc", "plcc", "krcc")},
             "per_fold": per_fold, "pooled": pooled.to_dict(),
-            "synthetic_val_srcc": float(np.mean(synthetic[name])) if name in synthetic else None,
+            "synthetic_val_srcc": synthetic.get(name),
         }
-    per_ref_srcc = [correlations(per_ref[:, k], human.mos, n_boot=0).values["srcc"]
-                    for k in range(per_ref.shape[1])]
+    per_ref_srcc = [correlations(per_ref[:, k], mos, n_boot=0).values["srcc"] for k in range(per_ref.shape[1])]
     results["spread"] = {"references": int(per_ref.shape[1]),
                          "mean_score_std_across_references": float(per_ref.std(1).mean()),
                          "srcc_min": float(np.min(per_ref_srcc)), "srcc_max": float(np.max(per_ref_srcc)),
                          "srcc_std_across_references": float(np.std(per_ref_srcc))}
-    results["calibration"] = list(logistic_fit_params(oof[STUDENT], human.mos))
-    results["minutes"] = (time.perf_counter() - started) / 60
+    if STUDENT in oof:
+        results["calibration"] = list(logistic_fit_params(oof[STUDENT], mos) or ())
+    results["minutes"] = seconds / 60
     options.out.mkdir(parents=True, exist_ok=True)
-    _write_oof(options.out / "cv_scores.csv", names, human.mos, folds, oof)
+    _write_oof(options.out / "cv_scores.csv", names, mos, folds, {n: oof[n] for n in order})
     (options.out / "cv_results.json").write_text(json.dumps(results, indent=2))
     (options.out / "cv_results.md").write_text(cv_markdown(results))
     return results
