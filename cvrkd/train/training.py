@@ -218,6 +218,7 @@ class Trainer:
     # --------------------------------------------------------------------- loop
     def run(self) -> tuple[CVRKDNet, dict]:
         start_epoch, best = self._resume()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.out_dir / "log.csv"
         self.network.train()
         for epoch in range(start_epoch, self.config.epochs):
