@@ -79,6 +79,7 @@ def test_student_learns_human_pairs_with_a_whole_image_view(tiny, tmp_path):
     from cvrkd.train.pairwise import mos_pairs
     from cvrkd.train.synthetic import reference_whole_features
     from cvrkd.gallery import build_default_gallery
+    from cvrkd.model import CVRKDNet, ModelConfig
 
     root, config, backbone, data, references = tiny
     assert data.whole is not None and data.whole.shape[1] == config.whole_variants
@@ -87,8 +88,10 @@ def test_student_learns_human_pairs_with_a_whole_image_view(tiny, tmp_path):
     ref_whole = reference_whole_features(gallery, backbone, config, root / "refs-whole.safetensors")
     mos = 100 - data.labels.numpy()  # the reverse of the synthetic labels: only the human loss teaches it
     human = HumanSet([str(i) for i in range(len(mos))], data.features, data.whole, mos_pairs(mos), mos)
-    train = TrainConfig(epochs=8, batch_size=4, lr=1e-3, human_weight=5.0, human_pairs=32, keep="last")
-    network = new_network(backbone.channels, layout, 3)
+    train = TrainConfig(epochs=6, batch_size=4, lr=2e-3, human_weight=5.0, human_pairs=16, keep="last")
+    torch.manual_seed(3)
+    network = CVRKDNet(ModelConfig(stage_channels=backbone.channels, num_patches=layout.views, dim=32,
+                                   lq_depth=1, diff_depth=1, distill_layers=1))
     assert network.config.num_patches == layout.views
     Trainer("student", network, data, tmp_path / "human", train, layout, "lite0", references=references,
             reference_whole=ref_whole, human=human, log=lambda _: None).run()

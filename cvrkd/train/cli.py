@@ -85,7 +85,7 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
                         help="output of `train data` (with whole-image views)")
     parser.add_argument("--out", type=Path, default=Path("runs/human"), help="work folder (resumable)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=5, help="student epochs (synthetic passes)")
+    parser.add_argument("--epochs", type=int, default=3, help="student epochs (synthetic passes)")
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--distill-weight", type=float, default=0.1)
     parser.add_argument("--human-weight", type=float, default=1.0)

@@ -59,7 +59,7 @@ class HumanOptions:
     folds: int = 5
     seed: int = 0
     teacher_epochs: int = 8
-    epochs: int = 5
+    epochs: int = 3
     distill_weight: float = 0.1
     human_weight: float = 1.0
     human_pairs: int = 24
@@ -317,29 +317,34 @@ def _slug(name: str) -> str:
 
 # ------------------------------------------------------------------------ ship
 def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -> Path:
-    """Student on every (non-excluded) image + the synthetic set, calibrated with the logistic
-    fitted on the cross-validated predictions (run first if missing), saved with the teacher."""
+    """Student on every (non-excluded) image + the synthetic set, saved with the teacher.
+
+    The calibration and the accuracy recorded with it come from the cross-validation run in
+    the same ``--out`` (``evaluate --cv``); without one the bundle is saved uncalibrated and
+    without CV metrics, and a rerun after the CV only re-saves (training resumes as done)."""
     results_path = options.out / "cv_results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else cross_validate(options, log)
+    results = json.loads(results_path.read_text()) if results_path.exists() else None
     prepared = prepare(options, log)
     keep = np.flatnonzero([n not in options.exclude for n in prepared.human.names])
     teacher = train_teacher(options, prepared, log)
-    folder = options.out / "final"
+    folder = options.out / ("final" if not options.exclude else f"final-minus{len(options.exclude)}")
     student = train_student(options, prepared, teacher, prepared.human.subset(keep), folder, STUDENT, log)
-    calibrated = CVRKDNet(replace(student.config, calibration=tuple(results["calibration"] or ())))
+    calibration = tuple(results.get("calibration") or ()) if results else ()
+    calibrated = CVRKDNet(replace(student.config, calibration=calibration))
     calibrated.load_state_dict(student.state_dict())
     student = calibrated.eval()
     bundle = ship_to or options.out / "bundle"
-    cv = results["models"][STUDENT]
     extra = {"training": {"command": "python -m cvrkd train human", "epochs": options.epochs,
                           "distill_weight": options.distill_weight, "human_weight": options.human_weight,
-                          "human_pairs": options.human_pairs,
-                          "human_images": len(keep), "seed": options.seed},
-             "results": {"cv_srcc": cv["mean"]["srcc"], "cv_plcc": cv["mean"]["plcc"],
-                         "cv_krcc": cv["mean"]["krcc"], "synthetic_val_srcc": synthetic_val_srcc(student, prepared)}}
+                          "human_pairs": options.human_pairs, "human_images": len(keep), "seed": options.seed},
+             "results": {"synthetic_val_srcc": synthetic_val_srcc(student, prepared)}}
+    if results and STUDENT in results["models"]:
+        cv = results["models"][STUDENT]["mean"]
+        extra["results"].update(cv_srcc=cv["srcc"], cv_plcc=cv["plcc"], cv_krcc=cv["krcc"])
     save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, LAYOUT,
                                             trained=True, extra=extra), bundle / "student")
-    teacher_extra = {"results": {"synthetic_val_srcc": results["teacher_synthetic_val_srcc"]}}
+    teacher_extra = {"training": {"epochs": options.teacher_epochs, "seed": options.seed},
+                     "results": {"synthetic_val_srcc": teacher_val_srcc(teacher, prepared)}}
     save_checkpoint(teacher, CheckpointInfo("teacher", prepared.backbone.name, teacher.config, LAYOUT,
                                             trained=True, extra=teacher_extra), bundle / "teacher")
     return bundle
