@@ -78,7 +78,8 @@ class RatingService:
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
                  after_judgement: Callable[[], object] = lambda: None,
-                 campaigns: CampaignRegistry | None = None) -> None:
+                 campaigns: CampaignRegistry | None = None,
+                 visible: Callable[[str], bool] = lambda image_id: True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
         self.images = ImageCatalogue(pool, campaigns)
         self.app_version = app_version
@@ -87,6 +88,8 @@ class RatingService:
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
         self.after_judgement = after_judgement
+        self.visible = visible
+        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (images version, sampler)
@@ -129,7 +132,8 @@ class RatingService:
         if cached is not None and cached[0] == version:
             return cached[1]
         if campaign is None:
-            sampler = ActiveSampler(self.pool.ids, content_of=self.pool.content_of(), gold_pairs=gold, seed=self.seed)
+            ids = [image_id for image_id in self.pool.ids if self.visible(image_id)]
+            sampler = ActiveSampler(ids, content_of=self.pool.content_of(), gold_pairs=gold, seed=self.seed)
         else:
             sampler = ActiveSampler(campaign.ids, content_of=campaign.content_of(), gold_pairs=gold,
                                     gold_share=campaign.gold_share, seed=self.seed,
