@@ -47,4 +47,7 @@ class AppConfig:
     review_quorum: int = 3
     """Raters who must find a contributed photo fine (and none flag it) before it is shown in pairs."""
     leaderboard_bootstrap: int = 200
+    model_prior: bool = field(default_factory=lambda: os.environ.get("CVRKD_MODEL_PRIOR", "1") != "0")
+    """Use the model's scores as a prior for pair choice and the model-assisted estimate
+    (``CVRKD_MODEL_PRIOR=0`` turns it off; the human-only estimate is always computed)."""
     queue_size: int = 256

@@ -170,3 +170,16 @@ def test_uninformative_start_standardises_the_scores():
     mean, sd = calibration.prior([10.0, np.nan])
     assert list(mean) == [0.0, 0.0] and list(sd) == [1.0, 1.0]
     assert uninformative([5.0]).score_sd == 1.0  # a single score cannot be standardised
+
+
+def test_export_prior_comes_from_the_latest_model_version_only():
+    from annotations.export import prior_scores
+
+    times = pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True)
+    judgements = pd.DataFrame({
+        "timestamp": times, "left_image_id": ["a", "a", "c"], "right_image_id": ["b", "b", "a"],
+        "model_score_left": [10.0, 70.0, 55.0], "model_score_right": [20.0, 30.0, 71.0],
+        "model_version": ["old", "new", "new"],
+    })
+    assert prior_scores(judgements) == ({"a": 71.0, "b": 30.0, "c": 55.0}, "new")
+    assert prior_scores(judgements.assign(model_version=None)) == ({}, None)

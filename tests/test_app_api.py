@@ -64,6 +64,8 @@ def test_scores_an_image_fetches_pairs_and_votes_three_times(server, good_inputs
         assert stored.loc[receipt["id"], "rater_id"] == public  # the signature is never stored
     board = client.predict(api_name="/leaderboard")
     assert board["n_judgements"] >= 3 and board["ranking"]
+    assert board["estimates"] and {"human_score", "assisted_score", "flagged"} <= set(board["estimates"][0])
+    assert "disagreements" in board and "calibration" in board
     info = client.predict(api_name="/model_info")
     assert info["student"]["version"] == app.services.model.version and info["trainer"] == "no trainer running"
     assert client.predict(api_name="/galleries")[0] == app.services.galleries.default.name
