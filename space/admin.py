@@ -7,7 +7,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.registry import ModelRegistry
 from space.errors import refusal
 
 WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."

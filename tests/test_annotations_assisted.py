@@ -183,3 +183,14 @@ def test_export_prior_comes_from_the_latest_model_version_only():
     })
     assert prior_scores(judgements) == ({"a": 71.0, "b": 30.0, "c": 55.0}, "new")
     assert prior_scores(judgements.assign(model_version=None)) == ({}, None)
+
+
+def test_the_slope_is_shrunk_by_its_uncertainty_while_judgements_are_few():
+    ids, model, truth = world(150, slope=0.8, residual=0.6, seed=17)
+    useless = dict(zip(ids, np.random.default_rng(1).permutation(model)))
+    few = estimate(judge(ids, truth, 300, seed=18), useless).calibration
+    factor = max(0.0, 1 - few.slope_se**2 / few.fitted_slope**2)
+    assert few.slope == pytest.approx(few.fitted_slope * factor) and factor < 0.5  # noise mostly shrunk away
+    many = estimate(judge(ids, truth, 6000, seed=18), dict(zip(ids, model))).calibration
+    assert many.slope == pytest.approx(many.fitted_slope, rel=0.02) and many.slope_se < 0.1
+    assert many.to_dict()["fitted_slope"] == many.fitted_slope
