@@ -20,9 +20,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cvrkd.gallery import Gallery
-from cvrkd.imageio import InvalidImageError, load_image
+from cvrkd.imageio import InvalidImageError, check_image_file, load_image
 from space import plots
 from space.components import raw_image
+from space.errors import note_refusal
 from space.examples import examples
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
@@ -64,7 +65,7 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
         original = load_image(original_path, name="original") if original_path else None
         gallery = resolve_gallery(services, gallery_name, session)
     except (InvalidImageError, KeyError, FileNotFoundError) as exc:
-        logger.info("refused upload: %s", exc)
+        note_refusal(_message(exc), "score tab")
         return ScoreView(_refused(_message(exc)))
     pooled = ""
     if contribute:
@@ -81,6 +82,23 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
     references = [(str(gallery.root / e.file), e.name) for e in gallery.images]
     return ScoreView(_result_html(services, report, elapsed) + _para(pooled), plots.per_reference(report.nar),
                      references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
+
+
+def upload_view(path: str | None, what: str) -> tuple[Any, str | None]:
+    """Check a new upload at once: (what the image box keeps, message). A file that is not a usable image
+    is dropped, so the browser shows no broken preview, and the message says why."""
+    if not path:
+        return gr.skip(), None
+    try:
+        check_image_file(path, name=Path(path).name)
+    except InvalidImageError as exc:
+        note_refusal(str(exc), f"score tab {what}")
+        return None, _refused(f"{what.capitalize()} not used: {exc}")
+    return gr.skip(), None
+
+
+SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
+"""Shown the moment Score is clicked, so an old result never sits under the new job's progress."""
 
 
 def quality_view(services: Services, scored: dict | None) -> Any:
@@ -212,8 +230,18 @@ def build(services: Services) -> gr.Tab:
 
     model_jobs = dict(concurrency_id="model", concurrency_limit=services.config.score_concurrency,
                       api_visibility="private")
-    scoring = button.click(on_score, [image, gallery, original, contribute, session],
-                           [result, chart, references, scored, qmap], **model_jobs)
+    def on_upload(what: str):
+        def handler(path):
+            kept, message = upload_view(path, what)
+            return kept, gr.skip() if message is None else message
+        return handler
+
+    for box, what in ((image, "image"), (original, "original")):
+        box.upload(on_upload(what), box, [box, result], queue=False, api_visibility="private")
+    clearing = button.click(lambda: (SCORING, None, [], None), None, [result, chart, references, qmap],
+                            queue=False, api_visibility="private")
+    scoring = clearing.then(on_score, [image, gallery, original, contribute, session],
+                            [result, chart, references, scored, qmap], **model_jobs)
     scoring.then(on_map, [scored], [qmap], **model_jobs)
     gallery_button.click(on_build, [gallery_files, gallery_name, session], [gallery_status, session, gallery],
                          **model_jobs)
