@@ -84,11 +84,13 @@ def load_image(source: ImageSource, name: str = "") -> LoadedImage:
     return _decode(path, label)
 
 
-def check_image_file(source: str | os.PathLike, name: str = "") -> None:
-    """Refuse a file the way :func:`load_image` would, from its header alone (nothing is decoded).
+def check_image_file(source: str | os.PathLike, name: str = "") -> str:
+    """Refuse a file the way :func:`load_image` would, without decoding it; return its format (e.g. "PNG").
 
     Cheap enough to run on every upload, so the app can drop a file that is
-    not an image before the browser tries to preview it.
+    not an image before the browser tries to preview it: the header is
+    checked, and the file's structure (chunk checksums for PNG) where Pillow
+    can verify it without decoding.
     """
     path = Path(source)
     label = name or path.name
@@ -96,6 +98,8 @@ def check_image_file(source: str | os.PathLike, name: str = "") -> None:
     with _explained(label), Image.open(path) as image:
         _check_dimensions(image.size, label)
         _check_still(image, label)
+        image.verify()
+        return str(image.format)
 
 
 def _check_file(path: Path, label: str) -> None:

@@ -25,6 +25,7 @@ from space import plots
 from space.components import raw_image
 from space.errors import note_refusal
 from space.examples import examples
+from space.files import png_bytes
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
 from space.state import Services
@@ -84,17 +85,33 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
                      references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
 
 
+BROWSER_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
+"""Formats every browser can preview; others (e.g. TIFF) are replaced by a PNG rendition on upload."""
+
+
 def upload_view(path: str | None, what: str) -> tuple[Any, str | None]:
-    """Check a new upload at once: (what the image box keeps, message). A file that is not a usable image
-    is dropped, so the browser shows no broken preview, and the message says why."""
+    """Check a new upload at once: (what the image box keeps, message).
+
+    A file that is not a usable image is dropped, so the browser shows no
+    broken preview, and the message says why; an image in a format browsers
+    cannot show is replaced by its 8-bit PNG rendition, which is then scored.
+    """
     if not path:
         return gr.skip(), None
+    name = Path(path).name
     try:
-        check_image_file(path, name=Path(path).name)
+        kind = check_image_file(path, name=name)
+        if kind in BROWSER_FORMATS:
+            return gr.skip(), None
+        loaded = load_image(path, name=name)
     except InvalidImageError as exc:
         note_refusal(str(exc), f"score tab {what}")
         return None, _refused(f"{what.capitalize()} not used: {exc}")
-    return gr.skip(), None
+    preview = Path(path).with_name(f"{Path(path).stem}-{uuid.uuid4().hex[:8]}.png")
+    preview.write_bytes(png_bytes(loaded.pixels))
+    notes = "; ".join(loaded.notes)
+    return str(preview), (f"<p>{html.escape(name)}: browsers cannot show {html.escape(kind)} images, so it is "
+                          f"shown and scored as an 8-bit PNG{' (' + html.escape(notes) + ')' if notes else ''}.</p>")
 
 
 SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
