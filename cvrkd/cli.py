@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="export again even if cached")
     export.set_defaults(handler=run_export)
 
-    from cvrkd import cli_train  # noqa: WPS433 (sub-commands register themselves)
-    cli_train.register(commands)
+    from cvrkd.train import cli as train_cli  # training sub-commands register themselves
+    train_cli.register(commands)
     return parser
 
 

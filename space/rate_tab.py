@@ -1,8 +1,8 @@
 """Rate tab: "which of these two looks better?", with buttons and keyboard shortcuts.
 
-The rater is identified by a random id kept in their browser (``gr.BrowserState``),
-or, when they sign in with Hugging Face on a Space, by a hash of their user name
-(never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
+The rater is identified by a server-signed random id kept in their browser
+(``gr.BrowserState``, see ``space.raters``), or, when they sign in with Hugging
+Face on a Space, by a hash of their user name (never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import html
 import importlib.util
 import os
 import secrets
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,15 +43,23 @@ class PairView:
     status: str
 
 
-def new_rater_id() -> str:
-    return f"anon-{uuid.uuid4().hex[:16]}"
+def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
+              request: gr.Request | None) -> tuple[str, str]:
+    """(signed id, public id) of this browser's rater; a fresh signed id counts against the client's limits.
 
-
-def rater_id_for(browser_id: str | None, profile: gr.OAuthProfile | None) -> str:
-    """Signed-in raters keep one id across devices; others use their browser's random id."""
+    Signed-in raters keep one public id across devices (a hash of the user
+    name); others keep the server-signed id in the browser. A kept id the
+    server did not sign (e.g. from before ids were signed) is replaced.
+    """
     if profile is not None and getattr(profile, "username", None):
-        return "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
-    return browser_id or new_rater_id()
+        public = "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
+        return services.raters.issue(public), public
+    public = services.raters.public_or_none(kept)
+    if public is not None:
+        return str(kept), public
+    services.limits.new_rater(request)
+    signed = services.raters.issue()
+    return signed, services.raters.verify(signed)
 
 
 def pair_view(services: Services, rater_id: str, status: str = "") -> PairView:
@@ -66,11 +73,13 @@ def pair_view(services: Services, rater_id: str, status: str = "") -> PairView:
                     str(services.images.path(ticket.right)), count, status)
 
 
-def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str) -> PairView:
-    """Store the answer to the current pair and move on to the next one."""
+def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str,
+              request: gr.Request | None = None) -> PairView:
+    """Store the answer to the current pair (within the client's vote limits) and move on to the next one."""
     if not ticket:
         return pair_view(services, rater_id)
     try:
+        services.limits.vote(request)
         receipt = services.rating.vote(rater_id, ticket, choice)
     except RatingError as exc:
         view = pair_view(services, rater_id)
@@ -131,26 +140,35 @@ def build(services: Services, blocks: gr.Blocks, rater: gr.BrowserState) -> gr.T
 
     outputs = [rater, ticket, left, right, count, status]
 
-    def identify(browser_id: str | None, profile: gr.OAuthProfile | None) -> tuple[str, object]:
-        """(rater id, what to keep in the browser): only a newly made anonymous id is stored there."""
-        rater_id = rater_id_for(browser_id, profile)
-        return rater_id, rater_id if not browser_id and profile is None else gr.skip()
+    def identify(kept: str | None, profile: gr.OAuthProfile | None, request: gr.Request) -> tuple[str, object]:
+        """(public rater id, what to keep in the browser): only a newly issued signed id is stored there."""
+        signed, public = rater_for(services, kept, profile, request)
+        return public, signed if signed != kept and profile is None else gr.skip()
 
-    def on_load(browser_id, profile: gr.OAuthProfile | None):
-        return identify(browser_id, profile)[1]
+    def on_load(kept, profile: gr.OAuthProfile | None, request: gr.Request):
+        try:
+            return identify(kept, profile, request)[1]
+        except RatingError:
+            return gr.skip()  # over the client's limit: the Rate tab says so when opened
 
-    def on_open(browser_id, current, profile: gr.OAuthProfile | None):
-        rater_id, kept = identify(browser_id, profile)
+    def on_open(kept, current, profile: gr.OAuthProfile | None, request: gr.Request):
+        try:
+            rater_id, keep = identify(kept, profile, request)
+        except RatingError as exc:
+            return gr.skip(), None, None, None, "", _error(str(exc))
         if current:  # coming back to the tab: keep the pair on screen
-            return kept, current, gr.skip(), gr.skip(), _count(services, rater_id), gr.skip()
+            return keep, current, gr.skip(), gr.skip(), _count(services, rater_id), gr.skip()
         view = pair_view(services, rater_id)
-        return kept, view.ticket, view.left, view.right, view.count, view.status
+        return keep, view.ticket, view.left, view.right, view.count, view.status
 
     def on_vote(choice: str):
-        def handler(browser_id, current, profile: gr.OAuthProfile | None):
-            rater_id, kept = identify(browser_id, profile)
-            view = vote_view(services, rater_id, current, choice)
-            return kept, view.ticket, view.left, view.right, view.count, view.status
+        def handler(kept, current, profile: gr.OAuthProfile | None, request: gr.Request):
+            try:
+                rater_id, keep = identify(kept, profile, request)
+            except RatingError as exc:
+                return gr.skip(), current, gr.skip(), gr.skip(), gr.skip(), _error(str(exc))
+            view = vote_view(services, rater_id, current, choice, request)
+            return keep, view.ticket, view.left, view.right, view.count, view.status
         return handler
 
     rating_jobs = dict(concurrency_id="rating", concurrency_limit=services.config.rating_concurrency,
