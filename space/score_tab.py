@@ -25,7 +25,6 @@ from space import plots
 from space.components import raw_image
 from space.errors import note_refusal
 from space.examples import examples
-from space.files import png_bytes
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
 from space.state import Services
@@ -85,33 +84,25 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
                      references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
 
 
-BROWSER_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
-"""Formats every browser can preview; others (e.g. TIFF) are replaced by a PNG rendition on upload."""
+PLACEHOLDER = "<p>The score will appear here.</p>"
+DROPPED = "data-dropped"
+"""Marks the message of an upload the image box must drop (the browser clears the box on seeing it)."""
 
 
-def upload_view(path: str | None, what: str) -> tuple[Any, str | None]:
-    """Check a new upload at once: (what the image box keeps, message).
+def upload_view(path: str | None, what: str) -> str:
+    """Check a new upload at once, without decoding it; the message to show in the result area.
 
-    A file that is not a usable image is dropped, so the browser shows no
-    broken preview, and the message says why; an image in a format browsers
-    cannot show is replaced by its 8-bit PNG rendition, which is then scored.
+    A file that is not a usable image gets a refusal marked ``DROPPED``, so
+    the page clears the image box and shows no broken preview.
     """
     if not path:
-        return gr.skip(), None
-    name = Path(path).name
+        return PLACEHOLDER
     try:
-        kind = check_image_file(path, name=name)
-        if kind in BROWSER_FORMATS:
-            return gr.skip(), None
-        loaded = load_image(path, name=name)
+        check_image_file(path, name=Path(path).name)
     except InvalidImageError as exc:
         note_refusal(str(exc), f"score tab {what}")
-        return None, _refused(f"{what.capitalize()} not used: {exc}")
-    preview = Path(path).with_name(f"{Path(path).stem}-{uuid.uuid4().hex[:8]}.png")
-    preview.write_bytes(png_bytes(loaded.pixels))
-    notes = "; ".join(loaded.notes)
-    return str(preview), (f"<p>{html.escape(name)}: browsers cannot show {html.escape(kind)} images, so it is "
-                          f"shown and scored as an 8-bit PNG{' (' + html.escape(notes) + ')' if notes else ''}.</p>")
+        return f'<p class="refused" {DROPPED}>⚠ {html.escape(f"{what.capitalize()} not used: {exc}")}</p>'
+    return PLACEHOLDER
 
 
 SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
@@ -204,7 +195,7 @@ def build(services: Services) -> gr.Tab:
                 contribute = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="score-consent")
                 button = gr.Button("Score", variant="primary", elem_id="score-button")
             with gr.Column(scale=6):
-                result = gr.HTML("<p>The score will appear here.</p>", elem_id="score-result")
+                result = gr.HTML(PLACEHOLDER, elem_id="score-result")
                 chart = gr.Plot(label="Per-reference scores", elem_id="score-chart")
                 references = gr.Gallery(label="References used", columns=6, rows=1, height=150,
                                         allow_preview=True, object_fit="cover", elem_id="score-references")
@@ -247,14 +238,13 @@ def build(services: Services) -> gr.Tab:
 
     model_jobs = dict(concurrency_id="model", concurrency_limit=services.config.score_concurrency,
                       api_visibility="private")
-    def on_upload(what: str):
-        def handler(path):
-            kept, message = upload_view(path, what)
-            return kept, gr.skip() if message is None else message
-        return handler
-
     for box, what in ((image, "image"), (original, "original")):
-        box.upload(on_upload(what), box, [box, result], queue=False, api_visibility="private")
+        # The box is cleared in the page, not by the server: an event that outputs to a component
+        # gives the session a stock copy of it, without raw_image's undecoded uploads.
+        checked = box.upload(lambda path, what=what: upload_view(path, what), box, result, queue=False,
+                             api_visibility="private")
+        checked.then(None, [result, box], box, js=f"(message, value) => message.includes('{DROPPED}') ? null : value",
+                     api_visibility="private")
     clearing = button.click(lambda: (SCORING, None, [], None), None, [result, chart, references, qmap],
                             queue=False, api_visibility="private")
     scoring = clearing.then(on_score, [image, gallery, original, contribute, session],
