@@ -23,7 +23,7 @@ from cvrkd.gallery import Gallery
 from cvrkd.imageio import InvalidImageError, load_image
 from space import plots
 from space.components import raw_image
-from space.examples import examples
+from space.examples import example_files, examples
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
 from space.state import Services
@@ -144,7 +144,23 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
 
 
 # --------------------------------------------------------------------- layout
-def build(services: Services) -> gr.Tab:
+@dataclass
+class ScoreTab:
+    """The parts a ``?example=NAME`` link drives (see ``space.links``)."""
+
+    tab: gr.Tab
+    example_outputs: list
+    map_input: gr.State
+    map_output: gr.Image
+
+
+def example_view(services: Services, name: str) -> tuple[str, ScoreView]:
+    """(file, view) of the named example scored against the default gallery; KeyError for an unknown name."""
+    path = str(example_files(services.data_dir / "examples")[name])
+    return path, score_view(services, path, None, None, False, None)
+
+
+def build(services: Services) -> ScoreTab:
     """Lay out the Score tab and wire its events."""
     names = services.galleries.names()
     with gr.Tab("Score", id="score") as tab:
@@ -217,7 +233,7 @@ def build(services: Services) -> gr.Tab:
                          **model_jobs)
     batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],
                        **model_jobs)
-    return tab
+    return ScoreTab(tab, [image, result, chart, references, scored, qmap], scored, qmap)
 
 
 def _batch_file() -> Path:
