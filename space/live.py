@@ -57,7 +57,7 @@ class LiveBoard:
             cached = self._snapshots.get(key)
             if cached is not None and self._clock() - cached[0] < self.interval_s:
                 return cached[1]
-            insights = self.insights.current(campaign, max_age_s=self.interval_s)
+            insights = self.insights.current(campaign)
             if cached is not None and cached[1].insights is insights:
                 snapshot = cached[1]
             else:
@@ -97,13 +97,13 @@ def ranking_figure(insights: Insights, images: ImageCatalogue, top: int = TOP) -
     for row, image_id in zip(rows, table["image_id"]):
         thumb = _thumbnail(str(images.path(image_id))) if image_id in images else None
         if thumb:
-            fig.add_layout_image(source=thumb, xref="paper", yref="y", x=-0.01, y=row, sizex=0.12, sizey=0.9,
+            fig.add_layout_image(source=thumb, xref="paper", yref="y", x=-0.005, y=row, sizex=0.1, sizey=0.9,
                                  xanchor="right", yanchor="middle", layer="above")
     fig.update_layout(
         template="plotly_white", height=max(420, 70 * len(table) + 80), font=dict(size=22),
-        margin=dict(l=380, r=20, t=20, b=60), showlegend=False,
+        margin=dict(l=470, r=20, t=20, b=60), showlegend=False,
         xaxis=dict(title="quality (Bradley–Terry, 95% interval)", zeroline=False),
-        yaxis=dict(tickvals=rows, ticktext=labels, range=[-0.6, len(table) - 0.4]),
+        yaxis=dict(tickvals=rows, ticktext=labels, range=[-0.6, len(table) - 0.4], ticklabelstandoff=100),
     )
     return fig
 

@@ -158,7 +158,7 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
         instructions = gr.Markdown(INSTRUCTIONS, elem_id="rate-instructions")
         gr.Markdown(SHORTCUT_HELP, elem_id="rate-keys")
         count = gr.Markdown(elem_id="rate-count")
-        share = share_panel.build("rate", "Share this campaign: link and QR code")
+        panel = share_panel.build("rate", "Share this campaign: link and QR code")
         gr.Markdown(CONSENT, elem_id="rate-consent")
 
     outputs = [rater, ticket, left, right, count, status]
@@ -186,8 +186,8 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
     tab.select(on_open, [rater, ticket, campaign], outputs, **rating_jobs)
     for choice, button in buttons.items():
         button.click(on_vote(choice), [rater, ticket, campaign], outputs, trigger_mode="once", **rating_jobs)
-    share.accordion.expand(on_share, campaign, share.outputs, api_visibility="private")
-    return RateTab(tab, header, instructions, outputs, on_open, share)
+    panel.accordion.expand(on_share, campaign, panel.outputs, api_visibility="private")
+    return RateTab(tab, header, instructions, outputs, on_open, panel)
 
 
 def _count(services: Services, rater_id: str, campaign: str | None = None) -> str:
