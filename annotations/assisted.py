@@ -123,7 +123,7 @@ def estimate(
     if assisted_on:
         start = uninformative(scores, model_version)
         if warm_model is not None:  # keep the standardisation of these scores, start from the last fit
-            start = replace(start, slope=warm_model.slope, residual_sd=warm_model.residual_sd)
+            start = replace(start, slope=warm_model.em_slope, residual_sd=warm_model.residual_sd)
         else:  # start uninformative at the spread the judgements alone give
             start = replace(start, residual_sd=human.residual_sd)
         post = GaussianPosterior(n)

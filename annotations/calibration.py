@@ -18,6 +18,14 @@ close to uninformative, and a model whose scores do not predict the
 judgements ends with a slope near 0 and changes nothing. Weak hyperpriors
 keep the fit sane with few images: the slope ~ N(0, 1) and the residual
 variance as if two more images had the uninformative spread.
+
+With few judgements the fitted slope is noisy, and a noisy slope would put a
+made-up ranking into the prior. So the slope the estimates use is shrunk
+towards 0 by its own uncertainty: slope * max(0, 1 - se^2 / slope^2), where
+se is the standard error of the fitted slope from the judgements'
+information about each image (an empirical-Bayes shrinkage of one
+coefficient). A slope within one standard error of 0 gives an uninformative
+prior; with many judgements the shrinkage vanishes.
 """
 
 from __future__ import annotations
@@ -52,6 +60,13 @@ class Calibration:
     n_judgements: int = 0
     iterations: int = 0
     model_version: str | None = None
+    fitted_slope: float | None = None  # the EM estimate before shrinkage (None: same as slope)
+    slope_se: float | None = None  # its standard error, when known
+
+    @property
+    def em_slope(self) -> float:
+        """The slope EM continues from (the fitted one, not the shrunk one)."""
+        return self.slope if self.fitted_slope is None else self.fitted_slope
 
     @property
     def spread_sd(self) -> float:
@@ -82,7 +97,8 @@ class Calibration:
         return self.slope * self.standardise(model_scores)
 
     def to_dict(self) -> dict:
-        return {"slope": self.slope, "residual_sd": self.residual_sd, "score_mean": self.score_mean,
+        return {"slope": self.slope, "fitted_slope": self.em_slope, "slope_se": self.slope_se,
+                "residual_sd": self.residual_sd, "score_mean": self.score_mean,
                 "score_sd": self.score_sd, "explained": self.explained, "n_judgements": self.n_judgements,
                 "model_version": self.model_version}
 
@@ -116,7 +132,29 @@ def m_step(calibration: Calibration, posterior: GaussianPosterior, z: np.ndarray
     else:
         slope, residual, count = 0.0, float(np.sum(mean**2) + np.sum(var)), len(z)
     new_var = (residual + _PSEUDO_IMAGES * UNINFORMATIVE_SD**2) / (count + _PSEUDO_IMAGES)
-    return replace(calibration, slope=slope, residual_sd=float(np.sqrt(np.clip(new_var, *_VAR_BOUNDS))))
+    return replace(calibration, slope=slope, fitted_slope=None, slope_se=None,
+                   residual_sd=float(np.sqrt(np.clip(new_var, *_VAR_BOUNDS))))
+
+
+def shrunk(calibration: Calibration, posterior: GaussianPosterior, z: np.ndarray) -> Calibration:
+    """The calibration with its slope shrunk towards 0 by its standard error (see the module notes).
+
+    ``posterior`` must be the posterior under ``calibration``'s prior. The
+    judgements' information about image i is its posterior precision minus
+    its prior precision; the slope's information is then
+    sum z_i^2 / (residual_sd^2 + 1 / information_i).
+    """
+    known = np.isfinite(z)
+    prior_var = prior_arrays(calibration, z)[1]
+    information = np.maximum(1.0 / np.maximum(np.diag(posterior.cov), 1e-12) - 1.0 / prior_var, 0.0)
+    tau2 = calibration.residual_sd**2
+    slope_information = float(np.sum((z**2 * information / (1.0 + tau2 * information))[known]))
+    slope = calibration.em_slope
+    if slope_information <= 0 or slope == 0:
+        return replace(calibration, slope=0.0, fitted_slope=slope, slope_se=float("inf"))
+    se2 = 1.0 / slope_information
+    factor = max(0.0, 1.0 - se2 / slope**2)
+    return replace(calibration, slope=slope * factor, fitted_slope=slope, slope_se=float(np.sqrt(se2)))
 
 
 @single_threaded()
@@ -130,15 +168,21 @@ def fit(
     use_model: bool = True,
     max_iter: int = 200,
     tol: float = 1e-4,
+    shrink: bool = True,
 ) -> Calibration:
     """EM for the calibration; on return ``posterior`` is the posterior under the returned prior.
 
     ``z`` are the standardised model scores of the posterior's images (NaN:
     none). ``start`` is where EM starts (``uninformative`` or the last fit);
-    without judgements it is returned as it is.
+    without judgements it is returned as it is. With ``shrink`` the returned
+    slope is shrunk by its standard error (``shrunk``).
     """
-    calibration = start
-    for iteration in range(1, max_iter + 1 if len(weight) else 1):  # no judgements: nothing to learn
+    if not len(weight):
+        posterior.set_prior(*prior_arrays(start, z, use_model))
+        posterior.fit(winner, loser, weight)
+        return start
+    calibration = replace(start, slope=start.em_slope, fitted_slope=None, slope_se=None)
+    for iteration in range(1, max_iter + 1):
         posterior.set_prior(*prior_arrays(calibration, z, use_model))
         posterior.fit(winner, loser, weight)
         new = replace(m_step(calibration, posterior, z, use_model), iterations=iteration)
@@ -148,6 +192,10 @@ def fit(
             break
     posterior.set_prior(*prior_arrays(calibration, z, use_model))
     posterior.fit(winner, loser, weight)
+    if shrink and use_model and calibration.slope != 0:
+        calibration = shrunk(calibration, posterior, z)
+        posterior.set_prior(*prior_arrays(calibration, z, use_model))
+        posterior.fit(winner, loser, weight)
     return calibration
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from annotations.campaign_import import CampaignError
 from annotations.campaigns import Campaign
+from annotations.assisted import estimate
 from annotations.quality import rater_stats
 from annotations.scaling import scale
 from annotations.schema import JUDGEMENT_DTYPES, features
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 MARKER = ".campaign-export.json"
 SCORE_COLUMNS = ["image_id", "file_name", "bt_score", "bt_ci_low", "bt_ci_high", "thurstone_score",
                  "thurstone_ci_low", "thurstone_ci_high", "n_judgements", "model_score", "model_version"]
+#: From ``annotations.assisted``: the human-only and model-assisted estimates, the model's prior, the flag.
+ASSISTED_COLUMNS = ["human_score", "human_ci_low", "human_ci_high", "assisted_score", "assisted_ci_low",
+                    "assisted_ci_high", "prior_mean", "prior_sd", "disagreement", "flagged", "prior_model_version"]
 CONFIGS = ("judgements", "images", "scores")
 
 
@@ -139,8 +143,36 @@ def scores(campaign: Campaign, judgements: pd.DataFrame, n_boot: int = 200, seed
     out["model_version"] = out["image_id"].map(lambda i: model.get(i, (np.nan, None))[1])
     for column in SCORE_COLUMNS[2:8]:
         out[column] = out[column].astype(float)
-    return out.sort_values("bt_score", ascending=False, na_position="last", kind="stable")[SCORE_COLUMNS] \
-        .reset_index(drop=True)
+    out = out.merge(_assisted(campaign, judgements, weights), on="image_id", how="left")
+    return out.sort_values("bt_score", ascending=False, na_position="last", kind="stable")[
+        SCORE_COLUMNS + ASSISTED_COLUMNS].reset_index(drop=True)
+
+
+def _assisted(campaign: Campaign, judgements: pd.DataFrame, weights) -> pd.DataFrame:
+    """Human-only and model-assisted estimates; the prior is the latest model version's recorded scores."""
+    prior, version = prior_scores(judgements)
+    result = estimate(judgements, prior, weights, model_version=version, image_ids=campaign.ids)
+    table = result.export_frame().drop(columns=["n_judgements", "model_score"])
+    table["prior_model_version"] = table["prior_model_version"].astype(object)
+    table["flagged"] = table["flagged"].astype(bool)
+    return table
+
+
+def prior_scores(judgements: pd.DataFrame) -> tuple[dict[str, float], str | None]:
+    """The scores recorded with votes by the most recent model version (image id -> score), and that version.
+
+    A prior comes from one model: scores of older versions are left out.
+    """
+    if judgements.empty or judgements["model_version"].isna().all():
+        return {}, None
+    latest = judgements.dropna(subset=["model_version"]).sort_values("timestamp")["model_version"].iloc[-1]
+    mine = judgements[judgements["model_version"] == latest].sort_values("timestamp")
+    scores: dict[str, float] = {}
+    for side in ("left", "right"):
+        rows = mine[[f"{side}_image_id", f"model_score_{side}", "timestamp"]].dropna()
+        for image_id, score in zip(rows[f"{side}_image_id"], rows[f"model_score_{side}"]):
+            scores[str(image_id)] = float(score)  # later rows win: the last recorded score
+    return scores, str(latest)
 
 
 def model_scores(judgements: pd.DataFrame) -> dict[str, tuple[float, str]]:
@@ -175,7 +207,11 @@ def card(campaign: Campaign, judgements: pd.DataFrame, files: dict[str, str]) ->
         "* `images`: each image with its id (SHA-256 of the file shown), original file name, source, "
         "licence and the image itself.",
         "* `scores`: Bradley–Terry (logits) and Thurstone Case V scores with 95% bootstrap intervals, raters "
-        "weighted by reliability; the number of judgements; the model's last recorded score (0–100).", "",
+        "weighted by reliability; the number of judgements; the model's last recorded score (0–100). "
+        "Also two Thurstone-scale estimates with 95% intervals: `human_*` from the judgements alone and "
+        "`assisted_*` with the model's scores as a calibrated prior (`prior_mean`, `prior_sd`, from the "
+        "model named in `prior_model_version`), and `flagged` where the two disagree beyond their "
+        "uncertainty (`disagreement`, a z value).", "",
         "```python", "import datasets",
         'judgements = datasets.load_dataset("<this repo or folder>", split="train")',
         'images = datasets.load_dataset("<this repo or folder>", "images", split="train")',

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from annotations.blas import single_threaded
-from annotations.calibration import Calibration, m_step, prior_arrays, uninformative
+from annotations.calibration import Calibration, m_step, prior_arrays, shrunk, uninformative
 from annotations.pairs import Weights, comparisons, half_wins, row_weights
 from annotations.posterior import GaussianPosterior
 
@@ -173,8 +173,8 @@ class ActiveSampler:
         with single_threaded():
             self.posterior.fit(winner, loser, weight)
             if self.calibration is not None:  # one EM step of the model prior per refit, used by the next fit
-                self.calibration = replace(m_step(self.calibration, self.posterior, self._z, True),
-                                           n_judgements=len(judgements_df))
+                fitted = m_step(self.calibration, self.posterior, self._z, True)
+                self.calibration = replace(shrunk(fitted, self.posterior, self._z), n_judgements=len(judgements_df))
                 self.posterior.set_prior(*prior_arrays(self.calibration, self._z))
             self._gain = self._jittered(self.posterior.information_gain())
 

@@ -133,11 +133,13 @@ def run_arm(
     for count, df in simulate_session(crowd, sampler, args.budget, checkpoints(args), gold):
         weights = reliability_weights(df, gold)
         weighted = srcc(thurstone_scores(df, weights), truth)
-        assisted = np.nan
-        if prior is not None:
-            last = estimate(df, prior, weights, image_ids=list(truth.index), warm=last or sampler.calibration)
-            assisted = srcc(last.table.set_index("image_id")["assisted_score"], truth)
+        # annotations.assisted: the model-assisted estimate, and its human-only one (the same
+        # Thurstone posterior without the prior) for every arm, to compare like with like
+        last = estimate(df, prior, weights, image_ids=list(truth.index), warm=last or sampler.calibration)
+        table = last.table.set_index("image_id")
+        assisted = srcc(table["assisted_score"], truth) if prior is not None else np.nan
         row = {"judgements": count, "srcc_weighted": weighted, "srcc_assisted": assisted,
+               "srcc_human": srcc(table["human_score"], truth),
                "srcc_unweighted": np.nan, "srcc_oracle": np.nan, **check_shares(df, crowd.careless)}
         if careless > 0:  # for comparison: no weights, and weights that know who is careless
             row["srcc_unweighted"] = srcc(thurstone_scores(df, None), truth)
@@ -181,14 +183,24 @@ def headline(runs: pd.DataFrame) -> str:
 
 
 def shuffled_check(curves: pd.DataFrame, marks: list[int]) -> str:
-    """Model-assisted SRCC with a shuffled prior minus the no-prior active arm (median curves)."""
-    med = {arm: c.set_index("judgements")["median"] for arm, c in curves.groupby("arm")}
+    """Model-assisted SRCC with a shuffled prior minus the no-prior active arm (median curves).
+
+    Against both estimates of the active arm: the tables' one (``scale``) and
+    the same Thurstone posterior as the model-assisted one without the prior,
+    which isolates what the prior does.
+    """
+    med = {arm: c.set_index("judgements") for arm, c in curves.groupby("arm")}
     arm = f"active + shuffled prior: {ASSISTED}"
     if arm not in med or "active" not in med:
         return ""
-    gaps = [f"{n}: {med[arm].loc[n] - med['active'].loc[n]:+.3f}" for n in marks if n in med[arm].index]
-    return ("Shuffled prior (a useless model), model-assisted SRCC minus the active arm without a prior "
-            "(median curves): " + ", ".join(gaps) + ".")
+    lines = []
+    for label, column in (("the tables' estimate (scale, Thurstone)", "median"),
+                          ("the same posterior without a prior", "median_human")):
+        gaps = [f"{n}: {med[arm].loc[n, 'median'] - med['active'].loc[n, column]:+.3f}"
+                for n in marks if n in med[arm].index]
+        lines.append(f"Shuffled prior (a useless model): model-assisted SRCC minus the active arm without a prior, "
+                     f"{label}, median curves: " + ", ".join(gaps) + ".")
+    return "\n".join(lines)
 
 
 def pair_information(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -320,6 +332,7 @@ def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             high=("srcc_weighted", "max"),
             median_unweighted=("srcc_unweighted", "median"),
             median_oracle=("srcc_oracle", "median"),
+            median_human=("srcc_human", "median"),
         )
         .reset_index()
     )
@@ -384,10 +397,11 @@ CARELESS = "active, 20% careless"
 
 
 def _panels(arms: list[str]) -> list[tuple[str, list[str]]]:
-    """Subplots: pairing rules; careless raters; the model prior (each only when its arms ran)."""
+    """Subplots: pairing rules; careless raters; the model prior (each only when its arms ran; the
+    pairing panel is left out when the prior panel already shows all its arms)."""
     prior = [a for a in arms if a.split(":")[0] in PRIOR_ARMS]
     pairing = [a for a in arms if a != CARELESS and a not in prior]
-    panels = [("Random vs active pairing", pairing)]
+    panels = [("Random vs active pairing", pairing)] if not prior or set(pairing) - {"random", "active"} else []
     if CARELESS in arms:
         panels.append(("20% careless raters", [CARELESS]))
     if prior:

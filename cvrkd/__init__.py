@@ -11,7 +11,13 @@ Heavy modules (torch, timm) load on first use, so ``import cvrkd`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# torch's OpenMP threads busy-wait after every parallel op; on a small or shared CPU that steals
+# the cores from the fast runtime's threads and from other processes (a score took several times
+# longer under load in bench/latency.py). Must be set before torch loads; a user's value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
@@ -22,6 +28,7 @@ _EXPORTS = {
     "Gallery": "cvrkd.gallery",
     "load_image": "cvrkd.imageio",
     "InvalidImageError": "cvrkd.imageio",
+    "RuntimeUnavailable": "cvrkd.runtime",
 }
 
 

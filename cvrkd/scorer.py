@@ -3,6 +3,10 @@
 Scale: 0–100, higher = better (like a MOS); ``Scorer.lower_better`` is False and
 ``Scorer.score_range`` is (0, 100), as in pyiqa. Scores are deterministic: the
 patches come from a fixed grid and the references from a fixed gallery order.
+
+The backbone runs on a backend: ``torch``, or a fast CPU runtime (``onnxruntime``,
+``openvino``; see ``cvrkd.runtime``). ``auto``, the default, takes a verified fast runtime
+when one is installed, else torch; every result records the backend that produced it.
 """
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ import numpy as np
 import torch
 
 from cvrkd import paths
-from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint
 from cvrkd.feature_cache import FeatureCache
 from cvrkd.features import pooled_features
@@ -25,6 +28,7 @@ from cvrkd.gallery import Gallery, build_default_gallery
 from cvrkd.imageio import ImageSource, InvalidImageError, LoadedImage, load_image
 from cvrkd.model import SCORE_RANGE, CVRKDNet
 from cvrkd.patches import align_reference, crop, fit_to_patch, grid_positions
+from cvrkd.runtime import default_backend, load_backbone
 
 Progress = Callable[[int, int, str], None]
 
@@ -53,6 +57,7 @@ class ScoreResult:
     notes: list[str] = field(default_factory=list)
     gallery: str = ""
     trained_model: bool = True
+    backend: str = "torch"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,13 +70,18 @@ class LoadedModel:
 
 
 class Scorer:
-    """Loads a model bundle (``student/`` and optional ``teacher/``) and scores images."""
+    """Loads a model bundle (``student/`` and optional ``teacher/``) and scores images.
+
+    ``backend``: ``auto`` (default; ``$CVRKD_BACKEND`` overrides it), ``torch``, ``onnxruntime``
+    or ``openvino``. An explicitly named runtime that cannot run raises ``RuntimeUnavailable``.
+    """
 
     lower_better = False
     score_range = SCORE_RANGE
 
     def __init__(self, model_dir: str | Path | None = None, *, allow_untrained: bool = False,
-                 cache_dir: str | Path | None = None, gallery: Gallery | None = None) -> None:
+                 cache_dir: str | Path | None = None, gallery: Gallery | None = None,
+                 backend: str | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else paths.default_model_dir()
         self.student = self._load_role("student", required=True)
         self.teacher = self._load_role("teacher", required=False)
@@ -80,7 +90,9 @@ class Scorer:
                 f"the model in {self.model_dir} is untrained (random weights); its scores would be "
                 "meaningless. Train one with `python -m cvrkd train` or pass a trained --model."
             )
-        self.backbone = FrozenBackbone(self.student.info.backbone)
+        self.backbone, self.backend = load_backbone(
+            backend or default_backend(), self.student.info.backbone, self.model_dir,
+            self.student.info.version)
         self.patches = self.student.info.patches
         self.cache = FeatureCache(Path(cache_dir) if cache_dir else paths.cache_dir() / "features")
         self._default_gallery = gallery
@@ -178,6 +190,7 @@ class Scorer:
             mode="nar", model_version=student.info.version,
             elapsed_s=time.perf_counter() - started, per_reference=per_reference,
             notes=list(loaded.notes), gallery=gallery.name, trained_model=student.info.trained,
+            backend=self.backend,
         )
 
     def _score_fr(self, loaded: LoadedImage, reference: ImageSource | LoadedImage,
@@ -200,7 +213,7 @@ class Scorer:
             image=loaded.name, score=value, spread=0.0, mode="fr",
             model_version=self.teacher.info.version, elapsed_s=time.perf_counter() - started,
             per_reference=[ReferenceScore(original.name, value)], notes=notes, gallery="",
-            trained_model=self.teacher.info.trained,
+            trained_model=self.teacher.info.trained, backend=self.backend,
         )
 
     def score_many(self, images: Iterable[ImageSource], gallery: Gallery | None = None,

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from annotations.assisted import Estimates, estimate
 from annotations.quality import rater_stats
 from annotations.scaling import scale
 from annotations.schema import DEFAULT_CAMPAIGN
@@ -51,6 +52,8 @@ class Insights:
     agreement: Agreement
     activity: pd.DataFrame
     raters: pd.DataFrame
+    estimates: Estimates
+    """Human-only and model-assisted estimates, the calibration of the model's prior, disagreements."""
     campaign: str = DEFAULT_CAMPAIGN
     computed_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -60,6 +63,9 @@ class Insights:
             "campaign": self.campaign, "n_judgements": self.n_judgements, "n_raters": self.n_raters,
             "ranking": _records(self.ranking), "agreement": self.agreement.to_dict(),
             "activity": _records(self.activity), "raters": _records(self.raters),
+            "estimates": _records(self.estimates.table),
+            "calibration": self.estimates.calibration.to_dict() if self.estimates.calibration else None,
+            "disagreements": _records(self.estimates.flagged()),
             "computed_at": self.computed_at,
         }
 
@@ -128,10 +134,12 @@ class InsightsService:
     """Computes ``Insights`` on demand, reusing the last result while nothing changed."""
 
     def __init__(self, store: AnnotationStore, images: ImageCatalogue, scores: PoolScores,
-                 n_boot: int = 200) -> None:
+                 n_boot: int = 200, model_prior: bool = True) -> None:
         self.store, self.images, self.scores = store, images, scores
         self.pool = images.pool
         self.n_boot = n_boot
+        self.model_prior = model_prior  # the model's scores as a prior for the model-assisted estimate
+        self._estimates: dict[str, Estimates] = {}  # campaign -> the last fit, to start the next one from
         self._lock = threading.Lock()
         self._cached: dict[str, tuple[tuple, Insights]] = {}  # campaign -> (key, insights)
 
@@ -151,12 +159,13 @@ class InsightsService:
             cached = self._cached.get(name)
             if cached is None or cached[0] != key:
                 gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
-                cached = (key, self._compute(name, judgements, model_scores, gold))
+                ids = self.pool.ids if found is None else found.ids
+                cached = (key, self._compute(name, judgements, model_scores, gold, ids))
                 self._cached[name] = cached
             return cached[1]
 
     def _compute(self, campaign: str, judgements: pd.DataFrame, model_scores: dict[str, float],
-                 gold: list[tuple[str, str]]) -> Insights:
+                 gold: list[tuple[str, str]], image_ids: list[str]) -> Insights:
         stats = rater_stats(judgements, gold)
         weights = stats["weight"] if len(stats) else None
         scaled = scale(judgements, weights=weights, n_boot=self.n_boot) if len(judgements) else \
@@ -166,10 +175,15 @@ class InsightsService:
             title=[self.images.title(i) if i in self.images else i for i in scaled["image_id"]],
             model_score=[model_scores.get(i, np.nan) for i in scaled["image_id"]],
         )[RANKING_COLUMNS]
+        ids = list(dict.fromkeys([*image_ids, *scaled["image_id"]]))
+        estimates = estimate(judgements, {i: model_scores[i] for i in ids if i in model_scores}, weights,
+                             use_prior=self.model_prior, model_version=self.scores.version() or None,
+                             image_ids=ids, warm=self._estimates.get(campaign))
+        self._estimates[campaign] = estimates
         return Insights(
             n_judgements=len(judgements), n_raters=int(judgements["rater_id"].nunique()),
             ranking=ranking, agreement=model_agreement(judgements, model_scores, scaled),
-            activity=activity(judgements), raters=rater_table(stats), campaign=campaign,
+            activity=activity(judgements), raters=rater_table(stats), estimates=estimates, campaign=campaign,
         )
 
 

@@ -1,9 +1,11 @@
-"""Leaderboard tab: scaled quality with 95% CIs, model agreement, activity, raters."""
+"""Leaderboard tab: scaled quality with 95% CIs, model agreement, activity, raters, and the
+human-only and model-assisted estimates with the calibration of the model's prior."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from annotations.campaigns import UnknownCampaign
@@ -59,6 +61,66 @@ def rater_table(insights: Insights) -> pd.DataFrame:
     return insights.raters.round(3)
 
 
+def assisted_markdown(insights: Insights) -> str:
+    """What the model's prior is worth so far, in words."""
+    e = insights.estimates
+    if not e.use_prior:
+        return ("**Model prior off** (`CVRKD_MODEL_PRIOR=0`) or no model scores yet: only the human-only "
+                "estimate is shown.")
+    cal = e.calibration
+    flagged = int(e.table["flagged"].sum())
+    return "\n".join([
+        f"Prior from model `{cal.model_version}`, calibrated on {_plural(cal.n_judgements, 'judgement')}: "
+        f"slope **{cal.slope:.2f}** per sd of model score, residual sd **{cal.residual_sd:.2f}**, so the model's "
+        f"scores explain **{cal.explained:.0%}** of the spread of quality (0% = no help, the prior is then "
+        "the same for every image).",
+        f"* **Human-only**: the judgements alone (what an exported data set carries); **model-assisted**: "
+        "the judgements combined with the model's calibrated prior. Both in Thurstone units with 95% intervals.",
+        f"* **{_plural(flagged, 'image')}** where model and people disagree beyond their uncertainty "
+        "(|z| > 2.58): listed below, the most useful examples for re-distillation.",
+    ])
+
+
+def assisted_section(services: Services, insights: Insights) -> tuple:
+    """The estimates section's contents: summary, calibration plot, disagreements, both estimates."""
+    table = insights.estimates.table
+    figure = plots.calibration(insights.estimates, dict(zip(table["image_id"], _titles(services, table)))) \
+        if insights.estimates.use_prior else None
+    return (assisted_markdown(insights), figure, disagreement_table(services, insights),
+            estimates_table(services, insights))
+
+
+def _titles(services: Services, table: pd.DataFrame) -> list[str]:
+    return [services.images.title(i) if i in services.images else i for i in table["image_id"]]
+
+
+def estimates_table(services: Services, insights: Insights) -> pd.DataFrame:
+    """Both estimates per image, best first by the model-assisted one (human-only when the prior is off)."""
+    t = insights.estimates.table
+    out = pd.DataFrame({"image": _titles(services, t), "judgements": t["n_judgements"],
+                        "model_score": t["model_score"]})
+    for name, label in (("human", "human_only"), ("assisted", "model_assisted")):
+        out[label] = t[f"{name}_score"]
+        out[f"{label}_low"] = t[f"{name}_ci_low"]
+        out[f"{label}_high"] = t[f"{name}_ci_high"]
+    out["prior"] = t["prior_mean"]
+    out["disagreement_z"] = t["disagreement"]
+    out["flagged"] = t["flagged"]
+    return out.round(2)
+
+
+def disagreement_table(services: Services, insights: Insights) -> pd.DataFrame:
+    """The flagged images with both values: what the model's prior said and what people said."""
+    t = insights.estimates.flagged()
+    return pd.DataFrame({
+        "image": _titles(services, t), "model_score": t["model_score"], "prior": t["prior_mean"],
+        "prior_low": t["prior_mean"] - 1.96 * t["prior_sd"], "prior_high": t["prior_mean"] + 1.96 * t["prior_sd"],
+        "human_only": t["human_score"], "human_low": t["human_ci_low"], "human_high": t["human_ci_high"],
+        "model_assisted": t["assisted_score"], "disagreement_z": t["disagreement"],
+        "people_say": np.where(t["disagreement"] > 0, "better than the model", "worse than the model"),
+    }).round(2)
+
+
 def build(services: Services) -> LeaderboardTab:
     """Lay out the Leaderboard tab; it refreshes when opened, on demand and when another campaign is chosen."""
     with gr.Tab("Leaderboard", id="leaderboard") as tab:
@@ -75,6 +137,13 @@ def build(services: Services) -> LeaderboardTab:
             raters_plot = gr.Plot(label="Raters")
         raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
                               interactive=False, max_height=300)
+        gr.Markdown("### Human-only and model-assisted estimates")
+        assisted = gr.Markdown(elem_id="leaderboard-assisted")
+        calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
+        disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
+                                     interactive=False, max_height=300, elem_id="leaderboard-disagreements")
+        estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
+                                 interactive=False, max_height=360, elem_id="leaderboard-estimates")
         panel = share_panel.build("leaderboard", "Live view for a presenter: link and QR code")
 
     def on_open(name: str | None, request: gr.Request):
@@ -90,9 +159,11 @@ def build(services: Services) -> LeaderboardTab:
                 None if empty else plots.activity(insights.activity),
                 None if empty else plots.raters(insights.raters),
                 rater_table(insights),
+                *assisted_section(services, insights),
                 *share_panel.show(services, share.link(request, insights.campaign, view="live")))
 
-    outputs = [campaign, summary, ranking_plot, ranking, activity_plot, raters_plot, raters, *panel.outputs]
+    outputs = [campaign, summary, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted, calibration_plot,
+               disagreements, estimates, *panel.outputs]
     jobs = dict(concurrency_id="insights", concurrency_limit=1, api_visibility="private")
     tab.select(on_open, campaign, outputs, **jobs)
     refresh.click(on_open, campaign, outputs, **jobs)

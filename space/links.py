@@ -22,6 +22,7 @@ from space import rate_tab, score_tab, share, share_panel
 from space.examples import example_files
 from space.leaderboard_tab import LeaderboardTab
 from space.live_tab import LiveTab
+from space.rating import RatingError
 from space.state import Services
 
 TABS = ("score", "rate", "leaderboard", "model")
@@ -82,7 +83,11 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
         link = parse(dict(getattr(request, "query_params", {}) or {}), services)
         header, instructions = rate_tab.campaign_text(services, link.campaign)
         banner = f'<div class="link-message" role="alert">⚠ {html.escape(link.message)}</div>' if link.message else ""
-        return (rate_tab.identify(browser_id, profile)[1], link.campaign, asdict(link),
+        try:
+            kept = rate_tab.identify(services, browser_id, profile, request)[1]
+        except RatingError:
+            kept = gr.skip()  # over the client's limit of new raters: the Rate tab says so when opened
+        return (kept, link.campaign, asdict(link),
                 gr.Tabs(selected=link.tab) if link.tab else gr.skip(), banner,
                 gr.Tab(visible=True) if link.live else gr.skip(), gr.Timer(active=True) if link.live else gr.skip(),
                 header, instructions, gr.Dropdown(value=link.campaign or "default"))
@@ -90,7 +95,7 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
     def open_rate(browser_id, link: dict, request: gr.Request, profile: gr.OAuthProfile | None):
         if not link or link["tab"] != "rate":
             return (gr.skip(),) * (len(rate.outputs) + len(rate.share.outputs))
-        opened = rate.open(browser_id, None, link["campaign"], profile)
+        opened = rate.open(browser_id, None, link["campaign"], profile, request)
         url = share.link(request, link["campaign"] or None, tab=None if link["campaign"] else "rate")
         return (*opened, *share_panel.show(services, url))
 

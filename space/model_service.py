@@ -55,6 +55,7 @@ class ScoreReport:
             "score": nar.score, "spread": nar.spread, "mode": nar.mode, "gallery": nar.gallery,
             "per_reference": [{"name": r.name, "score": r.score} for r in nar.per_reference],
             "model_version": nar.model_version, "trained_model": nar.trained_model,
+            "backend": nar.backend,
             "fr": None if self.fr is None else {
                 "score": self.fr.score, "model_version": self.fr.model_version,
                 "trained_model": self.fr.trained_model},

@@ -1,8 +1,11 @@
 """Plotly figures for the Score and Leaderboard tabs (pure functions of plain data)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from annotations.assisted import Estimates
 
 from cvrkd.scorer import ScoreResult
 
@@ -55,4 +58,34 @@ def raters(table: pd.DataFrame) -> go.Figure:
                            hovertemplate="%{x}: %{y} judgements<extra></extra>"))
     fig.update_layout(title="Judgements per rater (red: flagged for review)", yaxis_title="judgements",
                       **_LAYOUT)
+    return fig
+
+
+def calibration(estimates: Estimates, titles: dict[str, str] | None = None) -> go.Figure:
+    """Human-only estimates (with 95% intervals) against the model's score, and the fitted prior.
+
+    The line is the calibrated prior mean, the band its 95% width; images
+    where model and people disagree are marked in red.
+    """
+    cal, table = estimates.calibration, estimates.table.dropna(subset=["model_score"])
+    names = [(titles or {}).get(i, i) for i in table["image_id"]]
+    colours = np.where(table["flagged"], "#dc2626", "#4f46e5")
+    fig = go.Figure(go.Scatter(
+        x=table["model_score"], y=table["human_score"], mode="markers", name="human-only estimate",
+        marker=dict(color=colours, size=8), text=names,
+        error_y=dict(type="data", symmetric=False, array=table["human_ci_high"] - table["human_score"],
+                     arrayminus=table["human_score"] - table["human_ci_low"], color="#c7d2fe"),
+        hovertemplate="%{text}<br>model %{x:.1f}, people %{y:.2f}<extra></extra>",
+    ))
+    if cal is not None and len(table):
+        x = np.linspace(table["model_score"].min(), table["model_score"].max(), 50)
+        line = cal.line(x)
+        band = 1.96 * cal.residual_sd
+        fig.add_scatter(x=np.r_[x, x[::-1]], y=np.r_[line + band, (line - band)[::-1]], fill="toself",
+                        fillcolor="rgba(16,185,129,0.15)", line=dict(width=0), hoverinfo="skip",
+                        name="prior, 95%")
+        fig.add_scatter(x=x, y=line, mode="lines", line=dict(color="#059669"), name="calibration (prior mean)")
+    fig.update_layout(title="Calibration: model score vs people (red: disagreement)",
+                      xaxis_title="model score (0–100)", yaxis_title="quality (Thurstone units)",
+                      legend=dict(orientation="h", y=-0.25), **{**_LAYOUT, "height": 380})
     return fig

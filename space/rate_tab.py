@@ -1,8 +1,8 @@
 """Rate tab: "which of these two looks better?", with buttons and keyboard shortcuts.
 
-The rater is identified by a random id kept in their browser (``gr.BrowserState``),
-or, when they sign in with Hugging Face on a Space, by a hash of their user name
-(never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
+The rater is identified by a server-signed random id kept in their browser
+(``gr.BrowserState``, see ``space.raters``), or, when they sign in with Hugging
+Face on a Space, by a hash of their user name (never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import html
 import importlib.util
 import os
 import secrets
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -46,15 +45,23 @@ class PairView:
     status: str
 
 
-def new_rater_id() -> str:
-    return f"anon-{uuid.uuid4().hex[:16]}"
+def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
+              request: gr.Request | None) -> tuple[str, str]:
+    """(signed id, public id) of this browser's rater; a fresh signed id counts against the client's limits.
 
-
-def rater_id_for(browser_id: str | None, profile: gr.OAuthProfile | None) -> str:
-    """Signed-in raters keep one id across devices; others use their browser's random id."""
+    Signed-in raters keep one public id across devices (a hash of the user
+    name); others keep the server-signed id in the browser. A kept id the
+    server did not sign (e.g. from before ids were signed) is replaced.
+    """
     if profile is not None and getattr(profile, "username", None):
-        return "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
-    return browser_id or new_rater_id()
+        public = "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
+        return services.raters.issue(public), public
+    public = services.raters.public_or_none(kept)
+    if public is not None:
+        return str(kept), public
+    services.limits.new_rater(request)
+    signed = services.raters.issue()
+    return signed, services.raters.verify(signed)
 
 
 def pair_view(services: Services, rater_id: str, status: str = "", campaign: str | None = None) -> PairView:
@@ -69,11 +76,13 @@ def pair_view(services: Services, rater_id: str, status: str = "", campaign: str
 
 
 def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str,
-              campaign: str | None = None) -> PairView:
-    """Store the answer to the current pair (of the campaign on screen) and move on to the next one."""
+              campaign: str | None = None, request: gr.Request | None = None) -> PairView:
+    """Store the answer to the current pair (of the campaign on screen, within the client's vote limits) and
+    move on to the next one."""
     if not ticket:
         return pair_view(services, rater_id, campaign=campaign)
     try:
+        services.limits.vote(request)
         receipt = services.rating.vote(rater_id, ticket, choice, campaign=campaign or "")
     except RatingError as exc:
         view = pair_view(services, rater_id, campaign=campaign)
@@ -118,10 +127,14 @@ class RateTab:
     share: share_panel.SharePanel
 
 
-def identify(browser_id: str | None, profile: gr.OAuthProfile | None) -> tuple[str, object]:
-    """(rater id, what to keep in the browser): only a newly made anonymous id is stored there."""
-    rater_id = rater_id_for(browser_id, profile)
-    return rater_id, rater_id if not browser_id and profile is None else gr.skip()
+def identify(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
+             request: gr.Request | None) -> tuple[str, object]:
+    """(public rater id, what to keep in the browser): only a newly issued signed id is stored there.
+
+    Raises ``RatingError`` when the client is over its limit of new raters.
+    """
+    signed, public = rater_for(services, kept, profile, request)
+    return public, signed if signed != kept and profile is None else gr.skip()
 
 
 def campaign_text(services: Services, campaign: str | None) -> tuple[str, str]:
@@ -163,18 +176,24 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
 
     outputs = [rater, ticket, left, right, count, status]
 
-    def on_open(browser_id, current, campaign_name, profile: gr.OAuthProfile | None):
-        rater_id, kept = identify(browser_id, profile)
+    def on_open(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
+        try:
+            rater_id, keep = identify(services, kept, profile, request)
+        except RatingError as exc:
+            return gr.skip(), None, None, None, "", _error(str(exc))
         if current:  # coming back to the tab: keep the pair on screen
-            return kept, current, gr.skip(), gr.skip(), _count(services, rater_id, campaign_name), gr.skip()
+            return keep, current, gr.skip(), gr.skip(), _count(services, rater_id, campaign_name), gr.skip()
         view = pair_view(services, rater_id, campaign=campaign_name)
-        return kept, view.ticket, view.left, view.right, view.count, view.status
+        return keep, view.ticket, view.left, view.right, view.count, view.status
 
     def on_vote(choice: str):
-        def handler(browser_id, current, campaign_name, profile: gr.OAuthProfile | None):
-            rater_id, kept = identify(browser_id, profile)
-            view = vote_view(services, rater_id, current, choice, campaign=campaign_name)
-            return kept, view.ticket, view.left, view.right, view.count, view.status
+        def handler(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
+            try:
+                rater_id, keep = identify(services, kept, profile, request)
+            except RatingError as exc:
+                return gr.skip(), current, gr.skip(), gr.skip(), gr.skip(), _error(str(exc))
+            view = vote_view(services, rater_id, current, choice, campaign_name, request)
+            return keep, view.ticket, view.left, view.right, view.count, view.status
         return handler
 
     def on_share(campaign_name, request: gr.Request):

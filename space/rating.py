@@ -78,7 +78,8 @@ class RatingService:
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
                  after_judgement: Callable[[], object] = lambda: None,
-                 campaigns: CampaignRegistry | None = None) -> None:
+                 campaigns: CampaignRegistry | None = None, model_prior: bool = True,
+                 visible: Callable[[str], bool] = lambda image_id: True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
         self.images = ImageCatalogue(pool, campaigns)
         self.app_version = app_version
@@ -87,9 +88,12 @@ class RatingService:
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
         self.after_judgement = after_judgement
+        self.visible = visible
+        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
-        self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (images version, sampler)
+        self.model_prior = model_prior  # the model's scores as the sampler's prior
+        self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (sampler key, sampler)
         stored = store.judgements()
         self._counts = Counter(zip(stored["campaign"].astype(str), stored["rater_id"].astype(str)))
 
@@ -123,20 +127,26 @@ class RatingService:
         return ticket
 
     def _current_sampler(self, campaign: Campaign | None, judgements, gold) -> ActiveSampler:
+        """The campaign's sampler, rebuilt when its images or the model scores for its prior changed."""
         name = DEFAULT_CAMPAIGN if campaign is None else campaign.name
+        ids = [i for i in self.pool.ids if self.visible(i)] if campaign is None else campaign.ids
+        scores = self.scores.current() if self.model_prior else {}
+        prior = {i: scores[i] for i in ids if i in scores}
         version = self.pool.version if campaign is None else campaign.created_at
+        key = (version, self.scores.version() if prior else None, len(prior))
         cached = self._samplers.get(name)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] == key:
             return cached[1]
+        options = dict(gold_pairs=gold, seed=self.seed, model_scores=prior or None,
+                       model_version=self.scores.version() or None)
         if campaign is None:
-            sampler = ActiveSampler(self.pool.ids, content_of=self.pool.content_of(), gold_pairs=gold, seed=self.seed)
+            sampler = ActiveSampler(ids, content_of=self.pool.content_of(), **options)
         else:
-            sampler = ActiveSampler(campaign.ids, content_of=campaign.content_of(), gold_pairs=gold,
-                                    gold_share=campaign.gold_share, seed=self.seed,
-                                    same_content_share=1.0 if campaign.pairs == "same-content" else 0.5)
+            sampler = ActiveSampler(ids, content_of=campaign.content_of(), gold_share=campaign.gold_share,
+                                    same_content_share=1.0 if campaign.pairs == "same-content" else 0.5, **options)
         if len(judgements):
             sampler.update(judgements, rater_stats(judgements, gold)["weight"])
-        self._samplers[name] = (version, sampler)
+        self._samplers[name] = (key, sampler)
         return sampler
 
     def _expire(self) -> None:

@@ -69,8 +69,10 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
     pooled = ""
     if contribute:
         entry = services.pool.add_upload(image)
+        status = services.moderation.submit(entry.image_id)
         services.scores.refresh()
-        pooled = f"Added to the rating pool as <code>{entry.image_id[:19]}…</code>. Thank you!"
+        pooled = (f"Added to the rating pool as <code>{entry.image_id[:19]}…</code>"
+                  + (" (shown to raters once it has been checked)" if status == "pending" else "") + ". Thank you!")
     try:
         report = services.model.score(image, gallery, original)
     except ModelUnavailable as exc:

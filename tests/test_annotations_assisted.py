@@ -170,3 +170,27 @@ def test_uninformative_start_standardises_the_scores():
     mean, sd = calibration.prior([10.0, np.nan])
     assert list(mean) == [0.0, 0.0] and list(sd) == [1.0, 1.0]
     assert uninformative([5.0]).score_sd == 1.0  # a single score cannot be standardised
+
+
+def test_export_prior_comes_from_the_latest_model_version_only():
+    from annotations.export import prior_scores
+
+    times = pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True)
+    judgements = pd.DataFrame({
+        "timestamp": times, "left_image_id": ["a", "a", "c"], "right_image_id": ["b", "b", "a"],
+        "model_score_left": [10.0, 70.0, 55.0], "model_score_right": [20.0, 30.0, 71.0],
+        "model_version": ["old", "new", "new"],
+    })
+    assert prior_scores(judgements) == ({"a": 71.0, "b": 30.0, "c": 55.0}, "new")
+    assert prior_scores(judgements.assign(model_version=None)) == ({}, None)
+
+
+def test_the_slope_is_shrunk_by_its_uncertainty_while_judgements_are_few():
+    ids, model, truth = world(150, slope=0.8, residual=0.6, seed=17)
+    useless = dict(zip(ids, np.random.default_rng(1).permutation(model)))
+    few = estimate(judge(ids, truth, 300, seed=18), useless).calibration
+    factor = max(0.0, 1 - few.slope_se**2 / few.fitted_slope**2)
+    assert few.slope == pytest.approx(few.fitted_slope * factor) and factor < 0.5  # noise mostly shrunk away
+    many = estimate(judge(ids, truth, 6000, seed=18), dict(zip(ids, model))).calibration
+    assert many.slope == pytest.approx(many.fitted_slope, rel=0.02) and many.slope_se < 0.1
+    assert many.to_dict()["fitted_slope"] == many.fitted_slope

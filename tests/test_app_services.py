@@ -190,7 +190,7 @@ def test_session_gallery_is_refused_whole_when_one_photo_is_bad(services, bad_in
 
 
 def test_model_tab_lists_registry_runs_newest_first(tmp_path):
-    from cvrkd.registry import ModelRegistry
+    from cvrkd.train.registry import ModelRegistry
     from space.model_card import RUN_COLUMNS, runs
 
     assert runs(tmp_path).empty and list(runs(tmp_path).columns) == RUN_COLUMNS
@@ -254,3 +254,68 @@ def test_the_trainer_hears_of_each_judgement_and_cannot_break_a_vote(services):
     rating.vote("anon-hook", rating.next_pair("anon-hook").ticket_id, "skip")
     assert stored.stored == "judgement" and len(calls) == 1
     assert stored.record_id in set(services.store.judgements()["judgement_id"])
+
+
+def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(services, tmp_path):
+    """People agree with the model's order except on one image the model rates worst: it is flagged."""
+    import numpy as np
+
+    from annotations.store import AnnotationStore
+    from space import leaderboard_tab, plots
+    from space.insights import InsightsService
+    from space.rating import RatingService
+
+    ids = services.pool.ids
+    loved = ids[0]  # the model's worst image, which people prefer to everything
+
+    class FixedScores:
+        def version(self):
+            return "test-model"
+
+        def current(self):
+            return {image_id: float(k) for k, image_id in enumerate(ids)}
+
+    store = AnnotationStore(tmp_path / "annotations")
+    for image_id in ids:
+        store.register_image(image_id, "gallery", "CC-BY-4.0")
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        a, b = rng.choice(len(ids), 2, replace=False)
+        a_wins = a == 0 or (b != 0 and a > b)
+        store.append({"rater_id": f"anon-{rng.integers(5)}", "left_image_id": ids[a], "right_image_id": ids[b],
+                      "choice": "left" if a_wins else "right"})
+    insights = InsightsService(store, services.images, FixedScores(), n_boot=10).current()
+    estimates = insights.estimates
+    assert estimates.use_prior and estimates.model_version == "test-model"
+    assert estimates.calibration.slope > 0.5 and estimates.calibration.n_judgements == 400
+    assert loved in set(estimates.flagged()["image_id"])
+    title = services.pool.get(loved).title
+    flagged = leaderboard_tab.disagreement_table(services, insights).set_index("image")
+    assert flagged.loc[title, "people_say"] == "better than the model"
+    assert flagged.loc[title, "human_only"] > flagged.loc[title, "prior_high"]  # both values shown
+    table = leaderboard_tab.estimates_table(services, insights)
+    assert {"human_only", "human_only_low", "model_assisted", "model_assisted_high", "prior"} <= set(table.columns)
+    assert len(table) == len(ids)
+    markdown, figure, shown_flags, shown_table = leaderboard_tab.assisted_section(services, insights)
+    assert [trace.name for trace in figure.data] == ["human-only estimate", "prior, 95%", "calibration (prior mean)"]
+    assert title in set(figure.data[0].text) and title in set(shown_flags["image"]) and len(shown_table) == len(ids)
+    assert plots.calibration(estimates).data[0].text[0] in ids  # without titles: image ids
+    dumped = json.loads(json.dumps(insights.to_dict()))
+    assert dumped["calibration"]["model_version"] == "test-model"
+    assert loved in {row["image_id"] for row in dumped["disagreements"]}
+    assert "explain" in leaderboard_tab.assisted_markdown(insights)
+
+    # the setting that turns the prior off: human-only alone, and a sampler without a prior
+    off = InsightsService(store, services.images, FixedScores(), n_boot=0, model_prior=False).current()
+    assert not off.estimates.use_prior and off.estimates.table["assisted_score"].isna().all()
+    assert "prior off" in leaderboard_tab.assisted_markdown(off)
+    assert leaderboard_tab.assisted_section(services, off)[1] is None  # no calibration plot without a prior
+    with_prior = RatingService(services.pool, store, FixedScores(), "test")
+    without = RatingService(services.pool, store, FixedScores(), "test", model_prior=False)
+    for rating in (with_prior, without):
+        rating.next_pair("anon-sampler")
+    sampler_with, sampler_without = (r._current_sampler(None, store.judgements(), []) for r in (with_prior, without))
+    assert sampler_with.calibration.model_version == "test-model"
+    assert sampler_with.calibration.slope > 0  # refitted on the stored judgements
+    assert sampler_without.calibration is None
+    store.close()

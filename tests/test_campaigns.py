@@ -169,6 +169,10 @@ def test_export_loads_as_three_configs_without_other_campaigns_votes(tmp_path, d
         assert b["bt_score"] > w["bt_score"] and b["thurstone_score"] > w["thurstone_score"]
         assert b["bt_ci_low"] <= b["bt_score"] <= b["bt_ci_high"] and b["n_judgements"] == 6
         assert b["model_score"] == 60.0 and w["model_score"] == 40.0
+        assert b["human_score"] > w["human_score"] and b["assisted_score"] > w["assisted_score"]
+        assert b["assisted_ci_low"] <= b["assisted_score"] <= b["assisted_ci_high"]
+        assert b["human_ci_low"] <= b["human_score"] <= b["human_ci_high"]
+        assert b["prior_model_version"] == "m1" and not b["flagged"]
     unjudged = scores[scores["n_judgements"] == 0]
     assert len(unjudged) == 2 and unjudged["bt_score"].isna().all()
 
