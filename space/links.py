@@ -112,8 +112,8 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
     def open_example(link: dict):
         if not link or not link["example"]:
             return (gr.skip(),) * len(score.example_outputs)
-        path, view = score_tab.example_view(services, link["example"])
-        return path, view.html, view.figure, view.references, view.scored, None
+        view = score_tab.example_view(services, link["example"])
+        return view.html, view.figure, view.references, view.scored, None
 
     def example_map(link: dict, scored):
         if not link or not link["example"]:

@@ -156,10 +156,16 @@ class ScoreTab:
     map_output: gr.Image
 
 
-def example_view(services: Services, name: str) -> tuple[str, ScoreView]:
-    """(file, view) of the named example scored against the default gallery; KeyError for an unknown name."""
+def example_view(services: Services, name: str) -> ScoreView:
+    """The named example scored against the default gallery; KeyError for an unknown name.
+
+    The upload box stays empty: making it an output of the link's event would
+    undo ``raw_image``'s handling of uploads, so the result names the example.
+    """
     path = str(example_files(services.data_dir / "examples")[name])
-    return path, score_view(services, path, None, None, False, None)
+    view = score_view(services, path, None, None, False, None)
+    view.html = f'<p class="example-name">Example: <b>{html.escape(name)}</b></p>' + view.html
+    return view
 
 
 def build(services: Services) -> ScoreTab:
@@ -235,7 +241,7 @@ def build(services: Services) -> ScoreTab:
                          **model_jobs)
     batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],
                        **model_jobs)
-    return ScoreTab(tab, [image, result, chart, references, scored, qmap], scored, qmap)
+    return ScoreTab(tab, [result, chart, references, scored, qmap], scored, qmap)
 
 
 def _batch_file() -> Path:

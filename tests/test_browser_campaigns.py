@@ -123,6 +123,7 @@ def test_links_open_the_tab_or_example_they_name_and_unknown_ones_say_so(app_url
     page.goto(f"{url}?example=motorcycle-jpeg")
     score = page.wait_for_selector("#score-result .score-value").inner_text()
     assert selected() == "Score" and 0 <= float(score.split()[0]) <= 100
+    assert "Example: motorcycle-jpeg" in page.inner_text("#score-result")
     for query, message in (("tab=nope", "no tab “nope”"), ("campaign=nope", "no campaign called “nope”"),
                            ("example=nope", "no example “nope”")):
         page.goto(f"{url}?{query}")
