@@ -24,7 +24,7 @@ from cvrkd.imageio import InvalidImageError, check_image_file, load_image
 from space import plots
 from space.components import raw_image
 from space.errors import note_refusal
-from space.examples import examples
+from space.examples import example_files, examples
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
 from space.state import Services
@@ -172,7 +172,29 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
 
 
 # --------------------------------------------------------------------- layout
-def build(services: Services) -> gr.Tab:
+@dataclass
+class ScoreTab:
+    """The parts a ``?example=NAME`` link drives (see ``space.links``)."""
+
+    tab: gr.Tab
+    example_outputs: list
+    map_input: gr.State
+    map_output: gr.Image
+
+
+def example_view(services: Services, name: str) -> ScoreView:
+    """The named example scored against the default gallery; KeyError for an unknown name.
+
+    The upload box stays empty: making it an output of the link's event would
+    undo ``raw_image``'s handling of uploads, so the result names the example.
+    """
+    path = str(example_files(services.data_dir / "examples")[name])
+    view = score_view(services, path, None, None, False, None)
+    view.html = f'<p class="example-name">Example: <b>{html.escape(name)}</b></p>' + view.html
+    return view
+
+
+def build(services: Services) -> ScoreTab:
     """Lay out the Score tab and wire its events."""
     names = services.galleries.names()
     with gr.Tab("Score", id="score") as tab:
@@ -254,7 +276,7 @@ def build(services: Services) -> gr.Tab:
                          **model_jobs)
     batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],
                        **model_jobs)
-    return tab
+    return ScoreTab(tab, [result, chart, references, scored, qmap], scored, qmap)
 
 
 def _batch_file() -> Path:
