@@ -445,6 +445,9 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
             shown.add(arm)
             fig.add_trace(go.Scatter(x=x, y=c["median"], name=name, line={"color": colour}, showlegend=legend),
                           row=1, col=col)
+            if title == "Model prior" and arm in ("random", "active"):  # the same posterior, no prior
+                fig.add_trace(go.Scatter(x=x, y=c["median_human"], name=f"{arm}, human-only posterior",
+                                         line={"color": colour, "dash": "dash"}), row=1, col=col)
             if arm == CARELESS:
                 active = by_arm.get("active")
                 if active is not None:  # the all-attentive reference
@@ -457,7 +460,7 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
         fig.add_hline(y=TARGET, line={"color": "black", "width": 1, "dash": "dot"}, row=1, col=col)
         fig.update_xaxes(title_text="judgements", row=1, col=col)
     fig.update_yaxes(title_text="SRCC with MOS (median, min-max over seeds)", row=1, col=1)
-    fig.update_layout(width=550 * len(panels), height=450, template="plotly_white",
+    fig.update_layout(width=max(900, 550 * len(panels)), height=500, template="plotly_white",
                       legend={"orientation": "h", "y": -0.25})
     written = [out.with_suffix(".html")]
     fig.write_html(written[0], include_plotlyjs="cdn")
