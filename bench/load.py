@@ -80,7 +80,9 @@ def model_arguments(model: Path | None, scratch: Path) -> tuple[list[str], str]:
 
 def start_app(flags: list[str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           # every simulated client shares 127.0.0.1: lift the per-address limits (per-session ones still hold)
+           "CVRKD_VOTES_PER_IP_MINUTE": "100000", "CVRKD_NEW_RATERS_PER_IP_HOUR": "100000"}
     command = [sys.executable, "app.py", "--data-dir", str(data_dir), *flags]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
@@ -109,13 +111,16 @@ class Clock:
         self.deadline = time.monotonic() + self.duration
 
 
-def client_loop(url: str, rater_id: str, images: list[Path], clock: Clock, tally: Tally,
-                ready: threading.Barrier) -> None:
-    """One simulated user: score, judge three pairs, repeat until the deadline."""
+def client_loop(url: str, name: str, images: list[Path], clock: Clock, tally: Tally,
+                ready: threading.Barrier, raters: set[str]) -> None:
+    """One simulated user: get a signed rater id, then score, judge three pairs, repeat until the deadline."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
-    rng = random.Random(rater_id)
+    rng = random.Random(name)
+    rater_id = client.predict(api_name="/rater")
+    with tally.lock:
+        raters.add(rater_id.rpartition(".")[0])  # the public part is what the store keeps
     ready.wait()
 
     def call(endpoint: str, *args):
@@ -206,18 +211,19 @@ def main(argv: list[str] | None = None) -> int:
 
         images = sorted((scratch / "data" / "examples").glob("*.png"))
         Client(url, verbose=False).predict(handle_file(str(images[0])), "", None, api_name="/score")  # warm-up
-        raters = [f"bench-{k:02d}" for k in range(args.clients)]
+        names = [f"bench-{k:02d}" for k in range(args.clients)]
+        raters: set[str] = set()
         tally, clock = Tally(), Clock(args.duration)
         ready = threading.Barrier(args.clients, action=clock.start)
         load_before = os.getloadavg()
-        threads = [threading.Thread(target=client_loop, args=(url, rater, images, clock, tally, ready))
-                   for rater in raters]
+        threads = [threading.Thread(target=client_loop, args=(url, name, images, clock, tally, ready, raters))
+                   for name in names]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.monotonic() - clock.deadline + args.duration
-        written = written_judgements(scratch / "data", set(raters))
+        written = written_judgements(scratch / "data", raters)
     finally:
         process.terminate()
         process.wait(timeout=60)

@@ -6,7 +6,7 @@
 Reads ``kodak24/`` under ``--data`` (default: $CVRKD_DATA or ../shared/data beside the
 repository). Prints seconds per pair for pseudo-labelling (wall and CPU), seconds per
 ``distort`` call, and label statistics per level and per type. ``--knots`` also prints
-the raw-metric quantiles that define ``cvrkd.pseudolabels.KNOTS``. ``--calibration``
+the raw-metric quantiles that define ``cvrkd.train.pseudolabels.KNOTS``. ``--calibration``
 instead prints our metric values next to the official implementations' on the TID2013
 calibration pairs.
 """
@@ -28,8 +28,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cvrkd.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
-from cvrkd.pseudolabels import (  # noqa: E402
+from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
+from cvrkd.train.pseudolabels import (  # noqa: E402
     KNOTS, METRICS, fr_metrics, label_from_metrics, pseudo_label,
 )
 

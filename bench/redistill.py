@@ -47,10 +47,10 @@ from cvrkd.checkpoint import load_checkpoint  # noqa: E402
 from cvrkd.evaluation import correlations, read_scores_csv  # noqa: E402
 from cvrkd.feature_cache import FeatureCache  # noqa: E402
 from cvrkd.gallery import build_default_gallery  # noqa: E402
-from cvrkd.redistill import (RedistillConfig, _gallery_grid, grid_features_for, image_scores,  # noqa: E402
+from cvrkd.train.redistill import (RedistillConfig, _gallery_grid, grid_features_for, image_scores,  # noqa: E402
                              mix_weights, replay_from_synthetic, synthetic_srcc)
-from cvrkd.redistill_job import redistill_from_store, start_background_round  # noqa: E402
-from cvrkd.registry import ModelRegistry  # noqa: E402
+from cvrkd.train.redistill_job import redistill_from_store, start_background_round  # noqa: E402
+from cvrkd.train.registry import ModelRegistry  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
 
 
@@ -213,7 +213,7 @@ def unused_kodak_set(synthetic_dir: Path, out: Path, data: Path, backbone, patch
     """Synthetic distortions of the Kodak photos that ``synthetic_dir`` does not use, as one check split."""
     import torch
 
-    from cvrkd.synthetic import SyntheticConfig, build
+    from cvrkd.train.synthetic import SyntheticConfig, build
 
     if not out.exists():
         used = {Path(s).name for s in json.loads((synthetic_dir / "config.json").read_text())["sources"]}

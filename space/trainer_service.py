@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cvrkd.redistill_job import start_background_round
-from cvrkd.registry import ModelRegistry, RegistryError
+from cvrkd.train.redistill_job import start_background_round
+from cvrkd.train.registry import ModelRegistry, RegistryError
 
 ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
 MIN_NEW_ENV = "CVRKD_REDISTILL_EVERY"

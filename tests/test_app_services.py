@@ -190,7 +190,7 @@ def test_session_gallery_is_refused_whole_when_one_photo_is_bad(services, bad_in
 
 
 def test_model_tab_lists_registry_runs_newest_first(tmp_path):
-    from cvrkd.registry import ModelRegistry
+    from cvrkd.train.registry import ModelRegistry
     from space.model_card import RUN_COLUMNS, runs
 
     assert runs(tmp_path).empty and list(runs(tmp_path).columns) == RUN_COLUMNS

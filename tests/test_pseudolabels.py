@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from cvrkd.distortions import DISTORTIONS, LEVELS, distort
-from cvrkd.pseudolabels import (
+from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort
+from cvrkd.train.pseudolabels import (
     KNOTS, METRICS, fr_metrics, label_from_metrics, metric_score, pseudo_label, pseudo_labels,
 )
 

@@ -12,11 +12,11 @@ from annotations.schema import image_id_for
 from annotations.store import AnnotationStore
 from cvrkd import paths
 from cvrkd.checkpoint import load_checkpoint, save_checkpoint
-from cvrkd.distortions import distort
+from cvrkd.train.distortions import distort
 from cvrkd.gallery import build_default_gallery
-from cvrkd.redistill import RedistillConfig
-from cvrkd.redistill_job import redistill_from_store
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.redistill import RedistillConfig
+from cvrkd.train.redistill_job import redistill_from_store
+from cvrkd.train.registry import ModelRegistry
 from cvrkd.scorer import Scorer
 
 TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
@@ -130,7 +130,7 @@ def test_a_killed_trainer_leaves_model_and_registry_intact(shipped, crowd_store,
     import signal
     import time
 
-    from cvrkd.redistill_job import start_background_round
+    from cvrkd.train.redistill_job import start_background_round
 
     root, gallery = crowd_store
     registry = ModelRegistry(tmp_path / "registry")
@@ -153,7 +153,7 @@ def test_a_killed_trainer_leaves_model_and_registry_intact(shipped, crowd_store,
 def test_a_round_replays_the_synthetic_training_set_and_chooses_the_mix(shipped, crowd_store, tmp_path):
     """With the original synthetic set: replay its train split, check and choose the share on its val split."""
     from cvrkd.backbone import FrozenBackbone
-    from cvrkd.synthetic import SyntheticConfig, build
+    from cvrkd.train.synthetic import SyntheticConfig, build
 
     root, gallery = crowd_store
     files = [str(gallery.root / entry.file) for entry in gallery.images[:4]]

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from cvrkd.redistill import RedistillConfig, agreement_vector, decide, split_images
+from cvrkd.train.redistill import RedistillConfig, agreement_vector, decide, split_images
 
 
 def test_split_is_stable_and_close_to_the_fraction():

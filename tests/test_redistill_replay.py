@@ -11,8 +11,8 @@ import torch
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet, ModelConfig
-from cvrkd.redistill import RedistillConfig, ReplaySet, choose_mix, mix_weights, replay_from_synthetic
-from cvrkd.synthetic import SyntheticConfig, build
+from cvrkd.train.redistill import RedistillConfig, ReplaySet, choose_mix, mix_weights, replay_from_synthetic
+from cvrkd.train.synthetic import SyntheticConfig, build
 
 
 @pytest.fixture(scope="module")

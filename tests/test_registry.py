@@ -1,7 +1,7 @@
 import pytest
 
 from cvrkd.checkpoint import untrained
-from cvrkd.registry import ModelRegistry, RegistryError
+from cvrkd.train.registry import ModelRegistry, RegistryError
 
 
 def test_add_promote_rollback_and_run_log(tmp_path):

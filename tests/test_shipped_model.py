@@ -3,9 +3,9 @@ import pytest
 from scipy.stats import spearmanr
 
 from cvrkd import paths
-from cvrkd.distortions import distort
+from cvrkd.train.distortions import distort
 from cvrkd.evaluation import read_scores_csv
-from cvrkd.pseudolabels import pseudo_label
+from cvrkd.train.pseudolabels import pseudo_label
 from cvrkd.scorer import Scorer
 from image_factory import photo
 

@@ -3,7 +3,7 @@ import pytest
 
 from annotations.store import AnnotationStore
 from cvrkd.checkpoint import untrained
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.registry import ModelRegistry
 from space.trainer_service import NotAuthorised, TrainerService
 
 

@@ -7,8 +7,8 @@ import torch
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import load_checkpoint
 from cvrkd.gallery import build_default_gallery
-from cvrkd.synthetic import SyntheticConfig, build, load, reference_features
-from cvrkd.training import TrainConfig, Trainer, new_network
+from cvrkd.train.synthetic import SyntheticConfig, build, load, reference_features
+from cvrkd.train.training import TrainConfig, Trainer, new_network
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from cvrkd.features import grid_features as image_grid_features
 from cvrkd.gallery import Gallery, build_default_gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import CVRKDNet
-from cvrkd.synthetic import SyntheticConfig, SyntheticSet, build, kodak_sources, load, reference_features
-from cvrkd.training import TrainConfig, Trainer, new_network
+from cvrkd.train.synthetic import SyntheticConfig, SyntheticSet, build, kodak_sources, load, reference_features
+from cvrkd.train.training import TrainConfig, Trainer, new_network
 
 Log = Callable[[str], None]
 PATCH_SIZE = 224

@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 from cvrkd.checkpoint import CheckpointInfo, save_checkpoint
 from cvrkd.model import SCORE_RANGE, CVRKDNet, ModelConfig
 from cvrkd.patches import PatchConfig
-from cvrkd.synthetic import SyntheticSet
+from cvrkd.train.synthetic import SyntheticSet
 
 Log = Callable[[str], None]
 

@@ -14,8 +14,8 @@ from cvrkd import paths
 from cvrkd.checkpoint import load_checkpoint
 from cvrkd.feature_cache import FeatureCache
 from cvrkd.gallery import Gallery, build_default_gallery
-from cvrkd.redistill import Log, RedistillConfig, RoundResult, run_round
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.redistill import Log, RedistillConfig, RoundResult, run_round
+from cvrkd.train.registry import ModelRegistry
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -36,7 +36,7 @@ def run_data(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cvrkd.backbone import FrozenBackbone
-    from cvrkd.synthetic import SyntheticConfig, build, kodak_sources
+    from cvrkd.train.synthetic import SyntheticConfig, build, kodak_sources
 
     sources, val = kodak_sources(args.data, args.val_sources, args.train_sources)
     config = SyntheticConfig(sources=sources, val_sources=val, seed=args.seed)
@@ -65,7 +65,7 @@ def register_pipeline(stages: argparse._SubParsersAction) -> None:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from cvrkd.pipeline import PipelineOptions, run
+    from cvrkd.train.pipeline import PipelineOptions, run
 
     options = PipelineOptions(data_root=args.data, out=args.out, ship=args.ship, epochs=args.epochs,
                               student_epochs=args.student_epochs,
@@ -102,8 +102,8 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
 def run_redistill(args: argparse.Namespace) -> int:
     import json
 
-    from cvrkd.redistill import RedistillConfig
-    from cvrkd.redistill_job import redistill_from_store, summary
+    from cvrkd.train.redistill import RedistillConfig
+    from cvrkd.train.redistill_job import redistill_from_store, summary
 
     options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
     config = RedistillConfig(epochs=args.epochs, min_judgements=args.min_judgements, seed=args.seed, **options)
@@ -136,8 +136,8 @@ def run_single_stage(args: argparse.Namespace) -> int:
     from cvrkd.backbone import FrozenBackbone
     from cvrkd.checkpoint import load_checkpoint
     from cvrkd.gallery import build_default_gallery
-    from cvrkd.synthetic import SyntheticConfig, load, reference_features
-    from cvrkd.training import TrainConfig, Trainer, new_network
+    from cvrkd.train.synthetic import SyntheticConfig, load, reference_features
+    from cvrkd.train.training import TrainConfig, Trainer, new_network
 
     raw = json.loads((args.synthetic / "config.json").read_text())
     from cvrkd.patches import PatchConfig

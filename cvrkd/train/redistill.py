@@ -22,7 +22,7 @@ SRCC on the synthetic validation split has not dropped by more than
 Replay comes from the original synthetic training set (``cvrkd train data``)
 when it is configured: its train split is replayed and its val split is the
 gate's synthetic check. Without it (a Space has only the repository) the replay
-set is built from the built-in gallery photos with :mod:`cvrkd.distortions`;
+set is built from the built-in gallery photos with :mod:`cvrkd.train.distortions`;
 that check is weaker, because the gallery photos are also the references.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import SCORE_RANGE, CVRKDNet
 from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
-from cvrkd.registry import ModelRegistry
+from cvrkd.train.registry import ModelRegistry
 
 Log = Callable[[str], None]
 REPLAY_VALIDATION_PHOTOS = ("china", "flower")
@@ -142,8 +142,8 @@ def grid_features_for(backbone: FrozenBackbone, patches: PatchConfig, images: di
 def build_replay_set(gallery: Gallery, backbone: FrozenBackbone, patches: PatchConfig,
                      cache: FeatureCache, log: Log = print, types: int = 25) -> ReplaySet:
     """Every distortion type once per photo (levels rotate), plus the pristine photo."""
-    from cvrkd.distortions import DISTORTIONS, LEVELS, distort
-    from cvrkd.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
+    from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort
+    from cvrkd.train.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
     key = (f"replay-{gallery.fingerprint()}-{backbone.fingerprint()}-p{patches.num_patches}"
            f"s{patches.size}-t{types}")

@@ -1,0 +1,6 @@
+"""The training side of CVRKD-IQA: synthetic distortions and FR pseudo-labels, training
+loops (teacher, student, human labels), the reproducible pipeline, re-distillation on
+crowd judgements and the model registry.
+
+Nothing on the scoring path (``cvrkd.scorer`` and what it imports) imports this package.
+"""
