@@ -110,3 +110,44 @@ def test_a_ticket_never_adds_to_another_campaign(server, tmp_path):
     row = app.services.store.judgements().set_index("judgement_id").loc[receipt.record_id]
     assert row["campaign"] == "other" and rating.count("anon-cross", "other") == 1
     assert rating.count("anon-cross") == 0
+
+
+def test_live_viewers_share_one_computation_per_interval(server, tmp_path):
+    from space.live import LiveBoard
+
+    app, _ = server
+    if "other" not in app.services.campaigns:
+        jpeg_versions(tmp_path / "other", seed_offset=9)
+        cli(["campaign", "create", "other", "--images", str(tmp_path / "other"), "--data-dir",
+             str(app.services.data_dir)])
+    now = [0.0]
+    board = LiveBoard(app.services.insights, app.services.images, interval_s=4.0, clock=lambda: now[0])
+    first = board.snapshot("other")
+    rating = app.services.rating
+    ticket = rating.next_pair("anon-live-unit", "other")
+    rating.vote("anon-live-unit", ticket.ticket_id, "right")
+    for _ in range(20):  # many viewers within one interval: the same snapshot
+        assert board.snapshot("other") is first
+    now[0] += 5.0
+    fresh = board.snapshot("other")
+    assert board.builds == 2 and fresh.insights.n_judgements == first.insights.n_judgements + 1
+    assert f">{fresh.insights.n_judgements}<" in fresh.header
+
+
+def test_links_are_parsed_and_unknown_parts_explained(server):
+    from space.links import Link, parse
+
+    app, _ = server
+    services = app.services
+    name = services.campaigns.names()[0]
+    assert parse({"campaign": name}, services) == Link(tab="rate", campaign=name)
+    assert parse({"campaign": name, "view": "live"}, services) == Link(tab="live", campaign=name, live=True)
+    assert parse({"tab": "Leaderboard"}, services) == Link(tab="leaderboard")
+    assert parse({"example": "motorcycle-jpeg"}, services) == Link(tab="score", example="motorcycle-jpeg")
+    assert parse({}, services) == Link()
+    for params, message in (({"campaign": "nope"}, "no campaign called “nope”"),
+                            ({"campaign": "Bad Name!", "view": "live"}, "no campaign called"),
+                            ({"tab": "admin"}, "no tab “admin”"), ({"view": "wall"}, "no view “wall”"),
+                            ({"example": "x"}, "no example “x”")):
+        link = parse(params, services)
+        assert message in link.message and link.tab is None and link.campaign == "" and not link.live
