@@ -27,6 +27,28 @@ window.addEventListener("keydown", (event) => {{
   event.stopPropagation();
   button.click();
 }}, true);
+
+// An upload the browser cannot draw (e.g. TIFF) would show a broken image: hide
+// it and say why; the file is still sent and scored. A later image that loads
+// removes the note.
+const PREVIEWS = "#score-image, #score-original";
+window.addEventListener("error", (event) => {{
+  const image = event.target;
+  if (!(image instanceof HTMLImageElement) || !image.closest(PREVIEWS)) return;
+  image.style.display = "none";
+  if (!image.parentElement.querySelector(".no-preview")) {{
+    const note = document.createElement("p");
+    note.className = "no-preview";
+    note.textContent = "No preview: browsers cannot show this image format. It will still be scored.";
+    image.parentElement.appendChild(note);
+  }}
+}}, true);
+window.addEventListener("load", (event) => {{
+  const image = event.target;
+  if (!(image instanceof HTMLImageElement) || !image.closest(PREVIEWS)) return;
+  image.parentElement.querySelectorAll(".no-preview").forEach((note) => note.remove());
+}}, true);
+
 // Tapping (or clicking) one of the two images chooses it, as its button would;
 // the fullscreen control in the image's corner keeps its own meaning.
 document.addEventListener("click", (event) => {{
@@ -47,6 +69,7 @@ CSS = """
 #model-banner.untrained { background: #fee2e2; color: #7f1d1d; border: 2px solid #dc2626; }
 #score-result .score-value { font-size: 2.6rem; font-weight: 700; line-height: 1.1; }
 .refused { color: #b91c1c; font-weight: 600; }
+.no-preview { padding: 2rem 1rem; text-align: center; color: #4b5563; }
 .rate-button button, button.rate-button { min-height: 3rem; font-size: 1.05rem; }
 .rate-image img { cursor: pointer; }
 .link-message { border-radius: 8px; padding: 8px 14px; font-weight: 600; background: #fef3c7; color: #78350f;

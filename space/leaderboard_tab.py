@@ -15,6 +15,13 @@ from space.insights import Insights
 from space.state import Services
 
 
+NO_VOTES = (
+    "**No judgements yet.** Once people have compared pairs on the **Rate** tab, this tab ranks every "
+    "image by quality with 95% intervals (Bradley–Terry scaling of the votes), shows how often the model "
+    "agrees with the people, the voting activity and anonymous rater statistics, and compares the "
+    "human-only with the model-assisted estimates. Rate a few pairs and press **Refresh**.")
+
+
 @dataclass
 class LeaderboardTab:
     """The parts that page-load links drive (see ``space.links``)."""
@@ -28,7 +35,7 @@ class LeaderboardTab:
 def summary_markdown(services: Services, insights: Insights) -> str:
     """The headline numbers in words."""
     if insights.n_judgements == 0:
-        return "No judgements yet. Rate a few pairs on the **Rate** tab and come back."
+        return NO_VOTES
     a = insights.agreement
     scored, total = services.scores.coverage(insights.campaign)
     share = f"**{a.share:.0%}** of {a.pairs} pairs" if a.share is not None else "not measurable yet"
@@ -129,21 +136,22 @@ def build(services: Services) -> LeaderboardTab:
                                    allow_custom_value=True, elem_id="leaderboard-campaign", scale=1)
             summary = gr.Markdown(elem_id="leaderboard-summary")
             refresh = gr.Button("Refresh", scale=0, min_width=120)
-        ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
-        ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
-                               interactive=False, max_height=360)
-        with gr.Row():
-            activity_plot = gr.Plot(label="Activity")
-            raters_plot = gr.Plot(label="Raters")
-        raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
-                              interactive=False, max_height=300)
-        gr.Markdown("### Human-only and model-assisted estimates")
-        assisted = gr.Markdown(elem_id="leaderboard-assisted")
-        calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
-        disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
-                                     interactive=False, max_height=300, elem_id="leaderboard-disagreements")
-        estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
-                                 interactive=False, max_height=360, elem_id="leaderboard-estimates")
+        with gr.Column(visible=False) as details:  # no empty charts before the first votes
+            ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
+            ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
+                                   interactive=False, max_height=360)
+            with gr.Row():
+                activity_plot = gr.Plot(label="Activity")
+                raters_plot = gr.Plot(label="Raters")
+            raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
+                                  interactive=False, max_height=300)
+            gr.Markdown("### Human-only and model-assisted estimates")
+            assisted = gr.Markdown(elem_id="leaderboard-assisted")
+            calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
+            disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
+                                         interactive=False, max_height=300, elem_id="leaderboard-disagreements")
+            estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
+                                     interactive=False, max_height=360, elem_id="leaderboard-estimates")
         panel = share_panel.build("leaderboard", "Live view for a presenter: link and QR code")
 
     def on_open(name: str | None, request: gr.Request):
@@ -153,7 +161,7 @@ def build(services: Services) -> LeaderboardTab:
             raise gr.Error(str(exc), print_exception=False) from None
         empty = insights.n_judgements == 0
         chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
-        return (chooser, summary_markdown(services, insights),
+        return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
                 None if empty else plots.ranking(insights.ranking),
                 ranking_table(insights),
                 None if empty else plots.activity(insights.activity),
@@ -162,8 +170,8 @@ def build(services: Services) -> LeaderboardTab:
                 *assisted_section(services, insights),
                 *share_panel.show(services, share.link(request, insights.campaign, view="live")))
 
-    outputs = [campaign, summary, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted, calibration_plot,
-               disagreements, estimates, *panel.outputs]
+    outputs = [campaign, summary, details, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted,
+               calibration_plot, disagreements, estimates, *panel.outputs]
     jobs = dict(concurrency_id="insights", concurrency_limit=1, api_visibility="private")
     tab.select(on_open, campaign, outputs, **jobs)
     refresh.click(on_open, campaign, outputs, **jobs)

@@ -2,7 +2,8 @@
 
 The rater is identified by a server-signed random id kept in their browser
 (``gr.BrowserState``, see ``space.raters``), or, when they sign in with Hugging
-Face on a Space, by a hash of their user name (never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
+Face on a Space, by a hash of their user name (never the name itself).
+``pair_view``/``vote_view`` do the work; ``build`` wires it.
 """
 from __future__ import annotations
 

@@ -20,9 +20,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cvrkd.gallery import Gallery
-from cvrkd.imageio import InvalidImageError, load_image
+from cvrkd.imageio import InvalidImageError, check_image_file, load_image
 from space import plots
 from space.components import raw_image
+from space.errors import note_refusal
 from space.examples import example_files, examples
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
@@ -64,7 +65,7 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
         original = load_image(original_path, name="original") if original_path else None
         gallery = resolve_gallery(services, gallery_name, session)
     except (InvalidImageError, KeyError, FileNotFoundError) as exc:
-        logger.info("refused upload: %s", exc)
+        note_refusal(_message(exc), "score tab")
         return ScoreView(_refused(_message(exc)))
     pooled = ""
     if contribute:
@@ -81,6 +82,31 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
     references = [(str(gallery.root / e.file), e.name) for e in gallery.images]
     return ScoreView(_result_html(services, report, elapsed) + _para(pooled), plots.per_reference(report.nar),
                      references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
+
+
+PLACEHOLDER = "<p>The score will appear here.</p>"
+DROPPED = "data-dropped"
+"""Marks the message of an upload the image box must drop (the browser clears the box on seeing it)."""
+
+
+def upload_view(path: str | None, what: str) -> str:
+    """Check a new upload at once, without decoding it; the message to show in the result area.
+
+    A file that is not a usable image gets a refusal marked ``DROPPED``, so
+    the page clears the image box and shows no broken preview.
+    """
+    if not path:
+        return PLACEHOLDER
+    try:
+        check_image_file(path, name=Path(path).name)
+    except InvalidImageError as exc:
+        note_refusal(str(exc), f"score tab {what}")
+        return f'<p class="refused" {DROPPED}>⚠ {html.escape(f"{what.capitalize()} not used: {exc}")}</p>'
+    return PLACEHOLDER
+
+
+SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
+"""Shown the moment Score is clicked, so an old result never sits under the new job's progress."""
 
 
 def quality_view(services: Services, scored: dict | None) -> Any:
@@ -191,7 +217,7 @@ def build(services: Services) -> ScoreTab:
                 contribute = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="score-consent")
                 button = gr.Button("Score", variant="primary", elem_id="score-button")
             with gr.Column(scale=6):
-                result = gr.HTML("<p>The score will appear here.</p>", elem_id="score-result")
+                result = gr.HTML(PLACEHOLDER, elem_id="score-result")
                 chart = gr.Plot(label="Per-reference scores", elem_id="score-chart")
                 references = gr.Gallery(label="References used", columns=6, rows=1, height=150,
                                         allow_preview=True, object_fit="cover", elem_id="score-references")
@@ -234,8 +260,17 @@ def build(services: Services) -> ScoreTab:
 
     model_jobs = dict(concurrency_id="model", concurrency_limit=services.config.score_concurrency,
                       api_visibility="private")
-    scoring = button.click(on_score, [image, gallery, original, contribute, session],
-                           [result, chart, references, scored, qmap], **model_jobs)
+    for box, what in ((image, "image"), (original, "original")):
+        # The box is cleared in the page, not by the server: an event that outputs to a component
+        # gives the session a stock copy of it, without raw_image's undecoded uploads.
+        checked = box.upload(lambda path, what=what: upload_view(path, what), box, result, queue=False,
+                             api_visibility="private")
+        checked.then(None, [result, box], box, js=f"(message, value) => message.includes('{DROPPED}') ? null : value",
+                     api_visibility="private")
+    clearing = button.click(lambda: (SCORING, None, [], None), None, [result, chart, references, qmap],
+                            queue=False, api_visibility="private")
+    scoring = clearing.then(on_score, [image, gallery, original, contribute, session],
+                            [result, chart, references, scored, qmap], **model_jobs)
     scoring.then(on_map, [scored], [qmap], **model_jobs)
     gallery_button.click(on_build, [gallery_files, gallery_name, session], [gallery_status, session, gallery],
                          **model_jobs)
