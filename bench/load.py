@@ -194,11 +194,25 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=("mixed", "talk"), default="mixed",
+                        help="mixed: scoring and voting clients (above); talk: an audience rating one campaign "
+                             "with a live view polled (bench/talk.py)")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds of load (default 60; talk: 120 per audience member)")
+    parser.add_argument("--audience", type=int, default=200, help="talk: audience members")
+    parser.add_argument("--join", type=float, default=30.0, help="talk: seconds within which they all join")
+    parser.add_argument("--pollers", type=int, default=5, help="talk: clients polling the live view")
+    parser.add_argument("--seed", type=int, default=0, help="talk: join times and answers")
     parser.add_argument("--model", type=Path, help="model bundle to serve (default: see above)")
     parser.add_argument("--report", type=Path, help="also write the markdown table here")
     args = parser.parse_args(argv)
+    if args.scenario == "talk":
+        from bench import talk
+
+        args.duration = 120.0 if args.duration is None else args.duration
+        return talk.main(args)
+    args.duration = 60.0 if args.duration is None else args.duration
 
     scratch = Path(tempfile.mkdtemp(prefix="cvrkd-load-"))
     flags, model = model_arguments(args.model, scratch)

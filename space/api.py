@@ -118,6 +118,16 @@ def register(services: Services) -> None:
         except UnknownCampaign as exc:
             raise refusal(str(exc), "API leaderboard") from None
 
+    def live(campaign: str | None) -> dict:
+        """A campaign's live numbers (votes, raters, model agreement, top of the ranking), shared by every
+        poller and refreshed at most every few seconds."""
+        try:
+            snapshot = services.live.snapshot(campaign or None).to_dict()
+        except UnknownCampaign as exc:
+            raise refusal(str(exc), "API live") from None
+        scored, total = services.scores.coverage(campaign or None)
+        return {**snapshot, "model_scored": scored, "images": total}
+
     def model_info() -> dict:
         """The model in service, the re-distillation runs and the trainer status."""
         runs = model_card.runs(services.data_dir / "registry")
@@ -151,6 +161,7 @@ def register(services: Services) -> None:
     trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **rating_jobs)
     trigger.click(leaderboard, campaign, result, api_name="leaderboard", concurrency_id="insights",
                   concurrency_limit=1)
+    trigger.click(live, campaign, result, api_name="live", concurrency_id="live", concurrency_limit=4)
     trigger.click(model_info, None, result, api_name="model_info", queue=False)
     trigger.click(review_next, rater, [result, left], api_name="review_next", **rating_jobs)
     trigger.click(review, [rater, image_id, verdict], result, api_name="review", **rating_jobs)

@@ -34,6 +34,16 @@ class Snapshot:
     header: str
     figure: go.Figure | None
     insights: Insights
+    title: str = ""
+
+    def to_dict(self, top: int = TOP) -> dict:
+        """Plain JSON for ``/live``: the numbers and the top of the ranking."""
+        ranking = self.insights.to_dict()["ranking"][:top]
+        keep = ("rank", "image_id", "title", "score", "ci_low", "ci_high", "n_judgements", "model_score")
+        return {"campaign": self.insights.campaign, "title": self.title,
+                "n_judgements": self.insights.n_judgements, "n_raters": self.insights.n_raters,
+                "model_agrees": self.insights.agreement.share, "computed_at": self.insights.computed_at,
+                "ranking": [{key: row.get(key) for key in keep} for row in ranking]}
 
 
 class LiveBoard:
@@ -62,7 +72,7 @@ class LiveBoard:
                 snapshot = cached[1]
             else:
                 title = found.title if found is not None else "Built-in rating pool"
-                snapshot = Snapshot(header(title, insights), ranking_figure(insights, self.images), insights)
+                snapshot = Snapshot(header(title, insights), ranking_figure(insights, self.images), insights, title)
                 self.builds += 1
             self._snapshots[key] = (self._clock(), snapshot)
             return snapshot

@@ -26,7 +26,7 @@ class LiveTab:
 
 def build(services: Services, campaign: gr.State) -> LiveTab:
     """Lay out the (hidden) Live tab and its timer."""
-    board = LiveBoard(services.insights, services.images)
+    board = services.live
     with gr.Tab("Live", id="live", visible=False) as tab:
         header = gr.HTML(elem_id="live-view")
         plot = gr.Plot(show_label=False, elem_id="live-plot")

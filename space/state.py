@@ -21,6 +21,7 @@ from cvrkd.gallery import build_default_gallery
 from space.config import AppConfig
 from space.catalogue import ImageCatalogue
 from space.galleries import GalleryRegistry
+from space.live import LiveBoard
 from space.insights import InsightsService
 from space.model_service import ModelService
 from space.pool import RatingPool
@@ -69,6 +70,8 @@ class Services:
     campaigns: CampaignRegistry | None = None
     images: ImageCatalogue | None = None
     """The pool's and every campaign's images (file, title, content group)."""
+    live: LiveBoard | None = None
+    """Live-view snapshots shared by every viewer (the Live tab and ``/live``)."""
     raters: RaterIds | None = None
     """Signs the rater ids it issues and checks them on every rating request."""
     limits: ClientLimits | None = None
@@ -107,6 +110,7 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
                           new_per_ip_hour=config.new_raters_per_ip_hour,
                           votes_per_session_minute=config.votes_per_session_minute,
                           votes_per_ip_minute=config.votes_per_ip_minute)
+    insights = InsightsService(store, images, scores, config.leaderboard_bootstrap, model_prior=config.model_prior)
     services = Services(
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
@@ -114,9 +118,9 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
         rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
                              after_judgement=trainer.on_new_judgement, campaigns=campaigns,
                              model_prior=config.model_prior, visible=moderation.visible),
-        insights=InsightsService(store, images, scores, config.leaderboard_bootstrap,
-                                 model_prior=config.model_prior),
+        insights=insights,
         trainer=trainer, campaigns=campaigns, images=images,
+        live=LiveBoard(insights, images),
         raters=raters, limits=limits, moderation=moderation,
         hub=HubSync.from_env(store),
     )

@@ -58,6 +58,9 @@ def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(serv
     board = client.predict("talk", api_name="/leaderboard")
     assert board["campaign"] == "talk" and board["n_judgements"] == 12
     assert {row["image_id"] for row in board["ranking"]} <= set(talk.ids)
+    live = client.predict("talk", api_name="/live")
+    assert live["campaign"] == "talk" and live["title"] == "talk title" and live["n_judgements"] == 12
+    assert 1 <= len(live["ranking"]) <= 12 and {row["image_id"] for row in live["ranking"]} <= set(talk.ids)
 
     out = tmp_path / "export"
     assert cli(["campaign", "export", "talk", "--out", str(out), "--data-dir", data, "--bootstrap", "20"]) == 0
@@ -79,6 +82,8 @@ def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(serv
         client.predict(signed(app, "anon-bad"), "Not A Name", api_name="/next_pair")
     with pytest.raises(AppError, match="unknown campaign"):
         client.predict("nope", api_name="/leaderboard")
+    with pytest.raises(AppError, match="unknown campaign"):
+        client.predict("nope", api_name="/live")
     closing = signed(app, "anon-closing")
     ticket, _, _ = client.predict(closing, "talk", api_name="/next_pair")
     assert cli(["campaign", "close", "talk", "--data-dir", data]) == 0
