@@ -159,26 +159,28 @@ def _fit_attention(
 
 
 class RateLimiter:
-    """At most ``max_per_minute`` accepted events per key in any sliding minute.
+    """At most ``max_per_minute`` accepted events per key in any sliding window (a minute by default).
 
     Protects the store from vote flooding by one rater (or one client).
     Thread-safe; ``clock`` is injectable so behaviour can be checked without
-    sleeping.
+    sleeping. ``window_s`` widens the window, e.g. to an hour for new rater ids.
     """
 
-    def __init__(self, max_per_minute: int = 30, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_per_minute: int = 30, clock: Callable[[], float] = time.monotonic,
+                 window_s: float = 60.0) -> None:
         if max_per_minute < 1:
             raise ValueError("max_per_minute must be at least 1")
         self.max_per_minute = max_per_minute
+        self.window_s = window_s
         self._clock = clock
         self._events: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
         if len(self._events) > 10_000:  # forget idle keys so memory stays bounded
-            self._events = {k: v for k, v in self._events.items() if v and now - v[-1] < 60.0}
+            self._events = {k: v for k, v in self._events.items() if v and now - v[-1] < self.window_s}
         events = self._events.setdefault(key, deque())
-        while events and now - events[0] >= 60.0:
+        while events and now - events[0] >= self.window_s:
             events.popleft()
         return events
 
@@ -199,4 +201,4 @@ class RateLimiter:
             events = self._recent(key, now)
             if len(events) < self.max_per_minute:
                 return 0.0
-            return 60.0 - (now - events[0])
+            return self.window_s - (now - events[0])

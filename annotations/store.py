@@ -228,12 +228,21 @@ class AnnotationStore:
             return self._rows[table]
 
     def _table(self, table: str, dtypes: Mapping[str, str], key: str) -> pd.DataFrame:
-        """The table as a DataFrame, rebuilt only when rows were added (the app asks on every request)."""
+        """The table as a DataFrame; only rows added since the last call are converted.
+
+        The app asks on every request, and during a talk rows arrive many times
+        a second, so converting all rows each time would grow with the store.
+        """
         rows = self._refresh(table)
         with self._read_lock:
-            seen, frame = self._frames.get(table, (-1, None))
-            if seen != len(rows) or frame is None:
-                frame = _frame(list(rows), dtypes, key)
+            seen, frame = self._frames.get(table, (0, None))
+            if frame is None or seen != len(rows):
+                added = _frame(rows[seen:] if frame is not None else list(rows), dtypes, key)
+                if frame is not None and len(frame) and len(added):
+                    added = _merged(frame, added, dtypes, key)
+                elif frame is not None and len(frame):
+                    added = frame
+                frame = added
                 self._frames[table] = (len(rows), frame)
             return frame.copy()
 
@@ -272,6 +281,13 @@ class AnnotationStore:
         read, dtypes = frames[name]
         df = read()
         return datasets.Dataset.from_pandas(df, features=features(dtypes), preserve_index=False)
+
+
+def _merged(old: pd.DataFrame, new: pd.DataFrame, dtypes: Mapping[str, str], key: str) -> pd.DataFrame:
+    """``_frame`` of the old rows and then the new ones, from the two typed frames."""
+    both = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=key, keep="first")
+    time_column = next(c for c, d in dtypes.items() if d.startswith("timestamp"))
+    return both.sort_values(time_column, kind="stable").reset_index(drop=True)
 
 
 def _of_campaign(frame: pd.DataFrame, campaign: str | None) -> pd.DataFrame:

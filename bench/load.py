@@ -80,7 +80,9 @@ def model_arguments(model: Path | None, scratch: Path) -> tuple[list[str], str]:
 
 def start_app(flags: list[str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           # every simulated client shares 127.0.0.1: lift the per-address limits (per-session ones still hold)
+           "CVRKD_VOTES_PER_IP_MINUTE": "100000", "CVRKD_NEW_RATERS_PER_IP_HOUR": "100000"}
     command = [sys.executable, "app.py", "--data-dir", str(data_dir), *flags]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
@@ -109,13 +111,16 @@ class Clock:
         self.deadline = time.monotonic() + self.duration
 
 
-def client_loop(url: str, rater_id: str, images: list[Path], clock: Clock, tally: Tally,
-                ready: threading.Barrier) -> None:
-    """One simulated user: score, judge three pairs, repeat until the deadline."""
+def client_loop(url: str, name: str, images: list[Path], clock: Clock, tally: Tally,
+                ready: threading.Barrier, raters: set[str]) -> None:
+    """One simulated user: get a signed rater id, then score, judge three pairs, repeat until the deadline."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
-    rng = random.Random(rater_id)
+    rng = random.Random(name)
+    rater_id = client.predict(api_name="/rater")
+    with tally.lock:
+        raters.add(rater_id.rpartition(".")[0])  # the public part is what the store keeps
     ready.wait()
 
     def call(endpoint: str, *args):
@@ -189,11 +194,25 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=("mixed", "talk"), default="mixed",
+                        help="mixed: scoring and voting clients (above); talk: an audience rating one campaign "
+                             "with a live view polled (bench/talk.py)")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds of load (default 60; talk: 120 per audience member)")
+    parser.add_argument("--audience", type=int, default=200, help="talk: audience members")
+    parser.add_argument("--join", type=float, default=30.0, help="talk: seconds within which they all join")
+    parser.add_argument("--pollers", type=int, default=5, help="talk: clients polling the live view")
+    parser.add_argument("--seed", type=int, default=0, help="talk: join times and answers")
     parser.add_argument("--model", type=Path, help="model bundle to serve (default: see above)")
     parser.add_argument("--report", type=Path, help="also write the markdown table here")
     args = parser.parse_args(argv)
+    if args.scenario == "talk":
+        from bench import talk
+
+        args.duration = 120.0 if args.duration is None else args.duration
+        return talk.main(args)
+    args.duration = 60.0 if args.duration is None else args.duration
 
     scratch = Path(tempfile.mkdtemp(prefix="cvrkd-load-"))
     flags, model = model_arguments(args.model, scratch)
@@ -206,18 +225,19 @@ def main(argv: list[str] | None = None) -> int:
 
         images = sorted((scratch / "data" / "examples").glob("*.png"))
         Client(url, verbose=False).predict(handle_file(str(images[0])), "", None, api_name="/score")  # warm-up
-        raters = [f"bench-{k:02d}" for k in range(args.clients)]
+        names = [f"bench-{k:02d}" for k in range(args.clients)]
+        raters: set[str] = set()
         tally, clock = Tally(), Clock(args.duration)
         ready = threading.Barrier(args.clients, action=clock.start)
         load_before = os.getloadavg()
-        threads = [threading.Thread(target=client_loop, args=(url, rater, images, clock, tally, ready))
-                   for rater in raters]
+        threads = [threading.Thread(target=client_loop, args=(url, name, images, clock, tally, ready, raters))
+                   for name in names]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.monotonic() - clock.deadline + args.duration
-        written = written_judgements(scratch / "data", set(raters))
+        written = written_judgements(scratch / "data", raters)
     finally:
         process.terminate()
         process.wait(timeout=60)

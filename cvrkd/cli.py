@@ -31,6 +31,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_option(score)
     score.set_defaults(handler=run_score)
 
+    bulk = commands.add_parser(
+        "score-dataset", help="score a folder or Hugging Face dataset into resumable Parquet shards")
+    bulk.add_argument("source", help="a folder of images (recursive), a saved/local Hugging Face "
+                                     "dataset folder, or a Hub dataset repo id")
+    bulk.add_argument("--out", type=Path, required=True,
+                      help="output folder of Parquet shards; rerun with the same folder to resume")
+    bulk.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local: this process; ray: a Ray Data actor pool")
+    bulk.add_argument("--workers", type=int, default=1, help="Ray actors (each loads the model once)")
+    bulk.add_argument("--address", help="join this Ray cluster (default: a private local instance)")
+    bulk.add_argument("--gallery", type=Path, help="reference gallery folder (default: built-in)")
+    bulk.add_argument("--batch-size", type=int, default=16, help="images per batch sent to a worker")
+    bulk.add_argument("--shard-size", type=int, default=500, help="images per Parquet shard")
+    bulk.add_argument("--split", default="train", help="dataset split (Hugging Face sources)")
+    bulk.add_argument("--image-column", help="dataset column holding the images (default: detected)")
+    bulk.add_argument("--id-column", help="dataset column naming each row (default: id/path/... or "
+                                          "the row index)")
+    bulk.add_argument("--model", type=Path, help="model bundle folder (student/ and teacher/)")
+    bulk.add_argument("--allow-untrained", action="store_true",
+                      help="accept a randomly initialised model (for tests and timing only)")
+    add_backend_option(bulk)
+    bulk.set_defaults(handler=run_score_dataset)
+
     export = commands.add_parser(
         "export-runtime", help="export the backbone for the fast CPU runtimes and verify it")
     export.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
@@ -93,6 +116,33 @@ def run_score(args: argparse.Namespace) -> int:
             writer.writeheader()
             writer.writerows(rows)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def run_score_dataset(args: argparse.Namespace) -> int:
+    from cvrkd.bulk import BulkError, ScorerOptions, open_source, score_dataset
+    from cvrkd.runtime import RuntimeUnavailable
+    from cvrkd.scorer import NoTrainedModelError
+
+    if args.workers < 1 or args.batch_size < 1 or args.shard_size < 1:
+        print("error: --workers, --batch-size and --shard-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    options = ScorerOptions(model_dir=str(args.model) if args.model else None,
+                            gallery_dir=str(args.gallery) if args.gallery else None,
+                            backend=args.backend, allow_untrained=args.allow_untrained)
+    try:
+        source = open_source(args.source, args.split, args.image_column, args.id_column)
+        summary = score_dataset(source, args.out, options, engine=args.engine, workers=args.workers,
+                                address=args.address, batch_size=args.batch_size,
+                                shard_size=args.shard_size)
+    except (BulkError, NoTrainedModelError, CheckpointError, FileNotFoundError,
+            RuntimeUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{summary.items} items in {summary.out}: scored {summary.scored_now} now "
+          f"({summary.images_per_s:.1f} images/s), {summary.shards_skipped} finished shards "
+          f"skipped, {summary.shards_written} written; {summary.failed_total} unreadable in all",
+          file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed_total else EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:

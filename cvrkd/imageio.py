@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -78,6 +80,29 @@ def load_image(source: ImageSource, name: str = "") -> LoadedImage:
         return _decode(io.BytesIO(bytes(source)), name or "upload")
     path = Path(source)
     label = name or path.name
+    _check_file(path, label)
+    return _decode(path, label)
+
+
+def check_image_file(source: str | os.PathLike, name: str = "") -> str:
+    """Refuse a file the way :func:`load_image` would, without decoding it; return its format (e.g. "PNG").
+
+    Cheap enough to run on every upload, so the app can drop a file that is
+    not an image before the browser tries to preview it: the header is
+    checked, and the file's structure (chunk checksums for PNG) where Pillow
+    can verify it without decoding.
+    """
+    path = Path(source)
+    label = name or path.name
+    _check_file(path, label)
+    with _explained(label), Image.open(path) as image:
+        _check_dimensions(image.size, label)
+        _check_still(image, label)
+        image.verify()
+        return str(image.format)
+
+
+def _check_file(path: Path, label: str) -> None:
     if not path.is_file():
         raise InvalidImageError(f"{label}: file not found")
     size = path.stat().st_size
@@ -85,34 +110,13 @@ def load_image(source: ImageSource, name: str = "") -> LoadedImage:
         raise InvalidImageError(f"{label}: file is larger than {MAX_FILE_BYTES // 2**20} MB")
     if size == 0:
         raise InvalidImageError(f"{label}: the file is empty")
-    return _decode(path, label)
 
 
-def _decode(file: Path | io.BytesIO, label: str) -> LoadedImage:
-    """Open, check the declared size, decode within the pixel budget and reduce at once."""
+@contextmanager
+def _explained(label: str) -> Iterator[None]:
+    """Pillow's and the decoders' errors as :class:`InvalidImageError` with a plain message."""
     try:
-        with Image.open(file) as image:
-            _check_dimensions(image.size, label)
-            _check_still(image, label)
-            declared = image.size
-            factor = _reduction_factor(declared)
-            if image.format == "JPEG" and factor > 1:
-                image.draft(None, (-(-declared[0] // factor), -(-declared[1] // factor)))
-            try:
-                with DECODE_BUDGET.reserve(image.size[0] * image.size[1], DECODE_WAIT_S):
-                    image.load()
-                    orientation, source_mode = _orientation(image), image.mode  # PNG keeps EXIF after the pixels
-                    small = _reduce(image, _reduction_factor(image.size))
-                    if small is not image:
-                        image.close()  # free the full-size pixels before anything else is allocated
-                    notes: list[str] = []
-                    small = _upright(_fit(small), orientation, notes)
-                    rgb = _to_rgb(small, notes, source_mode=source_mode)
-                    shown = declared[::-1] if orientation in (5, 6, 7, 8) else declared
-                    return _finish(rgb, notes, label, shown)
-            except BudgetTimeout:
-                raise InvalidImageError(
-                    f"{label}: the server is busy decoding other large images; try again in a minute") from None
+        yield
     except InvalidImageError:
         raise
     except Image.DecompressionBombError:
@@ -121,6 +125,32 @@ def _decode(file: Path | io.BytesIO, label: str) -> LoadedImage:
         raise InvalidImageError(f"{label}: not an image file (format not recognised)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{label}: image data is truncated or corrupt ({exc})") from exc
+
+
+def _decode(file: Path | io.BytesIO, label: str) -> LoadedImage:
+    """Open, check the declared size, decode within the pixel budget and reduce at once."""
+    with _explained(label), Image.open(file) as image:
+        _check_dimensions(image.size, label)
+        _check_still(image, label)
+        declared = image.size
+        factor = _reduction_factor(declared)
+        if image.format == "JPEG" and factor > 1:
+            image.draft(None, (-(-declared[0] // factor), -(-declared[1] // factor)))
+        try:
+            with DECODE_BUDGET.reserve(image.size[0] * image.size[1], DECODE_WAIT_S):
+                image.load()
+                orientation, source_mode = _orientation(image), image.mode  # PNG keeps EXIF after the pixels
+                small = _reduce(image, _reduction_factor(image.size))
+                if small is not image:
+                    image.close()  # free the full-size pixels before anything else is allocated
+                notes: list[str] = []
+                small = _upright(_fit(small), orientation, notes)
+                rgb = _to_rgb(small, notes, source_mode=source_mode)
+                shown = declared[::-1] if orientation in (5, 6, 7, 8) else declared
+                return _finish(rgb, notes, label, shown)
+        except BudgetTimeout:
+            raise InvalidImageError(
+                f"{label}: the server is busy decoding other large images; try again in a minute") from None
 
 
 def _check_dimensions(size: tuple[int, int], label: str) -> None:

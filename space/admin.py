@@ -1,6 +1,8 @@
-"""Admin actions on the trainer (start a round, roll back) and the runs' curves."""
+"""Admin actions: the trainer (start a round, roll back), moderation, and the runs' curves."""
 from __future__ import annotations
 
+import hmac
+import os
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -42,6 +44,28 @@ def rollback(trainer, token: str | None, version: str | None) -> str:
     except ValueError as exc:
         raise refusal(str(exc), "admin rollback") from None
     return f"Now serving: {served}"
+
+
+def check_token(trainer, token: object, where: str) -> None:
+    """Refuse unless ``token`` is the admin token (the trainer's, else ``$CVRKD_ADMIN_TOKEN``)."""
+    from space.trainer_service import ADMIN_TOKEN_ENV
+
+    expected = getattr(trainer, "admin_token", None) or os.environ.get(ADMIN_TOKEN_ENV, "")
+    if not expected or not hmac.compare_digest(_text(token).encode(), expected.encode()):
+        raise refusal(WRONG_TOKEN, where)
+
+
+def moderate(moderation, trainer, token: str | None, image_id: str | None, decision: str | None) -> dict:
+    """Approve or reject a contributed photo; with no image id, list what waits for a decision."""
+    from space.moderation import ModerationError
+
+    check_token(trainer, token, "admin moderate")
+    if not _text(image_id):
+        return {"pending": moderation.pending(), "flagged": moderation.flagged()}
+    try:
+        return {"image_id": _text(image_id), "status": moderation.decide(_text(image_id), _text(decision))}
+    except ModerationError as exc:
+        raise refusal(str(exc), "admin moderate") from None
 
 
 def run_curves(registry_dir: Path) -> go.Figure:

@@ -14,10 +14,11 @@ import gradio as gr
 
 from annotations.campaigns import UnknownCampaign
 from cvrkd.imageio import InvalidImageError, load_image
-from space import model_card
+from space import admin, model_card
 from space.components import checked_argument, file_argument
 from space.errors import refusal
 from space.model_service import ModelUnavailable
+from space.moderation import ModerationError
 from space.rating import RatingError
 from space.state import Services
 
@@ -41,12 +42,29 @@ def register(services: Services) -> None:
             raise refusal(str(exc), "API score") from None
 
     def contribute(image: str | None, consent: bool) -> dict:
-        """Add an image to the rating pool; only with the uploader's consent."""
+        """Offer an image to the rating pool (only with the uploader's consent); it is paired once moderation
+        clears it."""
         if consent is not True:
             raise refusal("An image joins the rating pool only with consent=True from its owner.", "API contribute")
         entry = services.pool.add_upload(_load(image, "image"))
+        status = services.moderation.submit(entry.image_id)
         services.scores.refresh()
-        return {"image_id": entry.image_id, "pool_size": len(services.pool)}
+        return {"image_id": entry.image_id, "pool_size": len(services.pool), "status": status}
+
+    def new_rater(request: gr.Request) -> str:
+        """A new signed rater id for /next_pair and /vote; keep it private (only its part before the dot is
+        public)."""
+        try:
+            services.limits.new_rater(request)
+        except RatingError as exc:
+            raise refusal(str(exc), "API rater") from None
+        return services.raters.issue()
+
+    def signed(rater_id: object, where: str) -> str:
+        try:
+            return services.raters.verify(rater_id)
+        except RatingError as exc:
+            raise refusal(str(exc), where) from None
 
     def galleries() -> list[str]:
         """Names of the installed reference galleries (the first is the default)."""
@@ -55,18 +73,42 @@ def register(services: Services) -> None:
     def next_pair(rater_id: str, campaign: str | None) -> tuple[dict, str, str]:
         """The next pair for this rater in a campaign ("" = the default one): ticket info, then the left and
         right images."""
+        public = signed(rater_id, "API next_pair")
         try:
-            ticket = services.rating.next_pair(rater_id, campaign or None)
+            ticket = services.rating.next_pair(public, campaign or None)
         except RatingError as exc:
             raise refusal(str(exc), "API next_pair") from None
         return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
 
-    def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None) -> dict:
+    def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None, request: gr.Request) -> dict:
         """Answer a ticket: left, right, same or skip (response_ms optional, else measured by the server)."""
+        public = signed(rater_id, "API vote")
         try:
-            return services.rating.vote(rater_id, ticket, choice, response_ms).to_dict()
+            services.limits.vote(request)
+            return services.rating.vote(public, ticket, choice, response_ms).to_dict()
         except RatingError as exc:
             raise refusal(str(exc), "API vote") from None
+
+    def review_next(rater_id: str) -> tuple[dict, str | None]:
+        """Opt-in moderation: a contributed photo waiting for review (or none), to answer with /review."""
+        public = signed(rater_id, "API review_next")
+        image_id = services.moderation.next_for(public)
+        if image_id is None:
+            return {"image_id": None, "message": "No photo is waiting for review."}, None
+        return {"image_id": image_id}, str(services.moderation.path(image_id))
+
+    def review(rater_id: str, image_id: str, verdict: str, request: gr.Request) -> dict:
+        """Say whether a contributed photo is fine to show raters ("ok") or not ("flag")."""
+        public = signed(rater_id, "API review")
+        try:
+            services.limits.vote(request)
+            return {"image_id": image_id, "status": services.moderation.review(public, image_id, verdict)}
+        except (RatingError, ModerationError) as exc:
+            raise refusal(str(exc), "API review") from None
+
+    def moderate(admin_token: str, image_id: str, decision: str) -> dict:
+        """Admin: approve or reject a contributed photo; with an empty image id, list pending and flagged ones."""
+        return admin.moderate(services.moderation, services.trainer, admin_token, image_id, decision)
 
     def leaderboard(campaign: str | None) -> dict:
         """A campaign's ("" = the default one) scaled scores with 95% CIs, model agreement, activity and
@@ -75,6 +117,16 @@ def register(services: Services) -> None:
             return services.insights.current(campaign or None).to_dict()
         except UnknownCampaign as exc:
             raise refusal(str(exc), "API leaderboard") from None
+
+    def live(campaign: str | None) -> dict:
+        """A campaign's live numbers (votes, raters, model agreement, top of the ranking), shared by every
+        poller and refreshed at most every few seconds."""
+        try:
+            snapshot = services.live.snapshot(campaign or None).to_dict()
+        except UnknownCampaign as exc:
+            raise refusal(str(exc), "API live") from None
+        scored, total = services.scores.coverage(campaign or None)
+        return {**snapshot, "model_scored": scored, "images": total}
 
     def model_info() -> dict:
         """The model in service, the re-distillation runs and the trainer status."""
@@ -92,6 +144,11 @@ def register(services: Services) -> None:
         ticket = checked_argument(gr.Textbox(label="ticket"), "ticket")
         choice = checked_argument(gr.Textbox(label="choice"), "choice")
         response_ms = gr.Number(None, label="response_ms")  # checked by the rating service
+        image_id = checked_argument(gr.Textbox(label="image_id"), "image_id")
+        verdict = checked_argument(gr.Textbox(label="verdict"), "verdict")
+        admin_token = checked_argument(gr.Textbox(label="admin_token"), "admin_token")
+        decision = checked_argument(gr.Textbox(label="decision"), "decision")
+        issued = gr.Textbox(label="rater_id")
         result = gr.JSON(label="result")
         left = gr.Image(label="left", type="filepath", format="png")
         right = gr.Image(label="right", type="filepath", format="png")
@@ -99,11 +156,17 @@ def register(services: Services) -> None:
     trigger.click(score, [image, gallery, original], result, api_name="score", **model_jobs)
     trigger.click(contribute, [image, consent], result, api_name="contribute", **rating_jobs)
     trigger.click(galleries, None, result, api_name="galleries", queue=False)
+    trigger.click(new_rater, None, issued, api_name="rater", **rating_jobs)
     trigger.click(next_pair, [rater, campaign], [result, left, right], api_name="next_pair", **rating_jobs)
     trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **rating_jobs)
     trigger.click(leaderboard, campaign, result, api_name="leaderboard", concurrency_id="insights",
                   concurrency_limit=1)
+    trigger.click(live, campaign, result, api_name="live", concurrency_id="live", concurrency_limit=4)
     trigger.click(model_info, None, result, api_name="model_info", queue=False)
+    trigger.click(review_next, rater, [result, left], api_name="review_next", **rating_jobs)
+    trigger.click(review, [rater, image_id, verdict], result, api_name="review", **rating_jobs)
+    trigger.click(moderate, [admin_token, image_id, decision], result, api_name="moderate",
+                  concurrency_id="admin")
 
 
 def _load(path: str | None, what: str):

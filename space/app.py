@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from cvrkd.imageio import MAX_FILE_BYTES
-from space import api, assets, leaderboard_tab, model_tab, rate_tab, score_tab
+from space import api, assets, leaderboard_tab, links, live_tab, model_tab, rate_tab, score_tab
 from space.config import AppConfig
 from space.state import Services, Trainer, build_services
 
@@ -38,7 +38,7 @@ class SpaceApp:
         options: dict[str, Any] = dict(
             theme=assets.THEME, css=assets.CSS, head=assets.HEAD, show_error=False,
             allowed_paths=[str(data / "pool" / "images"), str(data / "galleries"), str(data / "sessions"),
-                           str(data / "examples"), str(data / "campaigns")],
+                           str(data / "examples"), str(data / "campaigns"), str(data / "share")],
             footer_links=["api", "gradio"], max_file_size=MAX_FILE_BYTES,
         )
         options.update(kwargs)
@@ -63,14 +63,18 @@ def create_app(model_dir: str | Path | None = None, data_dir: str | Path | None 
     shutil.rmtree(Path(config.data_dir) / "sessions", ignore_errors=True)  # sessions end with the process
     services = build_services(config, trainer)
     with gr.Blocks(title="CVRKD-IQA", analytics_enabled=False) as blocks:
-        gr.Markdown(f"# {TITLE}")
+        gr.Markdown(f"# {TITLE}", elem_id="app-title")
         _banner(services)
+        message = gr.HTML(elem_id="link-message")
         rater = rate_tab.rater_state(services)
-        with gr.Tabs():
-            score_tab.build(services)
-            rate_tab.build(services, blocks, rater)
-            leaderboard_tab.build(services)
+        campaign = gr.State("")  # the campaign this page rates ("" = the built-in pool), set by a link
+        with gr.Tabs(elem_id="main-tabs") as tabs:
+            score = score_tab.build(services)
+            rate = rate_tab.build(services, rater, campaign)
+            board = leaderboard_tab.build(services)
             model_tab.build(services)
+            live = live_tab.build(services, campaign)
+        links.register(blocks, services, rater, campaign, tabs, message, rate, score, board, live)
         api.register(services)
     blocks.queue(max_size=config.queue_size, default_concurrency_limit=config.rating_concurrency)
     return SpaceApp(blocks, services)

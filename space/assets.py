@@ -27,6 +27,39 @@ window.addEventListener("keydown", (event) => {{
   event.stopPropagation();
   button.click();
 }}, true);
+
+// An upload the browser cannot draw (e.g. TIFF) would show a broken image: hide
+// it and say why; the file is still sent and scored. A later image that loads
+// removes the note.
+const PREVIEWS = "#score-image, #score-original";
+window.addEventListener("error", (event) => {{
+  const image = event.target;
+  if (!(image instanceof HTMLImageElement) || !image.closest(PREVIEWS)) return;
+  image.style.display = "none";
+  if (!image.parentElement.querySelector(".no-preview")) {{
+    const note = document.createElement("p");
+    note.className = "no-preview";
+    note.textContent = "No preview: browsers cannot show this image format. It will still be scored.";
+    image.parentElement.appendChild(note);
+  }}
+}}, true);
+window.addEventListener("load", (event) => {{
+  const image = event.target;
+  if (!(image instanceof HTMLImageElement) || !image.closest(PREVIEWS)) return;
+  image.parentElement.querySelectorAll(".no-preview").forEach((note) => note.remove());
+}}, true);
+
+// Tapping (or clicking) one of the two images chooses it, as its button would;
+// the fullscreen control in the image's corner keeps its own meaning.
+document.addEventListener("click", (event) => {{
+  const target = event.target;
+  if (!(target instanceof Element)) return;
+  const image = target.closest("#rate-left-image, #rate-right-image");
+  const wrapper = target.closest("button");
+  if (!image || (target.tagName !== "IMG" && !(wrapper && wrapper.querySelector("img")))) return;
+  const press = document.getElementById(image.id === "rate-left-image" ? "rate-left" : "rate-right");
+  if (press && !press.disabled) press.click();
+}}, true);
 </script>
 """
 
@@ -36,7 +69,31 @@ CSS = """
 #model-banner.untrained { background: #fee2e2; color: #7f1d1d; border: 2px solid #dc2626; }
 #score-result .score-value { font-size: 2.6rem; font-weight: 700; line-height: 1.1; }
 .refused { color: #b91c1c; font-weight: 600; }
+.no-preview { padding: 2rem 1rem; text-align: center; color: #4b5563; }
 .rate-button button, button.rate-button { min-height: 3rem; font-size: 1.05rem; }
+.rate-image img { cursor: pointer; }
+.link-message { border-radius: 8px; padding: 8px 14px; font-weight: 600; background: #fef3c7; color: #78350f;
+                border: 1px solid #f59e0b; }
+#live-header .live-title { font-size: 3rem; margin: 0 0 12px 0; }
+#live-header .live-numbers { display: flex; gap: 48px; flex-wrap: wrap; }
+#live-header .live-number { font-size: 4.5rem; font-weight: 800; line-height: 1; color: #4338ca; }
+#live-header .live-label { font-size: 1.6rem; color: #374151; }
+#live-note { font-size: 1.1rem; }
+/* Phones: both images and the four answers on one screen, without scrolling. */
+@media (max-width: 640px) {
+  #app-title, #rate-keys { display: none; }
+  #rate-campaign h2 { font-size: 1.1rem; margin: 0; }
+  #rate-images { flex-direction: column; flex-wrap: nowrap; gap: 6px; }
+  #rate-images > * { min-width: 0 !important; width: 100%; }
+  #rate-left-image, #rate-right-image { height: 33vh !important; }
+  #rate-left-image img, #rate-right-image img { height: calc(33vh - 8px); max-height: none; object-fit: contain; }
+  #rate-answers { display: grid; grid-template-columns: 1fr 1fr; gap: 6px; }
+  #rate-answers > * { min-width: 0 !important; }
+  .rate-button button, button.rate-button { min-height: 2.6rem; font-size: 1rem; padding: 4px; }
+  #live-header .live-title { font-size: 1.8rem; }
+  #live-header .live-number { font-size: 2.6rem; }
+  #live-header .live-label { font-size: 1rem; }
+}
 """
 
 THEME = gr.themes.Soft(

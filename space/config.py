@@ -9,6 +9,15 @@ from cvrkd import paths
 from space.pool import PoolSpec
 
 
+VOTES_PER_IP_ENV = "CVRKD_VOTES_PER_IP_MINUTE"
+NEW_RATERS_PER_IP_ENV = "CVRKD_NEW_RATERS_PER_IP_HOUR"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """Where the app keeps its state and how hard it may be pushed.
@@ -28,6 +37,15 @@ class AppConfig:
     """Scoring jobs run at once; the rest wait in their own queue and never block voting."""
     rating_concurrency: int = 8
     votes_per_minute: int = 60
+    """Per rater id. The per-client limits below hold however many ids a client has."""
+    votes_per_session_minute: int = 60
+    votes_per_ip_minute: int = field(default_factory=lambda: _env_int(VOTES_PER_IP_ENV, 240))
+    """One address may be a classroom or an office behind one router (``$CVRKD_VOTES_PER_IP_MINUTE``)."""
+    new_raters_per_session_hour: int = 5
+    new_raters_per_ip_hour: int = field(default_factory=lambda: _env_int(NEW_RATERS_PER_IP_ENV, 60))
+    """``$CVRKD_NEW_RATERS_PER_IP_HOUR``."""
+    review_quorum: int = 3
+    """Raters who must find a contributed photo fine (and none flag it) before it is shown in pairs."""
     leaderboard_bootstrap: int = 200
     model_prior: bool = field(default_factory=lambda: os.environ.get("CVRKD_MODEL_PRIOR", "1") != "0")
     """Use the model's scores as a prior for pair choice and the model-assisted estimate

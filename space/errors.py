@@ -13,7 +13,12 @@ import gradio as gr
 logger = logging.getLogger("space.refused")
 
 
-def refusal(message: str, where: str) -> gr.Error:
-    """The ``gr.Error`` to raise for a refused request, logged once as ``refused <where>: <message>``."""
+def note_refusal(message: str, where: str) -> None:
+    """Log a refused input as one line: ``refused <where>: <message>``."""
     logger.info("refused %s: %s", where, message)
+
+
+def refusal(message: str, where: str) -> gr.Error:
+    """The ``gr.Error`` to raise for a refused request, logged once (see ``note_refusal``)."""
+    note_refusal(message, where)
     return gr.Error(message, print_exception=False)

@@ -4,14 +4,12 @@ Scaling is ``annotations.scaling.scale`` (Bradley–Terry with bootstrap 95%
 intervals, raters weighted by ``annotations.quality.rater_stats``); this module
 adds the model-vs-people comparison and the summaries the Leaderboard tab and
 the ``/leaderboard`` endpoint show, per campaign. Results are cached until new
-judgements arrive, because the bootstrap takes seconds; ``current(...,
-max_age_s=...)`` also reuses a result younger than that, so a live view polled
-by many screens while votes pour in costs one computation per interval.
+judgements arrive, because the bootstrap takes seconds (the live view adds its
+own refresh interval on top, see ``space.live``).
 """
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -136,41 +134,35 @@ class InsightsService:
     """Computes ``Insights`` on demand, reusing the last result while nothing changed."""
 
     def __init__(self, store: AnnotationStore, images: ImageCatalogue, scores: PoolScores,
-                 n_boot: int = 200, clock=time.monotonic, model_prior: bool = True) -> None:
+                 n_boot: int = 200, model_prior: bool = True) -> None:
         self.store, self.images, self.scores = store, images, scores
         self.pool = images.pool
         self.n_boot = n_boot
-        self._clock = clock
         self.model_prior = model_prior  # the model's scores as a prior for the model-assisted estimate
         self._estimates: dict[str, Estimates] = {}  # campaign -> the last fit, to start the next one from
         self._lock = threading.Lock()
-        self._cached: dict[str, tuple[tuple, float, Insights]] = {}  # campaign -> (key, computed at, insights)
+        self._cached: dict[str, tuple[tuple, Insights]] = {}  # campaign -> (key, insights)
 
-    def current(self, campaign: str | None = None, max_age_s: float = 0.0) -> Insights:
+    def current(self, campaign: str | None = None) -> Insights:
         """The insights of a campaign (default: the pool); raises ``UnknownCampaign`` for a bad name.
 
-        Recomputed when judgements or model scores changed, unless the cached
-        result is younger than ``max_age_s``. One computation at a time: callers
-        arriving meanwhile get its result.
+        Recomputed only when judgements or model scores changed; one
+        computation at a time, callers arriving meanwhile get its result.
         """
         found = self.images.campaign(campaign)
         name = DEFAULT_CAMPAIGN if found is None else found.name
         with self._lock:
-            cached = self._cached.get(name)
-            if cached is not None and self._clock() - cached[1] < max_age_s:
-                return cached[2]
             judgements = self.store.judgements(name)
             model_scores = self.scores.current()
             version = self.pool.version if found is None else found.created_at
             key = (len(judgements), self.scores.version(), len(model_scores), version)
+            cached = self._cached.get(name)
             if cached is None or cached[0] != key:
                 gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
                 ids = self.pool.ids if found is None else found.ids
-                cached = (key, self._clock(), self._compute(name, judgements, model_scores, gold, ids))
-            else:
-                cached = (key, self._clock(), cached[2])
-            self._cached[name] = cached
-            return cached[2]
+                cached = (key, self._compute(name, judgements, model_scores, gold, ids))
+                self._cached[name] = cached
+            return cached[1]
 
     def _compute(self, campaign: str, judgements: pd.DataFrame, model_scores: dict[str, float],
                  gold: list[tuple[str, str]], image_ids: list[str]) -> Insights:

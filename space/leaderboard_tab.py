@@ -2,21 +2,42 @@
 human-only and model-assisted estimates with the calibration of the model's prior."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 import numpy as np
 import pandas as pd
 
-from space import plots
+from annotations.campaigns import UnknownCampaign
+from annotations.schema import DEFAULT_CAMPAIGN
+from space import plots, share, share_panel
 from space.insights import Insights
 from space.state import Services
+
+
+NO_VOTES = (
+    "**No judgements yet.** Once people have compared pairs on the **Rate** tab, this tab ranks every "
+    "image by quality with 95% intervals (Bradley–Terry scaling of the votes), shows how often the model "
+    "agrees with the people, the voting activity and anonymous rater statistics, and compares the "
+    "human-only with the model-assisted estimates. Rate a few pairs and press **Refresh**.")
+
+
+@dataclass
+class LeaderboardTab:
+    """The parts that page-load links drive (see ``space.links``)."""
+
+    tab: gr.Tab
+    campaign: gr.Dropdown
+    outputs: list
+    open: object
 
 
 def summary_markdown(services: Services, insights: Insights) -> str:
     """The headline numbers in words."""
     if insights.n_judgements == 0:
-        return "No judgements yet. Rate a few pairs on the **Rate** tab and come back."
+        return NO_VOTES
     a = insights.agreement
-    scored, total = services.scores.coverage()
+    scored, total = services.scores.coverage(insights.campaign)
     share = f"**{a.share:.0%}** of {a.pairs} pairs" if a.share is not None else "not measurable yet"
     srcc = f"**{a.srcc:.3f}** over {a.images} images" if a.srcc is not None else "not measurable yet"
     lines = [
@@ -26,7 +47,7 @@ def summary_markdown(services: Services, insights: Insights) -> str:
         f"* Rank correlation (SRCC) of model scores with the scaled scores: {srcc}.",
     ]
     if services.model.available:
-        lines.append(f"* Model `{services.model.version}` has scored {scored} of {total} pool images so far.")
+        lines.append(f"* Model `{services.model.version}` has scored {scored} of {total} images so far.")
     else:
         lines.append("* No model in service, so no agreement can be measured.")
     return "\n".join(lines)
@@ -47,12 +68,14 @@ def rater_table(insights: Insights) -> pd.DataFrame:
     return insights.raters.round(3)
 
 
-def assisted_markdown(insights: Insights) -> str:
+def assisted_markdown(insights: Insights, prior_enabled: bool = True) -> str:
     """What the model's prior is worth so far, in words."""
     e = insights.estimates
+    if not prior_enabled:
+        return "**Model prior off** (`CVRKD_MODEL_PRIOR=0`): only the human-only estimate is shown."
     if not e.use_prior:
-        return ("**Model prior off** (`CVRKD_MODEL_PRIOR=0`) or no model scores yet: only the human-only "
-                "estimate is shown.")
+        return ("No model scores for these images yet, so no prior: only the human-only estimate is shown "
+                "(the model scores the pool in the background).")
     cal = e.calibration
     flagged = int(e.table["flagged"].sum())
     return "\n".join([
@@ -72,7 +95,7 @@ def assisted_section(services: Services, insights: Insights) -> tuple:
     table = insights.estimates.table
     figure = plots.calibration(insights.estimates, dict(zip(table["image_id"], _titles(services, table)))) \
         if insights.estimates.use_prior else None
-    return (assisted_markdown(insights), figure, disagreement_table(services, insights),
+    return (assisted_markdown(insights, services.config.model_prior), figure, disagreement_table(services, insights),
             estimates_table(services, insights))
 
 
@@ -107,42 +130,52 @@ def disagreement_table(services: Services, insights: Insights) -> pd.DataFrame:
     }).round(2)
 
 
-def build(services: Services) -> gr.Tab:
-    """Lay out the Leaderboard tab; it refreshes when opened and on demand."""
+def build(services: Services) -> LeaderboardTab:
+    """Lay out the Leaderboard tab; it refreshes when opened, on demand and when another campaign is chosen."""
     with gr.Tab("Leaderboard", id="leaderboard") as tab:
         with gr.Row():
+            campaign = gr.Dropdown(services.images.names(), value=DEFAULT_CAMPAIGN, label="Campaign",
+                                   allow_custom_value=True, elem_id="leaderboard-campaign", scale=1)
             summary = gr.Markdown(elem_id="leaderboard-summary")
             refresh = gr.Button("Refresh", scale=0, min_width=120)
-        ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
-        ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
-                               interactive=False, max_height=360)
-        with gr.Row():
-            activity_plot = gr.Plot(label="Activity")
-            raters_plot = gr.Plot(label="Raters")
-        raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
-                              interactive=False, max_height=300)
-        gr.Markdown("### Human-only and model-assisted estimates")
-        assisted = gr.Markdown(elem_id="leaderboard-assisted")
-        calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
-        disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
-                                     interactive=False, max_height=300, elem_id="leaderboard-disagreements")
-        estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
-                                 interactive=False, max_height=360, elem_id="leaderboard-estimates")
+        with gr.Column(visible=False) as details:  # no empty charts before the first votes
+            ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
+            ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
+                                   interactive=False, max_height=360)
+            with gr.Row():
+                activity_plot = gr.Plot(label="Activity")
+                raters_plot = gr.Plot(label="Raters")
+            raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
+                                  interactive=False, max_height=300)
+            gr.Markdown("### Human-only and model-assisted estimates")
+            assisted = gr.Markdown(elem_id="leaderboard-assisted")
+            calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
+            disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
+                                         interactive=False, max_height=300, elem_id="leaderboard-disagreements")
+            estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
+                                     interactive=False, max_height=360, elem_id="leaderboard-estimates")
+        panel = share_panel.build("leaderboard", "Live view for a presenter: link and QR code")
 
-    def on_open():
-        insights = services.insights.current()
+    def on_open(name: str | None, request: gr.Request):
+        try:
+            insights = services.insights.current(name or None)
+        except UnknownCampaign as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
         empty = insights.n_judgements == 0
-        return (summary_markdown(services, insights),
+        chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
+        return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
                 None if empty else plots.ranking(insights.ranking),
                 ranking_table(insights),
                 None if empty else plots.activity(insights.activity),
                 None if empty else plots.raters(insights.raters),
                 rater_table(insights),
-                *assisted_section(services, insights))
+                *assisted_section(services, insights),
+                *share_panel.show(services, share.link(request, insights.campaign, view="live")))
 
-    outputs = [summary, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted, calibration_plot,
-               disagreements, estimates]
+    outputs = [campaign, summary, details, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted,
+               calibration_plot, disagreements, estimates, *panel.outputs]
     jobs = dict(concurrency_id="insights", concurrency_limit=1, api_visibility="private")
-    tab.select(on_open, None, outputs, **jobs)
-    refresh.click(on_open, None, outputs, **jobs)
-    return tab
+    tab.select(on_open, campaign, outputs, **jobs)
+    refresh.click(on_open, campaign, outputs, **jobs)
+    campaign.input(on_open, campaign, outputs, **jobs)
+    return LeaderboardTab(tab, campaign, outputs, on_open)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from space import admin, model_card
+from space import admin, campaign_admin, model_card
 from space.state import REPO_ROOT, Services
 
 NO_RUNS = "No re-distillation runs yet."
@@ -28,6 +28,7 @@ def build(services: Services) -> gr.Tab:
                 start = gr.Button("Re-distil now")
                 rollback = gr.Button("Roll back")
             admin_result = gr.Markdown()
+        campaign_admin.build(services)
         gr.Markdown("### Model card")
         card = gr.Markdown(elem_id="model-card")
 

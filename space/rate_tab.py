@@ -1,8 +1,9 @@
 """Rate tab: "which of these two looks better?", with buttons and keyboard shortcuts.
 
-The rater is identified by a random id kept in their browser (``gr.BrowserState``),
-or, when they sign in with Hugging Face on a Space, by a hash of their user name
-(never the name itself). ``pair_view``/``vote_view`` do the work; ``build`` wires it.
+The rater is identified by a server-signed random id kept in their browser
+(``gr.BrowserState``, see ``space.raters``), or, when they sign in with Hugging
+Face on a Space, by a hash of their user name (never the name itself).
+``pair_view``/``vote_view`` do the work; ``build`` wires it.
 """
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import html
 import importlib.util
 import os
 import secrets
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 
+from space import share, share_panel
 from space.assets import SHORTCUT_HELP
 from space.rating import RatingError
 from space.state import Services
@@ -44,40 +46,51 @@ class PairView:
     status: str
 
 
-def new_rater_id() -> str:
-    return f"anon-{uuid.uuid4().hex[:16]}"
+def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
+              request: gr.Request | None) -> tuple[str, str]:
+    """(signed id, public id) of this browser's rater; a fresh signed id counts against the client's limits.
 
-
-def rater_id_for(browser_id: str | None, profile: gr.OAuthProfile | None) -> str:
-    """Signed-in raters keep one id across devices; others use their browser's random id."""
+    Signed-in raters keep one public id across devices (a hash of the user
+    name); others keep the server-signed id in the browser. A kept id the
+    server did not sign (e.g. from before ids were signed) is replaced.
+    """
     if profile is not None and getattr(profile, "username", None):
-        return "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
-    return browser_id or new_rater_id()
+        public = "hf-" + hashlib.sha256(profile.username.encode()).hexdigest()[:16]
+        return services.raters.issue(public), public
+    public = services.raters.public_or_none(kept)
+    if public is not None:
+        return str(kept), public
+    services.limits.new_rater(request)
+    signed = services.raters.issue()
+    return signed, services.raters.verify(signed)
 
 
-def pair_view(services: Services, rater_id: str, status: str = "") -> PairView:
-    """Fetch the next pair for ``rater_id``."""
-    count = _count(services, rater_id)
+def pair_view(services: Services, rater_id: str, status: str = "", campaign: str | None = None) -> PairView:
+    """Fetch the next pair for ``rater_id`` in ``campaign`` (None: the default one)."""
+    count = _count(services, rater_id, campaign)
     try:
-        ticket = services.rating.next_pair(rater_id)
+        ticket = services.rating.next_pair(rater_id, campaign or None)
     except RatingError as exc:
         return PairView(None, None, None, count, _error(str(exc)))
     return PairView(ticket.ticket_id, str(services.images.path(ticket.left)),
                     str(services.images.path(ticket.right)), count, status)
 
 
-def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str) -> PairView:
-    """Store the answer to the current pair and move on to the next one."""
+def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str,
+              campaign: str | None = None, request: gr.Request | None = None) -> PairView:
+    """Store the answer to the current pair (of the campaign on screen, within the client's vote limits) and
+    move on to the next one."""
     if not ticket:
-        return pair_view(services, rater_id)
+        return pair_view(services, rater_id, campaign=campaign)
     try:
-        receipt = services.rating.vote(rater_id, ticket, choice)
+        services.limits.vote(request)
+        receipt = services.rating.vote(rater_id, ticket, choice, campaign=campaign or "")
     except RatingError as exc:
-        view = pair_view(services, rater_id)
+        view = pair_view(services, rater_id, campaign=campaign)
         view.status = _error(str(exc))
         return view
     done = "Skipped." if receipt.stored == "skip" else "Saved, thank you."
-    return pair_view(services, rater_id, f"<p>{done}</p>")
+    return pair_view(services, rater_id, f"<p>{done}</p>", campaign=campaign)
 
 
 def login_available() -> bool:
@@ -103,67 +116,102 @@ def rater_state(services: Services) -> gr.BrowserState:
     return gr.BrowserState(None, storage_key="cvrkd-rater", secret=browser_secret(services.data_dir))
 
 
-def build(services: Services, blocks: gr.Blocks, rater: gr.BrowserState) -> gr.Tab:
-    """Lay out the Rate tab and wire its events (and the rater id on page load)."""
+@dataclass
+class RateTab:
+    """The Rate tab's parts that page-load links drive (see ``space.links``)."""
+
+    tab: gr.Tab
+    header: gr.Markdown
+    instructions: gr.Markdown
+    outputs: list
+    open: Callable
+    share: share_panel.SharePanel
+
+
+def identify(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
+             request: gr.Request | None) -> tuple[str, object]:
+    """(public rater id, what to keep in the browser): only a newly issued signed id is stored there.
+
+    Raises ``RatingError`` when the client is over its limit of new raters.
+    """
+    signed, public = rater_for(services, kept, profile, request)
+    return public, signed if signed != kept and profile is None else gr.skip()
+
+
+def campaign_text(services: Services, campaign: str | None) -> tuple[str, str]:
+    """(header, instructions) for the campaign on screen; the built-in pool has no header."""
+    found = services.images.campaign(campaign)
+    if found is None:
+        return "", INSTRUCTIONS
+    return f"## {found.title}", found.instructions or INSTRUCTIONS
+
+
+def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> RateTab:
+    """Lay out the Rate tab and wire its events; ``campaign`` holds the campaign this page rates."""
     with gr.Tab("Rate", id="rate") as tab:
-        gr.Markdown(INSTRUCTIONS)
+        header = gr.Markdown(elem_id="rate-campaign")
         if login_available():
             gr.LoginButton()
         ticket = gr.State(None)
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="rate-images"):
             left = gr.Image(label="Left", type="filepath", interactive=False, height=420,
-                            buttons=["fullscreen"], elem_id="rate-left-image")
+                            buttons=["fullscreen"], elem_id="rate-left-image", elem_classes="rate-image")
             right = gr.Image(label="Right", type="filepath", interactive=False, height=420,
-                             buttons=["fullscreen"], elem_id="rate-right-image")
-        with gr.Row():
+                             buttons=["fullscreen"], elem_id="rate-right-image", elem_classes="rate-image")
+        with gr.Row(elem_id="rate-answers"):
             buttons = {
                 "left": gr.Button("◀ Left is better", variant="primary", elem_id="rate-left",
-                                  elem_classes="rate-button"),
-                "same": gr.Button("Same", elem_id="rate-same", elem_classes="rate-button"),
-                "skip": gr.Button("Skip", variant="secondary", elem_id="rate-skip", elem_classes="rate-button"),
+                                  elem_classes="rate-button", min_width=80),
+                "same": gr.Button("Same", elem_id="rate-same", elem_classes="rate-button", min_width=80),
+                "skip": gr.Button("Skip", variant="secondary", elem_id="rate-skip", elem_classes="rate-button",
+                                  min_width=80),
                 "right": gr.Button("Right is better ▶", variant="primary", elem_id="rate-right",
-                                   elem_classes="rate-button"),
+                                   elem_classes="rate-button", min_width=80),
             }
-        gr.Markdown(SHORTCUT_HELP)
-        count = gr.Markdown(elem_id="rate-count")
         status = gr.HTML(elem_id="rate-status")
+        instructions = gr.Markdown(INSTRUCTIONS, elem_id="rate-instructions")
+        gr.Markdown(SHORTCUT_HELP, elem_id="rate-keys")
+        count = gr.Markdown(elem_id="rate-count")
+        panel = share_panel.build("rate", "Share this campaign: link and QR code")
         gr.Markdown(CONSENT, elem_id="rate-consent")
 
     outputs = [rater, ticket, left, right, count, status]
 
-    def identify(browser_id: str | None, profile: gr.OAuthProfile | None) -> tuple[str, object]:
-        """(rater id, what to keep in the browser): only a newly made anonymous id is stored there."""
-        rater_id = rater_id_for(browser_id, profile)
-        return rater_id, rater_id if not browser_id and profile is None else gr.skip()
-
-    def on_load(browser_id, profile: gr.OAuthProfile | None):
-        return identify(browser_id, profile)[1]
-
-    def on_open(browser_id, current, profile: gr.OAuthProfile | None):
-        rater_id, kept = identify(browser_id, profile)
+    def on_open(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
+        try:
+            rater_id, keep = identify(services, kept, profile, request)
+        except RatingError as exc:
+            return gr.skip(), None, None, None, "", _error(str(exc))
         if current:  # coming back to the tab: keep the pair on screen
-            return kept, current, gr.skip(), gr.skip(), _count(services, rater_id), gr.skip()
-        view = pair_view(services, rater_id)
-        return kept, view.ticket, view.left, view.right, view.count, view.status
+            return keep, current, gr.skip(), gr.skip(), _count(services, rater_id, campaign_name), gr.skip()
+        view = pair_view(services, rater_id, campaign=campaign_name)
+        return keep, view.ticket, view.left, view.right, view.count, view.status
 
     def on_vote(choice: str):
-        def handler(browser_id, current, profile: gr.OAuthProfile | None):
-            rater_id, kept = identify(browser_id, profile)
-            view = vote_view(services, rater_id, current, choice)
-            return kept, view.ticket, view.left, view.right, view.count, view.status
+        def handler(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
+            try:
+                rater_id, keep = identify(services, kept, profile, request)
+            except RatingError as exc:
+                return gr.skip(), current, gr.skip(), gr.skip(), gr.skip(), _error(str(exc))
+            view = vote_view(services, rater_id, current, choice, campaign_name, request)
+            return keep, view.ticket, view.left, view.right, view.count, view.status
         return handler
+
+    def on_share(campaign_name, request: gr.Request):
+        return share_panel.show(services, share.link(request, campaign_name or None, tab=None if campaign_name
+                                                    else "rate"))
 
     rating_jobs = dict(concurrency_id="rating", concurrency_limit=services.config.rating_concurrency,
                        api_visibility="private")
-    blocks.load(on_load, [rater], [rater], api_visibility="private", queue=False)
-    tab.select(on_open, [rater, ticket], outputs, **rating_jobs)
+    tab.select(on_open, [rater, ticket, campaign], outputs, **rating_jobs)
     for choice, button in buttons.items():
-        button.click(on_vote(choice), [rater, ticket], outputs, trigger_mode="once", **rating_jobs)
-    return tab
+        button.click(on_vote(choice), [rater, ticket, campaign], outputs, trigger_mode="once", **rating_jobs)
+    panel.accordion.expand(on_share, campaign, panel.outputs, api_visibility="private")
+    return RateTab(tab, header, instructions, outputs, on_open, panel)
 
 
-def _count(services: Services, rater_id: str) -> str:
-    n = services.rating.count(rater_id)
+def _count(services: Services, rater_id: str, campaign: str | None = None) -> str:
+    n = services.rating.count(rater_id, campaign or None)
     return f"You have judged **{n}** pair{'s' if n != 1 else ''} so far. Rater id: `{rater_id}`"
 
 

@@ -33,6 +33,10 @@ from space.pool_scores import PoolScores
 
 logger = logging.getLogger(__name__)
 
+JUDGEMENTS_MAX_AGE_S = 1.0
+"""How stale the judgements the sampler sees may be. Reading them is the costliest step of a pair when
+votes arrive many times a second (a talk); a second's delay only postpones a refit or a repeat."""
+
 CHOICES = {"left": "left", "right": "right", "same": "tie", "skip": None}
 """What a rater may answer, and how it is stored (a skip is not a judgement)."""
 
@@ -78,7 +82,8 @@ class RatingService:
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
                  after_judgement: Callable[[], object] = lambda: None,
-                 campaigns: CampaignRegistry | None = None, model_prior: bool = True) -> None:
+                 campaigns: CampaignRegistry | None = None, model_prior: bool = True,
+                 visible: Callable[[str], bool] = lambda image_id: True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
         self.images = ImageCatalogue(pool, campaigns)
         self.app_version = app_version
@@ -87,10 +92,13 @@ class RatingService:
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
         self.after_judgement = after_judgement
+        self.visible = visible
+        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self.model_prior = model_prior  # the model's scores as the sampler's prior
         self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (sampler key, sampler)
+        self._judgements: dict[str, tuple[float, object]] = {}  # campaign -> (read at, judgements)
         stored = store.judgements()
         self._counts = Counter(zip(stored["campaign"].astype(str), stored["rater_id"].astype(str)))
 
@@ -110,7 +118,7 @@ class RatingService:
         rater_id = _rater(rater_id)
         found = self.open_campaign(campaign)
         name = DEFAULT_CAMPAIGN if found is None else found.name
-        judgements = self.store.judgements(name)
+        judgements = self._recent_judgements(name)
         gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
         with self._lock:
             sampler = self._current_sampler(found, judgements, gold)
@@ -123,10 +131,21 @@ class RatingService:
             self._expire()
         return ticket
 
+    def _recent_judgements(self, campaign: str):
+        """The campaign's judgements, re-read at most every ``JUDGEMENTS_MAX_AGE_S``."""
+        with self._lock:
+            cached = self._judgements.get(campaign)
+            if cached is not None and time.monotonic() - cached[0] < JUDGEMENTS_MAX_AGE_S:
+                return cached[1]
+        judgements = self.store.judgements(campaign)
+        with self._lock:
+            self._judgements[campaign] = (time.monotonic(), judgements)
+        return judgements
+
     def _current_sampler(self, campaign: Campaign | None, judgements, gold) -> ActiveSampler:
         """The campaign's sampler, rebuilt when its images or the model scores for its prior changed."""
         name = DEFAULT_CAMPAIGN if campaign is None else campaign.name
-        ids = self.pool.ids if campaign is None else campaign.ids
+        ids = [i for i in self.pool.ids if self.visible(i)] if campaign is None else campaign.ids
         scores = self.scores.current() if self.model_prior else {}
         prior = {i: scores[i] for i in ids if i in scores}
         version = self.pool.version if campaign is None else campaign.created_at

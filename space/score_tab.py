@@ -20,10 +20,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cvrkd.gallery import Gallery
-from cvrkd.imageio import InvalidImageError, load_image
+from cvrkd.imageio import InvalidImageError, check_image_file, load_image
 from space import plots
 from space.components import raw_image
-from space.examples import examples
+from space.errors import note_refusal
+from space.examples import example_files, examples
 from space.galleries import MAX_SESSION_IMAGES
 from space.model_service import ModelUnavailable, ScoreReport
 from space.state import Services
@@ -64,13 +65,15 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
         original = load_image(original_path, name="original") if original_path else None
         gallery = resolve_gallery(services, gallery_name, session)
     except (InvalidImageError, KeyError, FileNotFoundError) as exc:
-        logger.info("refused upload: %s", exc)
+        note_refusal(_message(exc), "score tab")
         return ScoreView(_refused(_message(exc)))
     pooled = ""
     if contribute:
         entry = services.pool.add_upload(image)
+        status = services.moderation.submit(entry.image_id)
         services.scores.refresh()
-        pooled = f"Added to the rating pool as <code>{entry.image_id[:19]}…</code>. Thank you!"
+        pooled = (f"Added to the rating pool as <code>{entry.image_id[:19]}…</code>"
+                  + (" (shown to raters once it has been checked)" if status == "pending" else "") + ". Thank you!")
     try:
         report = services.model.score(image, gallery, original)
     except ModelUnavailable as exc:
@@ -79,6 +82,31 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
     references = [(str(gallery.root / e.file), e.name) for e in gallery.images]
     return ScoreView(_result_html(services, report, elapsed) + _para(pooled), plots.per_reference(report.nar),
                      references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
+
+
+PLACEHOLDER = "<p>The score will appear here.</p>"
+DROPPED = "data-dropped"
+"""Marks the message of an upload the image box must drop (the browser clears the box on seeing it)."""
+
+
+def upload_view(path: str | None, what: str) -> str:
+    """Check a new upload at once, without decoding it; the message to show in the result area.
+
+    A file that is not a usable image gets a refusal marked ``DROPPED``, so
+    the page clears the image box and shows no broken preview.
+    """
+    if not path:
+        return PLACEHOLDER
+    try:
+        check_image_file(path, name=Path(path).name)
+    except InvalidImageError as exc:
+        note_refusal(str(exc), f"score tab {what}")
+        return f'<p class="refused" {DROPPED}>⚠ {html.escape(f"{what.capitalize()} not used: {exc}")}</p>'
+    return PLACEHOLDER
+
+
+SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
+"""Shown the moment Score is clicked, so an old result never sits under the new job's progress."""
 
 
 def quality_view(services: Services, scored: dict | None) -> Any:
@@ -144,7 +172,29 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
 
 
 # --------------------------------------------------------------------- layout
-def build(services: Services) -> gr.Tab:
+@dataclass
+class ScoreTab:
+    """The parts a ``?example=NAME`` link drives (see ``space.links``)."""
+
+    tab: gr.Tab
+    example_outputs: list
+    map_input: gr.State
+    map_output: gr.Image
+
+
+def example_view(services: Services, name: str) -> ScoreView:
+    """The named example scored against the default gallery; KeyError for an unknown name.
+
+    The upload box stays empty: making it an output of the link's event would
+    undo ``raw_image``'s handling of uploads, so the result names the example.
+    """
+    path = str(example_files(services.data_dir / "examples")[name])
+    view = score_view(services, path, None, None, False, None)
+    view.html = f'<p class="example-name">Example: <b>{html.escape(name)}</b></p>' + view.html
+    return view
+
+
+def build(services: Services) -> ScoreTab:
     """Lay out the Score tab and wire its events."""
     names = services.galleries.names()
     with gr.Tab("Score", id="score") as tab:
@@ -167,7 +217,7 @@ def build(services: Services) -> gr.Tab:
                 contribute = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="score-consent")
                 button = gr.Button("Score", variant="primary", elem_id="score-button")
             with gr.Column(scale=6):
-                result = gr.HTML("<p>The score will appear here.</p>", elem_id="score-result")
+                result = gr.HTML(PLACEHOLDER, elem_id="score-result")
                 chart = gr.Plot(label="Per-reference scores", elem_id="score-chart")
                 references = gr.Gallery(label="References used", columns=6, rows=1, height=150,
                                         allow_preview=True, object_fit="cover", elem_id="score-references")
@@ -210,14 +260,23 @@ def build(services: Services) -> gr.Tab:
 
     model_jobs = dict(concurrency_id="model", concurrency_limit=services.config.score_concurrency,
                       api_visibility="private")
-    scoring = button.click(on_score, [image, gallery, original, contribute, session],
-                           [result, chart, references, scored, qmap], **model_jobs)
+    for box, what in ((image, "image"), (original, "original")):
+        # The box is cleared in the page, not by the server: an event that outputs to a component
+        # gives the session a stock copy of it, without raw_image's undecoded uploads.
+        checked = box.upload(lambda path, what=what: upload_view(path, what), box, result, queue=False,
+                             api_visibility="private")
+        checked.then(None, [result, box], box, js=f"(message, value) => message.includes('{DROPPED}') ? null : value",
+                     api_visibility="private")
+    clearing = button.click(lambda: (SCORING, None, [], None), None, [result, chart, references, qmap],
+                            queue=False, api_visibility="private")
+    scoring = clearing.then(on_score, [image, gallery, original, contribute, session],
+                            [result, chart, references, scored, qmap], **model_jobs)
     scoring.then(on_map, [scored], [qmap], **model_jobs)
     gallery_button.click(on_build, [gallery_files, gallery_name, session], [gallery_status, session, gallery],
                          **model_jobs)
     batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],
                        **model_jobs)
-    return tab
+    return ScoreTab(tab, [result, chart, references, scored, qmap], scored, qmap)
 
 
 def _batch_file() -> Path:

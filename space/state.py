@@ -21,10 +21,13 @@ from cvrkd.gallery import build_default_gallery
 from space.config import AppConfig
 from space.catalogue import ImageCatalogue
 from space.galleries import GalleryRegistry
+from space.live import LiveBoard
 from space.insights import InsightsService
 from space.model_service import ModelService
 from space.pool import RatingPool
 from space.pool_scores import PoolScores
+from space.moderation import Moderation
+from space.raters import ClientLimits, RaterIds, load_secret
 from space.rating import RatingService
 
 logger = logging.getLogger(__name__)
@@ -67,6 +70,14 @@ class Services:
     campaigns: CampaignRegistry | None = None
     images: ImageCatalogue | None = None
     """The pool's and every campaign's images (file, title, content group)."""
+    live: LiveBoard | None = None
+    """Live-view snapshots shared by every viewer (the Live tab and ``/live``)."""
+    raters: RaterIds | None = None
+    """Signs the rater ids it issues and checks them on every rating request."""
+    limits: ClientLimits | None = None
+    """New rater ids and votes per session and per address (in memory only)."""
+    moderation: Moderation | None = None
+    """Contributed photos wait here until an admin or enough reviewers clear them."""
     hub: HubSync | None = None
     """Pushes the judgements to a Hub dataset only when ``CVRKD_HUB_DATASET`` and a token are set."""
 
@@ -93,16 +104,24 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     images = ImageCatalogue(pool, campaigns)
     scores = PoolScores(data / "pool" / "scores", images, model, gallery)
     trainer = trainer or _background_trainer(config, data, model, store)
+    moderation = Moderation(pool, config.review_quorum)
+    raters = RaterIds(load_secret(data))
+    limits = ClientLimits(raters, new_per_session_hour=config.new_raters_per_session_hour,
+                          new_per_ip_hour=config.new_raters_per_ip_hour,
+                          votes_per_session_minute=config.votes_per_session_minute,
+                          votes_per_ip_minute=config.votes_per_ip_minute)
+    insights = InsightsService(store, images, scores, config.leaderboard_bootstrap, model_prior=config.model_prior)
     services = Services(
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
         store=store, pool=pool, scores=scores,
         rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
                              after_judgement=trainer.on_new_judgement, campaigns=campaigns,
-                             model_prior=config.model_prior),
-        insights=InsightsService(store, images, scores, config.leaderboard_bootstrap,
-                                 model_prior=config.model_prior),
+                             model_prior=config.model_prior, visible=moderation.visible),
+        insights=insights,
         trainer=trainer, campaigns=campaigns, images=images,
+        live=LiveBoard(insights, images),
+        raters=raters, limits=limits, moderation=moderation,
         hub=HubSync.from_env(store),
     )
     if config.score_pool:

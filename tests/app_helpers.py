@@ -19,3 +19,8 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def signed(app, public: str) -> str:
+    """A rater id signed by the app under test, as ``/rater`` hands out (no client limits in between)."""
+    return app.services.raters.issue(public)

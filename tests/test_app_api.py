@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from app_helpers import model_options, free_port
+from app_helpers import free_port, model_options, signed
 from conftest import ROOT
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -50,16 +50,18 @@ def test_scores_an_image_fetches_pairs_and_votes_three_times(server, good_inputs
     assert result["model_version"] == app.services.model.version
 
     receipts = []
+    rater = client.predict(api_name="/rater")  # a signed id: "<public part>.<signature>"
+    public = rater.rpartition(".")[0]
     for choice in ("left", "right", "same"):
-        ticket, left, right = client.predict("anon-api-test", api_name="/next_pair")
+        ticket, left, right = client.predict(rater, api_name="/next_pair")
         assert os.path.isfile(left) and os.path.isfile(right) and left != right
-        receipts.append(client.predict("anon-api-test", ticket["ticket"], choice, None, api_name="/vote"))
+        receipts.append(client.predict(rater, ticket["ticket"], choice, None, api_name="/vote"))
     assert [r["stored"] for r in receipts] == ["judgement"] * 3 and receipts[-1]["count"] == 3
 
     stored = fresh_store(app).judgements().set_index("judgement_id")
     for receipt, choice in zip(receipts, ("left", "right", "tie")):
         assert stored.loc[receipt["id"], "choice"] == choice
-        assert stored.loc[receipt["id"], "rater_id"] == "anon-api-test"
+        assert stored.loc[receipt["id"], "rater_id"] == public  # the signature is never stored
     board = client.predict(api_name="/leaderboard")
     assert board["n_judgements"] >= 3 and board["ranking"]
     assert board["estimates"] and {"human_score", "assisted_score", "flagged"} <= set(board["estimates"][0])
@@ -87,10 +89,11 @@ def test_bad_inputs_are_refused_with_a_message_and_nothing_is_stored(server, bad
     with pytest.raises(AppError, match="unknown gallery"):
         client.predict(handle_file(str(good_inputs["non_square"])), "nope", None, api_name="/score")
     with pytest.raises(AppError, match="unknown, expired or already judged"):
-        client.predict("anon-api-test", "no-such-ticket", "left", None, api_name="/vote")
+        client.predict(signed(app, "anon-api-test"), "no-such-ticket", "left", None, api_name="/vote")
     assert (len(fresh_store(app).images()), len(app.services.pool)) == before
-    ticket, _, _ = client.predict("anon-api-bad", api_name="/next_pair")  # still serving
-    assert client.predict("anon-api-bad", ticket["ticket"], "skip", None, api_name="/vote")["stored"] == "skip"
+    bad = signed(app, "anon-api-bad")
+    ticket, _, _ = client.predict(bad, api_name="/next_pair")  # still serving
+    assert client.predict(bad, ticket["ticket"], "skip", None, api_name="/vote")["stored"] == "skip"
 
 
 def test_a_queue_of_scoring_jobs_does_not_hold_up_voting(server, good_inputs):
@@ -100,8 +103,9 @@ def test_a_queue_of_scoring_jobs_does_not_hold_up_voting(server, good_inputs):
     jobs = [client.submit(handle_file(str(good_inputs["very_large"])), "", None, api_name="/score")
             for _ in range(4)]
     time.sleep(0.2)
-    ticket, _, _ = client.predict("anon-api-busy", api_name="/next_pair")
-    receipt = client.predict("anon-api-busy", ticket["ticket"], "left", None, api_name="/vote")
+    busy = signed(app, "anon-api-busy")
+    ticket, _, _ = client.predict(busy, api_name="/next_pair")
+    receipt = client.predict(busy, ticket["ticket"], "left", None, api_name="/vote")
     waiting = sum(not job.done() for job in jobs)
     assert receipt["stored"] == "judgement" and waiting >= 1
     assert all(0 <= job.result(timeout=600)["score"] <= 100 for job in jobs)
@@ -133,8 +137,9 @@ def test_app_py_starts_without_a_model_and_refuses_to_score(server, tmp_path, go
         client = Client(url, verbose=False)
         with pytest.raises(AppError, match="No trained model is installed"):
             client.predict(handle_file(str(good_inputs["non_square"])), "", None, api_name="/score")
-        ticket, _, _ = client.predict("anon-no-model", api_name="/next_pair")
-        assert client.predict("anon-no-model", ticket["ticket"], "left", None, api_name="/vote")["count"] >= 1
+        rater = client.predict(api_name="/rater")
+        ticket, _, _ = client.predict(rater, api_name="/next_pair")
+        assert client.predict(rater, ticket["ticket"], "left", None, api_name="/vote")["count"] >= 1
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -52,10 +52,13 @@ def bad_calls(rater: str, ticket: str) -> list[tuple[str, tuple, str]]:
         ("/contribute", ("README.md", True), "must be a file sent"),
         ("/contribute", (None, None), "consent=True"),
         ("/contribute", (["a"], "yes"), "must be a file sent"),
-        ("/next_pair", (None,), "rater_id"),
-        ("/next_pair", ("",), "rater_id"),
-        ("/next_pair", ("a b",), "rater_id"),
-        ("/vote", (None, None, None, None), "rater_id"),
+        ("/next_pair", (None,), "not issued by this server"),
+        ("/next_pair", ("",), "not issued by this server"),
+        ("/next_pair", ("a b",), "not issued by this server"),
+        ("/next_pair", (123,), "not issued by this server"),
+        ("/next_pair", (rater.rpartition(".")[0],), "not issued by this server"),
+        ("/vote", (None, None, None, None), "not issued by this server"),
+        ("/vote", ("anon-invented.0123456789abcdef0123456789abcdef", ticket, "left", None), "not issued"),
         ("/vote", (rater, "", "", ""), "choice must be one of"),
         ("/vote", (rater, None, None, None), "choice must be one of"),
         ("/vote", (rater, ticket, "left", "fast"), "response_ms"),
@@ -70,6 +73,18 @@ def bad_calls(rater: str, ticket: str) -> list[tuple[str, tuple, str]]:
         ("/redistill", (None,), "admin token"),
         ("/redistill", ("",), "admin token"),
         ("/redistill", (["x"],), "admin token"),
+        ("/leaderboard", (5,), "campaign"),
+        ("/leaderboard", (["x"],), "campaign"),
+        ("/leaderboard", ("Not A Name",), "campaign"),
+        ("/next_pair", (rater, 7), "campaign"),
+        ("/score", ("", ["x"], None), "must be a file sent"),
+        ("/review_next", (None,), "not issued by this server"),
+        ("/review", (rater, None, None), "verdict must be one of"),
+        ("/review", (rater, "nope", "ok"), "not waiting for review"),
+        ("/review", ("x", "nope", "ok"), "not issued by this server"),
+        ("/moderate", (None, None, None), "admin token"),
+        ("/moderate", ("s3cret", "nope", "approve"), "no contributed photo"),
+        ("/moderate", ("s3cret", "nope", None), "decision must be one of"),
     ]
 
 
@@ -79,7 +94,7 @@ def test_every_endpoint_refuses_bad_arguments_plainly_and_stores_nothing(server,
     from annotations.store import AnnotationStore
 
     app, client = server
-    rater = app.services.raters.issue() if hasattr(app.services, "raters") else "anon-errors"
+    rater = client.predict(api_name="/rater")
     ticket = client.predict(rater, api_name="/next_pair")[0]["ticket"]
     before = len(AnnotationStore(app.services.store.root).judgements()), len(app.services.pool)
     failures = []
@@ -106,6 +121,8 @@ def test_endpoints_without_arguments_answer(server):
     assert client.predict(api_name="/galleries")
     assert client.predict(api_name="/leaderboard")["n_judgements"] >= 0
     assert "student" in client.predict(api_name="/model_info")
+    assert client.predict(api_name="/rater").startswith("anon-")
+    assert client.predict("s3cret", "", "", api_name="/moderate") == {"pending": [], "flagged": []}
 
 
 def test_refusals_print_no_stack_trace(server, capfd):

@@ -8,7 +8,7 @@ import datasets
 import pytest
 
 from annotations.__main__ import main as cli
-from app_helpers import free_port, model_options
+from app_helpers import free_port, model_options, signed
 from campaign_factory import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -42,7 +42,7 @@ def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(serv
 
     acknowledged, shown = [], set()
     for k in range(12):
-        rater = f"anon-talk-{k % 3}"
+        rater = signed(app, f"anon-talk-{k % 3}")
         ticket, left, right = client.predict(rater, "talk", api_name="/next_pair")
         assert ticket["campaign"] == "talk" and os.path.isfile(left) and os.path.isfile(right)
         shown |= {ticket["left_image_id"], ticket["right_image_id"]}
@@ -51,13 +51,16 @@ def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(serv
         acknowledged.append(receipt["id"])
     assert shown <= set(talk.ids)
     elsewhere = []
-    for rater, campaign in (("anon-other", "other"), ("anon-default", "")):
+    for rater, campaign in ((signed(app, "anon-other"), "other"), (signed(app, "anon-default"), "")):
         ticket, _, _ = client.predict(rater, campaign, api_name="/next_pair")
         elsewhere.append(client.predict(rater, ticket["ticket"], "left", None, api_name="/vote")["id"])
     assert client.predict("", api_name="/leaderboard")["campaign"] == "default"
     board = client.predict("talk", api_name="/leaderboard")
     assert board["campaign"] == "talk" and board["n_judgements"] == 12
     assert {row["image_id"] for row in board["ranking"]} <= set(talk.ids)
+    live = client.predict("talk", api_name="/live")
+    assert live["campaign"] == "talk" and live["title"] == "talk title" and live["n_judgements"] == 12
+    assert 1 <= len(live["ranking"]) <= 12 and {row["image_id"] for row in live["ranking"]} <= set(talk.ids)
 
     out = tmp_path / "export"
     assert cli(["campaign", "export", "talk", "--out", str(out), "--data-dir", data, "--bootstrap", "20"]) == 0
@@ -74,20 +77,23 @@ def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(serv
 
     before = len(app.services.store.judgements())
     with pytest.raises(AppError, match="unknown campaign 'nope'"):
-        client.predict("anon-bad", "nope", api_name="/next_pair")
+        client.predict(signed(app, "anon-bad"), "nope", api_name="/next_pair")
     with pytest.raises(AppError, match="not valid"):
-        client.predict("anon-bad", "Not A Name", api_name="/next_pair")
+        client.predict(signed(app, "anon-bad"), "Not A Name", api_name="/next_pair")
     with pytest.raises(AppError, match="unknown campaign"):
         client.predict("nope", api_name="/leaderboard")
-    ticket, _, _ = client.predict("anon-closing", "talk", api_name="/next_pair")
+    with pytest.raises(AppError, match="unknown campaign"):
+        client.predict("nope", api_name="/live")
+    closing = signed(app, "anon-closing")
+    ticket, _, _ = client.predict(closing, "talk", api_name="/next_pair")
     assert cli(["campaign", "close", "talk", "--data-dir", data]) == 0
-    for call in (lambda: client.predict("anon-closing", "talk", api_name="/next_pair"),
-                 lambda: client.predict("anon-closing", ticket["ticket"], "left", None, api_name="/vote")):
+    for call in (lambda: client.predict(closing, "talk", api_name="/next_pair"),
+                 lambda: client.predict(closing, ticket["ticket"], "left", None, api_name="/vote")):
         with pytest.raises(AppError, match="closed"):
             call()
     assert len(app.services.store.judgements()) == before
     assert cli(["campaign", "reopen", "talk", "--data-dir", data]) == 0
-    assert client.predict("anon-closing", ticket["ticket"], "left", None, api_name="/vote")["stored"] == "judgement"
+    assert client.predict(closing, ticket["ticket"], "left", None, api_name="/vote")["stored"] == "judgement"
 
 
 def test_a_ticket_never_adds_to_another_campaign(server, tmp_path):
@@ -109,3 +115,44 @@ def test_a_ticket_never_adds_to_another_campaign(server, tmp_path):
     row = app.services.store.judgements().set_index("judgement_id").loc[receipt.record_id]
     assert row["campaign"] == "other" and rating.count("anon-cross", "other") == 1
     assert rating.count("anon-cross") == 0
+
+
+def test_live_viewers_share_one_computation_per_interval(server, tmp_path):
+    from space.live import LiveBoard
+
+    app, _ = server
+    if "other" not in app.services.campaigns:
+        jpeg_versions(tmp_path / "other", seed_offset=9)
+        cli(["campaign", "create", "other", "--images", str(tmp_path / "other"), "--data-dir",
+             str(app.services.data_dir)])
+    now = [0.0]
+    board = LiveBoard(app.services.insights, app.services.images, interval_s=4.0, clock=lambda: now[0])
+    first = board.snapshot("other")
+    rating = app.services.rating
+    ticket = rating.next_pair("anon-live-unit", "other")
+    rating.vote("anon-live-unit", ticket.ticket_id, "right")
+    for _ in range(20):  # many viewers within one interval: the same snapshot
+        assert board.snapshot("other") is first
+    now[0] += 5.0
+    fresh = board.snapshot("other")
+    assert board.builds == 2 and fresh.insights.n_judgements == first.insights.n_judgements + 1
+    assert f">{fresh.insights.n_judgements}<" in fresh.header
+
+
+def test_links_are_parsed_and_unknown_parts_explained(server):
+    from space.links import Link, parse
+
+    app, _ = server
+    services = app.services
+    name = services.campaigns.names()[0]
+    assert parse({"campaign": name}, services) == Link(tab="rate", campaign=name)
+    assert parse({"campaign": name, "view": "live"}, services) == Link(tab="live", campaign=name, live=True)
+    assert parse({"tab": "Leaderboard"}, services) == Link(tab="leaderboard")
+    assert parse({"example": "motorcycle-jpeg"}, services) == Link(tab="score", example="motorcycle-jpeg")
+    assert parse({}, services) == Link()
+    for params, message in (({"campaign": "nope"}, "no campaign called “nope”"),
+                            ({"campaign": "Bad Name!", "view": "live"}, "no campaign called"),
+                            ({"tab": "admin"}, "no tab “admin”"), ({"view": "wall"}, "no view “wall”"),
+                            ({"example": "x"}, "no example “x”")):
+        link = parse(params, services)
+        assert message in link.message and link.tab is None and link.campaign == "" and not link.live

@@ -198,3 +198,27 @@ def test_push_needs_a_token_and_says_so_offline(tmp_path, data, store, monkeypat
         push_export(tmp_path / "out", "someone/campaign")
     with pytest.raises(CampaignError, match="pushing to someone/campaign failed: OfflineModeIsEnabled"):
         push_export(tmp_path / "out", "someone/campaign", token="hf_not_a_real_token")
+
+
+def test_reading_as_rows_arrive_gives_the_same_table_as_one_fresh_read(store):
+    """The store converts only new rows on each read (votes arrive many times a second in a talk)."""
+    import pandas as pd
+
+    for image_id in ("img-a", "img-b", "img-c"):
+        store.register_image(image_id, "gallery", "CC0")
+    pairs = [("img-a", "img-b"), ("img-b", "img-c"), ("img-c", "img-a")]
+    for k in range(12):
+        left, right = pairs[k % 3]
+        store.append({"rater_id": f"r{k % 4}", "left_image_id": left, "right_image_id": right,
+                      "choice": "left", "campaign": "one" if k % 2 else "default",
+                      "timestamp": f"2026-01-01T00:00:{59 - k:02d}Z"})  # arriving out of time order
+        seen = store.judgements()
+    dup = dict(store.judgements().iloc[0].to_dict())  # a row written twice (e.g. by a retried writer)
+    dup["timestamp"] = dup["timestamp"].isoformat()
+    (store.root / "data" / "train-replayed.jsonl").write_text(json.dumps(
+        {**{k: (None if pd.isna(v) else v) for k, v in dup.items()}, "schema_version": 2}) + "\n")
+    seen = store.judgements()
+    fresh = AnnotationStore(store.root).judgements()
+    pd.testing.assert_frame_equal(seen, fresh)
+    assert len(fresh) == 12 and fresh["timestamp"].is_monotonic_increasing
+    assert len(store.judgements("one")) == 6

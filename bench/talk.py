@@ -1,0 +1,260 @@
+"""The "talk" load scenario: an audience rates one campaign from a QR code while a projector polls.
+
+``python bench/load.py --scenario talk`` starts ``python app.py`` with a fresh
+data folder, creates a campaign (``python -m annotations campaign create``) of
+JPEG versions of the photos shipped with scikit-image, waits until the
+background scoring has covered it (in a talk the app has been up for a while),
+then lets ``--audience`` members join at random moments within ``--join``
+seconds. Each gets a signed rater id (``/rater``), then for ``--duration``
+seconds fetches a pair (``/next_pair`` with the campaign), downloads both
+images as a phone would, thinks for 1–4 s and votes (``/vote``). Meanwhile
+``--pollers`` clients ask for the live view (``/live``) every 4 s. All clients
+share one asyncio loop and talk to Gradio's HTTP call API, so the load
+generator itself stays light on the same two cores.
+
+Reported: calls, p50/p95/max latency and errors per endpoint; judgements
+acknowledged versus found in the store afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPAIGN = "talk"
+THINK_S = (1.0, 4.0)
+POLL_S = 4.0
+ENDPOINTS = ("/rater", "/next_pair", "images", "/vote", "/live")
+TARGET_P95_S = 1.0
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle", "hubble_deep_field")
+QUALITIES = (95, 40, 15, 6)
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    acknowledged: set[str] = field(default_factory=set)
+    raters: set[str] = field(default_factory=set)
+
+
+def make_photos(folder: Path) -> Path:
+    """``q<quality>/<photo>.jpg``: each shipped photo at four JPEG qualities (versions share a file name)."""
+    from PIL import Image
+    from skimage import data
+
+    for name in PHOTOS:
+        pixels = getattr(data, name)()
+        pixels = pixels[0] if isinstance(pixels, tuple) else pixels
+        image = Image.fromarray(pixels).convert("RGB")
+        image.thumbnail((640, 640))
+        for quality in QUALITIES:
+            (folder / f"q{quality}").mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"q{quality}" / f"{name}.jpg", quality=quality)
+    return folder
+
+
+class Api:
+    """Gradio's HTTP call API: POST the inputs, then read the result from the event stream."""
+
+    def __init__(self, client, url: str, tally: Tally) -> None:
+        self.client, self.url, self.tally = client, url.rstrip("/"), tally
+
+    async def call(self, endpoint: str, *data):
+        started = time.perf_counter()
+        try:
+            result = await self._call(endpoint, list(data))
+        except Exception as exc:  # every failure counts as an error of its endpoint
+            self.tally.errors[endpoint].append(f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        self.tally.latencies[endpoint].append(time.perf_counter() - started)
+        return result
+
+    async def _call(self, endpoint: str, data: list):
+        posted = await self.client.post(f"{self.url}/gradio_api/call{endpoint}", json={"data": data})
+        posted.raise_for_status()
+        event_id = posted.json()["event_id"]
+        event = None
+        async with self.client.stream("GET", f"{self.url}/gradio_api/call{endpoint}/{event_id}") as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    payload = line.split(":", 1)[1].strip()
+                    if event == "error":
+                        raise RuntimeError(f"refused: {payload}")
+                    return json.loads(payload)
+        raise RuntimeError(f"the event stream ended without a result (last event {event!r})")
+
+    async def fetch(self, file_data: dict) -> None:
+        """Download an image the way the page does (its URL)."""
+        started = time.perf_counter()
+        try:
+            response = await self.client.get(file_data["url"])
+            response.raise_for_status()
+        except Exception as exc:
+            self.tally.errors["images"].append(f"{type(exc).__name__}: {exc}"[:300])
+            return
+        self.tally.latencies["images"].append(time.perf_counter() - started)
+
+
+async def audience_member(api: Api, rng: random.Random, join_s: float, duration_s: float, start: float) -> None:
+    await asyncio.sleep(max(0.0, start + join_s - time.monotonic()))
+    rater = await api.call("/rater")
+    if rater is None:
+        return
+    rater = rater[0]
+    api.tally.raters.add(rater.rpartition(".")[0])
+    stop = time.monotonic() + duration_s
+    while time.monotonic() < stop:
+        pair = await api.call("/next_pair", rater, CAMPAIGN)
+        if pair is None:
+            await asyncio.sleep(1.0)
+            continue
+        ticket, left, right = pair
+        await asyncio.gather(api.fetch(left), api.fetch(right))
+        await asyncio.sleep(rng.uniform(*THINK_S))
+        receipt = await api.call("/vote", rater, ticket["ticket"], rng.choice(["left", "right", "left", "right",
+                                                                             "same"]), None)
+        if receipt is not None and receipt[0].get("stored") == "judgement":
+            api.tally.acknowledged.add(receipt[0]["id"])
+
+
+async def poller(api: Api, duration_s: float) -> None:
+    stop = time.monotonic() + duration_s
+    while time.monotonic() < stop:
+        await api.call("/live", CAMPAIGN)
+        await asyncio.sleep(POLL_S)
+
+
+async def wait_until_scored(url: str, timeout_s: float) -> None:
+    """Until the background scoring covered the campaign: votes then carry model scores, as in a talk."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as client:
+        api = Api(client, url, Tally())
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            live = await api.call("/live", CAMPAIGN)
+            if live is not None and live[0]["model_scored"] >= live[0]["images"]:
+                return
+            await asyncio.sleep(5)
+    raise TimeoutError("the background scoring did not cover the campaign in time")
+
+
+async def run(url: str, args: argparse.Namespace, tally: Tally) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=args.audience * 2 + 20, max_keepalive_connections=args.audience * 2)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
+        api = Api(client, url, tally)
+        rng = random.Random(args.seed)
+        start = time.monotonic() + 1.0
+        members = [audience_member(api, random.Random(rng.random()), rng.uniform(0, args.join), args.duration, start)
+                   for _ in range(args.audience)]
+        pollers = [poller(api, args.join + args.duration) for _ in range(args.pollers)]
+        began = time.monotonic()
+        await asyncio.gather(*members, *pollers)
+        return time.monotonic() - began
+
+
+def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str, wall: float,
+           load_before: float, images: int) -> str:
+    command = (f"python bench/load.py --scenario talk --audience {args.audience} --join {args.join:g} "
+               f"--duration {args.duration:g} --pollers {args.pollers}" + (f" --report {args.report}" if args.report else ""))
+    lines = [
+        "## Load test: a talk (audience rating one campaign from a QR code, live view on the projector)", "",
+        "```bash", command, "```", "",
+        f"{args.audience} simulated audience members join the campaign `{CAMPAIGN}` ({images} images: "
+        f"{len(PHOTOS)} photos at {len(QUALITIES)} JPEG qualities, same-content pairs) at random moments within "
+        f"{args.join:g} s; each gets a rater id (`/rater`), then for {args.duration:g} s fetches a pair "
+        f"(`/next_pair`), downloads both images (`images`), thinks {THINK_S[0]:g}–{THINK_S[1]:g} s and votes "
+        f"(`/vote`). {args.pollers} clients poll the live view (`/live`) every {POLL_S:g} s. Against "
+        f"`python app.py` on the same machine, serving {model}, after the background scoring covered the "
+        f"campaign. Wall time {wall:.0f} s. Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load "
+        f"average before the run {load_before:.1f}. Latency is what the client sees (queueing included); "
+        "clients use Gradio's HTTP call API from one asyncio loop.", "",
+        "| endpoint | calls | per second | p50 latency | p95 latency | max | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for endpoint in ENDPOINTS:
+        values = np.array(tally.latencies.get(endpoint, []))
+        errors = len(tally.errors.get(endpoint, []))
+        if len(values):
+            p50, p95, peak = np.percentile(values, 50), np.percentile(values, 95), values.max()
+            cells = f"{p50:.2f} s | {p95:.2f} s | {peak:.2f} s"
+        else:
+            cells = "– | – | –"
+        lines.append(f"| `{endpoint}` | {len(values)} | {len(values) / wall:.1f} | {cells} | {errors} |")
+    missing, extra = tally.acknowledged - written, written - tally.acknowledged
+    p95 = {e: float(np.percentile(tally.latencies[e], 95)) if tally.latencies.get(e) else float("nan")
+           for e in ("/next_pair", "/vote")}
+    met = (not any(tally.errors.values()) and not missing and not extra
+           and all(v <= TARGET_P95_S for v in p95.values()))
+    lines += [
+        "",
+        f"Judgements acknowledged to clients: **{len(tally.acknowledged)}** from {len(tally.raters)} raters; "
+        f"in the store after the run: **{len(written)}**; acknowledged but missing: **{len(missing)}**; stored but "
+        f"never acknowledged: **{len(extra)}**.",
+        "",
+        f"Targets (0 errors, acknowledged = stored, p95 of `/next_pair` and `/vote` each ≤ {TARGET_P95_S:g} s): "
+        f"**{'met' if met else 'NOT met'}**.",
+    ]
+    samples = [f"`{endpoint}`: {messages[0]}" for endpoint, messages in tally.errors.items() if messages]
+    if samples:
+        lines += ["", "First error per endpoint: " + "; ".join(samples)]
+    return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.load import free_port, model_arguments, start_app, wait_until_up
+    from annotations.store import AnnotationStore
+
+    scratch = Path(tempfile.mkdtemp(prefix="cvrkd-talk-"))
+    flags, model = model_arguments(args.model, scratch)
+    data = scratch / "data"
+    photos = make_photos(scratch / "photos")
+    created = subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
+                              str(photos), "--data-dir", str(data), "--title", "Which JPEG looks better?",
+                              "--gold-share", "0"], cwd=ROOT, capture_output=True, text=True)
+    if created.returncode != 0:
+        print(created.stdout, created.stderr, file=sys.stderr)
+        return 2
+    images = len(PHOTOS) * len(QUALITIES)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_app(flags, data, port, scratch / "app.log")
+    tally = Tally()
+    try:
+        wait_until_up(url, process)
+        asyncio.run(wait_until_scored(url, timeout_s=900))
+        load_before = os.getloadavg()[0]
+        wall = asyncio.run(run(url, args, tally))
+        stored = AnnotationStore(data / "annotations").judgements(CAMPAIGN)
+        written = set(stored.loc[stored["rater_id"].isin(tally.raters), "judgement_id"])
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    text = report(tally, written, args, model, wall, load_before, images)
+    print(text)
+    if args.report:
+        args.report.write_text(text)
+    if any(tally.errors.values()) or written != tally.acknowledged:
+        print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
+        return 1
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0

@@ -1,0 +1,161 @@
+"""Admin panel for rating campaigns (the admin token): create from uploads or a dataset, close, reopen.
+
+What ``python -m annotations campaign`` does from a shell, from a browser.
+Images arrive as a ``.zip`` of a folder (its sub-folders are kept, so
+versions of one photo named alike in different folders are one content) or
+as image files; a dataset is named by a local folder or a Hub id. Import
+progress is shown while files are checked.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from annotations.campaigns import DEFAULT_LICENCE, PAIR_MODES, CampaignError, Settings
+from space.state import Services
+
+ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
+WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."
+MAX_UNZIPPED_BYTES = 2 * 1024**3
+MAX_UPLOADED_FILES = 5000
+
+
+def authorise(token: str | None) -> None:
+    """Refuse unless ``token`` is the server's admin token (nobody is admin when none is set)."""
+    expected = os.environ.get(ADMIN_TOKEN_ENV, "")
+    if not expected or not hmac.compare_digest(str(token or "").strip(), expected):
+        raise gr.Error(WRONG_TOKEN, print_exception=False)
+
+
+def campaign_table(services: Services) -> pd.DataFrame:
+    """One row per campaign: status, images, judgements, raters, title."""
+    judgements = services.store.judgements()
+    rows = []
+    for campaign in services.campaigns.list():
+        mine = judgements[judgements["campaign"] == campaign.name]
+        rows.append([campaign.name, campaign.status, len(campaign.images), len(mine),
+                     int(mine["rater_id"].nunique()), campaign.title])
+    return pd.DataFrame(rows, columns=["name", "status", "images", "judgements", "raters", "title"])
+
+
+def create(services: Services, token: str | None, name: str, files: list[str] | None, dataset: str,
+           title: str, instructions: str, pairs: str, gold_share: float, licence: str,
+           progress=None) -> str:
+    """Create a campaign; returns a Markdown report (imported count, skipped files with reasons)."""
+    authorise(token)
+    name = (name or "").strip()
+    dataset = (dataset or "").strip()
+    if bool(files) == bool(dataset):
+        raise gr.Error("Give either image files (or a .zip of a folder) or a dataset, not both or neither.",
+                       print_exception=False)
+    with tempfile.TemporaryDirectory(prefix="cvrkd-campaign-") as scratch:
+        source = dataset or _unpack(files or [], Path(scratch))
+        settings = Settings(title=title or "", instructions=instructions or "", pairs=pairs,
+                            gold_share=float(gold_share), licence=(licence or "").strip() or DEFAULT_LICENCE)
+        try:
+            report = services.campaigns.create(name, source, services.store, settings, progress)
+        except CampaignError as exc:
+            raise gr.Error(f"Campaign not created: {exc}", print_exception=False) from None
+    services.scores.refresh()  # the background scoring picks the new images up
+    lines = [f"Created **{report.campaign.name}** with {len(report.campaign.images)} images; "
+             f"{len(report.skipped)} files skipped."]
+    lines += [f"* `{item.name}`: {item.reason}" for item in report.skipped[:50]]
+    return "\n".join(lines)
+
+
+def set_status(services: Services, token: str | None, name: str, status: str) -> str:
+    authorise(token)
+    try:
+        campaign = services.campaigns.set_status((name or "").strip(), status)
+    except CampaignError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    return f"Campaign **{campaign.name}** is now {campaign.status}."
+
+
+def _unpack(files: list[str], folder: Path) -> Path:
+    """Uploaded files as one folder: a single .zip is extracted (safely), other files copied."""
+    root = folder / "images"
+    root.mkdir()
+    if len(files) > MAX_UPLOADED_FILES:
+        raise gr.Error(f"At most {MAX_UPLOADED_FILES} files per campaign upload.", print_exception=False)
+    for index, path in enumerate(map(Path, files)):
+        if path.suffix.lower() == ".zip":
+            _extract(path, root / path.stem)
+        else:
+            target = root / path.name
+            if target.exists():
+                target = root / f"{index}-{path.name}"
+            shutil.copyfile(path, target)
+    return root
+
+
+def _extract(archive: Path, target: Path) -> None:
+    """Extract a zip without leaving ``target`` (no absolute or ``..`` paths) and within a size limit."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            members = [m for m in zipped.infolist() if not m.is_dir()]
+            if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
+                raise gr.Error("The zip unpacks to more than 2 GB.", print_exception=False)
+            for member in members:
+                relative = Path(member.filename)
+                if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] == ("__MACOSX",):
+                    continue
+                destination = target / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(member) as source, open(destination, "wb") as sink:
+                    shutil.copyfileobj(source, sink)
+    except zipfile.BadZipFile:
+        raise gr.Error(f"{archive.name} is not a readable zip archive.", print_exception=False) from None
+
+
+def build(services: Services) -> None:
+    """The admin accordion (inside the current tab)."""
+    with gr.Accordion("Admin: rating campaigns (needs the admin token)", open=False, elem_id="campaign-admin"):
+        token = gr.Textbox(label="Admin token", type="password", elem_id="campaign-admin-token")
+        table = gr.Dataframe(label="Campaigns", interactive=False, max_height=260)
+        with gr.Row():
+            name = gr.Textbox(label="Name (lowercase letters, digits, '-'; used in the link)",
+                              elem_id="campaign-admin-name")
+            title = gr.Textbox(label="Title shown to raters", elem_id="campaign-admin-title")
+        instructions = gr.Textbox(label="Instructions (Markdown)", lines=2)
+        files = gr.File(label="Images: a .zip of a folder, or image files", file_count="multiple",
+                        type="filepath", elem_id="campaign-admin-files")
+        dataset = gr.Textbox(label="... or a dataset: local dataset folder on the server, or Hub id owner/name")
+        with gr.Row():
+            pairs = gr.Radio(list(PAIR_MODES), value="same-content", label="Pairs")
+            gold = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Gold share")
+            licence = gr.Textbox(DEFAULT_LICENCE, label="Licence of images whose metadata names none")
+        create_button = gr.Button("Create campaign", variant="primary", elem_id="campaign-admin-create")
+        with gr.Row():
+            close_button = gr.Button("Close campaign", elem_id="campaign-admin-close")
+            reopen_button = gr.Button("Reopen campaign", elem_id="campaign-admin-reopen")
+        result = gr.Markdown(elem_id="campaign-admin-result")
+
+    def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_,
+                  progress=gr.Progress()):
+        report = create(services, token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_,
+                        lambda i, n, d: progress((i, n), desc=f"checking {d}"))
+        return report, campaign_table(services)
+
+    def on_status(status: str):
+        def handler(token_, name_):
+            return set_status(services, token_, name_, status), campaign_table(services)
+        return handler
+
+    def on_list(token_):
+        authorise(token_)
+        return campaign_table(services)
+
+    jobs = dict(concurrency_id="campaign-admin", concurrency_limit=1, api_visibility="private")
+    create_button.click(on_create, [token, name, files, dataset, title, instructions, pairs, gold, licence],
+                        [result, table], **jobs)
+    close_button.click(on_status("closed"), [token, name], [result, table], **jobs)
+    reopen_button.click(on_status("open"), [token, name], [result, table], **jobs)
+    token.submit(on_list, token, table, **jobs)
