@@ -1,7 +1,7 @@
 """Measure what tests/test_shipped_model.py checks against its floors (on images the shipped
 model never trained on).
 
-    python scripts/shipped_model_checks.py [--data ../shared/data]
+    python scripts/shipped_model_checks.py [--data ../shared/data] [--model DIR]
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from cvrkd import paths  # noqa: E402
+from cvrkd.evaluation import read_scores_csv  # noqa: E402
 from cvrkd.imageio import load_image  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
 from cvrkd.train.distortions import distort  # noqa: E402
@@ -26,8 +27,9 @@ from test_shipped_model import TYPES, UNSEEN_KODAK  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
+    parser.add_argument("--model", type=Path, help="model bundle (default: the shipped one)")
     args = parser.parse_args()
-    scorer = Scorer()
+    scorer = Scorer(args.model)
     pristine = photo(448, 384)
     images = [distort(pristine, name, level, seed=1) for name in TYPES for level in (1, 3, 5)]
     labels = [pseudo_label(pristine, image) for image in images]
@@ -48,6 +50,10 @@ def main() -> None:
                 labels.append(pseudo_label(kodak, image))
                 student.append(scorer.score(image).score)
     print(f"student, unseen Kodak distortions SRCC: {spearmanr(student, labels).statistic:.3f}")
+    rows = read_scores_csv(args.data / "clive_dev" / "clive_dev.csv")[:40]
+    predicted = [scorer.score(path).score for path, _ in rows]
+    print(f"student, first 40 clive_dev SRCC (only meaningful for a model that never trained on them): "
+          f"{spearmanr(predicted, [m for _, m in rows]).statistic:.3f}")
 
 
 if __name__ == "__main__":
