@@ -144,5 +144,5 @@ def untrained(role: str, backbone: str = "lite0", seed: int = 0,
     """A randomly initialised network, for tests and timing only (``trained`` is False)."""
     torch.manual_seed(seed)
     patches = patches or PatchConfig()
-    config = model_config or ModelConfig(num_patches=patches.num_patches)
+    config = model_config or ModelConfig(num_patches=patches.views)
     return CVRKDNet(config).eval(), CheckpointInfo(role, backbone, config, patches, trained=False)

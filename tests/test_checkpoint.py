@@ -59,7 +59,7 @@ def test_config_records_backbone_and_patches(tmp_path):
     network, info = untrained("student")
     save_checkpoint(network, info, tmp_path / "s")
     config = json.loads((tmp_path / "s" / "config.json").read_text())
-    assert config["backbone"] == "lite0" and config["patches"] == {"num_patches": 10, "size": 224}
+    assert config["backbone"] == "lite0" and config["patches"] == {"num_patches": 10, "size": 224, "whole_view": False}
     assert config["role"] == "student" and config["trained"] is False
 
 

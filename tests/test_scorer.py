@@ -109,3 +109,40 @@ def test_quality_map_is_image_sized_in_unit_range_with_an_overlay(scorer):
 def test_a_bare_student_checkpoint_such_as_a_registry_version_scores(untrained_bundle, data_dir):
     scorer = Scorer(untrained_bundle / "student", allow_untrained=True, cache_dir=data_dir / "cache")
     assert scorer.score(photo()).model_version == scorer.model_version
+
+
+def test_a_whole_image_view_model_scores_maps_and_reads_its_calibration(tmp_path, data_dir):
+    """A bundle whose layout adds the whole-image view: scores use 11 views, the quality map
+    paints the whole view too, and a stored calibration maps raw scores onto the human scale."""
+    import numpy as np
+    import torch
+
+    from cvrkd.checkpoint import save_checkpoint, untrained
+    from cvrkd.patches import PatchConfig
+    from cvrkd.quality_map import quality_map
+    from cvrkd.scorer import Scorer
+
+    layout = PatchConfig(10, 224, whole_view=True)
+    for role in ("teacher", "student"):
+        network, info = untrained(role, seed=5, patches=layout)
+        save_checkpoint(network, info, tmp_path / "bundle" / role)
+    scorer = Scorer(tmp_path / "bundle", allow_untrained=True, cache_dir=data_dir / "cache", backend="torch")
+    pixels = (np.random.default_rng(1).random((300, 420, 3)) * 255).astype(np.uint8)
+    assert scorer.image_features(scorer_image(pixels)).shape[0] == layout.views
+    result = scorer.score(pixels)
+    qmap = quality_map(scorer, pixels)
+    assert qmap.loss.shape == (300, 420) and 0 <= qmap.loss.min() and qmap.loss.max() <= 1
+    network = scorer.student.network
+    raw = torch.tensor([-50.0, 0.0, 50.0, 150.0])
+    assert torch.equal(network.calibrate(raw), raw)  # no calibration stored: raw scale
+    calibrated = type(network)(network.config.__class__(**{**network.config.to_dict(),
+                                                           "calibration": (90.0, 10.0, 50.0, 10.0)}))
+    mapped = calibrated.calibrate(raw)
+    assert mapped[0] > 10 and mapped[-1] < 90 and torch.all(mapped[1:] > mapped[:-1])
+    assert 0 <= result.score <= 100
+
+
+def scorer_image(pixels):
+    from cvrkd.imageio import load_image
+
+    return load_image(pixels)
