@@ -226,6 +226,26 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
     return "\n".join(lines) + "\n"
 
 
+def write_section(path: Path, text: str) -> None:
+    """Put ``text`` (a markdown section starting with "## ") into ``path``, replacing the section of the
+    same heading and keeping the others, so both scenarios can report into one file."""
+    heading = text.splitlines()[0]
+    sections = []
+    if path.is_file():
+        current: list[str] = []
+        for line in path.read_text().splitlines():
+            if line.startswith("## ") and current:
+                sections.append("\n".join(current).strip() + "\n")
+                current = []
+            current.append(line)
+        if current:
+            sections.append("\n".join(current).strip() + "\n")
+    kept = [section for section in sections if section.splitlines()[0] != heading]
+    position = next((k for k, section in enumerate(sections) if section.splitlines()[0] == heading), len(kept))
+    kept.insert(position, text.strip() + "\n")
+    path.write_text("\n".join(kept))
+
+
 def main(args: argparse.Namespace) -> int:
     from bench.load import free_port, model_arguments, start_app, wait_until_up
     from annotations.store import AnnotationStore
@@ -258,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
     text = report(tally, written, args, model, wall, load_before, images)
     print(text)
     if args.report:
-        args.report.write_text(text)
+        write_section(args.report, text)
     if any(tally.errors.values()) or written != tally.acknowledged:
         print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
         return 1
