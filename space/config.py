@@ -53,5 +53,5 @@ class AppConfig:
     queue_status_every_s: float = 5.0
     """How often waiting clients hear their queue position. Gradio's default ("auto") tells every waiting
     client after every finished job, which costs the server in proportion to the square of the clients
-    waiting: with 80 people rating at once that halved the votes served per second (docs/performance_load.md)."""
+    waiting (see the talk scenario in docs/performance_load.md)."""
     queue_size: int = 256
