@@ -203,6 +203,21 @@ def shuffled_check(curves: pd.DataFrame, marks: list[int]) -> str:
     return "\n".join(lines)
 
 
+def posterior_line(raw: pd.DataFrame) -> str:
+    """Judgements to the target for every arm with the human-only posterior of annotations.assisted.
+
+    It is the model-assisted estimator without its prior, so the gap between
+    an arm's model-assisted crossing and this one is what the prior adds.
+    """
+    runs = raw.assign(srcc_weighted=raw["srcc_human"])
+    parts = []
+    for arm in dict.fromkeys(runs["arm"]):
+        median = float(np.median(per_seed_crossings(runs, arm)))
+        parts.append(f"{arm} {_count(median) if np.isfinite(median) else 'inf'}")
+    return ("Human-only Thurstone posterior (annotations.assisted, the model-assisted estimator without its prior), "
+            "judgements to SRCC 0.90, medians of per-seed crossings: " + ", ".join(parts) + ".")
+
+
 def pair_information(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs i < j and the Fisher information one judgement of each gives about MOS_i - MOS_j.
 
@@ -430,6 +445,9 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
             shown.add(arm)
             fig.add_trace(go.Scatter(x=x, y=c["median"], name=name, line={"color": colour}, showlegend=legend),
                           row=1, col=col)
+            if title == "Model prior" and arm in ("random", "active"):  # the same posterior, no prior
+                fig.add_trace(go.Scatter(x=x, y=c["median_human"], name=f"{arm}, human-only posterior",
+                                         line={"color": colour, "dash": "dash"}), row=1, col=col)
             if arm == CARELESS:
                 active = by_arm.get("active")
                 if active is not None:  # the all-attentive reference
@@ -442,7 +460,7 @@ def plot(curves: pd.DataFrame, out: Path) -> list[Path]:
         fig.add_hline(y=TARGET, line={"color": "black", "width": 1, "dash": "dot"}, row=1, col=col)
         fig.update_xaxes(title_text="judgements", row=1, col=col)
     fig.update_yaxes(title_text="SRCC with MOS (median, min-max over seeds)", row=1, col=1)
-    fig.update_layout(width=550 * len(panels), height=450, template="plotly_white",
+    fig.update_layout(width=max(900, 550 * len(panels)), height=500, template="plotly_white",
                       legend={"orientation": "h", "y": -0.25})
     written = [out.with_suffix(".html")]
     fig.write_html(written[0], include_plotlyjs="cdn")
@@ -494,6 +512,7 @@ def main(argv: list[str] | None = None) -> str:
             print(f"{arm}, seed {seed}: {time.time() - started:.0f}s", file=sys.stderr)
     runs = split_estimates(pd.DataFrame(rows))
     curves, text = summarise(runs)
+    text += "\n\n" + posterior_line(pd.DataFrame(rows))
     if prior is not None:
         matched = scores[scores["image_id"].isin(prior)]
         rho = spearmanr([prior[i] for i in matched["image_id"]], matched["mos"])[0]

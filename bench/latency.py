@@ -1,16 +1,17 @@
-"""Latency of one score: the paper's configuration vs our default, side by side.
+"""Latency of one score: the paper's configuration vs ours on each backend, side by side.
 
 (a) paper: ResNet-50 backbone (random weights: timing only), P=10 random 224²
     patches of the image AND of one reference, no caching, the paper's head
-    (C=64, dim 256, Mixer depths 9 + 18).
-(b) ours: Lite0 backbone, fixed grid of P patches, the default head, averaged
-    over every reference of the built-in gallery (>= 5), reference features cached.
+    (C=64, dim 256, Mixer depths 9 + 18), torch.
+(b) ours, torch backend: Lite0 backbone, fixed grid of P patches, the default head,
+    averaged over every reference of the built-in gallery (>= 5), reference features cached.
+(c) ours, each installed fast runtime (onnxruntime, openvino), and (d) the default `auto`.
 
-Both score the same 1024x768 image, interleaved, median of --runs runs, as wall
-time and as process CPU time (the CPU figure is steadier when other work shares
-the cores). Peak RSS
-is the high-water mark (VmHWM) of a fresh process that loads the scorer and
-scores the image (ru_maxrss would inherit the parent's peak across exec).
+All score the same 1024x768 image, interleaved, median of --runs runs, as wall time and as
+process CPU time. Accuracy of the default path against torch: max abs score difference and
+SRCC on --photos real photos (clive_dev, from $CVRKD_DATA or --data). Peak RSS is the
+high-water mark (VmHWM) of a fresh process that loads the scorer on a backend and scores the
+image (ru_maxrss would inherit the parent's peak across exec).
 
     python bench/latency.py --runs 7
 """
@@ -25,13 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import cvrkd  # noqa: E402,F401  (first: it sets the OpenMP wait policy before torch loads)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cvrkd import paths, runtime  # noqa: E402
 from cvrkd.backbone import FrozenBackbone  # noqa: E402
 from cvrkd.checkpoint import save_checkpoint, untrained  # noqa: E402
 from cvrkd.features import pooled_features  # noqa: E402
@@ -68,73 +71,122 @@ class PaperPipeline:
             return float(self.head(features[None, :10], features[None, 10:]).score[0])
 
 
-def default_scorer(workdir: Path) -> Scorer:
+def default_scorer(workdir: Path, backend: str = "auto") -> Scorer:
     """The shipped model when installed, else an untrained one of the same size (same timing)."""
+    gallery = build_default_gallery(workdir / "gallery")
     try:
-        return Scorer(cache_dir=workdir / "cache", gallery=build_default_gallery(workdir / "gallery"))
+        return Scorer(cache_dir=workdir / "cache", gallery=gallery, backend=backend)
+    except runtime.RuntimeUnavailable:
+        raise
     except Exception:  # noqa: BLE001 - fall back to an identical-shaped network
-        for role in ("teacher", "student"):
-            network, info = untrained(role)
-            save_checkpoint(network, info, workdir / "model" / role)
+        if not (workdir / "model").is_dir():
+            for role in ("teacher", "student"):
+                network, info = untrained(role)
+                save_checkpoint(network, info, workdir / "model" / role)
         return Scorer(workdir / "model", allow_untrained=True, cache_dir=workdir / "cache",
-                      gallery=build_default_gallery(workdir / "gallery"))
+                      gallery=gallery, backend=backend)
 
 
-def peak_rss_mb(workdir: Path, image_path: Path) -> float:
+def peak_rss_mb(workdir: Path, image_path: Path, backend: str) -> float:
     code = (
         "import sys; sys.path.insert(0, %r)\n"
         "from pathlib import Path\n"
         "sys.argv = ['x']\n"
         "from bench.latency import default_scorer\n"
-        "scorer = default_scorer(Path(%r))\n"
+        "scorer = default_scorer(Path(%r), %r)\n"
         "scorer.score(%r)\n"
         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
-    ) % (str(ROOT), str(workdir), str(image_path))
+    ) % (str(ROOT), str(workdir), backend, str(image_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def real_photos(data: Path, count: int) -> list[Path]:
+    import pandas as pd
+
+    table = pd.read_csv(data / "clive_dev" / "clive_dev.csv")
+    return [data / "clive_dev" / name for name in table["image"].head(count)]
+
+
+def accuracy(reference: Scorer, candidate: Scorer, photos: list[Path]) -> dict:
+    from scipy.stats import spearmanr
+
+    ours = np.array([candidate.score(p).score for p in photos])
+    theirs = np.array([reference.score(p).score for p in photos])
+    return {"photos": len(photos), "max_abs_diff": float(np.abs(ours - theirs).max()),
+            "mean_abs_diff": float(np.abs(ours - theirs).mean()),
+            "srcc_vs_torch": float(spearmanr(ours, theirs).statistic)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--photos", type=int, default=100, help="real photos for the accuracy check")
+    parser.add_argument("--data", type=Path, default=paths.shared_data_dir(),
+                        help="folder holding clive_dev/ (default: $CVRKD_DATA or ../shared/data)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.manual_seed(0)
     image = test_image()
     with tempfile.TemporaryDirectory() as temp:
         workdir = Path(temp)
-        ours = default_scorer(workdir)
-        references = ours.gallery_features()  # build the cache once, outside the timing
+        scorers = {"torch": default_scorer(workdir, "torch")}
+        for name in runtime.FAST_RUNTIMES:
+            if runtime.installed(name):
+                scorers[name] = default_scorer(workdir, name)
+        auto = default_scorer(workdir, "auto")
+        for scorer in (*scorers.values(), auto):
+            scorer.gallery_features()  # build the caches once, outside the timing
         from skimage import data
 
         paper = PaperPipeline(np.asarray(Image.fromarray(data.coffee())))
-        paper.score(image)
-        ours.score(image)  # warm-up both
-        paper_times, our_times, paper_cpu, our_cpu = [], [], [], []
+        pipelines = {"paper": paper, **scorers}
+        for pipeline in pipelines.values():
+            pipeline.score(image)  # warm-up
+        wall = {name: [] for name in pipelines}
+        cpu = {name: [] for name in pipelines}
         for _ in range(args.runs):
-            for pipeline, wall, cpu in ((paper, paper_times, paper_cpu), (ours, our_times, our_cpu)):
+            for name, pipeline in pipelines.items():
                 start, start_cpu = time.perf_counter(), time.process_time()
                 pipeline.score(image)
-                wall.append(time.perf_counter() - start)
-                cpu.append(time.process_time() - start_cpu)
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        photos_dir = args.data / "clive_dev"
+        check = (accuracy(scorers["torch"], auto, real_photos(args.data, args.photos))
+                 if photos_dir.is_dir() else None)
         image_path = workdir / "bench.png"
         Image.fromarray(image).save(image_path)
-        rss = peak_rss_mb(workdir, image_path)
-    a, b = statistics.median(paper_times), statistics.median(our_times)
-    a_cpu, b_cpu = statistics.median(paper_cpu), statistics.median(our_cpu)
+        rss = {name: peak_rss_mb(workdir, image_path, name) for name in scorers}
+    median = {name: statistics.median(values) for name, values in wall.items()}
+    median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
+    ours = scorers["torch"]
+    references = int(ours.gallery_features().shape[0])
     figures = {
-        "paper_median_s": a, "ours_median_s": b, "speedup": a / b,
-        "paper_median_cpu_s": a_cpu, "ours_median_cpu_s": b_cpu, "speedup_cpu": a_cpu / b_cpu,
-        "our_references": int(references.shape[0]), "our_patches": ours.patches.num_patches,
-        "peak_rss_mb": rss, "runs": args.runs, "threads": torch.get_num_threads(),
-        "trained_model": ours.student.info.trained,
+        "median_wall_s": median, "median_cpu_s": median_cpu,
+        "speedup_vs_paper": {n: median["paper"] / median[n] for n in scorers},
+        "cpu_ratio_vs_paper": {n: median_cpu["paper"] / median_cpu[n] for n in scorers},
+        "auto_backend": auto.backend, "accuracy_auto_vs_torch": check, "peak_rss_mb": rss,
+        "our_references": references, "our_patches": ours.patches.num_patches, "runs": args.runs,
+        "threads": torch.get_num_threads(), "trained_model": ours.student.info.trained,
     }
-    print("| configuration | median wall (s) | median CPU (s) | references | wall ratio | CPU ratio |")
+    print("| configuration | median wall (s) | median CPU (s) | wall ratio | CPU ratio | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
-    print(f"| (a) paper: ResNet-50, P=10, 1 reference, no cache | {a:.3f} | {a_cpu:.3f} | 1 | 1.0x | 1.0x |")
-    print(f"| (b) ours: Lite0, P={ours.patches.num_patches}, cached gallery | {b:.3f} | {b_cpu:.3f} | "
-          f"{references.shape[0]} | {a / b:.1f}x faster | {a_cpu / b_cpu:.1f}x less |")
-    print(f"\npeak RSS of a scoring process: {rss:.0f} MB; torch threads: {torch.get_num_threads()}")
+    print(f"| (a) paper: ResNet-50, P=10, 1 reference, no cache, torch | {median['paper']:.3f} | "
+          f"{median_cpu['paper']:.3f} | 1.0x | 1.0x | |")
+    for name in scorers:
+        label = f"ours: Lite0, P={ours.patches.num_patches}, {references} cached references, {name}"
+        if name == auto.backend:
+            label += " (= auto, the default)"
+        print(f"| {label} | {median[name]:.3f} | {median_cpu[name]:.3f} | "
+              f"{median['paper'] / median[name]:.1f}x faster | {median_cpu['paper'] / median_cpu[name]:.1f}x less "
+              f"| {rss[name]:.0f} |")
+    if check:
+        print(f"\nauto ({auto.backend}) vs torch on {check['photos']} clive_dev photos: max abs diff "
+              f"{check['max_abs_diff']:.2e} points, mean {check['mean_abs_diff']:.2e}, "
+              f"SRCC {check['srcc_vs_torch']:.6f}")
+    else:
+        print(f"\n(no accuracy check: {photos_dir} not found; pass --data)")
+    print(f"torch threads: {torch.get_num_threads()}; trained model: {ours.student.info.trained}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -88,9 +88,12 @@ def _looks_like_dataset(path: Path) -> bool:
     markers = ("dataset_info.json", "state.json", "dataset_dict.json")
     if any((path / m).is_file() for m in markers):
         return True
-    files = [p for p in path.rglob("*") if p.is_file()]
-    data = [p for p in files if p.suffix in {".parquet", ".arrow", ".jsonl", ".csv"}]
-    return bool(data) and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in files)
+    has_data = False
+    for file in path.rglob("*"):
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            return False  # a folder of images, even if a CSV sits beside them
+        has_data = has_data or file.suffix in {".parquet", ".arrow", ".jsonl", ".csv"}
+    return has_data
 
 
 def _load_dataset(where: str, split: str):

@@ -68,12 +68,14 @@ def rater_table(insights: Insights) -> pd.DataFrame:
     return insights.raters.round(3)
 
 
-def assisted_markdown(insights: Insights) -> str:
+def assisted_markdown(insights: Insights, prior_enabled: bool = True) -> str:
     """What the model's prior is worth so far, in words."""
     e = insights.estimates
+    if not prior_enabled:
+        return "**Model prior off** (`CVRKD_MODEL_PRIOR=0`): only the human-only estimate is shown."
     if not e.use_prior:
-        return ("**Model prior off** (`CVRKD_MODEL_PRIOR=0`) or no model scores yet: only the human-only "
-                "estimate is shown.")
+        return ("No model scores for these images yet, so no prior: only the human-only estimate is shown "
+                "(the model scores the pool in the background).")
     cal = e.calibration
     flagged = int(e.table["flagged"].sum())
     return "\n".join([
@@ -93,7 +95,7 @@ def assisted_section(services: Services, insights: Insights) -> tuple:
     table = insights.estimates.table
     figure = plots.calibration(insights.estimates, dict(zip(table["image_id"], _titles(services, table)))) \
         if insights.estimates.use_prior else None
-    return (assisted_markdown(insights), figure, disagreement_table(services, insights),
+    return (assisted_markdown(insights, services.config.model_prior), figure, disagreement_table(services, insights),
             estimates_table(services, insights))
 
 

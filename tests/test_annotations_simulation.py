@@ -115,6 +115,7 @@ def test_benchmark_with_a_model_prior_on_any_mos_file(tmp_path):
                                 "active + shuffled prior: model-assisted", "active + shuffled prior: human-only"}
     assert sorted(runs["judgements"].unique()) == [200, 300, 400]
     assert "39 of 40 images matched" in result.stdout
+    assert "Human-only Thurstone posterior (annotations.assisted" in result.stdout
     assert ("Shuffled prior (a useless model): model-assisted SRCC minus the active arm without a prior, "
             "the same posterior without a prior, median curves: 300: ") in result.stdout
     assisted = runs[runs.arm == "active + prior: model-assisted"].groupby("judgements")["srcc_weighted"].median()

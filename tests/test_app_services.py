@@ -308,7 +308,8 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     # the setting that turns the prior off: human-only alone, and a sampler without a prior
     off = InsightsService(store, services.images, FixedScores(), n_boot=0, model_prior=False).current()
     assert not off.estimates.use_prior and off.estimates.table["assisted_score"].isna().all()
-    assert "prior off" in leaderboard_tab.assisted_markdown(off)
+    assert "prior off" in leaderboard_tab.assisted_markdown(off, prior_enabled=False)
+    assert "No model scores" in leaderboard_tab.assisted_markdown(off)
     assert leaderboard_tab.assisted_section(services, off)[1] is None  # no calibration plot without a prior
     with_prior = RatingService(services.pool, store, FixedScores(), "test")
     without = RatingService(services.pool, store, FixedScores(), "test", model_prior=False)

@@ -80,6 +80,8 @@ def test_score_rate_with_keys_and_screenshot_every_tab(app_url, page, good_input
     page.get_by_role("tab", name="Leaderboard").click()
     page.wait_for_function("() => document.querySelector('#leaderboard-summary').innerText.includes('judgement')")
     page.wait_for_selector("#leaderboard-ranking .js-plotly-plot")
+    page.wait_for_function("() => document.querySelector('#leaderboard-assisted').innerText.includes('uman-only')")
+    assert app.services.insights.current().estimates.table["human_score"].notna().any()
     page.screenshot(path=shots / "leaderboard.png", full_page=True)
 
     page.get_by_role("tab", name="Model").click()

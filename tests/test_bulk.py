@@ -78,6 +78,7 @@ def test_rerun_skips_finished_shards_and_refuses_another_job(tmp_path, untrained
                       progress=False)
 
 
+@pytest.mark.slow  # two full CLI runs; the in-process rerun test covers resuming by default
 def test_sigkill_halfway_then_rerun_scores_every_image_exactly_once(tmp_path, untrained_bundle,
                                                                     data_dir):
     photos = make_folder(tmp_path / "photos", 23, broken=1)

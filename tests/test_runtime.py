@@ -91,6 +91,7 @@ def test_unverified_runtime_is_refused(export):
         RuntimeBackbone(broken, "onnxruntime", threads=1)
 
 
+@pytest.mark.slow  # three CLI processes; the in-process tests cover the same paths
 def test_cli_export_and_backend_choice(untrained_bundle, data_dir, tmp_path):
     env = {**os.environ, "CVRKD_DATA_DIR": str(data_dir)}
     done = subprocess.run([sys.executable, "-m", "cvrkd", "export-runtime", "--model",
