@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(tally, written, args, model, wall, load_before)
     print(text)
     if args.report:
-        args.report.write_text(text)
+        from bench.talk import write_section
+
+        write_section(args.report, text)
     if tally.errors or written != set(tally.acknowledged):
         print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +70,15 @@ def make_photos(folder: Path) -> Path:
 
 
 class Api:
-    """Gradio's HTTP call API: POST the inputs, then read the result from the event stream."""
+    """Gradio's HTTP call API: POST the inputs, then read the result from the event stream.
+
+    One session per simulated person, as a browser page or a ``gradio_client.Client`` has: the server
+    sets up a session's state once, not on every call.
+    """
 
     def __init__(self, client, url: str, tally: Tally) -> None:
         self.client, self.url, self.tally = client, url.rstrip("/"), tally
+        self.session = uuid.uuid4().hex
 
     async def call(self, endpoint: str, *data):
         started = time.perf_counter()
@@ -85,7 +91,8 @@ class Api:
         return result
 
     async def _call(self, endpoint: str, data: list):
-        posted = await self.client.post(f"{self.url}/gradio_api/call{endpoint}", json={"data": data})
+        posted = await self.client.post(f"{self.url}/gradio_api/call{endpoint}",
+                                        json={"data": data, "session_hash": self.session})
         posted.raise_for_status()
         event_id = posted.json()["event_id"]
         event = None
@@ -161,12 +168,11 @@ async def run(url: str, args: argparse.Namespace, tally: Tally) -> float:
 
     limits = httpx.Limits(max_connections=args.audience * 2 + 20, max_keepalive_connections=args.audience * 2)
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
-        api = Api(client, url, tally)
         rng = random.Random(args.seed)
         start = time.monotonic() + 1.0
-        members = [audience_member(api, random.Random(rng.random()), rng.uniform(0, args.join), args.duration, start)
-                   for _ in range(args.audience)]
-        pollers = [poller(api, args.join + args.duration) for _ in range(args.pollers)]
+        members = [audience_member(Api(client, url, tally), random.Random(rng.random()), rng.uniform(0, args.join),
+                                   args.duration, start) for _ in range(args.audience)]
+        pollers = [poller(Api(client, url, tally), args.join + args.duration) for _ in range(args.pollers)]
         began = time.monotonic()
         await asyncio.gather(*members, *pollers)
         return time.monotonic() - began
@@ -220,6 +226,26 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
     return "\n".join(lines) + "\n"
 
 
+def write_section(path: Path, text: str) -> None:
+    """Put ``text`` (a markdown section starting with "## ") into ``path``, replacing the section of the
+    same heading and keeping the others, so both scenarios can report into one file."""
+    heading = text.splitlines()[0]
+    sections = []
+    if path.is_file():
+        current: list[str] = []
+        for line in path.read_text().splitlines():
+            if line.startswith("## ") and current:
+                sections.append("\n".join(current).strip() + "\n")
+                current = []
+            current.append(line)
+        if current:
+            sections.append("\n".join(current).strip() + "\n")
+    kept = [section for section in sections if section.splitlines()[0] != heading]
+    position = next((k for k, section in enumerate(sections) if section.splitlines()[0] == heading), len(kept))
+    kept.insert(position, text.strip() + "\n")
+    path.write_text("\n".join(kept))
+
+
 def main(args: argparse.Namespace) -> int:
     from bench.load import free_port, model_arguments, start_app, wait_until_up
     from annotations.store import AnnotationStore
@@ -252,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
     text = report(tally, written, args, model, wall, load_before, images)
     print(text)
     if args.report:
-        args.report.write_text(text)
+        write_section(args.report, text)
     if any(tally.errors.values()) or written != tally.acknowledged:
         print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
         return 1

@@ -76,7 +76,8 @@ def create_app(model_dir: str | Path | None = None, data_dir: str | Path | None 
             live = live_tab.build(services, campaign)
         links.register(blocks, services, rater, campaign, tabs, message, rate, score, board, live)
         api.register(services)
-    blocks.queue(max_size=config.queue_size, default_concurrency_limit=config.rating_concurrency)
+    blocks.queue(max_size=config.queue_size, default_concurrency_limit=config.rating_concurrency,
+                 status_update_rate=config.queue_status_every_s)
     return SpaceApp(blocks, services)
 
 

@@ -50,4 +50,8 @@ class AppConfig:
     model_prior: bool = field(default_factory=lambda: os.environ.get("CVRKD_MODEL_PRIOR", "1") != "0")
     """Use the model's scores as a prior for pair choice and the model-assisted estimate
     (``CVRKD_MODEL_PRIOR=0`` turns it off; the human-only estimate is always computed)."""
+    queue_status_every_s: float = 5.0
+    """How often waiting clients hear their queue position. Gradio's default ("auto") tells every waiting
+    client after every finished job, which costs the server in proportion to the square of the clients
+    waiting (see the talk scenario in docs/performance_load.md)."""
     queue_size: int = 256

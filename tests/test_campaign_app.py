@@ -156,3 +156,42 @@ def test_links_are_parsed_and_unknown_parts_explained(server):
                             ({"example": "x"}, "no example “x”")):
         link = parse(params, services)
         assert message in link.message and link.tab is None and link.campaign == "" and not link.live
+
+
+def test_admin_actions_need_the_token_and_a_zip_cannot_write_outside(server, tmp_path, monkeypatch):
+    import zipfile
+
+    import gradio as gr
+
+    from space import campaign_admin
+
+    app, _ = server
+    services = app.services
+    folder = tmp_path / "photos"
+    jpeg_versions(folder)
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in folder.rglob("*.jpg"):
+            zipped.write(path, path.relative_to(folder).as_posix())
+        zipped.writestr("../escaped.txt", "outside")
+    args = ("zipped", [str(archive)], "", "Zipped", "", "same-content", 0.1, "CC0-1.0")
+    monkeypatch.delenv("CVRKD_ADMIN_TOKEN", raising=False)
+    with pytest.raises(gr.Error, match="admin token"):  # no token configured: nobody is admin
+        campaign_admin.create(services, "", *args)
+    monkeypatch.setenv("CVRKD_ADMIN_TOKEN", "s3cret")
+    for token in ("", "wrong"):
+        with pytest.raises(gr.Error, match="admin token"):
+            campaign_admin.create(services, token, *args)
+        with pytest.raises(gr.Error, match="admin token"):
+            campaign_admin.set_status(services, token, "zipped", "closed")
+    assert "zipped" not in services.campaigns
+    with pytest.raises(gr.Error, match="either image files"):
+        campaign_admin.create(services, "s3cret", "zipped", None, "", "t", "", "any", 0.1, "")
+    report = campaign_admin.create(services, "s3cret", *args)
+    assert "Created **zipped** with 6 images" in report
+    created = services.campaigns.get("zipped")
+    assert {i.content for i in created.images} == {"cat", "coffee"} and {i.licence for i in created.images} == {"CC0-1.0"}
+    assert not list(tmp_path.parent.glob("escaped.txt")) and not (tmp_path / "escaped.txt").exists()
+    assert "is now closed" in campaign_admin.set_status(services, "s3cret", "zipped", "closed")
+    table = campaign_admin.campaign_table(services)
+    assert table.set_index("name").loc["zipped", "status"] == "closed"
