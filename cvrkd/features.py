@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from cvrkd.backbone import FrozenBackbone
 from PIL import Image
 
+from cvrkd.backbone import FrozenBackbone
 from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
 
 GRID = 7
@@ -34,15 +33,23 @@ def pooled_features(backbone: FrozenBackbone, patches: torch.Tensor,
     return torch.cat(chunks, dim=0).float()
 
 
+def resize_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
+    """Downscale (Lanczos) so the long side is at most ``long_side``; smaller images as they are."""
+    height, width = pixels.shape[:2]
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+
+
 def whole_view(pixels: np.ndarray) -> tuple[np.ndarray, str | None]:
     """The image for the whole-image view: as is, or downscaled to ``MAX_VIEW_SIDE``."""
-    height, width = pixels.shape[:2]
-    if max(height, width) <= MAX_VIEW_SIDE:
+    view = resize_long_side(pixels, MAX_VIEW_SIDE)
+    if view is pixels:
         return pixels, None
-    scale = MAX_VIEW_SIDE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
-    return resized, f"whole-image view downscaled from {width}x{height} to {size[0]}x{size[1]}"
+    (height, width), (new_h, new_w) = pixels.shape[:2], view.shape[:2]
+    return view, f"whole-image view downscaled from {width}x{height} to {new_w}x{new_h}"
 
 
 @torch.inference_mode()

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cvrkd.backbone import FrozenBackbone
-from cvrkd.features import pooled_features
+from cvrkd.features import pooled_features, resize_long_side
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions, random_positions
@@ -92,7 +92,7 @@ def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
             continue
         if progress:
             progress(f"source {index + 1}/{len(config.sources)}: {Path(source).name}")
-        pristine = _resize_long_side(load_image(source).pixels, config.max_side)
+        pristine = resize_long_side(load_image(source).pixels, config.max_side)
         pristine, _ = fit_to_patch(pristine, config.patches.size)
         positions = source_positions(pristine, config, Path(source).name)
         variants = [("pristine", 0, pristine)] + [
@@ -202,17 +202,6 @@ def load(out_dir: Path) -> SyntheticSet:
         split=[r["split"] for r in rows], rows=rows,
         whole=torch.cat(whole) if whole and len(whole) == len(features) else None,
     )
-
-
-def _resize_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
-    from PIL import Image
-
-    height, width = pixels.shape[:2]
-    scale = long_side / max(height, width)
-    if scale >= 1:
-        return pixels
-    size = (round(width * scale), round(height * scale))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
 
 
 def _write_labels(out_dir: Path, count: int) -> None:
