@@ -67,38 +67,47 @@ def test_teacher_and_distilled_student_loss_falls_and_resume(tiny, tmp_path):
     assert torch.isfinite(network.regressor[-1].weight).all()
 
 
-def test_student_learns_human_pairs_with_a_whole_image_view(tiny, tmp_path):
-    """Human pairs (here: MOS-like labels on the tiny set's images) through the fidelity loss,
-    with the whole-image view appended: the student learns their order."""
+def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
+    """Stage 2: on a student with a whole-image view, the global-statistics head learns the
+    order of human pairs (here the reverse of the synthetic labels, so only the human loss
+    teaches it), the stage-1 token mixers are untouched, and the head's normalisation travels
+    with the checkpoint."""
     import numpy as np
     from scipy.stats import spearmanr
 
+    from cvrkd.checkpoint import CheckpointInfo, save_checkpoint
+    from cvrkd.gallery import build_default_gallery
+    from cvrkd.model import CVRKDNet, ModelConfig
     from cvrkd.patches import PatchConfig
-    from cvrkd.train.human import HumanSet
+    from cvrkd.train.global_head import HeadConfig, HeadData, train_global_head
     from cvrkd.train.human_pipeline import inference_views, score_matrix
     from cvrkd.train.pairwise import mos_pairs
     from cvrkd.train.synthetic import reference_whole_features
-    from cvrkd.gallery import build_default_gallery
-    from cvrkd.model import CVRKDNet, ModelConfig
 
     root, config, backbone, data, references = tiny
     assert data.whole is not None and data.whole.shape[1] == config.whole_variants
     layout = PatchConfig(config.patches.num_patches, config.patches.size, whole_view=True)
     gallery = build_default_gallery(root / "gallery")
-    ref_whole = reference_whole_features(gallery, backbone, config, root / "refs-whole.safetensors")
-    mos = 100 - data.labels.numpy()  # the reverse of the synthetic labels: only the human loss teaches it
-    human = HumanSet([str(i) for i in range(len(mos))], data.features, data.whole, mos_pairs(mos), mos)
-    train = TrainConfig(epochs=6, batch_size=4, lr=2e-3, human_weight=5.0, human_pairs=16, keep="last")
-    torch.manual_seed(3)
-    network = CVRKDNet(ModelConfig(stage_channels=backbone.channels, num_patches=layout.views, dim=32,
-                                   lq_depth=1, diff_depth=1, distill_layers=1))
-    assert network.config.num_patches == layout.views
-    Trainer("student", network, data, tmp_path / "human", train, layout, "lite0", references=references,
-            reference_whole=ref_whole, human=human, log=lambda _: None).run()
-    trained, info = load_checkpoint(tmp_path / "human" / "best", expected_role="student")
-    assert info.patches.whole_view
+    refs = inference_views(references, reference_whole_features(gallery, backbone, config,
+                                                                root / "refs-whole.safetensors"))
     images = inference_views(data.features, data.whole)
-    refs = inference_views(references, ref_whole)
-    predicted = score_matrix(trained, images, refs).mean(1)
-    assert spearmanr(predicted, mos).statistic > 0.5
+    torch.manual_seed(3)
+    stage1 = CVRKDNet(ModelConfig(stage_channels=backbone.channels, num_patches=layout.views, dim=32,
+                                  lq_depth=1, diff_depth=1, distill_layers=1)).eval()
+    mixer = torch.from_numpy(score_matrix(stage1, images, refs).mean(1)).float()
+    mos = 100 - data.labels.numpy()
+    human = HeadData(data.whole, mixer, mos_pairs(mos))
+    student = train_global_head(stage1, human, HeadConfig(hidden=32, epochs=10, pairs_per_step=64, lr=3e-3))
+
+    assert all(torch.equal(value, student.state_dict()[key]) for key, value in stage1.state_dict().items())
+    predicted = score_matrix(student, images, refs).mean(1)
     assert np.isfinite(predicted).all()
+    assert spearmanr(predicted, mos).statistic > 0.5
+    assert spearmanr(score_matrix(stage1, images, refs).mean(1), mos).statistic < 0.5
+
+    save_checkpoint(student, CheckpointInfo("student", "lite0", student.config, layout, trained=True),
+                    tmp_path / "student")
+    loaded, info = load_checkpoint(tmp_path / "student", expected_role="student")
+    assert info.patches.whole_view and loaded.config.global_head == 32
+    assert torch.equal(loaded.global_head.center, student.global_head.center)
+    assert np.allclose(score_matrix(loaded, images, refs).mean(1), predicted, atol=1e-4)

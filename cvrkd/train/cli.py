@@ -85,11 +85,14 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
                         help="output of `train data` (with whole-image views)")
     parser.add_argument("--out", type=Path, default=Path("runs/human"), help="work folder (resumable)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3, help="student epochs (synthetic passes)")
+    parser.add_argument("--stage1-epochs", type=int, default=6,
+                        help="synthetic-only epochs of the student's token mixers (stage 1)")
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--distill-weight", type=float, default=0.1)
-    parser.add_argument("--human-weight", type=float, default=1.0)
-    parser.add_argument("--human-pairs", type=int, default=24, help="human pairs per step")
+    parser.add_argument("--head-epochs", type=int, default=30,
+                        help="epochs of the global-statistics head on human pairs (stage 2)")
+    parser.add_argument("--synthetic-weights", type=float, nargs="+", default=[0.0, 0.03, 0.1],
+                        help="synthetic-pair weights of stage 2 tried in CV (the shipped one is chosen)")
     parser.add_argument("--ablations", nargs="*", help="configurations to cross-validate (default: the "
                         "student, no distillation, NR-only); the ridge probe always runs")
     parser.add_argument("--exclude", type=Path, help="text file of image names never to train on")
@@ -101,17 +104,19 @@ def human_options(args: argparse.Namespace):
     from cvrkd.train.human_pipeline import HumanOptions
 
     exclude = set(args.exclude.read_text().split()) if getattr(args, "exclude", None) else set()
+    from cvrkd.train.global_head import HeadConfig
+
     return HumanOptions(data_root=args.data, synthetic=args.synthetic, out=args.out, folds=args.folds,
-                        seed=args.seed, teacher_epochs=args.teacher_epochs, epochs=args.epochs,
-                        distill_weight=args.distill_weight, human_weight=args.human_weight,
-                        human_pairs=args.human_pairs,
+                        seed=args.seed, teacher_epochs=args.teacher_epochs, stage1_epochs=args.stage1_epochs,
+                        distill_weight=args.distill_weight, head=HeadConfig(epochs=args.head_epochs),
+                        synthetic_weights=tuple(args.synthetic_weights),
                         **({"ablations": tuple(args.ablations)} if getattr(args, "ablations", None) else {}),
                         bootstrap=args.bootstrap, exclude=exclude)
 
 
 def register_human(stages: argparse._SubParsersAction) -> None:
     human = stages.add_parser("human", help="train the student on synthetic data AND human labels "
-                              "(clive_dev MOS), cross-validate first, then train on all and ship")
+                              "(clive_dev MOS) on all images and ship; run `evaluate --cv` first")
     _human_options(human)
     human.add_argument("--ship", type=Path, help="install teacher + student here (e.g. cvrkd/weights)")
     human.set_defaults(handler=run_human)

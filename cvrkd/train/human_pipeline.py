@@ -34,7 +34,9 @@ from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet
 from cvrkd.patches import PatchConfig
 from cvrkd import paths
+from cvrkd.train.global_head import HeadConfig, HeadData, train_global_head
 from cvrkd.train.human import HumanSet, mos_set
+from cvrkd.train.pairwise import mos_pairs
 from cvrkd.train.synthetic import (SyntheticConfig, SyntheticSet, load, reference_features,
                                    reference_whole_features)
 from cvrkd.train.training import TrainConfig, Trainer, new_network, with_whole
@@ -49,6 +51,10 @@ ABLATIONS = {  # name -> (use_reference, distill)
     "NR-only (no reference branch)": (False, True),
 }
 PROBE = "ridge probe (frozen pooled features)"
+STAGE1_ONLY = "stage 1 only (synthetic labels, no human labels)"
+HEAD_ONLY = "global head only (no token mixers, no reference)"
+SYNTHETIC_FLOOR = 0.80
+"""Synthetic validation SRCC the shipped student must keep (no forgetting of synthetic distortions)."""
 
 
 @dataclass
@@ -59,10 +65,13 @@ class HumanOptions:
     folds: int = 5
     seed: int = 0
     teacher_epochs: int = 8
-    epochs: int = 3
+    stage1_epochs: int = 6
+    """Synthetic-only epochs of the CVRKD student (stage 1; the best synthetic-val epoch is kept)."""
     distill_weight: float = 0.1
-    human_weight: float = 1.0
-    human_pairs: int = 24
+    head: HeadConfig = field(default_factory=HeadConfig)
+    synthetic_weights: tuple[float, ...] = (0.0, 0.03, 0.1)
+    """Synthetic-pair weights of stage 2 tried in CV; the shipped one is chosen by
+    :func:`choose_synthetic_weight`."""
     bootstrap: int = 1000
     exclude: set[str] = field(default_factory=set)
     """Image names never trained on (e.g. the crowd bench's evaluation images)."""
@@ -129,14 +138,13 @@ def prepare(options: HumanOptions, log: Log = print) -> Prepared:
 
 # -------------------------------------------------------------------- training
 def _train(role: str, folder: Path, prepared: Prepared, config: TrainConfig, seed: int,
-           use_reference: bool = True, teacher: CVRKDNet | None = None,
-           human: HumanSet | None = None, log: Log = print) -> CVRKDNet:
+           use_reference: bool = True, teacher: CVRKDNet | None = None, log: Log = print) -> CVRKDNet:
     if (folder / "done").exists():
         return load_checkpoint(folder / "best")[0]
     network = new_network(prepared.backbone.channels, LAYOUT, seed, use_reference)
     Trainer(role, network, prepared.data, folder, config, LAYOUT, prepared.backbone.name,
             references=prepared.references if role == "student" else None, teacher=teacher, log=log,
-            reference_whole=prepared.reference_whole, human=human).run()
+            reference_whole=prepared.reference_whole).run()
     (folder / "done").write_text("ok")
     return load_checkpoint(folder / "best")[0]
 
@@ -146,14 +154,33 @@ def train_teacher(options: HumanOptions, prepared: Prepared, log: Log = print) -
     return _train("teacher", options.out / "teacher", prepared, config, options.seed, log=log)
 
 
-def train_student(options: HumanOptions, prepared: Prepared, teacher: CVRKDNet, human: HumanSet,
-                  folder: Path, name: str = STUDENT, log: Log = print) -> CVRKDNet:
+def train_synthetic_student(options: HumanOptions, prepared: Prepared, teacher: CVRKDNet,
+                            name: str = STUDENT, log: Log = print) -> CVRKDNet:
+    """Stage 1: the CVRKD student on the synthetic set only (pseudo-labels + distillation). It
+    never sees a human-rated photo, so it is the same network for every fold."""
     use_reference, distill = ABLATIONS[name]
-    config = TrainConfig(epochs=options.epochs, seed=options.seed + 1, keep="last",
-                         distill_weight=options.distill_weight if distill else 0.0,
-                         human_weight=options.human_weight, human_pairs=options.human_pairs)
-    return _train("student", folder, prepared, config, options.seed + 1, use_reference,
-                  teacher if distill else None, human, log)
+    config = TrainConfig(epochs=options.stage1_epochs, seed=options.seed + 1, keep="best",
+                         distill_weight=options.distill_weight if distill else 0.0)
+    return _train("student", options.out / "stage1" / _slug(name), prepared, config, options.seed + 1,
+                  use_reference, teacher if distill else None, log)
+
+
+def mixer_scores(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+    """[N] stage-1 scores on the inference views, mean over the references."""
+    return torch.from_numpy(score_matrix(network, images, references).mean(1)).float()
+
+
+def human_head_data(human: HumanSet, mixer: torch.Tensor, rows: np.ndarray) -> HeadData:
+    subset = human.subset(rows)
+    return HeadData(subset.whole, mixer[torch.from_numpy(rows)], subset.pairs)
+
+
+def synthetic_head_data(prepared: Prepared, network: CVRKDNet, references: torch.Tensor) -> HeadData:
+    """The synthetic training split as pairs of pseudo-labels (Thurstone, observer noise)."""
+    rows = prepared.data.indices("train")
+    images = inference_views(prepared.data.features[rows], prepared.data.whole[rows])
+    return HeadData(prepared.data.whole[rows], mixer_scores(network, images, references),
+                    mos_pairs(prepared.data.labels[rows].numpy()))
 
 
 # ------------------------------------------------------------------ prediction
@@ -209,6 +236,43 @@ def probe_vector(human: HumanSet) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- protocol
+def _fold_predictions(options: HumanOptions, human: HumanSet, splits: list, images: torch.Tensor,
+                      refs: torch.Tensor, stage1: CVRKDNet, mixer: torch.Tensor,
+                      synthetic: HeadData | None, config: HeadConfig, prepared: Prepared,
+                      head_only: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """Out-of-fold scores (and the per-reference matrix) of stage 2 on top of ``stage1``;
+    ``head_only`` drops the token mixers (their scores are zero), an ablation."""
+    predicted = np.zeros(len(human))
+    per_ref = np.zeros((len(human), refs.shape[0]))
+    synthetic_srcc = []
+    for train_rows, test_rows in splits:
+        network = train_global_head(stage1, human_head_data(human, mixer, train_rows), config,
+                                    synthetic)
+        if head_only:
+            with torch.no_grad():
+                predicted[test_rows] = network.global_head(images[test_rows, -1]).numpy()
+            continue
+        matrix = score_matrix(network, images[test_rows], refs)
+        predicted[test_rows] = matrix.mean(1)
+        per_ref[test_rows] = matrix if matrix.shape[1] == refs.shape[0] else matrix[:, :1]
+        synthetic_srcc.append(synthetic_val_srcc(network, prepared))
+    return predicted, per_ref, float(np.mean(synthetic_srcc)) if synthetic_srcc else float("nan")
+
+
+def choose_synthetic_weight(results: dict, floor: float = SYNTHETIC_FLOOR) -> float:
+    """The synthetic-pair weight of the student: best CV SRCC among the weights that keep the
+    synthetic validation SRCC at ``floor`` or above (else the one that keeps it best)."""
+    rows = {w: results["models"][student_name(w)] for w in results["synthetic_weights"]}
+    keeping = [w for w, r in rows.items() if r["synthetic_val_srcc"] >= floor]
+    if keeping:
+        return max(keeping, key=lambda w: rows[w]["mean"]["srcc"])
+    return max(rows, key=lambda w: rows[w]["synthetic_val_srcc"])
+
+
+def student_name(weight: float) -> str:
+    return f"{STUDENT} (synthetic pairs x{weight:g})"
+
+
 def cross_validate(options: HumanOptions, log: Log = print) -> dict:
     """Out-of-fold predictions of every configuration; metrics per fold and pooled."""
     started = time.perf_counter()
@@ -229,54 +293,78 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
         probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
         probe.fit(vectors[train_rows], human.mos[train_rows])
         oof[PROBE][test_rows] = probe.predict(vectors[test_rows])
-    per_ref = np.zeros((len(names), refs.shape[0]))
     synthetic: dict[str, float] = {}
-    results: dict = {}
-    for name in options.ablations:  # configuration by configuration; a report after each
-        predicted, synthetic_srcc = np.zeros(len(names)), []
-        for fold, (train_rows, test_rows) in enumerate(splits):
-            folder = options.out / f"fold{fold}" / _slug(name)
-            log(f"fold {fold + 1}/{options.folds}: {name}")
-            network = train_student(options, prepared, teacher, human.subset(train_rows), folder, name, log)
-            matrix = score_matrix(network, images[test_rows], refs)
-            predicted[test_rows] = matrix.mean(1)
-            if name == STUDENT:
-                per_ref[test_rows] = matrix
-            synthetic_srcc.append(synthetic_val_srcc(network, prepared))
-        oof = {name: predicted, **oof}
-        synthetic[name] = float(np.mean(synthetic_srcc))
-        results = _report(options, names, human.mos, folds, oof, synthetic, per_ref,
-                          teacher_val_srcc(teacher, prepared), time.perf_counter() - started)
+    per_ref = np.zeros((len(names), refs.shape[0]))
+    results: dict = {"synthetic_weights": list(options.synthetic_weights)}
+    chosen = options.synthetic_weights[0]
+
+    def report() -> dict:
+        return _report(options, names, human.mos, folds, oof, synthetic, per_ref, chosen,
+                       teacher_val_srcc(teacher, prepared), time.perf_counter() - started)
+
+    for name in options.ablations:
+        stage1 = train_synthetic_student(options, prepared, teacher, name, log)
+        mixer = mixer_scores(stage1, images, refs)
+        synthetic_data = synthetic_head_data(prepared, stage1, refs)
+        if name == STUDENT:
+            oof[STAGE1_ONLY] = mixer.numpy()
+            synthetic[STAGE1_ONLY] = synthetic_val_srcc(stage1, prepared)
+            matrices = {}
+            for weight in options.synthetic_weights:
+                log(f"cross-validating {student_name(weight)}")
+                config = replace(options.head, synthetic_weight=weight, seed=options.seed)
+                predicted, matrices[weight], synth = _fold_predictions(
+                    options, human, splits, images, refs, stage1, mixer, synthetic_data, config, prepared)
+                oof[student_name(weight)], synthetic[student_name(weight)] = predicted, synth
+                results = report()
+            chosen = choose_synthetic_weight(results)
+            per_ref = matrices[chosen]
+            log(f"chosen synthetic-pair weight {chosen:g}")
+            config = replace(options.head, synthetic_weight=chosen, seed=options.seed)
+            oof[HEAD_ONLY] = _fold_predictions(options, human, splits, images, refs, stage1,
+                                               torch.zeros_like(mixer), None, config, prepared,
+                                               head_only=True)[0]
+        else:
+            log(f"cross-validating {name}")
+            config = replace(options.head, synthetic_weight=chosen, seed=options.seed)
+            oof[name], _, synthetic[name] = _fold_predictions(options, human, splits, images, refs, stage1,
+                                                              mixer, synthetic_data, config, prepared)
+        results = report()
     return results
 
 
 def _report(options: HumanOptions, names: list[str], mos: np.ndarray, folds: np.ndarray,
             oof: dict[str, np.ndarray], synthetic: dict[str, float], per_ref: np.ndarray,
-            teacher_srcc: float, seconds: float) -> dict:
+            chosen: float, teacher_srcc: float, seconds: float) -> dict:
     """Metrics per fold and pooled for every finished configuration; written to ``--out``."""
     results = {"folds": options.folds, "seed": options.seed, "n": len(names),
-               "excluded": len(options.exclude), "teacher_synthetic_val_srcc": teacher_srcc, "models": {}}
-    order = [n for n in (*ABLATIONS, PROBE) if n in oof]
-    for name in order:
-        predicted = oof[name]
+               "excluded": len(options.exclude), "teacher_synthetic_val_srcc": teacher_srcc,
+               "synthetic_weights": list(options.synthetic_weights), "chosen_synthetic_weight": chosen,
+               "head": options.head.to_dict(), "stage1_epochs": options.stage1_epochs, "models": {}}
+    for name, predicted in oof.items():
         per_fold = [correlations(predicted[folds == f], mos[folds == f], n_boot=0).values
                     for f in range(options.folds)]
         pooled = correlations(predicted, mos, n_boot=options.bootstrap, seed=options.seed)
+        srcc = synthetic.get(name)
         results["models"][name] = {
             "mean": {m: float(np.mean([v[m] for v in per_fold])) for m in ("srcc", "plcc", "krcc")},
             "per_fold": per_fold, "pooled": pooled.to_dict(),
-            "synthetic_val_srcc": synthetic.get(name),
+            "synthetic_val_srcc": None if srcc is None or np.isnan(srcc) else srcc,
         }
-    per_ref_srcc = [correlations(per_ref[:, k], mos, n_boot=0).values["srcc"] for k in range(per_ref.shape[1])]
-    results["spread"] = {"references": int(per_ref.shape[1]),
-                         "mean_score_std_across_references": float(per_ref.std(1).mean()),
-                         "srcc_min": float(np.min(per_ref_srcc)), "srcc_max": float(np.max(per_ref_srcc)),
-                         "srcc_std_across_references": float(np.std(per_ref_srcc))}
-    if STUDENT in oof:
-        results["calibration"] = list(logistic_fit_params(oof[STUDENT], mos) or ())
+    if per_ref.any():
+        per_ref_srcc = [correlations(per_ref[:, k], mos, n_boot=0).values["srcc"]
+                        for k in range(per_ref.shape[1])]
+        results["spread"] = {"references": int(per_ref.shape[1]),
+                             "mean_score_std_across_references": float(per_ref.std(1).mean()),
+                             "srcc_min": float(np.min(per_ref_srcc)), "srcc_max": float(np.max(per_ref_srcc)),
+                             "srcc_std_across_references": float(np.std(per_ref_srcc))}
+    shipped = student_name(chosen)
+    if shipped in oof:
+        results["shipped"] = shipped
+        results["calibration"] = list(logistic_fit_params(oof[shipped], mos) or ())
     results["minutes"] = seconds / 60
     options.out.mkdir(parents=True, exist_ok=True)
-    _write_oof(options.out / "cv_scores.csv", names, mos, folds, {n: oof[n] for n in order})
+    _write_oof(options.out / "cv_scores.csv", names, mos, folds, oof)
     (options.out / "cv_results.json").write_text(json.dumps(results, indent=2))
     (options.out / "cv_results.md").write_text(cv_markdown(results))
     return results
@@ -302,12 +390,17 @@ def cv_markdown(results: dict) -> str:
         synth = "—" if r["synthetic_val_srcc"] is None else f"{r['synthetic_val_srcc']:.3f}"
         lines.append(f"| {name} | {r['mean']['srcc']:.3f} | {r['mean']['plcc']:.3f} | "
                      f"{r['mean']['krcc']:.3f} | {folds} | {synth} |")
-    s = results["spread"]
-    lines += ["", f"FR teacher, synthetic validation SRCC: {results['teacher_synthetic_val_srcc']:.3f}.",
-              f"Spread across the {s['references']} gallery references (student, out-of-fold): mean "
-              f"per-image score std {s['mean_score_std_across_references']:.2f} (raw scale); SRCC per "
-              f"reference {s['srcc_min']:.3f}–{s['srcc_max']:.3f} (std {s['srcc_std_across_references']:.3f}).",
-              f"Run time {results['minutes']:.1f} min."]
+    lines += ["", f"Shipped configuration: {results.get('shipped', '—')} (synthetic-pair weight chosen "
+              f"among {results['synthetic_weights']}: best CV SRCC with synthetic validation SRCC "
+              f">= {SYNTHETIC_FLOOR:.2f}).",
+              f"FR teacher, synthetic validation SRCC: {results['teacher_synthetic_val_srcc']:.3f}."]
+    if "spread" in results:
+        s = results["spread"]
+        lines.append(f"Spread across the {s['references']} gallery references (shipped configuration, "
+                     f"out-of-fold): mean per-image score std {s['mean_score_std_across_references']:.2f}; "
+                     f"SRCC per reference {s['srcc_min']:.3f}–{s['srcc_max']:.3f} "
+                     f"(std {s['srcc_std_across_references']:.3f}).")
+    lines.append(f"Run time {results['minutes']:.1f} min.")
     return "\n".join(lines) + "\n"
 
 
@@ -317,29 +410,37 @@ def _slug(name: str) -> str:
 
 # ------------------------------------------------------------------------ ship
 def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -> Path:
-    """Student on every (non-excluded) image + the synthetic set, saved with the teacher.
+    """Stage 1 + stage 2 on every (non-excluded) image, calibrated, saved with the teacher.
 
-    The calibration and the accuracy recorded with it come from the cross-validation run in
-    the same ``--out`` (``evaluate --cv``); without one the bundle is saved uncalibrated and
-    without CV metrics, and a rerun after the CV only re-saves (training resumes as done)."""
+    The synthetic-pair weight, the calibration and the accuracy recorded with the model come
+    from the cross-validation run in the same ``--out`` (``evaluate --cv``), which must exist."""
     results_path = options.out / "cv_results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else None
+    if not results_path.exists():
+        raise FileNotFoundError(f"no cross-validation results in {options.out}: run "
+                                f"`python -m cvrkd evaluate --cv {options.folds} --out {options.out}` first")
+    results = json.loads(results_path.read_text())
     prepared = prepare(options, log)
     keep = np.flatnonzero([n not in options.exclude for n in prepared.human.names])
     teacher = train_teacher(options, prepared, log)
-    folder = options.out / ("final" if not options.exclude else f"final-minus{len(options.exclude)}")
-    student = train_student(options, prepared, teacher, prepared.human.subset(keep), folder, STUDENT, log)
-    calibration = tuple(results.get("calibration") or ()) if results else ()
-    calibrated = CVRKDNet(replace(student.config, calibration=calibration))
+    refs = eval_references(prepared)
+    stage1 = train_synthetic_student(options, prepared, teacher, STUDENT, log)
+    images = inference_views(prepared.human.features, prepared.human.whole)
+    mixer = mixer_scores(stage1, images, refs)
+    weight = results["chosen_synthetic_weight"]
+    config = replace(options.head, synthetic_weight=weight, seed=options.seed)
+    student = train_global_head(stage1, human_head_data(prepared.human, mixer, keep), config,
+                                synthetic_head_data(prepared, stage1, refs))
+    calibrated = CVRKDNet(replace(student.config, calibration=tuple(results.get("calibration") or ())))
     calibrated.load_state_dict(student.state_dict())
     student = calibrated.eval()
     bundle = ship_to or options.out / "bundle"
-    extra = {"training": {"command": "python -m cvrkd train human", "epochs": options.epochs,
-                          "distill_weight": options.distill_weight, "human_weight": options.human_weight,
-                          "human_pairs": options.human_pairs, "human_images": len(keep), "seed": options.seed},
+    extra = {"training": {"command": "python -m cvrkd train human", "stage1_epochs": options.stage1_epochs,
+                          "distill_weight": options.distill_weight, "head": config.to_dict(),
+                          "human_images": len(keep), "seed": options.seed},
              "results": {"synthetic_val_srcc": synthetic_val_srcc(student, prepared)}}
-    if results and STUDENT in results["models"]:
-        cv = results["models"][STUDENT]["mean"]
+    shipped = results.get("shipped")
+    if shipped in results["models"]:
+        cv = results["models"][shipped]["mean"]
         extra["results"].update(cv_srcc=cv["srcc"], cv_plcc=cv["plcc"], cv_krcc=cv["krcc"])
     save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, LAYOUT,
                                             trained=True, extra=extra), bundle / "student")

@@ -4,9 +4,8 @@ Teacher: (LQ patches, aligned pristine patches) -> label, L1 loss.
 Student: (LQ patches, patches of an other-content gallery reference) -> label,
 L1 loss + MSE between its last diff-encoder block outputs and the frozen
 teacher's on the aligned pair (the distillation of DESIGN §1).
-Students may also learn from human labels (:mod:`cvrkd.train.human`): every step then
-adds the fidelity loss of a batch of human pairs (MOS-derived or crowd judgements, one
-path for both; :mod:`cvrkd.train.pairwise`), each image against a random reference.
+Human labels are learnt afterwards, on top of the trained student
+(:mod:`cvrkd.train.global_head`).
 With a whole-image view in the layout, its cached variants (plain, flipped, cropped) are
 drawn at random, the same variant for an image and its pristine source.
 Every epoch draws fresh random subsets of each image's cached patch corners.
@@ -33,8 +32,6 @@ from scipy.stats import spearmanr
 from cvrkd.checkpoint import CheckpointInfo, save_checkpoint
 from cvrkd.model import SCORE_RANGE, CVRKDNet, ModelConfig
 from cvrkd.patches import PatchConfig
-from cvrkd.train.human import HumanSet
-from cvrkd.train.pairwise import fidelity_loss
 from cvrkd.train.synthetic import SyntheticSet
 
 Log = Callable[[str], None]
@@ -47,13 +44,9 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     distill_weight: float = 1.0
-    human_weight: float = 0.0
-    """Weight of the human-pair fidelity loss (0 = synthetic pseudo-labels only)."""
-    human_pairs: int = 64
-    """Human pairs per step."""
     keep: str = "best"
     """"best": keep the epoch with the best synthetic validation SRCC; "last": the final one
-    (used when training on human labels, so no human data is spent on choosing epochs)."""
+    (no validation pass on the way)."""
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -90,10 +83,9 @@ class Trainer:
     def __init__(self, role: str, network: CVRKDNet, data: SyntheticSet, out_dir: Path,
                  config: TrainConfig, patches: PatchConfig, backbone: str,
                  references: torch.Tensor | None = None, teacher: CVRKDNet | None = None,
-                 log: Log = print, reference_whole: torch.Tensor | None = None,
-                 human: HumanSet | None = None) -> None:
+                 log: Log = print, reference_whole: torch.Tensor | None = None) -> None:
         self.role, self.network, self.data, self.out_dir = role, network, data, Path(out_dir)
-        self.reference_whole, self.human = reference_whole, human
+        self.reference_whole = reference_whole
         if patches.whole_view and (data.whole is None or (role == "student" and reference_whole is None)):
             raise ValueError("this layout has a whole-image view: the data and references need one")
         self.config, self.patches, self.backbone_name = config, patches, backbone
@@ -153,27 +145,6 @@ class Trainer:
         return with_whole(gather(self.references, ref_rows, ref_pos), whole, ref_rows,
                           self._variants(whole, count, rng, validation))
 
-    def _human_inputs(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        assert self.human is not None
-        positions = subset_positions(rng, len(rows), self.human.features.shape[1], self.patches.num_patches)
-        whole = self._whole(self.human.whole)
-        return with_whole(gather(self.human.features, rows, positions), whole, rows,
-                          self._variants(whole, len(rows), rng, False))
-
-    def _human_loss(self, rng: np.random.Generator) -> torch.Tensor:
-        """Fidelity loss of a batch of human pairs, each side against its own random reference."""
-        assert self.human is not None
-        pairs = self.human.pairs.subset(torch.from_numpy(
-            rng.integers(0, len(self.human.pairs), self.config.human_pairs)))
-        rows = torch.cat([pairs.first, pairs.second])
-        lq = self._human_inputs(rows, rng).to(self.device)
-        reference = (self._references(len(rows), rng).to(self.device)
-                     if self.network.config.use_reference else None)
-        scores = self.network(lq, reference).score
-        half = len(pairs)
-        return fidelity_loss(scores[:half], scores[half:], pairs.prob.to(self.device),
-                             pairs.weight.to(self.device))
-
     def _loss(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         lq, reference, pristine = self._inputs(rows, rng)
         lq = lq.to(self.device)
@@ -185,8 +156,6 @@ class Trainer:
                 guide = self.teacher(lq, pristine.to(self.device)).diff_features
             distill = sum(F.mse_loss(s, t) for s, t in zip(output.diff_features, guide))
             loss = loss + self.config.distill_weight * distill / len(guide)
-        if self.human is not None and self.config.human_weight > 0:
-            loss = loss + self.config.human_weight * self._human_loss(rng)
         return loss
 
     # --------------------------------------------------------------- validation
