@@ -3,9 +3,11 @@ MOS-labelled set (split by image, seeded folds recorded in the repo), then the s
 trained on every image, calibrated to the human scale on the cross-validated predictions.
 
 Every student here is the CVRKD NAR network (LQ branch, reference-difference branch, gallery
-references, distillation from the FR teacher) trained on synthetic pseudo-labels AND human
-pairs. In the same folds we run the ablations the protocol asks for: no distillation,
-NR-only (no reference branch), and a ridge probe on frozen pooled backbone features.
+references, distillation from the FR teacher), trained in two stages: stage 1 on synthetic
+pseudo-labels with distillation (fold-independent: it never sees a human-rated photo), stage 2
+a global-statistics head plus the mixers' weight on human pairs (:mod:`cvrkd.train.global_head`).
+In the same folds we run the ablations the protocol asks for: no distillation and NR-only (in
+stage 1), stage 1 alone, the global head alone, and a ridge probe on frozen pooled features.
 
 ``python -m cvrkd evaluate --cv 5`` runs the protocol; ``python -m cvrkd train human --ship
 cvrkd/weights`` trains and ships the final model. Every stage resumes from ``--out``.
