@@ -238,7 +238,11 @@ def probe_vector(human: HumanSet) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- protocol
-def _fold_predictions(options: HumanOptions, human: HumanSet, splits: list, images: torch.Tensor,
+def head_config(options: HumanOptions, synthetic_weight: float) -> HeadConfig:
+    return replace(options.head, synthetic_weight=synthetic_weight, seed=options.seed)
+
+
+def _fold_predictions(human: HumanSet, splits: list, images: torch.Tensor,
                       refs: torch.Tensor, stage1: CVRKDNet, mixer: torch.Tensor,
                       synthetic: HeadData | None, config: HeadConfig, prepared: Prepared,
                       head_only: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
@@ -256,7 +260,7 @@ def _fold_predictions(options: HumanOptions, human: HumanSet, splits: list, imag
             continue
         matrix = score_matrix(network, images[test_rows], refs)
         predicted[test_rows] = matrix.mean(1)
-        per_ref[test_rows] = matrix if matrix.shape[1] == refs.shape[0] else matrix[:, :1]
+        per_ref[test_rows] = matrix  # an NR model's single column fills every reference
         synthetic_srcc.append(synthetic_val_srcc(network, prepared))
     return predicted, per_ref, float(np.mean(synthetic_srcc)) if synthetic_srcc else float("nan")
 
@@ -299,10 +303,11 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
     per_ref = np.zeros((len(names), refs.shape[0]))
     results: dict = {"synthetic_weights": list(options.synthetic_weights)}
     chosen = options.synthetic_weights[0]
+    teacher_srcc = teacher_val_srcc(teacher, prepared)
 
     def report() -> dict:
         return _report(options, names, human.mos, folds, oof, synthetic, per_ref, chosen,
-                       teacher_val_srcc(teacher, prepared), time.perf_counter() - started)
+                       teacher_srcc, time.perf_counter() - started)
 
     for name in options.ablations:
         stage1 = train_synthetic_student(options, prepared, teacher, name, log)
@@ -314,23 +319,22 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
             matrices = {}
             for weight in options.synthetic_weights:
                 log(f"cross-validating {student_name(weight)}")
-                config = replace(options.head, synthetic_weight=weight, seed=options.seed)
                 predicted, matrices[weight], synth = _fold_predictions(
-                    options, human, splits, images, refs, stage1, mixer, synthetic_data, config, prepared)
+                    human, splits, images, refs, stage1, mixer, synthetic_data, head_config(options, weight),
+                    prepared)
                 oof[student_name(weight)], synthetic[student_name(weight)] = predicted, synth
                 results = report()
             chosen = choose_synthetic_weight(results)
             per_ref = matrices[chosen]
             log(f"chosen synthetic-pair weight {chosen:g}")
-            config = replace(options.head, synthetic_weight=chosen, seed=options.seed)
-            oof[HEAD_ONLY] = _fold_predictions(options, human, splits, images, refs, stage1,
-                                               torch.zeros_like(mixer), None, config, prepared,
+            oof[HEAD_ONLY] = _fold_predictions(human, splits, images, refs, stage1, torch.zeros_like(mixer),
+                                               None, head_config(options, chosen), prepared,
                                                head_only=True)[0]
         else:
             log(f"cross-validating {name}")
-            config = replace(options.head, synthetic_weight=chosen, seed=options.seed)
-            oof[name], _, synthetic[name] = _fold_predictions(options, human, splits, images, refs, stage1,
-                                                              mixer, synthetic_data, config, prepared)
+            oof[name], _, synthetic[name] = _fold_predictions(human, splits, images, refs, stage1, mixer,
+                                                              synthetic_data, head_config(options, chosen),
+                                                              prepared)
         results = report()
     return results
 
@@ -428,8 +432,7 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
     stage1 = train_synthetic_student(options, prepared, teacher, STUDENT, log)
     images = inference_views(prepared.human.features, prepared.human.whole)
     mixer = mixer_scores(stage1, images, refs)
-    weight = results["chosen_synthetic_weight"]
-    config = replace(options.head, synthetic_weight=weight, seed=options.seed)
+    config = head_config(options, results["chosen_synthetic_weight"])
     student = train_global_head(stage1, human_head_data(prepared.human, mixer, keep), config,
                                 synthetic_head_data(prepared, stage1, refs))
     calibrated = CVRKDNet(replace(student.config, calibration=tuple(results.get("calibration") or ())))
