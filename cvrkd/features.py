@@ -14,14 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cvrkd.backbone import FrozenBackbone
-from cvrkd.patches import PatchConfig, crop, fit_to_patch, grid_positions
+from cvrkd.patches import MAX_VIEW_SIDE, PatchConfig, crop, fit_to_patch, grid_positions
 
 GRID = 7
-MAX_VIEW_SIDE = 1024
-"""The whole-image view runs at native resolution up to this long side; larger photos are
-downscaled to it (cost grows with area; the human data we calibrate on is 500 px)."""
-
-
 @torch.inference_mode()
 def pooled_features(backbone: FrozenBackbone, patches: torch.Tensor,
                     batch_size: int = 16) -> torch.Tensor:

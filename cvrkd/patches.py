@@ -15,6 +15,13 @@ from PIL import Image
 
 from cvrkd.imageio import InvalidImageError
 
+MAX_VIEW_SIDE = 640
+"""The whole-image view runs at native resolution up to this long side; larger photos are
+downscaled to it. 640 is the largest side of any image the model learns from (human-rated
+photos 500 px, synthetic Kodak set 512 px, built-in gallery references up to 640 px), so
+nothing seen in training is resized, and the human scale refers to photos of about that size.
+Cost grows with area: a 1024x768 photo at native size would cost more than all ten patches."""
+
 
 @dataclass(frozen=True)
 class PatchConfig:
@@ -32,7 +39,7 @@ class PatchConfig:
 
     def key(self) -> str:
         """Short tag for feature-cache keys: features of two layouts never mix."""
-        return f"p{self.num_patches}s{self.size}" + ("w" if self.whole_view else "")
+        return f"p{self.num_patches}s{self.size}" + (f"w{MAX_VIEW_SIDE}" if self.whole_view else "")
 
     def to_dict(self) -> dict:
         return asdict(self)

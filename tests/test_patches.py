@@ -50,3 +50,20 @@ def test_teacher_reference_alignment():
     assert resized.shape == image.shape and "resized" in note
     with pytest.raises(InvalidImageError, match="aligned original"):
         align_reference(np.zeros((400, 400, 3), np.uint8), image)
+
+
+def test_whole_view_keeps_training_sized_images_and_downscales_larger_ones():
+    """Every image the model learns from (clive 500 px, Kodak 512 px, gallery up to 640 px) reaches
+    the whole-image view untouched; larger photos are capped, with a note, and the cap is part of
+    the feature-cache key so features of two caps never mix."""
+    from cvrkd.features import whole_view
+    from cvrkd.patches import MAX_VIEW_SIDE
+
+    for shape in [(500, 500, 3), (512, 341, 3), (427, 640, 3)]:
+        pixels = np.zeros(shape, np.uint8)
+        view, note = whole_view(pixels)
+        assert view is pixels and note is None
+    view, note = whole_view(np.zeros((768, 1024, 3), np.uint8))
+    assert view.shape == (480, 640, 3) and "1024x768 to 640x480" in note
+    assert PatchConfig(10, 224, whole_view=True).key().endswith(f"w{MAX_VIEW_SIDE}")
+    assert PatchConfig(10, 224).key() == "p10s224"
