@@ -3,7 +3,8 @@
 (a) paper: ResNet-50 backbone (random weights: timing only), P=10 random 224²
     patches of the image AND of one reference, no caching, the paper's head
     (C=64, dim 256, Mixer depths 9 + 18), torch.
-(b) ours, torch backend: Lite0 backbone, fixed grid of P patches, the default head,
+(b) ours, torch backend: Lite0 backbone, fixed grid of P patches (+ the whole-image view when
+    the model's layout has one), the default head,
     averaged over every reference of the built-in gallery (>= 5), reference features cached.
 (c) ours, each installed fast runtime (onnxruntime, openvino), and (d) the default `auto`.
 
@@ -174,7 +175,8 @@ def main() -> None:
     print(f"| (a) paper: ResNet-50, P=10, 1 reference, no cache, torch | {median['paper']:.3f} | "
           f"{median_cpu['paper']:.3f} | 1.0x | 1.0x | |")
     for name in scorers:
-        label = f"ours: Lite0, P={ours.patches.num_patches}, {references} cached references, {name}"
+        views = f"P={ours.patches.num_patches}" + (" + whole image" if ours.patches.whole_view else "")
+        label = f"ours: Lite0, {views}, {references} cached references, {name}"
         if name == auto.backend:
             label += " (= auto, the default)"
         print(f"| {label} | {median[name]:.3f} | {median_cpu[name]:.3f} | "

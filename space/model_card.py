@@ -45,6 +45,8 @@ def summary_markdown(model: ModelService) -> str:
         if role in data:
             r = data[role]
             patches = f"{r['patches'].get('num_patches')} × {r['patches'].get('size')} px"
+            if r["patches"].get("whole_view"):
+                patches += " + the whole image"
             trained = "yes" if r["trained"] else "**NO (random weights)**"
             lines.append(f"| {role} | `{r['version']}` | {r['backbone']} | {trained} | {patches} |")
     metrics = _flatten(data["student"]["extra"])

@@ -1,6 +1,7 @@
 """The shipped checkpoints load, and their accuracy stays above stated floors on images the
 model never trained on (measured by scripts/shipped_model_checks.py; floors = measured minus
-a margin). The shipped student never trained on clive_dev, so a clive subset is fair too."""
+a margin). The shipped student trained on all of clive_dev, so nothing here scores clive_dev
+(in-sample); its cross-validated accuracy is recorded with the checkpoint and in docs/results.md."""
 import pytest
 from scipy.stats import spearmanr
 
@@ -12,10 +13,11 @@ from image_factory import photo
 
 TYPES = ("gaussian_blur", "jpeg", "white_noise", "contrast_change")
 UNSEEN_KODAK = ("kodim13.png", "kodim17.png")  # never trained on (train 01-12, validation 21-24)
-SYNTHETIC_FLOOR = 0.70  # student, distorted versions of one photo vs FR pseudo-labels
-KODAK_FLOOR = 0.40  # student, distortions of unseen Kodak photos vs FR pseudo-labels (measured 0.539)
-DAMAGE_MARGIN = 10.0  # points a heavily blurred / JPEG-crushed copy scores below the photo (measured 27.3, 15.4)
-CLIVE_FLOOR = 0.20  # student, first 40 clive_dev images vs human MOS (never trained on)
+SYNTHETIC_FLOOR = 0.70  # student, distorted versions of one photo vs FR pseudo-labels (measured 0.818)
+KODAK_FLOOR = 0.70  # student, distortions of unseen Kodak photos vs FR pseudo-labels (measured 0.806)
+DAMAGE_MARGIN = 15.0  # points a heavily blurred / JPEG-crushed copy scores below the photo (measured 42.5, 25.3)
+SHARP_FLOOR = 55.0  # calibrated score of an unseen pristine Kodak photo (measured 64.1, 66.3)
+BLURRED_CEILING = 25.0  # calibrated score of a heavily blurred copy of it (measured 12.7, 7.2)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,25 @@ def shipped_scorer(data_dir):
 def test_shipped_bundle_records_its_training(shipped_scorer):
     for loaded in (shipped_scorer.student, shipped_scorer.teacher):
         assert loaded.info.backbone == "lite0" and loaded.info.trained
-        assert loaded.info.extra["training"]["epochs"] >= 1
+        assert loaded.info.patches.whole_view
+    student = shipped_scorer.student.info.extra
+    assert student["training"]["command"].startswith("python -m cvrkd train human")
+    assert student["training"]["human_images"] == 300 and student["training"]["stage1_epochs"] >= 1
+    assert 0.5 < student["results"]["cv_srcc"] < 1  # cross-validated, never the in-sample figure
+    assert shipped_scorer.student.network.config.calibration  # scores are on the human (MOS) scale
+    assert shipped_scorer.teacher.info.extra["training"]["epochs"] >= 1
+
+
+def test_model_tab_shows_the_layout_and_the_cross_validated_record(shipped_scorer, data_dir):
+    from space.model_card import summary_markdown
+    from space.model_service import ModelService
+
+    from cvrkd.gallery import build_default_gallery
+
+    service = ModelService(paths.default_model_dir(), False, data_dir / "cache",
+                           build_default_gallery(data_dir / "gallery"))
+    text = summary_markdown(service)
+    assert "10 × 224 px + the whole image" in text and "cv_srcc" in text
 
 
 def test_student_ranks_synthetic_distortions_of_an_unseen_photo(shipped_scorer):
@@ -63,9 +83,13 @@ def test_student_on_distortions_of_unseen_kodak_photos(shipped_scorer, shared_da
     assert spearmanr(student, labels).statistic >= KODAK_FLOOR
 
 
-def test_student_on_a_fixed_clive_subset(shipped_scorer, shared_data):
-    from cvrkd.evaluation import read_scores_csv
+def test_calibrated_scale_puts_a_sharp_photo_high_and_its_blurred_copy_low(shipped_scorer, shared_data):
+    """Scores read like the MOS of the human data: an unseen pristine photo lands in the upper half,
+    a heavily blurred copy near the bottom."""
+    from cvrkd.imageio import load_image
 
-    rows = read_scores_csv(shared_data / "clive_dev" / "clive_dev.csv")[:40]
-    predicted = [shipped_scorer.score(path).score for path, _ in rows]
-    assert spearmanr(predicted, [mos for _, mos in rows]).statistic >= CLIVE_FLOOR
+    for name in UNSEEN_KODAK:
+        pristine = load_image(shared_data / "kodak24" / name).pixels
+        sharp = shipped_scorer.score(pristine).score
+        blurred = shipped_scorer.score(distort(pristine, "gaussian_blur", 5, seed=2)).score
+        assert sharp >= SHARP_FLOOR and blurred <= BLURRED_CEILING, (name, sharp, blurred)
