@@ -31,3 +31,43 @@ def test_gate_needs_a_gain_above_noise_and_no_synthetic_drop():
     forgot = decide(base, better, 0.9, 0.85, config)
     assert not forgot.promote and "synthetic SRCC" in forgot.reason
     assert not decide(base[:5], better[:5], 0.9, 0.9, config).promote
+
+
+def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_up():
+    """Re-distillation consumes ``annotations.assisted.disagreements``: images the crowd ranks
+    far from the base model's prior are found in the training judgements, and the judgements
+    that touch them weigh ``disagreement_weight`` times in the pair loss."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from cvrkd.checkpoint import untrained
+    from cvrkd.train.redistill import (RedistillConfig, disagreement_images, image_scores,
+                                       pair_emphasis)
+
+    network, info = untrained("student", seed=3)
+    generator = torch.Generator().manual_seed(0)
+    views, channels = info.patches.views, sum(network.config.stage_channels)
+    ids = [f"img{k:02d}" for k in range(40)]
+    features = {i: torch.randn(views, channels, 7, 7, generator=generator) for i in ids}
+    references = torch.randn(2, views, channels, 7, 7, generator=generator)
+    with torch.no_grad():
+        model = image_scores(network, features, references)
+    order = sorted(ids, key=model.get)
+    truth = {i: rank / 4.0 for rank, i in enumerate(order)}  # people agree with the model ...
+    worst, best = order[0], order[-1]
+    truth[worst], truth[best] = truth[best], truth[worst]  # ... except on its best and worst image
+    rng = np.random.default_rng(1)
+    rows = []
+    for _ in range(3000):
+        left, right = rng.choice(ids, 2, replace=False)
+        wins = truth[left] + rng.normal() > truth[right] + rng.normal()
+        rows.append({"left_image_id": left, "right_image_id": right, "choice": "left" if wins else "right",
+                     "rater_id": f"r{rng.integers(20)}"})
+    judgements = pd.DataFrame(rows)
+    flagged = disagreement_images(network, info.version, features, judgements, None, references)
+    assert set(flagged[:2]) == {worst, best} and len(flagged) <= 4
+    emphasis = pair_emphasis(judgements, set(flagged), RedistillConfig().disagreement_weight)
+    touches = judgements["left_image_id"].isin(flagged) | judgements["right_image_id"].isin(flagged)
+    assert (emphasis[touches.to_numpy()] == 2.0).all() and (emphasis[~touches.to_numpy()] == 1.0).all()
+    assert (pair_emphasis(judgements, set(flagged), 1.0) == 1.0).all()

@@ -74,6 +74,10 @@ class RedistillConfig:
     min_judgements: int = 50
     replay_types: int = 25
     """Distortion types per built-in photo in the replay set (all 25 by default)."""
+    disagreement_weight: float = 2.0
+    """Training judgements that touch an image where the base model and the crowd disagree
+    beyond their uncertainty (``annotations.assisted.disagreements``) count this many times
+    in the pair loss: they are where the model has the most to learn. 1 turns it off."""
     seed: int = 0
     threads: int = 1
 
@@ -300,7 +304,10 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
 # -------------------------------------------------------------------- training
 def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor],
              judgements: pd.DataFrame, weights: dict[str, float] | None, replay: ReplaySet,
-             references: torch.Tensor, config: RedistillConfig, log: Log = print) -> CVRKDNet:
+             references: torch.Tensor, config: RedistillConfig, log: Log = print,
+             emphasis: np.ndarray | None = None) -> CVRKDNet:
+    """Fine-tune a copy of ``base`` on the judgements (each weighted by its rater's reliability
+    times ``emphasis``, one factor per judgement row) with replay and distillation."""
     student = copy.deepcopy(base).train()
     teacher = teacher.eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -311,7 +318,8 @@ def finetune(base: CVRKDNet, teacher: CVRKDNet, features: dict[str, torch.Tensor
     labels = judgement_pairs(judgements["left_image_id"].map(position).to_numpy(),
                              judgements["right_image_id"].map(position).to_numpy(),
                              judgements["choice"].tolist(),
-                             judgements["rater_id"].map(weights or {}).fillna(1.0).to_numpy())
+                             judgements["rater_id"].map(weights or {}).fillna(1.0).to_numpy()
+                             * (1.0 if emphasis is None else emphasis))
     replay_rows = replay.train_rows
     for epoch in range(config.epochs):
         order = torch.from_numpy(rng.permutation(len(labels)))
@@ -411,7 +419,11 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     replay = (replay_from_synthetic(synthetic_dir, patches) if synthetic_dir
               else build_replay_set(gallery, backbone, patches, cache, log, config.replay_types))
     record["replay"] = replay.origin
-    tuned = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log)
+    flagged = disagreement_images(base, base_info.version, features, train_judgements, weights, references)
+    record.update(n_disagreements=len(flagged), disagreement_images=flagged[:20])
+    emphasis = pair_emphasis(train_judgements, set(flagged), config.disagreement_weight)
+    tuned = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log,
+                     emphasis)
     share, tried = choose_mix(base, tuned, replay, references, config, log)
     candidate = mix_weights(base, tuned, share).eval()
     record.update(mix=share, mix_check_srcc=tried)
@@ -429,6 +441,28 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     if decision.promote:
         registry.promote(version, reason=decision.reason)
     return _finish(registry, record, decision, version, started)
+
+
+def disagreement_images(base: CVRKDNet, version: str, features: dict[str, torch.Tensor],
+                        judgements: pd.DataFrame, weights: dict[str, float] | None,
+                        references: torch.Tensor) -> list[str]:
+    """Images of the training judgements where the base model's prior and the people disagree
+    beyond their uncertainty, largest disagreement first (the validation judgements stay unseen)."""
+    from annotations.assisted import disagreements
+
+    ids = sorted(set(judgements["left_image_id"]) | set(judgements["right_image_id"]))
+    if not ids:
+        return []
+    with torch.no_grad():
+        scores = image_scores(base, {i: features[i] for i in ids}, references)
+    flagged = disagreements(judgements, scores, weights, model_version=version)
+    return [str(i) for i in flagged["image_id"]]
+
+
+def pair_emphasis(judgements: pd.DataFrame, flagged: set[str], factor: float) -> np.ndarray:
+    """One loss weight per judgement: ``factor`` where either image is flagged, else 1."""
+    touches = judgements["left_image_id"].isin(flagged) | judgements["right_image_id"].isin(flagged)
+    return np.where(touches.to_numpy(), factor, 1.0)
 
 
 def _finish(registry: ModelRegistry, record: dict, decision: Decision, version: str | None,
