@@ -194,10 +194,10 @@ def main() -> None:
     settings = {"replay": args.replay, "mix": args.mix, "replay_weight": args.replay_weight,
                 "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
     if args.skip_latency:
-        figures = {"settings": settings, "rounds": rows, "mix_sweep": sweep}
-        print(json.dumps(figures, indent=2, default=str))
+        text = json.dumps({"settings": settings, "rounds": rows, "mix_sweep": sweep}, indent=2, default=str)
+        print(text)
         if args.json:
-            args.json.write_text(json.dumps(figures, indent=2, default=str))
+            args.json.write_text(text)
         return
     # latency: idle vs during a background round (same mechanism as the app's trainer)
     probe = [p for p, _, _ in held_out[:10]]

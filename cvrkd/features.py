@@ -17,6 +17,8 @@ from cvrkd.backbone import FrozenBackbone
 from cvrkd.patches import MAX_VIEW_SIDE, PatchConfig, crop, fit_to_patch, grid_positions
 
 GRID = 7
+
+
 @torch.inference_mode()
 def pooled_features(backbone: FrozenBackbone, patches: torch.Tensor,
                     batch_size: int = 16) -> torch.Tensor:

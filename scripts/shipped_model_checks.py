@@ -41,18 +41,18 @@ def main() -> None:
     for damage in ("gaussian_blur", "jpeg"):
         damaged = scorer.score(distort(pristine, damage, 5, seed=1)).score
         print(f"photo {original:.1f} vs {damage} level 5 {damaged:.1f}: margin {original - damaged:.1f}")
-    student, labels = [], []
+    student, labels, pristine_scores, blurred_scores = [], [], [], []
     for name in UNSEEN_KODAK:
         kodak = load_image(args.data / "kodak24" / name).pixels
+        pristine_scores.append(scorer.score(kodak).score)
         for damage in TYPES:
             for level in (1, 3, 5):
                 image = distort(kodak, damage, level, seed=2)
                 labels.append(pseudo_label(kodak, image))
                 student.append(scorer.score(image).score)
+                if (damage, level) == ("gaussian_blur", 5):
+                    blurred_scores.append(student[-1])
     print(f"student, unseen Kodak distortions SRCC: {spearmanr(student, labels).statistic:.3f}")
-    pristine_scores = [scorer.score(load_image(args.data / "kodak24" / n).pixels).score for n in UNSEEN_KODAK]
-    blurred_scores = [scorer.score(distort(load_image(args.data / "kodak24" / n).pixels, "gaussian_blur", 5,
-                                           seed=2)).score for n in UNSEEN_KODAK]
     print(f"calibrated scale, unseen Kodak photos: pristine {', '.join(f'{s:.1f}' for s in pristine_scores)}; "
           f"heavily blurred {', '.join(f'{s:.1f}' for s in blurred_scores)}")
     if not scorer.student.info.extra.get("training", {}).get("human_images"):

@@ -65,7 +65,7 @@ def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_
         rows.append({"left_image_id": left, "right_image_id": right, "choice": "left" if wins else "right",
                      "rater_id": f"r{rng.integers(20)}"})
     judgements = pd.DataFrame(rows)
-    flagged = disagreement_images(network, info.version, features, judgements, None, references)
+    flagged = disagreement_images(model, info.version, judgements, None)
     assert set(flagged[:2]) == {worst, best} and len(flagged) <= 4
     emphasis = pair_emphasis(judgements, set(flagged), RedistillConfig().disagreement_weight)
     touches = judgements["left_image_id"].isin(flagged) | judgements["right_image_id"].isin(flagged)

@@ -419,7 +419,9 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     replay = (replay_from_synthetic(synthetic_dir, patches) if synthetic_dir
               else build_replay_set(gallery, backbone, patches, cache, log, config.replay_types))
     record["replay"] = replay.origin
-    flagged = disagreement_images(base, base_info.version, features, train_judgements, weights, references)
+    with torch.no_grad():  # the base never changes: its scores serve the disagreements and the gate
+        base_scores = image_scores(base, {i: features[i] for i in image_ids}, references)
+    flagged = disagreement_images(base_scores, base_info.version, train_judgements, weights)
     record.update(n_disagreements=len(flagged), disagreement_images=flagged[:20])
     emphasis = pair_emphasis(train_judgements, set(flagged), config.disagreement_weight)
     tuned = finetune(base, teacher, features, train_judgements, weights, replay, references, config, log,
@@ -427,9 +429,7 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     share, tried = choose_mix(base, tuned, replay, references, config, log)
     candidate = mix_weights(base, tuned, share).eval()
     record.update(mix=share, mix_check_srcc=tried)
-    val_features = {i: features[i] for i in image_ids}
-    base_scores = image_scores(base, val_features, references)
-    cand_scores = image_scores(candidate, val_features, references)
+    cand_scores = image_scores(candidate, {i: features[i] for i in image_ids}, references)
     decision = decide(agreement_vector(base_scores, val_judgements),
                       agreement_vector(cand_scores, val_judgements),
                       synthetic_srcc(base, replay, references), synthetic_srcc(candidate, replay, references),
@@ -443,19 +443,17 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     return _finish(registry, record, decision, version, started)
 
 
-def disagreement_images(base: CVRKDNet, version: str, features: dict[str, torch.Tensor],
-                        judgements: pd.DataFrame, weights: dict[str, float] | None,
-                        references: torch.Tensor) -> list[str]:
-    """Images of the training judgements where the base model's prior and the people disagree
-    beyond their uncertainty, largest disagreement first (the validation judgements stay unseen)."""
+def disagreement_images(base_scores: dict[str, float], version: str, judgements: pd.DataFrame,
+                        weights: dict[str, float] | None) -> list[str]:
+    """Images of the training judgements where the base model's prior (``base_scores``) and the
+    people disagree beyond their uncertainty, largest disagreement first (the validation
+    judgements stay unseen)."""
     from annotations.assisted import disagreements
 
     ids = sorted(set(judgements["left_image_id"]) | set(judgements["right_image_id"]))
     if not ids:
         return []
-    with torch.no_grad():
-        scores = image_scores(base, {i: features[i] for i in ids}, references)
-    flagged = disagreements(judgements, scores, weights, model_version=version)
+    flagged = disagreements(judgements, {i: base_scores[i] for i in ids}, weights, model_version=version)
     return [str(i) for i in flagged["image_id"]]
 
 
