@@ -95,8 +95,8 @@ def _flipped_store(root, target):
 @pytest.mark.xfail(strict=True, reason=(
     "known regression since the human-trained model shipped: a crowd whose every label is flipped "
     "(and no gold questions) gets a candidate through the gate. The candidate moves toward the flipped "
-    "crowd (+0.18 agreement here) while the synthetic check even rises with this test's 4 replay types, "
-    "and with all 25 types it drops 0.018, inside the 0.02 tolerance (docs/results.md). "
+    "crowd (+0.18 agreement here) while the synthetic check even rises with this test's 4 replay types "
+    "(docs/results.md). "
     "strict: this test fails loudly once the gate rejects it again"))
 def test_label_flipped_judgements_are_rejected(shipped, crowd_store, tmp_path):
     root, gallery = crowd_store
