@@ -105,6 +105,7 @@ class AnnotationStore:
         self._rows: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in TABLES}
         self._frames: dict[str, tuple[int, pd.DataFrame]] = {}  # table -> (rows seen, frame)
         self._image_ids: set[str] = set()
+        self._judgement_ids: set[str] = set()  # distinct ids read so far (a row may be written twice)
 
     # --- writing -----------------------------------------------------------
 
@@ -225,6 +226,8 @@ class AnnotationStore:
             self._rows[table].extend(new)
             if table == "images":
                 self._image_ids.update(row["image_id"] for row in new)
+            elif table == "default":
+                self._judgement_ids.update(row["judgement_id"] for row in new)
             return self._rows[table]
 
     def _table(self, table: str, dtypes: Mapping[str, str], key: str) -> pd.DataFrame:
@@ -259,8 +262,10 @@ class AnnotationStore:
         return _of_campaign(self._table("skips", SKIP_DTYPES, "skip_id"), campaign)
 
     def count(self) -> int:
-        """Number of distinct judgements stored."""
-        return len({row["judgement_id"] for row in self._refresh("default")})
+        """Number of distinct judgements stored (asked after every vote: kept as a set, not recounted)."""
+        self._refresh("default")
+        with self._read_lock:
+            return len(self._judgement_ids)
 
     def load_dataset(self, name: str = "default") -> datasets.Dataset:
         """A consistent snapshot of one table as a ``datasets.Dataset`` with the card's features.

@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audience", type=int, default=200, help="talk: audience members")
     parser.add_argument("--join", type=float, default=30.0, help="talk: seconds within which they all join")
     parser.add_argument("--pollers", type=int, default=5, help="talk: clients polling the live view")
+    parser.add_argument("--via", choices=("page", "gradio"), default="page",
+                        help="talk: the rating page's routes (as phones that opened /rate/NAME) or Gradio's API")
     parser.add_argument("--seed", type=int, default=0, help="talk: join times and answers")
     parser.add_argument("--model", type=Path, help="model bundle to serve (default: see above)")
     parser.add_argument("--report", type=Path, help="also write the markdown table here")

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -70,14 +71,15 @@ def make_photos(folder: Path) -> Path:
 
 
 class Api:
-    """Gradio's HTTP call API: POST the inputs, then read the result from the event stream.
+    """Gradio's HTTP API, as a phone page uses it: endpoints served outside the queue are one plain POST
+    (``/gradio_api/run/<name>``); queued ones are a POST to join, then the result read from the event stream.
 
     One session per simulated person, as a browser page or a ``gradio_client.Client`` has: the server
     sets up a session's state once, not on every call.
     """
 
-    def __init__(self, client, url: str, tally: Tally) -> None:
-        self.client, self.url, self.tally = client, url.rstrip("/"), tally
+    def __init__(self, session, url: str, tally: Tally, direct: frozenset[str] = frozenset()) -> None:
+        self.http, self.url, self.tally, self.direct = session, url.rstrip("/"), tally, direct
         self.session = uuid.uuid4().hex
 
     async def call(self, endpoint: str, *data):
@@ -91,13 +93,19 @@ class Api:
         return result
 
     async def _call(self, endpoint: str, data: list):
-        posted = await self.client.post(f"{self.url}/gradio_api/call{endpoint}",
-                                        json={"data": data, "session_hash": self.session})
-        posted.raise_for_status()
-        event_id = posted.json()["event_id"]
+        body = {"data": data, "session_hash": self.session}
+        if endpoint in self.direct:
+            async with self.http.post(f"{self.url}/gradio_api/run{endpoint}", json=body) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"refused ({response.status}): {(await response.text())[:200]}")
+                return (await response.json())["data"]
+        async with self.http.post(f"{self.url}/gradio_api/call{endpoint}", json=body) as posted:
+            posted.raise_for_status()
+            event_id = (await posted.json())["event_id"]
         event = None
-        async with self.client.stream("GET", f"{self.url}/gradio_api/call{endpoint}/{event_id}") as stream:
-            async for line in stream.aiter_lines():
+        async with self.http.get(f"{self.url}/gradio_api/call{endpoint}/{event_id}") as stream:
+            async for raw in stream.content:
+                line = raw.decode().strip()
                 if line.startswith("event:"):
                     event = line.split(":", 1)[1].strip()
                 elif line.startswith("data:") and event in ("complete", "error"):
@@ -111,12 +119,65 @@ class Api:
         """Download an image the way the page does (its URL)."""
         started = time.perf_counter()
         try:
-            response = await self.client.get(file_data["url"])
-            response.raise_for_status()
+            async with self.http.get(file_data["url"]) as response:
+                response.raise_for_status()
+                await response.read()
         except Exception as exc:
             self.tally.errors["images"].append(f"{type(exc).__name__}: {exc}"[:300])
             return
         self.tally.latencies["images"].append(time.perf_counter() - started)
+
+
+class PageApi(Api):
+    """The rating page's JSON routes (``/api/rate/...``, see space/rate_page.py), as a phone that opened
+    ``/rate/NAME`` calls them; answers are returned in the shapes ``Api`` returns."""
+
+    async def _call(self, endpoint: str, data: list):
+        headers = {"x-rating-session": self.session}
+        if endpoint == "/live":
+            async with self.http.get(f"{self.url}/api/rate/live/{data[0]}") as response:
+                return [await self._answer(response)]
+        body = {"/rater": lambda: {},
+                "/next_pair": lambda: {"rater_id": data[0], "campaign": data[1]},
+                "/vote": lambda: {"rater_id": data[0], "ticket": data[1], "choice": data[2], "response_ms": data[3],
+                          "campaign": CAMPAIGN}}[endpoint]()
+        async with self.http.post(f"{self.url}/api/rate{endpoint}", json=body, headers=headers) as response:
+            answer = await self._answer(response)
+        if endpoint == "/rater":
+            return [answer["rater_id"]]
+        if endpoint == "/next_pair":
+            return [answer["ticket"], {"url": f"{self.url}/{answer['left']}"}, {"url": f"{self.url}/{answer['right']}"}]
+        return [answer]
+
+    @staticmethod
+    async def _answer(response) -> dict:
+        answer = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"refused ({response.status}): {answer.get('error', answer)}"[:300])
+        return answer
+
+
+CLIENTS = {"page": PageApi, "gradio": Api}
+VIA = {
+    "page": ("through the rating page's routes",
+             "call the JSON routes of the rating page (`/rate/talk`) as a phone that opened it does: one small "
+             "request per pair, vote or image (`/api/rate/...`), outside Gradio."),
+    "gradio": ("through Gradio's API",
+               "call Gradio's named endpoints as the app's Rate tab and `gradio_client` do; the rating endpoints are "
+               "served outside Gradio's queue (one POST to `/gradio_api/run/<name>`), images through Gradio's file route."),
+}
+"""``--via``: the rating page's routes, or Gradio's API as the Rate tab and ``gradio_client`` use it."""
+
+
+def http_session(connections: int):
+    """One aiohttp session for every simulated client. aiohttp, not httpx: with httpx the load generator
+    itself saturated a core at 200 clients and its own delays dominated the latencies it reported."""
+    import aiohttp
+
+    # keep idle connections for less than the server's keep-alive (uvicorn: 5 s), as browsers do, so a
+    # request never goes out on a connection the server is closing at that moment
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=2.0),
+                                 timeout=aiohttp.ClientTimeout(total=120))
 
 
 async def audience_member(api: Api, rng: random.Random, join_s: float, duration_s: float, start: float) -> None:
@@ -148,12 +209,19 @@ async def poller(api: Api, duration_s: float) -> None:
         await asyncio.sleep(POLL_S)
 
 
-async def wait_until_scored(url: str, timeout_s: float) -> None:
-    """Until the background scoring covered the campaign: votes then carry model scores, as in a talk."""
-    import httpx
+def unqueued_endpoints(url: str) -> frozenset[str]:
+    """The named endpoints the app serves outside Gradio's queue: a phone page and this bench call them with
+    one plain POST (``/gradio_api/run/<name>``) instead of joining the queue and reading an event stream."""
+    with urllib.request.urlopen(f"{url.rstrip('/')}/config", timeout=60) as response:
+        config = json.load(response)
+    return frozenset(f"/{dependency['api_name']}" for dependency in config["dependencies"]
+                     if dependency.get("queue") is False and dependency.get("api_name"))
 
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as client:
-        api = Api(client, url, Tally())
+
+async def wait_until_scored(url: str, timeout_s: float, direct: frozenset[str]) -> None:
+    """Until the background scoring covered the campaign: votes then carry model scores, as in a talk."""
+    async with http_session(4) as session:
+        api = Api(session, url, Tally(), direct)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             live = await api.call("/live", CAMPAIGN)
@@ -163,16 +231,14 @@ async def wait_until_scored(url: str, timeout_s: float) -> None:
     raise TimeoutError("the background scoring did not cover the campaign in time")
 
 
-async def run(url: str, args: argparse.Namespace, tally: Tally) -> float:
-    import httpx
-
-    limits = httpx.Limits(max_connections=args.audience * 2 + 20, max_keepalive_connections=args.audience * 2)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as client:
+async def run(url: str, args: argparse.Namespace, tally: Tally, direct: frozenset[str]) -> float:
+    async with http_session(args.audience * 2 + 20) as session:
         rng = random.Random(args.seed)
         start = time.monotonic() + 1.0
-        members = [audience_member(Api(client, url, tally), random.Random(rng.random()), rng.uniform(0, args.join),
-                                   args.duration, start) for _ in range(args.audience)]
-        pollers = [poller(Api(client, url, tally), args.join + args.duration) for _ in range(args.pollers)]
+        client = CLIENTS[args.via]
+        members = [audience_member(client(session, url, tally, direct), random.Random(rng.random()),
+                                   rng.uniform(0, args.join), args.duration, start) for _ in range(args.audience)]
+        pollers = [poller(client(session, url, tally, direct), args.join + args.duration) for _ in range(args.pollers)]
         began = time.monotonic()
         await asyncio.gather(*members, *pollers)
         return time.monotonic() - began
@@ -180,10 +246,11 @@ async def run(url: str, args: argparse.Namespace, tally: Tally) -> float:
 
 def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str, wall: float,
            load_before: float, images: int) -> str:
-    command = (f"python bench/load.py --scenario talk --audience {args.audience} --join {args.join:g} "
+    command = (f"python bench/load.py --scenario talk --via {args.via} --audience {args.audience} --join {args.join:g} "
                f"--duration {args.duration:g} --pollers {args.pollers}" + (f" --report {args.report}" if args.report else ""))
     lines = [
-        "## Load test: a talk (audience rating one campaign from a QR code, live view on the projector)", "",
+        "## Load test: a talk (audience rating one campaign from a QR code, live view on the projector), "
+        f"{VIA[args.via][0]}", "",
         "```bash", command, "```", "",
         f"{args.audience} simulated audience members join the campaign `{CAMPAIGN}` ({images} images: "
         f"{len(PHOTOS)} photos at {len(QUALITIES)} JPEG qualities, same-content pairs) at random moments within "
@@ -193,7 +260,7 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
         f"`python app.py` on the same machine, serving {model}, after the background scoring covered the "
         f"campaign. Wall time {wall:.0f} s. Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load "
         f"average before the run {load_before:.1f}. Latency is what the client sees (queueing included); "
-        "clients use Gradio's HTTP call API from one asyncio loop.", "",
+        f"clients share one asyncio loop (aiohttp) and {VIA[args.via][1]}", "",
         "| endpoint | calls | per second | p50 latency | p95 latency | max | errors |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -267,9 +334,10 @@ def main(args: argparse.Namespace) -> int:
     tally = Tally()
     try:
         wait_until_up(url, process)
-        asyncio.run(wait_until_scored(url, timeout_s=900))
+        direct = unqueued_endpoints(url)
+        asyncio.run(wait_until_scored(url, timeout_s=900, direct=direct))
         load_before = os.getloadavg()[0]
-        wall = asyncio.run(run(url, args, tally))
+        wall = asyncio.run(run(url, args, tally, direct))
         stored = AnnotationStore(data / "annotations").judgements(CAMPAIGN)
         written = set(stored.loc[stored["rater_id"].isin(tally.raters), "judgement_id"])
     finally:

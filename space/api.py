@@ -27,6 +27,7 @@ def register(services: Services) -> None:
     config = services.config
     model_jobs = dict(concurrency_id="model", concurrency_limit=config.score_concurrency)
     rating_jobs = dict(concurrency_id="rating", concurrency_limit=config.rating_concurrency)
+    direct = dict(queue=False)  # see DIRECT_RATING in space/config.py
 
     def score(image: str | None, gallery: str | None, original: str | None) -> dict:
         """Score an image (0–100, higher = better) against a gallery; with `original`, also the FR teacher."""
@@ -156,12 +157,12 @@ def register(services: Services) -> None:
     trigger.click(score, [image, gallery, original], result, api_name="score", **model_jobs)
     trigger.click(contribute, [image, consent], result, api_name="contribute", **rating_jobs)
     trigger.click(galleries, None, result, api_name="galleries", queue=False)
-    trigger.click(new_rater, None, issued, api_name="rater", **rating_jobs)
-    trigger.click(next_pair, [rater, campaign], [result, left, right], api_name="next_pair", **rating_jobs)
-    trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **rating_jobs)
+    trigger.click(new_rater, None, issued, api_name="rater", **direct)
+    trigger.click(next_pair, [rater, campaign], [result, left, right], api_name="next_pair", **direct)
+    trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **direct)
     trigger.click(leaderboard, campaign, result, api_name="leaderboard", concurrency_id="insights",
                   concurrency_limit=1)
-    trigger.click(live, campaign, result, api_name="live", concurrency_id="live", concurrency_limit=4)
+    trigger.click(live, campaign, result, api_name="live", **direct)
     trigger.click(model_info, None, result, api_name="model_info", queue=False)
     trigger.click(review_next, rater, [result, left], api_name="review_next", **rating_jobs)
     trigger.click(review, [rater, image_id, verdict], result, api_name="review", **rating_jobs)

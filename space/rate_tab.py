@@ -201,8 +201,7 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
         return share_panel.show(services, share.link(request, campaign_name or None, tab=None if campaign_name
                                                     else "rate"))
 
-    rating_jobs = dict(concurrency_id="rating", concurrency_limit=services.config.rating_concurrency,
-                       api_visibility="private")
+    rating_jobs = dict(queue=False, api_visibility="private")
     tab.select(on_open, [rater, ticket, campaign], outputs, **rating_jobs)
     for choice, button in buttons.items():
         button.click(on_vote(choice), [rater, ticket, campaign], outputs, trigger_mode="once", **rating_jobs)

@@ -11,9 +11,11 @@ from conftest import ROOT
 
 
 @pytest.mark.slow
-def test_talk_scenario_runs_and_every_acknowledged_vote_is_stored(tmp_path):
+@pytest.mark.parametrize("via", ["page", "gradio"])
+def test_talk_scenario_runs_and_every_acknowledged_vote_is_stored(tmp_path, via):
     report = tmp_path / "talk.md"
-    run = subprocess.run([sys.executable, "bench/load.py", "--scenario", "talk", "--audience", "6", "--join", "3",
+    run = subprocess.run([sys.executable, "bench/load.py", "--scenario", "talk", "--via", via, "--audience", "6",
+                          "--join", "3",
                           "--duration", "10", "--pollers", "1", "--report", str(report)],
                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

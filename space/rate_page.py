@@ -1,0 +1,185 @@
+"""The lightweight rating page (``/rate/NAME``) and the plain JSON routes it calls, outside Gradio.
+
+A talk puts a QR code on a slide and 50–300 phones open it at once. Through
+Gradio's event machinery a pair and a vote cost the server about 20 ms of
+one core each (request checks, file caching, session state; measured in
+docs/performance_load.md), which caps a 2-core machine near 30 votes a second,
+while a 200-person audience at human pace sends about 70. These routes call
+the same services as the Rate tab and the ``gradio_client`` API (signed rater
+ids, per-client limits, tickets that know their campaign), as one small JSON
+request each, and the page is a few kilobytes instead of the app's scripts.
+
+Routes (mounted on the app by ``routes``; ``NAME`` = ``default`` or empty for
+the built-in pool):
+
+* ``GET /rate/NAME``: the page; ``GET /api/rate/campaign/NAME``: title, instructions, open or closed;
+* ``POST /api/rate/rater``: a new signed rater id;
+* ``POST /api/rate/next_pair`` ``{rater_id, campaign}``: a ticket and the two image URLs;
+* ``POST /api/rate/vote`` ``{rater_id, ticket, choice, response_ms, campaign}``: the receipt;
+* ``GET /api/rate/live/NAME``: the live numbers the presenter's view shows;
+* ``GET /api/rate/image/ID``: an image of the pool or a campaign (display size, cacheable).
+
+A refused request answers ``{"error": message}`` with status 400 (404 for an
+unknown campaign or image, 429 when a limit is hit), logs one line and stores
+nothing.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+from string import Template
+from types import SimpleNamespace
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from annotations.campaigns import UnknownCampaign
+from annotations.schema import DEFAULT_CAMPAIGN
+from space import rate_tab
+from space.rating import RatingError
+from space.state import Services
+
+logger = logging.getLogger(__name__)
+
+PAGE = Path(__file__).with_name("static") / "rate.html"
+SESSION_HEADER = "x-rating-session"
+"""A random id the page keeps for its tab, so per-session limits apply as they do to a Gradio session."""
+LIMIT_WORDS = ("Too many",)
+IMAGE_CACHE = "public, max-age=86400, immutable"
+"""Image ids are content hashes: a file never changes under its id, so phones may keep it."""
+
+
+class PairRequest(BaseModel):
+    rater_id: str = Field(max_length=200)
+    campaign: str = Field("", max_length=200)
+
+
+class VoteRequest(BaseModel):
+    rater_id: str = Field(max_length=200)
+    ticket: str = Field(max_length=200)
+    choice: str = Field(max_length=20)
+    response_ms: float | None = None
+    campaign: str | None = Field(None, max_length=200)
+
+
+def routes(services: Services) -> list:
+    """The routes, for ``FastAPI(routes=...)`` (``launch(app_kwargs=...)``) so they match before Gradio's."""
+    router = APIRouter()
+
+    @router.get("/rate", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/rate/{campaign}", response_class=HTMLResponse, include_in_schema=False)
+    def page(campaign: str = "") -> HTMLResponse:
+        try:
+            found = services.images.campaign(campaign)
+        except UnknownCampaign:
+            return HTMLResponse(render_page(services, DEFAULT_CAMPAIGN, problem=(
+                f"There is no campaign called “{campaign}”; check the link.")), status_code=404)
+        problem = "" if found is None or found.is_open else (
+            f"The campaign “{found.name}” is closed and takes no more votes. Thank you!")
+        return HTMLResponse(render_page(services, found.name if found else DEFAULT_CAMPAIGN, problem=problem))
+
+    @router.get("/api/rate/campaign/{campaign}")
+    def campaign_info(campaign: str) -> JSONResponse:
+        try:
+            found = services.images.campaign(campaign)
+        except UnknownCampaign as exc:
+            return _refused(404, str(exc), "campaign")
+        title, instructions = _texts(services, found.name if found else "")
+        return JSONResponse({"campaign": found.name if found else DEFAULT_CAMPAIGN, "title": title,
+                             "instructions": instructions, "open": found is None or found.is_open,
+                             "images": len(services.images.ids_of(found.name if found else None))})
+
+    @router.post("/api/rate/rater")
+    def new_rater(request: Request) -> JSONResponse:
+        try:
+            services.limits.new_rater(_client(request))
+        except RatingError as exc:
+            return _refused(_status(exc), str(exc), "rater")
+        return JSONResponse({"rater_id": services.raters.issue()})
+
+    @router.post("/api/rate/next_pair")
+    def next_pair(body: PairRequest) -> JSONResponse:
+        try:
+            public = services.raters.verify(body.rater_id)
+            ticket = services.rating.next_pair(public, body.campaign or None)
+        except RatingError as exc:
+            return _refused(_status(exc, unknown_is_404=True), str(exc), "next_pair")
+        return JSONResponse({"ticket": ticket.to_dict(), "left": image_url(ticket.left),
+                             "right": image_url(ticket.right),
+                             "count": services.rating.count(public, ticket.campaign)})
+
+    @router.post("/api/rate/vote")
+    def vote(body: VoteRequest, request: Request) -> JSONResponse:
+        try:
+            public = services.raters.verify(body.rater_id)
+            services.limits.vote(_client(request))
+            receipt = services.rating.vote(public, body.ticket, body.choice, body.response_ms,
+                                           campaign=None if body.campaign is None else body.campaign or None)
+        except RatingError as exc:
+            return _refused(_status(exc), str(exc), "vote")
+        return JSONResponse(receipt.to_dict())
+
+    @router.get("/api/rate/live/{campaign}")
+    def live(campaign: str) -> JSONResponse:
+        try:
+            snapshot = services.live.snapshot(campaign or None).to_dict()
+        except UnknownCampaign as exc:
+            return _refused(404, str(exc), "live")
+        scored, total = services.scores.coverage(campaign or None)
+        return JSONResponse({**snapshot, "model_scored": scored, "images": total})
+
+    @router.get("/api/rate/image/{image_id}")
+    def image(image_id: str):
+        pending_upload = image_id in services.pool and not services.rating.visible(image_id)
+        if image_id not in services.images or pending_upload:
+            return _refused(404, f"There is no image {image_id!r} to rate.", "image")
+        return FileResponse(services.images.path(image_id), headers={"Cache-Control": IMAGE_CACHE})
+
+    return list(router.routes)
+
+
+def image_url(image_id: str) -> str:
+    """Relative to the app's root, so the page works under a proxy's path prefix too."""
+    return f"api/rate/image/{image_id}"
+
+
+def render_page(services: Services, campaign: str, problem: str = "") -> str:
+    """The page with the campaign's title and instructions (as text: a campaign's owner wrote them)."""
+    title, instructions = _texts(services, "" if campaign == DEFAULT_CAMPAIGN else campaign)
+    values = {"campaign": campaign, "title": title, "instructions": instructions, "problem": problem,
+              "consent": _plain(rate_tab.CONSENT)}
+    return Template(PAGE.read_text(encoding="utf-8")).substitute(
+        {key: html.escape(value, quote=True) for key, value in values.items()})
+
+
+def _texts(services: Services, campaign: str) -> tuple[str, str]:
+    header, instructions = rate_tab.campaign_text(services, campaign or None)
+    title = header.removeprefix("## ").strip() or "Which image looks better?"
+    return title, _plain(instructions)
+
+
+def _plain(markdown: str) -> str:
+    """The Rate tab's Markdown as plain text (bold and italics markers dropped)."""
+    return markdown.replace("**", "").replace("*", "")
+
+
+def _client(request: Request) -> SimpleNamespace:
+    """What ``ClientLimits`` reads from a Gradio request: session, headers and the peer's address."""
+    return SimpleNamespace(session_hash=request.headers.get(SESSION_HEADER, "")[:64], headers=request.headers,
+                           client=request.client)
+
+
+def _status(exc: RatingError, unknown_is_404: bool = False) -> int:
+    message = str(exc)
+    if message.startswith(LIMIT_WORDS):
+        return 429
+    if unknown_is_404 and "unknown campaign" in message:
+        return 404
+    return 400
+
+
+def _refused(status: int, message: str, where: str) -> JSONResponse:
+    logger.info("refused %s (%d): %s", where, status, message)
+    return JSONResponse({"error": message}, status_code=status)
