@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import gradio as gr
 
 from annotations.campaigns import UnknownCampaign
-from space import rate_tab, score_tab, share, share_panel
+from space import rate_tab, score_tab
 from space.examples import example_files
 from space.leaderboard_tab import LeaderboardTab
 from space.live_tab import LiveTab
@@ -96,8 +96,7 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
         if not link or link["tab"] != "rate":
             return (gr.skip(),) * (len(rate.outputs) + len(rate.share.outputs))
         opened = rate.open(browser_id, None, link["campaign"], profile, request)
-        url = share.link(request, link["campaign"] or None, tab=None if link["campaign"] else "rate")
-        return (*opened, *share_panel.show(services, url))
+        return (*opened, *rate_tab.share_values(services, request, link["campaign"]))
 
     def open_board(name, link: dict, request: gr.Request):
         if not link or link["tab"] != "leaderboard":

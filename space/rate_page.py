@@ -116,7 +116,7 @@ def routes(services: Services) -> list:
             public = services.raters.verify(body.rater_id)
             services.limits.vote(_client(request))
             receipt = services.rating.vote(public, body.ticket, body.choice, body.response_ms,
-                                           campaign=None if body.campaign is None else body.campaign or None)
+                                           campaign=body.campaign)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "vote")
         return JSONResponse(receipt.to_dict())

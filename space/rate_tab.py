@@ -172,7 +172,8 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
         instructions = gr.Markdown(INSTRUCTIONS, elem_id="rate-instructions")
         gr.Markdown(SHORTCUT_HELP, elem_id="rate-keys")
         count = gr.Markdown(elem_id="rate-count")
-        panel = share_panel.build("rate", "Share this campaign: link and QR code")
+        panel = share_panel.build("rate", "Share this campaign: link and QR code",
+                                  link_label="Link for phones (the rating page; put this one on a slide)")
         gr.Markdown(CONSENT, elem_id="rate-consent")
 
     outputs = [rater, ticket, left, right, count, status]
@@ -198,8 +199,7 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
         return handler
 
     def on_share(campaign_name, request: gr.Request):
-        return share_panel.show(services, share.link(request, campaign_name or None, tab=None if campaign_name
-                                                    else "rate"))
+        return share_values(services, request, campaign_name)
 
     rating_jobs = dict(queue=False, api_visibility="private")
     tab.select(on_open, [rater, ticket, campaign], outputs, **rating_jobs)
@@ -207,6 +207,13 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
         button.click(on_vote(choice), [rater, ticket, campaign], outputs, trigger_mode="once", **rating_jobs)
     panel.accordion.expand(on_share, campaign, panel.outputs, api_visibility="private")
     return RateTab(tab, header, instructions, outputs, on_open, panel)
+
+
+def share_values(services: Services, request: object, campaign: str | None) -> tuple:
+    """The share panel for a campaign: the QR code opens the lightweight rating page (what a slide
+    should carry: it serves a large audience), and the full app's link is shown under it."""
+    return share_panel.show(services, share.page_link(request, campaign or None),
+                            share.link(request, campaign or None, tab=None if campaign else "rate"))
 
 
 def _count(services: Services, rater_id: str, campaign: str | None = None) -> str:

@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import segno
 
@@ -39,6 +39,13 @@ def link(request: object | None, campaign: str | None = None, view: str | None =
     """The link that opens the app on ``campaign`` (and its live ``view``, or a ``tab``)."""
     query = {key: value for key, value in (("campaign", campaign), ("view", view), ("tab", tab)) if value}
     return base_url(request) + (f"?{urlencode(query)}" if query else "")
+
+
+def page_link(request: object | None, campaign: str | None = None) -> str:
+    """The link of the lightweight rating page for ``campaign`` (``/rate/NAME``; ``/rate`` for the built-in
+    pool): what a QR code on a slide should open, since it serves a large audience far faster than the
+    full app (docs/performance_load.md)."""
+    return base_url(request) + ("rate" if not campaign or campaign == "default" else f"rate/{quote(campaign)}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Campaigns in headless Chromium: a phone rating by tapping, links to tabs and examples, the live
+"""Campaigns in headless Chromium: a phone rating by tapping (the Rate tab and the rating page), links to tabs and examples, the live
 view updating without a reload, the QR code decoding back to its link, the admin panel.
 
 Screenshots go to the test's output folder; with ``CVRKD_SCREENSHOT_DIR`` set they are also copied
@@ -103,6 +103,37 @@ def test_a_phone_rates_ten_pairs_of_a_campaign_by_tapping(app_url, browser, shot
     assert (app.services.store.judgements("default")["rater_id"] == rater).sum() == 0
 
 
+def test_a_phone_rates_ten_pairs_on_the_rating_page_by_tapping(app_url, browser, shots):
+    app, url = app_url
+    page = new_page(browser, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(f"{url}rate/talk")
+    page.wait_for_function("() => document.body.dataset.ready")
+    assert page.inner_text("#title") == "Which JPEG looks better?"
+    assert page.inner_text("#instructions") == "Look at edges and skies."
+    for selector in ("#left img", "#right img", "#vote-left", "#vote-right", "#vote-same", "#vote-skip"):
+        box = page.locator(selector).bounding_box()
+        assert box["height"] > 40 and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], \
+            f"{selector} needs scrolling: {box}"
+    left, right = page.locator("#left").bounding_box(), page.locator("#right").bounding_box()
+    assert right["y"] >= left["y"] + left["height"] - 1  # stacked on a narrow screen
+    assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
+    page.screenshot(path=shots / "phone-rate-page.png")
+    talk = set(app.services.campaigns.get("talk").ids)
+    for k in range(10):
+        ready = page.evaluate("() => document.body.dataset.ready")
+        page.locator("#left img" if k % 2 == 0 else "#right img").tap()
+        page.wait_for_function("([n, t]) => document.body.dataset.votes == n && document.body.dataset.ready "
+                               "&& document.body.dataset.ready != t", arg=[str(k + 1), ready])
+    assert "You have judged 10 pairs." in page.inner_text("#count")
+    assert page.inner_text("#problem").strip() == ""
+    rater = app.services.raters.verify(page.evaluate("() => localStorage.getItem('cvrkd-rater')"))
+    stored = app.services.store.judgements("talk")
+    mine = stored[stored["rater_id"] == rater]
+    assert len(mine) == 10 and list(mine["choice"]) == ["left", "right"] * 5
+    assert set(mine["left_image_id"]) | set(mine["right_image_id"]) <= talk
+    assert (mine["response_ms"] > 0).all()
+
+
 def test_links_open_the_tab_or_example_they_name_and_unknown_ones_say_so(app_url, browser):
     _, url = app_url
     page = new_page(browser, viewport={"width": 1280, "height": 900})
@@ -160,7 +191,9 @@ def test_the_qr_code_decodes_to_the_link_and_downloads_as_png_and_svg(app_url, b
     page.locator("#rate-share").get_by_text("Share this campaign").click()
     page.wait_for_selector("#rate-qr img")
     link = page.locator("#rate-link textarea, #rate-link input").first.input_value()
-    assert link == f"{url}?campaign=talk"
+    assert link == f"{url}rate/talk"  # the QR code opens the rating page for phones ...
+    app_link = page.locator("#rate-app-link textarea, #rate-app-link input").first.input_value()
+    assert app_link == f"{url}?campaign=talk"  # ... and the full app's link is shown under it
     page.locator("#rate-share").scroll_into_view_if_needed()
     page.locator("#rate-share").screenshot(path=shots / "qr-panel.png")
     with page.expect_download() as png_download:
