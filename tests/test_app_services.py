@@ -213,10 +213,12 @@ def test_without_a_trained_model_the_app_starts_refuses_to_score_and_keeps_queue
     view = score_view(app.services, str(services.pool.path(services.pool.ids[0])), None, None, False, None)
     assert "No trained model is installed" in view.html and view.figure is None
     assert app.services.rating.next_pair("anon-no-model").left in app.services.pool
-    queues = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit)
-              for fn in app.blocks.fns.values() if fn.api_name}
-    assert queues["score"] == ("model", app.services.config.score_concurrency)
-    assert queues["vote"][0] == queues["next_pair"][0] == "rating" != queues["score"][0]
+    fns = {fn.api_name: fn for fn in app.blocks.fns.values() if fn.api_name}
+    assert (fns["score"].concurrency_id, fns["score"].concurrency_limit) == ("model",
+                                                                            app.services.config.score_concurrency)
+    assert fns["score"].queue is not False
+    # pairs and votes never wait behind scoring: they skip the queue (one plain request each)
+    assert all(fns[name].queue is False for name in ("rater", "next_pair", "vote", "live"))
 
 
 def test_an_untrained_model_is_served_only_with_a_loud_warning(services, untrained_bundle):
