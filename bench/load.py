@@ -38,7 +38,8 @@ from space.config import AppConfig  # noqa: E402  (needs the path above)
 SHIPPED = ROOT / "cvrkd" / "weights"
 ENDPOINTS = ("/score", "/next_pair", "/vote")
 QUEUE_NOTE = ("Scoring runs {score} jobs at a time, so with every client scoring, a score's latency is mostly "
-              "its wait for a slot; pairs and votes have their own queue ({rating} at a time) and stay fast.")
+              "its wait for a slot. Pairs and votes never wait for scoring: the app serves them outside Gradio's "
+              "queue, and `gradio_client`, which still sends them through it, gets {rating} slots per endpoint.")
 
 
 @dataclass

@@ -36,6 +36,8 @@ class AppConfig:
     score_concurrency: int = 2
     """Scoring jobs run at once; the rest wait in their own queue and never block voting."""
     rating_concurrency: int = 8
+    """Queue slots per event without its own limit (the page-load events; pairs and votes sent through the
+    queue by ``gradio_client``). The app's own pair and vote events skip the queue."""
     votes_per_minute: int = 60
     """Per rater id. The per-client limits below hold however many ids a client has."""
     votes_per_session_minute: int = 60
