@@ -33,6 +33,30 @@ def test_gate_needs_a_gain_above_noise_and_no_synthetic_drop():
     assert not decide(base[:5], better[:5], 0.9, 0.9, config).promote
 
 
+def test_gate_refuses_a_candidate_that_puts_photos_below_their_own_distortions():
+    """A crowd answering the reverse of the question agrees with its own held-out judgements, so the
+    agreement check alone promotes a candidate trained on it; known-order pairs need no people."""
+    config = RedistillConfig(bootstrap=500)
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.70).astype(float)
+    better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
+    kept = decide(base, better, 0.9, 0.9, config, known_order=(1.0, 23 / 24, 24))  # one pair of 24: tolerated
+    assert kept.promote and (kept.base_known_order, kept.candidate_known_order, kept.n_known_order) == (1.0, 23 / 24, 24)
+    reversed_ = decide(base, better, 0.9, 0.9, config, known_order=(1.0, 0.75, 24))
+    assert not reversed_.promote and "below their own strongest distortions" in reversed_.reason
+    assert "75% of 24" in reversed_.reason
+    assert decide(base, better, 0.9, 0.9, config, known_order=(0.5, 0.75, 24)).promote  # a gain is welcome
+    assert decide(base, better, 0.9, 0.9, config).promote  # no known-order pairs (a campaign): no check
+
+
+def test_known_order_share_counts_pairs_in_the_right_order():
+    from cvrkd.train.redistill import known_order_kept
+
+    scores = {"photo": 70.0, "blur": 20.0, "jpeg": 75.0}
+    assert known_order_kept(scores, [("photo", "blur"), ("photo", "jpeg")]) == 0.5
+    assert np.isnan(known_order_kept(scores, []))
+
+
 def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_up():
     """Re-distillation consumes ``annotations.assisted.disagreements``: images the crowd ranks
     far from the base model's prior are found in the training judgements, and the judgements

@@ -16,9 +16,12 @@ synthetic check accepts.
 Gate: judgements are split by *image*; a judgement touching a held-out image is
 never trained on and is used for validation. The candidate is promoted only if
 its pairwise agreement with people beats the served model's by more than the
-bootstrap noise (the 95% CI of the paired difference lies above zero) and its
+bootstrap noise (the 95% CI of the paired difference lies above zero), its
 SRCC on the synthetic validation split has not dropped by more than
-``srcc_tolerance``.
+``srcc_tolerance``, and it keeps pool photos above their own strongest
+distortions as often as the base (within ``known_order_tolerance``): the one
+check that needs no people, so a crowd answering the reverse of the question
+cannot pass it.
 
 Replay comes from the original synthetic training set (``cvrkd train data``)
 when it is configured: its train split is replayed and its val split is the
@@ -74,6 +77,9 @@ class RedistillConfig:
     min_judgements: int = 50
     replay_types: int = 25
     """Distortion types per built-in photo in the replay set (all 25 by default)."""
+    known_order_tolerance: float = 0.05
+    """How much the share of known-order pairs (a pool photo above its own strongest distortion) the
+    candidate keeps may fall below the base's: about one pair in twenty."""
     disagreement_weight: float = 2.0
     """Training judgements that touch an image where the base model and the crowd disagree
     beyond their uncertainty (``annotations.assisted.disagreements``) count this many times
@@ -120,6 +126,9 @@ class Decision:
     base_synthetic_srcc: float
     candidate_synthetic_srcc: float
     n_validation: int
+    base_known_order: float = float("nan")
+    candidate_known_order: float = float("nan")
+    n_known_order: int = 0
 
 
 @dataclass
@@ -266,6 +275,13 @@ def agreement_vector(scores: dict[str, float], judgements: pd.DataFrame) -> np.n
     return (model_left == (decisive["choice"] == "left").to_numpy()).astype(float)
 
 
+def known_order_kept(scores: dict[str, float], pairs: list[tuple[str, str]]) -> float:
+    """Share of (better, worse) pairs the scores put in that order; nan without pairs."""
+    if not pairs:
+        return float("nan")
+    return float(np.mean([scores[better] > scores[worse] for better, worse in pairs]))
+
+
 @torch.no_grad()
 def synthetic_srcc(network: CVRKDNet, replay: ReplaySet, references: torch.Tensor,
                    rows: torch.Tensor | None = None) -> float:
@@ -277,7 +293,15 @@ def synthetic_srcc(network: CVRKDNet, replay: ReplaySet, references: torch.Tenso
 
 
 def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: float,
-           candidate_srcc: float, config: RedistillConfig) -> Decision:
+           candidate_srcc: float, config: RedistillConfig,
+           known_order: tuple[float, float, int] = (float("nan"), float("nan"), 0)) -> Decision:
+    """Promote only a candidate that agrees with people better than the base beyond noise, keeps the
+    synthetic skill and keeps photos above their own heavy distortions.
+
+    ``known_order``: (base share, candidate share, pairs) of known-order pairs kept. People can be
+    wrong together (a crowd answering the reverse of the question agrees with its own held-out
+    judgements too, and the synthetic check does not see the pool's photos); this check needs no
+    people."""
     rng = np.random.default_rng(config.seed)
     diff = candidate_correct - base_correct
     if len(diff) == 0:
@@ -296,9 +320,14 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
     elif not srcc_ok:
         promote, reason = False, (f"synthetic SRCC fell {base_srcc - candidate_srcc:.3f} "
                                   f"(> tolerance {config.srcc_tolerance})")
+    elif known_order[2] and known_order[1] < known_order[0] - config.known_order_tolerance:
+        promote, reason = False, (f"photos fell below their own strongest distortions: the candidate keeps "
+                                  f"{known_order[1]:.0%} of {known_order[2]} known-order pairs, the base "
+                                  f"{known_order[0]:.0%}")
     else:
         promote, reason = True, f"agreement +{cand_agree - base_agree:.3f} (95% CI {low:+.3f}..{high:+.3f})"
-    return Decision(promote, reason, base_agree, cand_agree, (low, high), base_srcc, candidate_srcc, len(diff))
+    return Decision(promote, reason, base_agree, cand_agree, (low, high), base_srcc, candidate_srcc, len(diff),
+                    *known_order)
 
 
 # -------------------------------------------------------------------- training
@@ -378,24 +407,27 @@ def run_round(*, judgements: pd.DataFrame, image_paths: dict[str, Path], base: C
               base_info: CheckpointInfo, teacher: CVRKDNet, gallery: Gallery, registry: ModelRegistry,
               cache: FeatureCache, config: RedistillConfig = RedistillConfig(),
               weights: dict[str, float] | None = None, log: Log = print,
-              backbone: FrozenBackbone | None = None, synthetic_dir: Path | None = None) -> RoundResult:
+              backbone: FrozenBackbone | None = None, synthetic_dir: Path | None = None,
+              known_order: list[tuple[str, str]] = ()) -> RoundResult:
     """One complete round: features, split, fine-tune, gate, record (and promote if better).
 
     ``synthetic_dir``: the original synthetic training set, replayed and checked
-    on when given; otherwise the built-in photos' replay set.
+    on when given; otherwise the built-in photos' replay set. ``known_order``:
+    (better, worse) image pairs whose order needs no people (a pool photo and its
+    strongest distortion); the gate refuses a candidate that keeps fewer of them.
     """
     started = time.time()
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
         return _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache,
-                          config, weights, log, backbone, synthetic_dir, started)
+                          config, weights, log, backbone, synthetic_dir, known_order, started)
     finally:
         torch.set_num_threads(threads)  # callers in the same process keep their thread pool
 
 
 def _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache, config,
-               weights, log, backbone, synthetic_dir, started) -> RoundResult:
+               weights, log, backbone, synthetic_dir, known_order, started) -> RoundResult:
     run_id = uuid.uuid4().hex[:12]
     backbone = backbone or FrozenBackbone(base_info.backbone)
     patches = base_info.patches
@@ -433,7 +465,8 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     decision = decide(agreement_vector(base_scores, val_judgements),
                       agreement_vector(cand_scores, val_judgements),
                       synthetic_srcc(base, replay, references), synthetic_srcc(candidate, replay, references),
-                      config)
+                      config, _known_order(base, candidate, known_order, image_paths, backbone, patches, cache,
+                                           references))
     info = CheckpointInfo("student", base_info.backbone, candidate.config, patches, trained=True,
                           extra={"redistilled_from": base_info.version, "run_id": run_id, "mix": share,
                                  "n_train_judgements": int(len(train_judgements))})
@@ -470,6 +503,19 @@ def _finish(registry: ModelRegistry, record: dict, decision: Decision, version: 
                   seconds=time.time() - started)
     registry.record_run(record)
     return RoundResult(decision, version, record)
+
+
+def _known_order(base: CVRKDNet, candidate: CVRKDNet, pairs: list[tuple[str, str]], image_paths: dict[str, Path],
+                 backbone: FrozenBackbone, patches: PatchConfig, cache: FeatureCache,
+                 references: torch.Tensor) -> tuple[float, float, int]:
+    """(base share, candidate share, pairs) of the known-order pairs whose images are on disk."""
+    pairs = [(better, worse) for better, worse in pairs if better in image_paths and worse in image_paths]
+    if not pairs:
+        return float("nan"), float("nan"), 0
+    ids = sorted({image_id for pair in pairs for image_id in pair})
+    features = grid_features_for(backbone, patches, {i: image_paths[i] for i in ids}, cache)
+    return (known_order_kept(image_scores(base, features, references), pairs),
+            known_order_kept(image_scores(candidate, features, references), pairs), len(pairs))
 
 
 def _gallery_grid(gallery: Gallery, backbone: FrozenBackbone, patches: PatchConfig,

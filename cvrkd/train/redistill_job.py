@@ -70,7 +70,7 @@ def redistill_from_store(store_dir: Path, registry_dir: Path, *, images_dir: Pat
                      base_info=base_info, teacher=teacher, gallery=gallery, registry=registry,
                      cache=FeatureCache(cache_dir or paths.cache_dir() / "features"), config=config,
                      weights=rater_weights(judgements, images), log=log,
-                     synthetic_dir=synthetic_dir or paths.synthetic_dir())
+                     synthetic_dir=synthetic_dir or paths.synthetic_dir(), known_order=gold_answers(images))
 
 
 def summary(result: RoundResult) -> dict:
