@@ -244,12 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         process.terminate()
         process.wait(timeout=60)
-    text = report(tally, written, args, model, wall, load_before)
-    print(text)
-    if args.report:
-        from bench.talk import write_section
+    from bench.talk import publish
 
-        write_section(args.report, text)
+    publish(report(tally, written, args, model, wall, load_before), args.report)
     if tally.errors or written != set(tally.acknowledged):
         print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
         return 1

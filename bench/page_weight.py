@@ -11,17 +11,13 @@ and their bytes (headers and bodies as received, after compression) by kind::
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.load import free_port, model_arguments, start_app, wait_until_up  # noqa: E402
-from bench.talk import CAMPAIGN, make_photos, write_section  # noqa: E402
+from bench.talk import CAMPAIGN, campaign_app, publish  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
@@ -89,29 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="model bundle to serve (default: the installed one)")
     parser.add_argument("--report", type=Path, help="also write the table into this markdown file")
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="cvrkd-weight-"))
-    flags, _ = model_arguments(args.model, scratch)
-    data = scratch / "data"
-    subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
-                    str(make_photos(scratch / "photos")), "--data-dir", str(data), "--gold-share", "0"],
-                   cwd=ROOT, check=True, capture_output=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    process = start_app(flags, data, port, scratch / "app.log")
-    try:
-        wait_until_up(url, process)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
-            results = {name: weigh(browser, url + path, ready) for name, (path, ready) in PAGES.items()}
-            browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-    shutil.rmtree(scratch, ignore_errors=True)
-    text = report(results)
-    print(text)
-    if args.report:
-        write_section(args.report, text)
+    with campaign_app(args.model, "cvrkd-weight-") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        results = {name: weigh(browser, url + path, ready) for name, (path, ready) in PAGES.items()}
+        browser.close()
+    publish(report(results), args.report)
     return 0
 
 

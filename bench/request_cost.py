@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.load import free_port, model_arguments, start_app, wait_until_up  # noqa: E402
-from bench.talk import CAMPAIGN, make_photos, unqueued_endpoints, wait_until_scored, write_section  # noqa: E402
+from bench.talk import CAMPAIGN, campaign_app, publish, unqueued_endpoints, wait_until_scored  # noqa: E402
 
 
 async def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
@@ -112,27 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="model bundle to serve (default: the installed one)")
     parser.add_argument("--report", type=Path, help="also write the table into this markdown file")
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="cvrkd-cost-"))
-    flags, _ = model_arguments(args.model, scratch)
-    data = scratch / "data"
-    subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
-                    str(make_photos(scratch / "photos")), "--data-dir", str(data), "--gold-share", "0"],
-                   cwd=ROOT, check=True, capture_output=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    process = start_app(flags, data, port, scratch / "app.log")
-    try:
-        wait_until_up(url, process)
+    with campaign_app(args.model, "cvrkd-cost-") as url:
         asyncio.run(wait_until_scored(url, timeout_s=900, direct=unqueued_endpoints(url)))  # a quiet server
         results = asyncio.run(measure(url, args.calls))
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-    shutil.rmtree(scratch, ignore_errors=True)
-    text = report(results, args.calls)
-    print(text)
-    if args.report:
-        write_section(args.report, text)
+    publish(report(results, args.calls), args.report)
     return 0
 
 

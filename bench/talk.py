@@ -31,6 +31,8 @@ import time
 import urllib.request
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,6 +295,13 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
     return "\n".join(lines) + "\n"
 
 
+def publish(text: str, report: Path | None) -> None:
+    """Print a markdown section and, with ``--report``, put it into that file."""
+    print(text)
+    if report:
+        write_section(report, text)
+
+
 def write_section(path: Path, text: str) -> None:
     """Put ``text`` (a markdown section starting with "## ") into ``path``, replacing the section of the
     same heading and keeping the others, so both scenarios can report into one file."""
@@ -311,6 +320,30 @@ def write_section(path: Path, text: str) -> None:
     position = next((k for k, section in enumerate(sections) if section.splitlines()[0] == heading), len(kept))
     kept.insert(position, text.strip() + "\n")
     path.write_text("\n".join(kept))
+
+
+@contextmanager
+def campaign_app(model: Path | None, prefix: str) -> Iterator[str]:
+    """``python app.py`` on a fresh data folder holding this scenario's campaign; yields its URL and
+    removes everything afterwards (for the benches that explain this one)."""
+    from bench.load import free_port, model_arguments, start_app, wait_until_up
+
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    flags, _ = model_arguments(model, scratch)
+    data = scratch / "data"
+    subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
+                    str(make_photos(scratch / "photos")), "--data-dir", str(data), "--gold-share", "0"],
+                   cwd=ROOT, check=True, capture_output=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_app(flags, data, port, scratch / "app.log")
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -343,10 +376,7 @@ def main(args: argparse.Namespace) -> int:
     finally:
         process.terminate()
         process.wait(timeout=60)
-    text = report(tally, written, args, model, wall, load_before, images)
-    print(text)
-    if args.report:
-        write_section(args.report, text)
+    publish(report(tally, written, args, model, wall, load_before, images), args.report)
     if any(tally.errors.values()) or written != tally.acknowledged:
         print(f"kept the app's data and log for inspection: {scratch}", file=sys.stderr)
         return 1
