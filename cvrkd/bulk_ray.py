@@ -53,7 +53,8 @@ def _init_options(address: str | None, workers: int) -> dict:
         return {"address": address, "log_to_driver": False, "logging_level": logging.ERROR}
     package_root = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-    # a private local instance; workers import this very copy of cvrkd
-    return {"num_cpus": os.cpu_count() or 1, "include_dashboard": False, "log_to_driver": False,
+    # a private local instance ("local": not the cluster in $RAY_ADDRESS or the last `ray start` here, which
+    # Ray would join otherwise); workers import this very copy of cvrkd
+    return {"address": "local", "num_cpus": os.cpu_count() or 1, "include_dashboard": False, "log_to_driver": False,
             "logging_level": logging.ERROR,
             "runtime_env": {"env_vars": {"PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}}}

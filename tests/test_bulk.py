@@ -140,8 +140,10 @@ def test_bad_source_is_a_clear_error(tmp_path, data_dir):
     assert done.returncode == 2 and "does not exist" in done.stderr
 
 
-def test_ray_engine_two_workers_matches_local(tmp_path, untrained_bundle, data_dir):
+def test_ray_engine_two_workers_matches_local(tmp_path, untrained_bundle, data_dir, monkeypatch):
     pytest.importorskip("ray")
+    # local mode starts its own instance even when the environment names a cluster (Ray would join it)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
     photos = make_folder(tmp_path / "photos", 6)
     local = score_dataset(open_source(photos), tmp_path / "local", options(untrained_bundle),
                           shard_size=4, progress=False)
@@ -152,3 +154,30 @@ def test_ray_engine_two_workers_matches_local(tmp_path, untrained_bundle, data_d
     b = pd.read_parquet(tmp_path / "ray").set_index("path").sort_index()
     assert list(a.index) == list(b.index) and list(a["error"] != "") == list(b["error"] != "")
     assert (a["score"] - b["score"]).abs().max() <= 1e-4
+
+
+@pytest.mark.slow  # starts and stops a Ray head node (`ray start`), as on a cluster's head machine
+def test_ray_engine_joins_a_running_cluster_with_address(tmp_path, untrained_bundle, data_dir):
+    pytest.importorskip("ray")
+    from app_helpers import free_port
+
+    photos = make_folder(tmp_path / "photos", 5)
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = free_port()
+    # the nodes need this package importable, as after `pip install ".[scale]"` on each of them
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    started = subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
+                              "--include-dashboard=false"], env=env, capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        local = score_dataset(open_source(photos), tmp_path / "local", options(untrained_bundle),
+                              shard_size=4, progress=False)
+        joined = score_dataset(open_source(photos), tmp_path / "cluster", options(untrained_bundle),
+                               engine="ray", workers=1, address=f"127.0.0.1:{port}", batch_size=2, shard_size=4,
+                               progress=False)
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=300)
+    assert (joined.scored_now, joined.failed_now) == (local.scored_now, local.failed_now) == (6, 1)
+    a = pd.read_parquet(tmp_path / "local").set_index("path").sort_index()
+    b = pd.read_parquet(tmp_path / "cluster").set_index("path").sort_index()
+    assert list(a.index) == list(b.index) and (a["score"] - b["score"]).abs().max() <= 1e-4
