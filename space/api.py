@@ -123,11 +123,9 @@ def register(services: Services) -> None:
         """A campaign's live numbers (votes, raters, model agreement, top of the ranking), shared by every
         poller and refreshed at most every few seconds."""
         try:
-            snapshot = services.live.snapshot(campaign or None).to_dict()
+            return services.live_numbers(campaign)
         except UnknownCampaign as exc:
             raise refusal(str(exc), "API live") from None
-        scored, total = services.scores.coverage(campaign or None)
-        return {**snapshot, "model_scored": scored, "images": total}
 
     def model_info() -> dict:
         """The model in service, the re-distillation runs and the trainer status."""

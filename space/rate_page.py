@@ -124,11 +124,9 @@ def routes(services: Services) -> list:
     @router.get("/api/rate/live/{campaign}")
     def live(campaign: str) -> JSONResponse:
         try:
-            snapshot = services.live.snapshot(campaign or None).to_dict()
+            return JSONResponse(services.live_numbers(campaign))
         except UnknownCampaign as exc:
             return _refused(404, str(exc), "live")
-        scored, total = services.scores.coverage(campaign or None)
-        return JSONResponse({**snapshot, "model_scored": scored, "images": total})
 
     @router.get("/api/rate/image/{image_id}")
     def image(image_id: str):

@@ -85,6 +85,12 @@ class Services:
     def data_dir(self) -> Path:
         return self.config.data_dir
 
+    def live_numbers(self, campaign: str | None) -> dict:
+        """What ``/live`` and the rating page's live route return: the shared snapshot's numbers and how
+        many of the campaign's images the model has scored. Raises ``UnknownCampaign``."""
+        scored, total = self.scores.coverage(campaign or None)
+        return {**self.live.snapshot(campaign or None).to_dict(), "model_scored": scored, "images": total}
+
     def close(self) -> None:
         """Stop background work and release the store's writer lock."""
         self.scores.stop()
