@@ -63,6 +63,9 @@ def create_app(model_dir: str | Path | None = None, data_dir: str | Path | None 
     config = replace(config, **overrides)
     shutil.rmtree(Path(config.data_dir) / "sessions", ignore_errors=True)  # sessions end with the process
     services = build_services(config, trainer)
+    # rating images are content-addressed and never change: Gradio may serve them where they lie
+    # instead of hashing and copying each into its cache on every pair (docs/performance_load.md)
+    gr.set_static_paths([Path(config.data_dir) / "pool" / "images", Path(config.data_dir) / "campaigns"])
     with gr.Blocks(title="CVRKD-IQA", analytics_enabled=False) as blocks:
         gr.Markdown(f"# {TITLE}", elem_id="app-title")
         _banner(services)
