@@ -132,6 +132,12 @@ def test_a_phone_rates_ten_pairs_on_the_rating_page_by_tapping(app_url, browser,
     assert len(mine) == 10 and list(mine["choice"]) == ["left", "right"] * 5
     assert set(mine["left_image_id"]) | set(mine["right_image_id"]) <= talk
     assert (mine["response_ms"] > 0).all()
+    wide = new_page(browser, viewport={"width": 1280, "height": 800})
+    wide.goto(f"{url}rate/talk")
+    wide.wait_for_function("() => document.body.dataset.ready")
+    left, right = wide.locator("#left").bounding_box(), wide.locator("#right").bounding_box()
+    assert right["x"] >= left["x"] + left["width"] - 1 and abs(right["y"] - left["y"]) < 1  # side by side
+    assert wide.locator("#vote-left").inner_text() == "◀ Left is better"
 
 
 def test_links_open_the_tab_or_example_they_name_and_unknown_ones_say_so(app_url, browser):
