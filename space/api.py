@@ -27,7 +27,7 @@ def register(services: Services) -> None:
     config = services.config
     model_jobs = dict(concurrency_id="model", concurrency_limit=config.score_concurrency)
     rating_jobs = dict(concurrency_id="rating", concurrency_limit=config.rating_concurrency)
-    direct = dict(queue=False)  # see DIRECT_RATING in space/config.py
+    direct = dict(queue=False)  # short, thread-safe and frequent: no queue (docs/app.md, "Queueing")
 
     def score(image: str | None, gallery: str | None, original: str | None) -> dict:
         """Score an image (0–100, higher = better) against a gallery; with `original`, also the FR teacher."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import html
 import logging
+from functools import cache
 from pathlib import Path
 from string import Template
 from types import SimpleNamespace
@@ -39,7 +40,7 @@ from pydantic import BaseModel, Field
 from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space import rate_tab
-from space.rating import RatingError
+from space.rating import CampaignNotFound, RateLimited, RatingError
 from space.state import Services
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("static") / "rate.html"
 SESSION_HEADER = "x-rating-session"
 """A random id the page keeps for its tab, so per-session limits apply as they do to a Gradio session."""
-LIMIT_WORDS = ("Too many",)
 IMAGE_CACHE = "public, max-age=86400, immutable"
 """Image ids are content hashes: a file never changes under its id, so phones may keep it."""
 
@@ -106,7 +106,7 @@ def routes(services: Services) -> list:
             public = services.raters.verify(body.rater_id)
             ticket = services.rating.next_pair(public, body.campaign or None)
         except RatingError as exc:
-            return _refused(_status(exc, unknown_is_404=True), str(exc), "next_pair")
+            return _refused(_status(exc), str(exc), "next_pair")
         return JSONResponse({"ticket": ticket.to_dict(), "left": image_url(ticket.left),
                              "right": image_url(ticket.right),
                              "count": services.rating.count(public, ticket.campaign)})
@@ -146,11 +146,16 @@ def image_url(image_id: str) -> str:
 
 def render_page(services: Services, campaign: str, problem: str = "") -> str:
     """The page with the campaign's title and instructions (as text: a campaign's owner wrote them)."""
-    title, instructions = _texts(services, "" if campaign == DEFAULT_CAMPAIGN else campaign)
+    title, instructions = _texts(services, campaign)
     values = {"campaign": campaign, "title": title, "instructions": instructions, "problem": problem,
               "consent": _plain(rate_tab.CONSENT)}
-    return Template(PAGE.read_text(encoding="utf-8")).substitute(
-        {key: html.escape(value, quote=True) for key, value in values.items()})
+    return _page_template().substitute({key: html.escape(value, quote=True) for key, value in values.items()})
+
+
+@cache
+def _page_template() -> Template:
+    """Read once: every phone in the room asks for the page at the same moment."""
+    return Template(PAGE.read_text(encoding="utf-8"))
 
 
 def _texts(services: Services, campaign: str) -> tuple[str, str]:
@@ -170,11 +175,10 @@ def _client(request: Request) -> SimpleNamespace:
                            client=request.client)
 
 
-def _status(exc: RatingError, unknown_is_404: bool = False) -> int:
-    message = str(exc)
-    if message.startswith(LIMIT_WORDS):
+def _status(exc: RatingError) -> int:
+    if isinstance(exc, RateLimited):
         return 429
-    if unknown_is_404 and "unknown campaign" in message:
+    if isinstance(exc, CampaignNotFound):
         return 404
     return 400
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 from annotations.quality import RateLimiter
 from annotations.shards import fsync_dir
-from space.rating import RatingError
+from space.rating import RateLimited, RatingError
 
 SECRET_ENV = "CVRKD_RATER_SECRET"
 """Environment variable holding the signing secret (replicas of one Space must share it)."""
@@ -141,4 +141,4 @@ class ClientLimits:
         for kind, limiter in limiters.items():
             if keys[kind] and not limiter.allow(keys[kind]):
                 wait = limiter.retry_after(keys[kind])
-                raise RatingError(message.format(wait=f"{wait / 60:.0f} min" if wait >= 90 else f"{wait:.0f} s"))
+                raise RateLimited(message.format(wait=f"{wait / 60:.0f} min" if wait >= 90 else f"{wait:.0f} s"))

@@ -45,6 +45,14 @@ class RatingError(ValueError):
     """A request the rating service refuses; the message is meant for the rater."""
 
 
+class RateLimited(RatingError):
+    """Refused because a rater or client is over its limit: the same request may succeed later."""
+
+
+class CampaignNotFound(RatingError):
+    """Refused because no campaign has that name."""
+
+
 @dataclass(frozen=True)
 class Ticket:
     """A pair shown to one rater, waiting for their answer."""
@@ -108,7 +116,7 @@ class RatingService:
         try:
             campaign = self.images.campaign(name)
         except UnknownCampaign as exc:
-            raise RatingError(f"{exc}; check the link") from None
+            raise CampaignNotFound(f"{exc}; check the link") from None
         if campaign is not None and not campaign.is_open:
             raise RatingError(f"The campaign {campaign.name!r} is closed and takes no more votes. Thank you!")
         return campaign
@@ -194,7 +202,7 @@ class RatingService:
             self.open_campaign(ticket.campaign)
             if not self.limiter.allow(rater_id):
                 wait = self.limiter.retry_after(rater_id)
-                raise RatingError(f"Too many votes in a minute; please wait {wait:.0f} s.")
+                raise RateLimited(f"Too many votes in a minute; please wait {wait:.0f} s.")
             if response_ms is None:
                 response_ms = (self._clock() - ticket.issued_at) * 1000.0
             if CHOICES[choice] is None:

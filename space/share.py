@@ -16,6 +16,8 @@ from urllib.parse import quote, urlencode
 
 import segno
 
+from annotations.schema import DEFAULT_CAMPAIGN
+
 PUBLIC_URL_ENV = "CVRKD_PUBLIC_URL"
 QR_PIXELS = 1000
 """Side of the PNG in pixels (about): sharp on a full-HD slide."""
@@ -45,7 +47,7 @@ def page_link(request: object | None, campaign: str | None = None) -> str:
     """The link of the lightweight rating page for ``campaign`` (``/rate/NAME``; ``/rate`` for the built-in
     pool): what a QR code on a slide should open, since it serves a large audience far faster than the
     full app (docs/performance_load.md)."""
-    return base_url(request) + ("rate" if not campaign or campaign == "default" else f"rate/{quote(campaign)}")
+    return base_url(request) + ("rate" if not campaign or campaign == DEFAULT_CAMPAIGN else f"rate/{quote(campaign)}")
 
 
 @dataclass(frozen=True)
