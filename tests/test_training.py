@@ -111,3 +111,41 @@ def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
     assert info.patches.whole_view and loaded.config.global_head == 32
     assert torch.equal(loaded.global_head.center, student.global_head.center)
     assert np.allclose(score_matrix(loaded, images, refs).mean(1), predicted, atol=1e-4)
+
+
+def test_whole_view_only_layout_trains_and_scores_with_one_backbone_pass(tiny, tmp_path):
+    """``--patches 0``: teacher and distilled student read only the whole-image view, so the
+    shipped scorer runs the backbone once per image (the gallery's features are cached)."""
+    from cvrkd.checkpoint import CheckpointInfo, save_checkpoint
+    from cvrkd.patches import PatchConfig
+    from cvrkd.scorer import Scorer
+    from cvrkd.train.synthetic import reference_whole_features
+
+    root, config, backbone, data, references = tiny
+    layout = PatchConfig(0, config.patches.size, whole_view=True)
+    gallery = build_default_gallery(root / "gallery")
+    reference_whole = reference_whole_features(gallery, backbone, config, root / "refs-whole.safetensors")
+    quiet = TrainConfig(epochs=3, batch_size=4, lr=1e-3)
+    teacher, _ = Trainer("teacher", new_network(backbone.channels, layout, 0), data, tmp_path / "teacher",
+                         quiet, layout, "lite0", log=lambda _: None).run()
+    losses = [float(r["train_loss"]) for r in csv.DictReader(open(tmp_path / "teacher" / "log.csv"))]
+    assert losses[-1] < losses[0], losses
+    student, _ = Trainer("student", new_network(backbone.channels, layout, 1), data, tmp_path / "student",
+                         TrainConfig(epochs=1, batch_size=4, lr=1e-3, distill_weight=0.1), layout, "lite0",
+                         references=references, teacher=teacher, log=lambda _: None,
+                         reference_whole=reference_whole).run()
+    assert student.config.num_patches == 1  # one view: the whole image
+    for role, network in (("teacher", teacher), ("student", student)):
+        save_checkpoint(network, CheckpointInfo(role, "lite0", network.config, layout, trained=True),
+                        tmp_path / "bundle" / role)
+    scorer = Scorer(tmp_path / "bundle", cache_dir=tmp_path / "cache", backend="torch")
+    photo = root / "gallery" / gallery.images[0].file
+    scorer.score(photo)  # fills the gallery's feature cache
+    passes = []
+    hook = scorer.backbone.features.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        result = scorer.score(photo)
+    finally:
+        hook.remove()
+    assert passes == [1]
+    assert 0 <= result.score <= 100 and len(result.per_reference) == len(gallery.images)

@@ -98,6 +98,9 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", type=Path, help="text file of image names never to train on")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patches", type=int, default=10,
+                        help="grid patches the networks read next to the whole-image view "
+                        "(0 = whole view only: one backbone pass per scored image)")
 
 
 def human_options(args: argparse.Namespace):
@@ -111,7 +114,7 @@ def human_options(args: argparse.Namespace):
                         distill_weight=args.distill_weight, head=HeadConfig(epochs=args.head_epochs),
                         synthetic_weights=tuple(args.synthetic_weights),
                         **({"ablations": tuple(args.ablations)} if getattr(args, "ablations", None) else {}),
-                        bootstrap=args.bootstrap, exclude=exclude)
+                        bootstrap=args.bootstrap, exclude=exclude, patches=args.patches)
 
 
 def register_human(stages: argparse._SubParsersAction) -> None:

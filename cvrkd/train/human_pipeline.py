@@ -44,7 +44,8 @@ from cvrkd.train.synthetic import (SyntheticConfig, SyntheticSet, load, referenc
 from cvrkd.train.training import TrainConfig, Trainer, new_network, with_whole
 
 Log = Callable[[str], None]
-LAYOUT = PatchConfig(num_patches=10, size=224, whole_view=True)
+DATA_LAYOUT = PatchConfig(num_patches=10, size=224, whole_view=True)
+"""What is cached per image: 10 grid patches (training draws subsets) and whole-view variants."""
 FOLDS_DIR = Path(__file__).resolve().parent / "folds"
 STUDENT = "student"
 ABLATIONS = {  # name -> (use_reference, distill)
@@ -78,6 +79,13 @@ class HumanOptions:
     exclude: set[str] = field(default_factory=set)
     """Image names never trained on (e.g. the crowd bench's evaluation images)."""
     ablations: tuple[str, ...] = tuple(ABLATIONS)
+    patches: int = 10
+    """Grid patches the networks read next to the whole-image view (0 = the whole view only:
+    one backbone pass per image)."""
+
+    @property
+    def layout(self) -> PatchConfig:
+        return replace(DATA_LAYOUT, num_patches=self.patches)
 
 
 # ----------------------------------------------------------------------- folds
@@ -120,6 +128,8 @@ class Prepared:
     references: torch.Tensor
     reference_whole: torch.Tensor
     human: HumanSet
+    layout: PatchConfig
+    """The views the networks read (a subset of what is cached: :data:`DATA_LAYOUT`)."""
 
 
 def prepare(options: HumanOptions, log: Log = print) -> Prepared:
@@ -133,9 +143,11 @@ def prepare(options: HumanOptions, log: Log = print) -> Prepared:
     references = reference_features(gallery, backbone, config, options.synthetic / "references.safetensors")
     reference_whole = reference_whole_features(gallery, backbone, config,
                                                options.synthetic / "references_whole.safetensors")
-    human = mos_set(options.data_root / "clive_dev" / "clive_dev.csv", backbone, LAYOUT,
+    if not 0 <= options.patches <= DATA_LAYOUT.num_patches:
+        raise ValueError(f"patches must be 0–{DATA_LAYOUT.num_patches}, got {options.patches}")
+    human = mos_set(options.data_root / "clive_dev" / "clive_dev.csv", backbone, DATA_LAYOUT,
                     FeatureCache(options.out / "cache"), log=log)
-    return Prepared(backbone, data, references, reference_whole, human)
+    return Prepared(backbone, data, references, reference_whole, human, options.layout)
 
 
 # -------------------------------------------------------------------- training
@@ -143,8 +155,8 @@ def _train(role: str, folder: Path, prepared: Prepared, config: TrainConfig, see
            use_reference: bool = True, teacher: CVRKDNet | None = None, log: Log = print) -> CVRKDNet:
     if (folder / "done").exists():
         return load_checkpoint(folder / "best")[0]
-    network = new_network(prepared.backbone.channels, LAYOUT, seed, use_reference)
-    Trainer(role, network, prepared.data, folder, config, LAYOUT, prepared.backbone.name,
+    network = new_network(prepared.backbone.channels, prepared.layout, seed, use_reference)
+    Trainer(role, network, prepared.data, folder, config, prepared.layout, prepared.backbone.name,
             references=prepared.references if role == "student" else None, teacher=teacher, log=log,
             reference_whole=prepared.reference_whole).run()
     (folder / "done").write_text("ok")
@@ -180,16 +192,17 @@ def human_head_data(human: HumanSet, mixer: torch.Tensor, rows: np.ndarray) -> H
 def synthetic_head_data(prepared: Prepared, network: CVRKDNet, references: torch.Tensor) -> HeadData:
     """The synthetic training split as pairs of pseudo-labels (Thurstone, observer noise)."""
     rows = prepared.data.indices("train")
-    images = inference_views(prepared.data.features[rows], prepared.data.whole[rows])
+    images = inference_views(prepared.data.features[rows], prepared.data.whole[rows], prepared.layout)
     return HeadData(prepared.data.whole[rows], mixer_scores(network, images, references),
                     mos_pairs(prepared.data.labels[rows].numpy()))
 
 
 # ------------------------------------------------------------------ prediction
-def inference_views(features: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-    """[N, views, C, 7, 7]: the inference grid plus the plain whole-image view."""
+def inference_views(features: torch.Tensor, whole: torch.Tensor, layout: PatchConfig = DATA_LAYOUT
+                    ) -> torch.Tensor:
+    """[N, views, C, 7, 7]: the layout's inference grid plus the plain whole-image view."""
     rows = torch.arange(features.shape[0])
-    return with_whole(features[:, : LAYOUT.num_patches].float(), whole, rows, torch.zeros_like(rows))
+    return with_whole(features[:, : layout.num_patches].float(), whole, rows, torch.zeros_like(rows))
 
 
 @torch.no_grad()
@@ -210,7 +223,7 @@ def score_matrix(network: CVRKDNet, images: torch.Tensor, references: torch.Tens
 
 def synthetic_val_srcc(network: CVRKDNet, prepared: Prepared) -> float:
     val = prepared.data.indices("val")
-    images = inference_views(prepared.data.features[val], prepared.data.whole[val])
+    images = inference_views(prepared.data.features[val], prepared.data.whole[val], prepared.layout)
     predicted = score_matrix(network, images, eval_references(prepared)).mean(1)
     return float(correlations(predicted, prepared.data.labels[val].numpy(), n_boot=0).values["srcc"])
 
@@ -218,8 +231,9 @@ def synthetic_val_srcc(network: CVRKDNet, prepared: Prepared) -> float:
 def teacher_val_srcc(teacher: CVRKDNet, prepared: Prepared) -> float:
     data = prepared.data
     val = data.indices("val")
-    lq = inference_views(data.features[val], data.whole[val])
-    original = inference_views(data.features[data.pristine_row[val]], data.whole[data.pristine_row[val]])
+    lq = inference_views(data.features[val], data.whole[val], prepared.layout)
+    original = inference_views(data.features[data.pristine_row[val]], data.whole[data.pristine_row[val]],
+                               prepared.layout)
     teacher.eval()
     with torch.no_grad():
         predicted = torch.cat([teacher(lq[s:s + 64], original[s:s + 64]).score
@@ -228,7 +242,7 @@ def teacher_val_srcc(teacher: CVRKDNet, prepared: Prepared) -> float:
 
 
 def eval_references(prepared: Prepared) -> torch.Tensor:
-    return inference_views(prepared.references, prepared.reference_whole)
+    return inference_views(prepared.references, prepared.reference_whole, prepared.layout)
 
 
 def probe_vector(human: HumanSet) -> np.ndarray:
@@ -291,7 +305,7 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
     folds = np.array([fold_of[n] for n in names])
     teacher = train_teacher(options, prepared, log)
     refs = eval_references(prepared)
-    images = inference_views(human.features, human.whole)
+    images = inference_views(human.features, human.whole, prepared.layout)
     splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(options.folds)]
     vectors = probe_vector(human)
     oof = {PROBE: np.zeros(len(names))}
@@ -346,7 +360,8 @@ def _report(options: HumanOptions, names: list[str], mos: np.ndarray, folds: np.
     results = {"folds": options.folds, "seed": options.seed, "n": len(names),
                "excluded": len(options.exclude), "teacher_synthetic_val_srcc": teacher_srcc,
                "synthetic_weights": list(options.synthetic_weights), "chosen_synthetic_weight": chosen,
-               "head": options.head.to_dict(), "stage1_epochs": options.stage1_epochs, "models": {}}
+               "head": options.head.to_dict(), "stage1_epochs": options.stage1_epochs,
+               "patches": options.patches, "models": {}}
     for name, predicted in oof.items():
         per_fold = [correlations(predicted[folds == f], mos[folds == f], n_boot=0).values
                     for f in range(options.folds)]
@@ -430,7 +445,7 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
     teacher = train_teacher(options, prepared, log)
     refs = eval_references(prepared)
     stage1 = train_synthetic_student(options, prepared, teacher, STUDENT, log)
-    images = inference_views(prepared.human.features, prepared.human.whole)
+    images = inference_views(prepared.human.features, prepared.human.whole, prepared.layout)
     mixer = mixer_scores(stage1, images, refs)
     config = head_config(options, results["chosen_synthetic_weight"])
     student = train_global_head(stage1, human_head_data(prepared.human, mixer, keep), config,
@@ -441,16 +456,17 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
     bundle = ship_to or options.out / "bundle"
     extra = {"training": {"command": "python -m cvrkd train human", "stage1_epochs": options.stage1_epochs,
                           "distill_weight": options.distill_weight, "head": config.to_dict(),
-                          "human_images": len(keep), "seed": options.seed},
+                          "human_images": len(keep), "seed": options.seed,
+                          "patches": options.patches},
              "results": {"synthetic_val_srcc": synthetic_val_srcc(student, prepared)}}
     shipped = results.get("shipped")
     if shipped in results["models"]:
         cv = results["models"][shipped]["mean"]
         extra["results"].update(cv_srcc=cv["srcc"], cv_plcc=cv["plcc"], cv_krcc=cv["krcc"])
-    save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, LAYOUT,
+    save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, prepared.layout,
                                             trained=True, extra=extra), bundle / "student")
     teacher_extra = {"training": {"epochs": options.teacher_epochs, "seed": options.seed},
                      "results": {"synthetic_val_srcc": teacher_val_srcc(teacher, prepared)}}
-    save_checkpoint(teacher, CheckpointInfo("teacher", prepared.backbone.name, teacher.config, LAYOUT,
+    save_checkpoint(teacher, CheckpointInfo("teacher", prepared.backbone.name, teacher.config, prepared.layout,
                                             trained=True, extra=teacher_extra), bundle / "teacher")
     return bundle
