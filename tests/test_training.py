@@ -70,8 +70,8 @@ def test_teacher_and_distilled_student_loss_falls_and_resume(tiny, tmp_path):
 def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
     """Stage 2: on a student with a whole-image view, the global-statistics head learns the
     order of human pairs (here the reverse of the synthetic labels, so only the human loss
-    teaches it), the stage-1 token mixers are untouched, and the head's normalisation travels
-    with the checkpoint."""
+    teaches it) reading the frozen branches' vectors too, the stage-1 token mixers are
+    untouched, and the head's normalisation travels with the checkpoint."""
     import numpy as np
     from scipy.stats import spearmanr
 
@@ -80,7 +80,7 @@ def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
     from cvrkd.model import CVRKDNet, ModelConfig
     from cvrkd.patches import PatchConfig
     from cvrkd.train.global_head import HeadConfig, HeadData, train_global_head
-    from cvrkd.train.human_pipeline import inference_views, score_matrix
+    from cvrkd.train.human_pipeline import frozen_outputs, inference_views, score_matrix
     from cvrkd.train.pairwise import mos_pairs
     from cvrkd.train.synthetic import reference_whole_features
 
@@ -94,9 +94,11 @@ def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
     torch.manual_seed(3)
     stage1 = CVRKDNet(ModelConfig(stage_channels=backbone.channels, num_patches=layout.views, dim=32,
                                   lq_depth=1, diff_depth=1, distill_layers=1)).eval()
-    mixer = torch.from_numpy(score_matrix(stage1, images, refs).mean(1)).float()
+    frozen = frozen_outputs(stage1, images, refs)
+    assert frozen.branches.shape == (len(images), len(refs), 2 * 32)
+    assert np.allclose(frozen.mixer.numpy(), score_matrix(stage1, images, refs).mean(1), atol=1e-5)
     mos = 100 - data.labels.numpy()
-    human = HeadData(data.whole, mixer, mos_pairs(mos))
+    human = HeadData(data.whole, frozen.mixer, mos_pairs(mos), frozen.branches)
     student = train_global_head(stage1, human, HeadConfig(hidden=32, epochs=10, pairs_per_step=64, lr=3e-3))
 
     assert all(torch.equal(value, student.state_dict()[key]) for key, value in stage1.state_dict().items())
@@ -108,7 +110,7 @@ def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
     save_checkpoint(student, CheckpointInfo("student", "lite0", student.config, layout, trained=True),
                     tmp_path / "student")
     loaded, info = load_checkpoint(tmp_path / "student", expected_role="student")
-    assert info.patches.whole_view and loaded.config.global_head == 32
+    assert info.patches.whole_view and loaded.config.global_head == 32 and loaded.config.head_reads_branches
     assert torch.equal(loaded.global_head.center, student.global_head.center)
     assert np.allclose(score_matrix(loaded, images, refs).mean(1), predicted, atol=1e-4)
 

@@ -35,6 +35,8 @@ class HeadConfig:
     initial_mix: float = 0.5
     synthetic_weight: float = 0.0
     """Weight of the synthetic pseudo-label pairs next to the human pairs (chosen by CV)."""
+    read_branches: bool = True
+    """The head reads the frozen branches' vectors too (``ModelConfig.head_reads_branches``)."""
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -48,11 +50,14 @@ class HeadData:
     whole: torch.Tensor  # [N, variants, C, 7, 7] whole-image-view variants (augmentation)
     mixer: torch.Tensor  # [N] the frozen stage-1 score (inference views, mean over references)
     pairs: PairLabels
+    branches: torch.Tensor | None = None
+    """[N, references, D] the frozen branches' vectors (inference views), one per reference:
+    each training pair draws a reference, as each reference scores at inference."""
 
 
-def with_global_head(student: CVRKDNet, hidden: int) -> CVRKDNet:
+def with_global_head(student: CVRKDNet, hidden: int, read_branches: bool = False) -> CVRKDNet:
     """A copy of the stage-1 student with a fresh global head; every mixer weight is kept."""
-    network = CVRKDNet(replace(student.config, global_head=hidden))
+    network = CVRKDNet(replace(student.config, global_head=hidden, head_reads_branches=read_branches))
     missing, unexpected = network.load_state_dict(student.state_dict(), strict=False)
     if unexpected or any(not key.startswith(("global_head.", "mix")) for key in missing):
         raise ValueError(f"stage-1 weights do not fit: missing {missing}, unexpected {unexpected}")
@@ -64,7 +69,11 @@ def _pair_loss(network: CVRKDNet, data: HeadData, count: int, generator: torch.G
     pairs = data.pairs.subset(pick)
     rows = torch.cat([pairs.first, pairs.second])
     variants = torch.randint(0, data.whole.shape[1], (len(rows),), generator=generator)
-    scores = network.mix * data.mixer[rows] + network.global_head(data.whole[rows, variants].float())
+    branches = None
+    if network.config.head_reads_branches:
+        references = torch.randint(0, data.branches.shape[1], (len(rows),), generator=generator)
+        branches = data.branches[rows, references]
+    scores = network.mix * data.mixer[rows] + network.global_head(data.whole[rows, variants].float(), branches)
     return fidelity_loss(scores[:count], scores[count:], pairs.prob, pairs.weight)
 
 
@@ -72,11 +81,17 @@ def train_global_head(student: CVRKDNet, human: HeadData, config: HeadConfig,
                       synthetic: HeadData | None = None) -> CVRKDNet:
     """Stage 2: the student with a global head trained on ``human`` (+ ``synthetic``) pairs."""
     torch.manual_seed(config.seed)
-    network = with_global_head(student, config.hidden)
+    read_branches = config.read_branches and human.branches is not None
+    if read_branches and synthetic is not None and synthetic.branches is None:
+        raise ValueError("the head reads the branches: the synthetic pairs need their vectors too")
+    network = with_global_head(student, config.hidden, read_branches)
     head = network.global_head
     # standardise on the human-rated photos the head is for: fitting on the synthetic set too
     # cost 0.03 CV SRCC on clive_dev (0.709 -> 0.678, same folds)
-    head.fit_normalisation(GlobalStatisticsHead.statistics(human.whole.flatten(0, 1).float()))
+    parts = [GlobalStatisticsHead.statistics(human.whole.flatten(0, 1).float())]
+    if read_branches:
+        parts.append(human.branches.flatten(0, 1).float())
+    head.fit_normalisation(*parts)
     with torch.no_grad():
         network.mix.fill_(config.initial_mix)
     optimizer = torch.optim.AdamW([*head.parameters(), network.mix], lr=config.lr,

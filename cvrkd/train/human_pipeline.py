@@ -179,22 +179,51 @@ def train_synthetic_student(options: HumanOptions, prepared: Prepared, teacher: 
                   use_reference, teacher if distill else None, log)
 
 
-def mixer_scores(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-    """[N] stage-1 scores on the inference views, mean over the references."""
-    return torch.from_numpy(score_matrix(network, images, references).mean(1)).float()
+@dataclass
+class Frozen:
+    """What the frozen stage-1 network gives every image once, for stage 2."""
+
+    mixer: torch.Tensor  # [N] score on the inference views, mean over the references
+    branches: torch.Tensor | None  # [N, references, D] branch vectors, one per reference
+
+    def rows(self, rows: np.ndarray) -> "Frozen":
+        index = torch.from_numpy(np.asarray(rows))
+        return Frozen(self.mixer[index], None if self.branches is None else self.branches[index])
+
+    def without_mixers(self) -> "Frozen":
+        """The head-only ablation: no mixer score and no branch vectors."""
+        return Frozen(torch.zeros_like(self.mixer), None)
 
 
-def human_head_data(human: HumanSet, mixer: torch.Tensor, rows: np.ndarray) -> HeadData:
-    subset = human.subset(rows)
-    return HeadData(subset.whole, mixer[torch.from_numpy(rows)], subset.pairs)
+@torch.no_grad()
+def frozen_outputs(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> Frozen:
+    network.eval()
+    refs = list(references) if network.config.use_reference else [None]
+    scores, vectors = [], []
+    for reference in refs:
+        score_chunks, vector_chunks = [], []
+        for start in range(0, images.shape[0], 64):
+            lq = images[start:start + 64]
+            ref = None if reference is None else reference.unsqueeze(0).expand(lq.shape[0], -1, -1, -1, -1)
+            score_chunks.append(network(lq, ref).score)
+            vector_chunks.append(network.branch_vectors(lq, ref)[0])
+        scores.append(torch.cat(score_chunks))
+        vectors.append(torch.cat(vector_chunks))
+    return Frozen(torch.stack(scores, 1).mean(1), torch.stack(vectors, 1))
+
+
+def human_head_data(human: HumanSet, frozen: Frozen, rows: np.ndarray) -> HeadData:
+    subset, chosen = human.subset(rows), frozen.rows(rows)
+    return HeadData(subset.whole, chosen.mixer, subset.pairs, chosen.branches)
 
 
 def synthetic_head_data(prepared: Prepared, network: CVRKDNet, references: torch.Tensor) -> HeadData:
     """The synthetic training split as pairs of pseudo-labels (Thurstone, observer noise)."""
     rows = prepared.data.indices("train")
     images = inference_views(prepared.data.features[rows], prepared.data.whole[rows], prepared.layout)
-    return HeadData(prepared.data.whole[rows], mixer_scores(network, images, references),
-                    mos_pairs(prepared.data.labels[rows].numpy()))
+    frozen = frozen_outputs(network, images, references)
+    return HeadData(prepared.data.whole[rows], frozen.mixer, mos_pairs(prepared.data.labels[rows].numpy()),
+                    frozen.branches)
 
 
 # ------------------------------------------------------------------ prediction
@@ -257,7 +286,7 @@ def head_config(options: HumanOptions, synthetic_weight: float) -> HeadConfig:
 
 
 def _fold_predictions(human: HumanSet, splits: list, images: torch.Tensor,
-                      refs: torch.Tensor, stage1: CVRKDNet, mixer: torch.Tensor,
+                      refs: torch.Tensor, stage1: CVRKDNet, frozen: Frozen,
                       synthetic: HeadData | None, config: HeadConfig, prepared: Prepared,
                       head_only: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """Out-of-fold scores (and the per-reference matrix) of stage 2 on top of ``stage1``;
@@ -266,7 +295,7 @@ def _fold_predictions(human: HumanSet, splits: list, images: torch.Tensor,
     per_ref = np.zeros((len(human), refs.shape[0]))
     synthetic_srcc = []
     for train_rows, test_rows in splits:
-        network = train_global_head(stage1, human_head_data(human, mixer, train_rows), config,
+        network = train_global_head(stage1, human_head_data(human, frozen, train_rows), config,
                                     synthetic)
         if head_only:
             with torch.no_grad():
@@ -325,28 +354,28 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
 
     for name in options.ablations:
         stage1 = train_synthetic_student(options, prepared, teacher, name, log)
-        mixer = mixer_scores(stage1, images, refs)
+        frozen = frozen_outputs(stage1, images, refs)
         synthetic_data = synthetic_head_data(prepared, stage1, refs)
         if name == STUDENT:
-            oof[STAGE1_ONLY] = mixer.numpy()
+            oof[STAGE1_ONLY] = frozen.mixer.numpy()
             synthetic[STAGE1_ONLY] = synthetic_val_srcc(stage1, prepared)
             matrices = {}
             for weight in options.synthetic_weights:
                 log(f"cross-validating {student_name(weight)}")
                 predicted, matrices[weight], synth = _fold_predictions(
-                    human, splits, images, refs, stage1, mixer, synthetic_data, head_config(options, weight),
+                    human, splits, images, refs, stage1, frozen, synthetic_data, head_config(options, weight),
                     prepared)
                 oof[student_name(weight)], synthetic[student_name(weight)] = predicted, synth
                 results = report()
             chosen = choose_synthetic_weight(results)
             per_ref = matrices[chosen]
             log(f"chosen synthetic-pair weight {chosen:g}")
-            oof[HEAD_ONLY] = _fold_predictions(human, splits, images, refs, stage1, torch.zeros_like(mixer),
+            oof[HEAD_ONLY] = _fold_predictions(human, splits, images, refs, stage1, frozen.without_mixers(),
                                                None, head_config(options, chosen), prepared,
                                                head_only=True)[0]
         else:
             log(f"cross-validating {name}")
-            oof[name], _, synthetic[name] = _fold_predictions(human, splits, images, refs, stage1, mixer,
+            oof[name], _, synthetic[name] = _fold_predictions(human, splits, images, refs, stage1, frozen,
                                                               synthetic_data, head_config(options, chosen),
                                                               prepared)
         results = report()
@@ -446,9 +475,9 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
     refs = eval_references(prepared)
     stage1 = train_synthetic_student(options, prepared, teacher, STUDENT, log)
     images = inference_views(prepared.human.features, prepared.human.whole, prepared.layout)
-    mixer = mixer_scores(stage1, images, refs)
+    frozen = frozen_outputs(stage1, images, refs)
     config = head_config(options, results["chosen_synthetic_weight"])
-    student = train_global_head(stage1, human_head_data(prepared.human, mixer, keep), config,
+    student = train_global_head(stage1, human_head_data(prepared.human, frozen, keep), config,
                                 synthetic_head_data(prepared, stage1, refs))
     calibrated = CVRKDNet(replace(student.config, calibration=tuple(results.get("calibration") or ())))
     calibrated.load_state_dict(student.state_dict())
