@@ -44,9 +44,7 @@ def summary_markdown(model: ModelService) -> str:
     for role in ("student", "teacher"):
         if role in data:
             r = data[role]
-            patches = f"{r['patches'].get('num_patches')} × {r['patches'].get('size')} px"
-            if r["patches"].get("whole_view"):
-                patches += " + the whole image"
+            patches = _views(r["patches"])
             trained = "yes" if r["trained"] else "**NO (random weights)**"
             lines.append(f"| {role} | `{r['version']}` | {r['backbone']} | {trained} | {patches} |")
     metrics = _flatten(data["student"]["extra"])
@@ -74,6 +72,14 @@ def runs(registry: Path) -> pd.DataFrame:
         frame["started_at"] = pd.to_datetime(frame["started_at"], unit="s", utc=True).dt.strftime("%Y-%m-%d %H:%M")
     ordered = [c for c in RUN_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in RUN_COLUMNS]
     return frame[ordered]
+
+
+def _views(patches: dict) -> str:
+    """What the network reads, in words: grid patches and/or the whole image."""
+    grid = f"{patches.get('num_patches')} × {patches.get('size')} px"
+    if not patches.get("whole_view"):
+        return grid
+    return "the whole image only" if not patches.get("num_patches") else grid + " + the whole image"
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
