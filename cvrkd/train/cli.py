@@ -98,7 +98,7 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", type=Path, help="text file of image names never to train on")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--patches", type=int, default=10,
+    parser.add_argument("--patches", type=int, default=0,
                         help="grid patches the networks read next to the whole-image view "
                         "(0 = whole view only: one backbone pass per scored image)")
 

@@ -3,7 +3,8 @@
 Stage 1 (:func:`cvrkd.train.human_pipeline.train_synthetic_student`) trains the student's token
 mixers on synthetic distortions with FR pseudo-labels and distillation from the teacher. Stage
 2 keeps those mixers frozen and learns, from human pairs, the
-:class:`~cvrkd.model.GlobalStatisticsHead` and the weight of the mixers' score next to it.
+:class:`~cvrkd.model.GlobalStatisticsHead` (on the whole view's statistics and the frozen
+branches' vectors) and the weight of the mixers' score next to it.
 
 Why two stages: training the mixers on a few hundred human-rated photos overfit (5-fold CV
 SRCC 0.635, below a linear probe's 0.724), while the frozen mixers' synthetic skill and a

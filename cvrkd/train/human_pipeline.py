@@ -79,9 +79,9 @@ class HumanOptions:
     exclude: set[str] = field(default_factory=set)
     """Image names never trained on (e.g. the crowd bench's evaluation images)."""
     ablations: tuple[str, ...] = tuple(ABLATIONS)
-    patches: int = 10
-    """Grid patches the networks read next to the whole-image view (0 = the whole view only:
-    one backbone pass per image)."""
+    patches: int = 0
+    """Grid patches the networks read next to the whole-image view (0, the shipped layout: the
+    whole view only, one backbone pass per image)."""
 
     @property
     def layout(self) -> PatchConfig:
