@@ -176,6 +176,8 @@ def main() -> None:
           f"{median_cpu['paper']:.3f} | 1.0x | 1.0x | |")
     for name in scorers:
         views = f"P={ours.patches.num_patches}" + (" + whole image" if ours.patches.whole_view else "")
+        if ours.patches.whole_view and not ours.patches.num_patches:
+            views = "whole image only"
         label = f"ours: Lite0, {views}, {references} cached references, {name}"
         if name == auto.backend:
             label += " (= auto, the default)"
