@@ -55,6 +55,7 @@ class ModelConfig:
 class ModelOutput:
     score: torch.Tensor  # [B], on the 0–100 scale
     diff_features: list[torch.Tensor] = field(default_factory=list)  # last L diff-encoder blocks
+    vectors: torch.Tensor | None = None  # [B, D] the branches' pooled vectors (CVRKDNet.branch_vectors)
 
 
 class StageProjection(nn.Module):
@@ -184,7 +185,7 @@ class CVRKDNet(nn.Module):
         if self.global_head is not None:
             branches = vectors if self.config.head_reads_branches else None
             score = self.mix * score + self.global_head(lq[:, -1], branches)
-        return ModelOutput(score=score, diff_features=inner)
+        return ModelOutput(score=score, diff_features=inner, vectors=vectors)
 
     def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
         """Map raw scores onto the human scale with the stored logistic (identity if none),

@@ -133,6 +133,8 @@ class Prepared:
 
 
 def prepare(options: HumanOptions, log: Log = print) -> Prepared:
+    if not 0 <= options.patches <= DATA_LAYOUT.num_patches:
+        raise ValueError(f"patches must be 0–{DATA_LAYOUT.num_patches}, got {options.patches}")
     backbone = FrozenBackbone()
     raw = json.loads((options.synthetic / "config.json").read_text())
     config = SyntheticConfig(**{**raw, "patches": PatchConfig(**raw["patches"])})
@@ -143,8 +145,6 @@ def prepare(options: HumanOptions, log: Log = print) -> Prepared:
     references = reference_features(gallery, backbone, config, options.synthetic / "references.safetensors")
     reference_whole = reference_whole_features(gallery, backbone, config,
                                                options.synthetic / "references_whole.safetensors")
-    if not 0 <= options.patches <= DATA_LAYOUT.num_patches:
-        raise ValueError(f"patches must be 0–{DATA_LAYOUT.num_patches}, got {options.patches}")
     human = mos_set(options.data_root / "clive_dev" / "clive_dev.csv", backbone, DATA_LAYOUT,
                     FeatureCache(options.out / "cache"), log=log)
     return Prepared(backbone, data, references, reference_whole, human, options.layout)
@@ -195,21 +195,9 @@ class Frozen:
         return Frozen(torch.zeros_like(self.mixer), None)
 
 
-@torch.no_grad()
 def frozen_outputs(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> Frozen:
-    network.eval()
-    refs = list(references) if network.config.use_reference else [None]
-    scores, vectors = [], []
-    for reference in refs:
-        score_chunks, vector_chunks = [], []
-        for start in range(0, images.shape[0], 64):
-            lq = images[start:start + 64]
-            ref = None if reference is None else reference.unsqueeze(0).expand(lq.shape[0], -1, -1, -1, -1)
-            score_chunks.append(network(lq, ref).score)
-            vector_chunks.append(network.branch_vectors(lq, ref)[0])
-        scores.append(torch.cat(score_chunks))
-        vectors.append(torch.cat(vector_chunks))
-    return Frozen(torch.stack(scores, 1).mean(1), torch.stack(vectors, 1))
+    scores, vectors = _per_reference(network, images, references)
+    return Frozen(scores.mean(1), vectors)
 
 
 def human_head_data(human: HumanSet, frozen: Frozen, rows: np.ndarray) -> HeadData:
@@ -235,19 +223,27 @@ def inference_views(features: torch.Tensor, whole: torch.Tensor, layout: PatchCo
 
 
 @torch.no_grad()
-def score_matrix(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> np.ndarray:
-    """[N, K] raw scores of every image against every reference ([N, 1] for NR models)."""
+def _per_reference(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw scores [N, K] and branch vectors [N, K, D] of every image against every reference
+    (K = 1 for NR models), from one forward pass per batch."""
     network.eval()
     refs = list(references) if network.config.use_reference else [None]
-    columns = []
+    scores, vectors = [], []
     for reference in refs:
-        chunks = []
+        outputs = []
         for start in range(0, images.shape[0], 64):
             lq = images[start:start + 64]
             ref = None if reference is None else reference.unsqueeze(0).expand(lq.shape[0], -1, -1, -1, -1)
-            chunks.append(network(lq, ref).score)
-        columns.append(torch.cat(chunks))
-    return torch.stack(columns, dim=1).numpy()
+            outputs.append(network(lq, ref))
+        scores.append(torch.cat([output.score for output in outputs]))
+        vectors.append(torch.cat([output.vectors for output in outputs]))
+    return torch.stack(scores, dim=1), torch.stack(vectors, dim=1)
+
+
+def score_matrix(network: CVRKDNet, images: torch.Tensor, references: torch.Tensor) -> np.ndarray:
+    """[N, K] raw scores of every image against every reference ([N, 1] for NR models)."""
+    return _per_reference(network, images, references)[0].numpy()
 
 
 def synthetic_val_srcc(network: CVRKDNet, prepared: Prepared) -> float:
