@@ -102,9 +102,8 @@ class GlobalStatisticsHead(nn.Module):
     Why: authentic camera distortions (blur, noise, exposure) show up as image-wide statistics
     that a linear probe on these numbers already reads better than the token mixers do when
     trained on a few hundred photos. It may also read the student's LQ and
-    reference-difference vectors (``branch_dim``): on clive_dev that lifted a ridge model on
-    these statistics from 0.724 to 0.744 cross-validated SRCC, so the synthetic-trained branches
-    carry something the statistics lack. Inputs are standardised with buffers fitted on the
+    reference-difference vectors (``branch_dim``), so the reference branch reaches the score
+    (cross-validated figures in docs/results.md). Inputs are standardised with buffers fitted on the
     training images (:meth:`fit_normalisation`), so they travel with the checkpoint."""
 
     def __init__(self, channels: int, hidden: int, dropout: float = 0.2, branch_dim: int = 0) -> None:
