@@ -24,6 +24,7 @@ runs in a background process (the app's trainer mechanism), side by side.
 """
 from __future__ import annotations
 
+import atexit
 import argparse
 import json
 import shutil
@@ -138,6 +139,7 @@ def main() -> None:
     model_dir = args.model or paths.default_model_dir()
     shipped, shipped_info = load_checkpoint(model_dir / "student", expected_role="student")
     work = Path(tempfile.mkdtemp(prefix="redistill-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the crowd stores and registries are GBs over runs
     cache_dir = args.cache or work / "cache"
     cache = FeatureCache(cache_dir)
     gallery = build_default_gallery(work / "gallery")
