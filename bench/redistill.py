@@ -24,8 +24,8 @@ runs in a background process (the app's trainer mechanism), side by side.
 """
 from __future__ import annotations
 
-import atexit
 import argparse
+import atexit
 import json
 import shutil
 import statistics
