@@ -121,9 +121,12 @@ class GlobalStatisticsHead(nn.Module):
 
     @staticmethod
     def inputs(view: torch.Tensor, branches: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, 2C (+ D)]: the view's statistics, then the branch vectors when the head reads them."""
+        """[B, 2C (+ D)]: the view's statistics, then the branch vectors when the head reads them.
+        One view ([1, C, 7, 7]) may go with B branch rows: its statistics are computed once."""
         statistics = GlobalStatisticsHead.statistics(view)
-        return statistics if branches is None else torch.cat([statistics, branches], dim=1)
+        if branches is None:
+            return statistics
+        return torch.cat([statistics.expand(branches.shape[0], -1), branches], dim=1)
 
     @torch.no_grad()
     def fit_normalisation(self, *parts: torch.Tensor) -> None:
@@ -163,7 +166,10 @@ class CVRKDNet(nn.Module):
     def branch_vectors(self, lq: torch.Tensor, reference: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """[B, D]: the LQ branch's pooled vector, then the reference-difference branch's (when the
-        model has one); and the difference encoder's last blocks, for distillation."""
+        model has one); and the difference encoder's last blocks, for distillation.
+
+        ``lq`` may be a single image ([1, P, ...]) against B references: its branch then runs
+        once and is broadcast, which is what scoring against a gallery needs."""
         lq_stages = self.projection(lq)
         lq_vector, _ = self.lq_encoder(torch.cat(lq_stages, dim=2))
         inner: list[torch.Tensor] = []
@@ -174,7 +180,7 @@ class CVRKDNet(nn.Module):
             ref_stages = self.projection(reference)
             diff = torch.cat([r - q for r, q in zip(ref_stages, lq_stages)], dim=2)
             diff_vector, inner = self.diff_encoder(diff)
-            vectors.append(diff_vector)
+            vectors = [lq_vector.expand(diff_vector.shape[0], -1), diff_vector]
             inner = inner[-self.config.distill_layers:] if self.config.distill_layers else []
         return torch.cat(vectors, dim=1), inner
 
@@ -185,6 +191,13 @@ class CVRKDNet(nn.Module):
             branches = vectors if self.config.head_reads_branches else None
             score = self.mix * score + self.global_head(lq[:, -1], branches)
         return ModelOutput(score=score, diff_features=inner, vectors=vectors)
+
+    def score_references(self, lq: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """[K] calibrated scores of one image's features ([P, C, 7, 7]) against K references
+        ([K, P, C, 7, 7]). The LQ branch and the whole view's statistics do not depend on the
+        reference, so they run once, not K times (the same numbers as ``forward`` on K copies)."""
+        scores = self.calibrate(self(lq[None], references).score)
+        return scores.expand(references.shape[0])
 
     def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
         """Map raw scores onto the human scale with the stored logistic (identity if none),

@@ -1,16 +1,17 @@
-"""Fast CPU inference for the frozen backbone: an ONNX export run by ONNX Runtime or OpenVINO.
+"""Fast CPU inference: ONNX exports of the frozen backbone and of the student's head, run by
+ONNX Runtime or OpenVINO.
 
-Nearly all of a score's time is the backbone's forward pass over the image's patches; the
-head costs milliseconds. So only the backbone goes through an optimised runtime, and the
-head stays in torch. The export is generic: whatever backbone the checkpoint's config names
-is built by ``FrozenBackbone`` and exported with dynamic batch, height and width, so a model
-that also feeds a whole image at native resolution works unchanged.
+A score is one backbone pass over the image, then the student's head against every gallery
+reference. Both go through the runtime: the head's many small layers cost torch more in
+per-operator overhead than in arithmetic (bench/latency.py). The backbone export is generic:
+whatever backbone the checkpoint's config names is built by ``FrozenBackbone`` and exported
+with dynamic batch, height and width. The head is exported per student checkpoint (a
+re-distilled student gets its own), with a dynamic number of references.
 
-The export is cached beside the model (``<model>/runtime/``, or the cache folder when the
-model's folder is read-only), keyed by the checkpoint's weights SHA-256 and the backbone name,
-so a new checkpoint gets a fresh export. Before a runtime is used, its output is compared with
-torch's on fixed probe images ("verified"); ``auto`` falls back to torch when no runtime is
-installed or verified.
+Exports are cached beside the model (``<model>/runtime/``, or the cache folder when the
+model's folder is read-only), keyed by the checkpoint's weights SHA-256, so a new checkpoint
+gets a fresh export. Before a runtime is used, its output is compared with torch's on fixed
+probes ("verified"); ``auto`` falls back to torch when no runtime is installed or verified.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -39,8 +41,12 @@ FAST_RUNTIMES = ("onnxruntime", "openvino")
 BACKENDS = ("auto", "torch", *FAST_RUNTIMES)
 EXPORT_FORMAT = 1
 MAX_RELATIVE_ERROR = 1e-3
-"""Largest allowed |runtime - torch| over the probes, relative to the largest |feature|."""
+"""Largest allowed backbone |runtime - torch| over the probes, relative to the largest |feature|."""
+MAX_HEAD_ERROR = 1e-2
+"""Largest allowed head |runtime - torch| over the probes, in score points (0–100)."""
 OPSET = 17
+SHAPES_KEPT = 8
+"""Input shapes whose fixed-size ONNX Runtime sessions stay loaded (see ``_onnxruntime_runner``)."""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -107,44 +113,119 @@ def export_backbone(model_dir: Path, backbone: str, checkpoint_sha256: str,
     from cvrkd.backbone import FrozenBackbone
 
     target = export_path(model_dir, backbone, checkpoint_sha256)
+    torch_backbone: list[torch.nn.Module] = []  # built only when something must be checked
+
+    def reference() -> torch.nn.Module:
+        if not torch_backbone:
+            torch_backbone.append(FrozenBackbone(backbone))
+        return torch_backbone[0]
+
+    def write(path: Path) -> dict:
+        module = reference()
+        stages = [f"stage{i}" for i in range(len(module.channels))]
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+        axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in stages})
+        _write_onnx(_ExportWrapper(module), (torch.rand(2, 3, 224, 224),), ["images"], stages, axes, path)
+        return {"backbone": backbone, "channels": list(module.channels)}
+
+    def error_of(run: Runner) -> float:
+        probes = probe_images()
+        expected = [reference()(probe) for probe in probes]
+        candidates = [[torch.from_numpy(s) for s in run(np.ascontiguousarray(probe.numpy()))]
+                      for probe in probes]
+        return max(relative_error(e, c) for e, c in zip(expected, candidates))
+
+    return _export_verified(target, checkpoint_sha256, write, error_of, MAX_RELATIVE_ERROR,
+                            "relative", force)
+
+
+class _HeadWrapper(torch.nn.Module):
+    """The student against K references, as one traceable module."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, lq: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        return self.network.score_references(lq, references)
+
+
+def head_probes(network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed feature-shaped probes: one image's views and three references'. Values span the
+    backbone's non-negative range (pooled ReLU6 maps)."""
+    config = network.config
+    generator = torch.Generator().manual_seed(0)
+    shape = (config.num_patches, sum(config.stage_channels), 7, 7)
+    lq = torch.rand(shape, generator=generator) * 3
+    references = torch.rand((3, *shape), generator=generator) * 3
+    return lq, references
+
+
+def export_head(model_dir: Path, network: torch.nn.Module, checkpoint_sha256: str,
+                force: bool = False) -> Export:
+    """Export the student's head for this checkpoint and verify every installed runtime."""
+    target = runtime_dir(model_dir) / f"head-{export_key('head', checkpoint_sha256)}.onnx"
+    network = network.eval()
+
+    def write(path: Path) -> dict:
+        axes = {"references": {0: "references"}, "scores": {0: "references"}}
+        _write_onnx(_HeadWrapper(network), head_probes(network), ["lq", "references"], ["scores"],
+                    axes, path)
+        return {"head": True}
+
+    def error_of(run: Runner) -> float:
+        lq, references = head_probes(network)
+        with torch.inference_mode():
+            expected = network.score_references(lq, references).numpy()
+        return float(np.abs(run(lq.numpy(), references.numpy())[0] - expected).max())
+
+    return _export_verified(target, checkpoint_sha256, write, error_of, MAX_HEAD_ERROR,
+                            "points", force)
+
+
+def _export_verified(target: Path, checkpoint_sha256: str, write: Callable[[Path], dict],
+                     error_of: Callable[[Runner], float], limit: float, unit: str,
+                     force: bool) -> Export:
+    """The cached export at ``target`` when it is intact and every installed runtime has been
+    checked, else (re)write and check it. Concurrent callers wait on a file lock."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.with_suffix(".lock"))):
-        existing = _read_export(target)
-        if existing is not None and not force:
-            missing = [r for r in FAST_RUNTIMES if installed(r) and r not in existing.manifest["verified"]]
-            if not missing:
-                return existing
-            return _verify(existing, FrozenBackbone(backbone), missing)
-        torch_backbone = FrozenBackbone(backbone)
-        _write_onnx(torch_backbone, target)
-        manifest = {
-            "format": EXPORT_FORMAT, "backbone": backbone, "checkpoint_sha256": checkpoint_sha256,
-            "onnx_sha256": _sha256(target), "channels": list(torch_backbone.channels),
-            "torch": torch.__version__, "verified": {},
-        }
-        export = Export(target, manifest)
-        return _verify(export, torch_backbone, [r for r in FAST_RUNTIMES if installed(r)])
+        export = None if force else _read_export(target)
+        if export is None:
+            with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".onnx.tmp", delete=False) as handle:
+                temp = Path(handle.name)
+            try:
+                details = write(temp)
+                os.chmod(temp, 0o644)  # readable by every user of a shared install
+                os.replace(temp, target)
+            finally:
+                temp.unlink(missing_ok=True)
+            export = Export(target, {"format": EXPORT_FORMAT, **details,
+                                     "checkpoint_sha256": checkpoint_sha256,
+                                     "onnx_sha256": _sha256(target), "torch": torch.__version__,
+                                     "error_unit": unit, "verified": {}})
+        missing = [r for r in FAST_RUNTIMES if installed(r) and r not in export.manifest["verified"]]
+        if not missing:
+            return export
+        for runtime in missing:
+            try:
+                error = error_of(_RUNNERS[runtime](export.onnx_path, torch.get_num_threads()))
+                check = {"ok": error <= limit, "max_error": error, "version": _version(runtime)}
+            except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the export is unverified
+                check = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "version": _version(runtime)}
+            export.manifest["verified"][runtime] = check
+            logger.info("verified %s on %s: %s", runtime, export.onnx_path.name, check)
+        _write_json(export.manifest_path, export.manifest)
+        return export
 
 
-def _write_onnx(backbone: torch.nn.Module, target: Path) -> None:
-    wrapper = _ExportWrapper(backbone).eval()
-    example = torch.rand(2, 3, 224, 224)
-    stages = [f"stage{i}" for i in range(len(backbone.channels))]
-    axes = {"images": {0: "batch", 2: "height", 3: "width"}}
-    axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in stages})
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".onnx.tmp", delete=False) as handle:
-        temp = Path(handle.name)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            # the TorchScript exporter handles the TF-style "same" padding with dynamic H/W
-            torch.onnx.export(wrapper, (example,), str(temp), input_names=["images"],
-                              output_names=stages, dynamic_axes=axes, opset_version=OPSET,
-                              dynamo=False)
-        os.chmod(temp, 0o644)  # readable by every user of a shared install
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+def _write_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], inputs: list[str],
+                outputs: list[str], axes: dict, path: Path) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        # the TorchScript exporter handles the TF-style "same" padding with dynamic H/W
+        torch.onnx.export(module.eval(), example, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
 
 def probe_images() -> list[torch.Tensor]:
@@ -164,24 +245,6 @@ def relative_error(reference: list[torch.Tensor], candidate: list[torch.Tensor])
     return max(float((c - r).abs().max()) for r, c in zip(reference, candidate)) / scale
 
 
-def _verify(export: Export, torch_backbone: torch.nn.Module, runtimes: list[str]) -> Export:
-    probes = probe_images()
-    expected = [torch_backbone(probe) for probe in probes]
-    for runtime in runtimes:
-        try:
-            candidate = RuntimeBackbone(export, runtime, threads=torch.get_num_threads(),
-                                        require_verified=False)
-            error = max(relative_error(e, candidate(p)) for e, p in zip(expected, probes))
-            check = {"ok": error <= MAX_RELATIVE_ERROR, "max_relative_error": error,
-                     "version": _version(runtime)}
-        except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the export is unverified
-            check = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "version": _version(runtime)}
-        export.manifest["verified"][runtime] = check
-        logger.info("verified %s on %s: %s", runtime, export.onnx_path.name, check)
-    _write_json(export.manifest_path, export.manifest)
-    return export
-
-
 def _read_export(target: Path) -> Export | None:
     manifest_path = target.with_suffix(".json")
     if not target.is_file() or not manifest_path.is_file():
@@ -196,25 +259,28 @@ def _read_export(target: Path) -> Export | None:
 
 
 # ------------------------------------------------------------------ run
+def _checked_runner(export: Export, runtime: str, threads: int, require_verified: bool) -> Runner:
+    if runtime not in FAST_RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {FAST_RUNTIMES}")
+    if not installed(runtime):
+        raise RuntimeUnavailable(f"{runtime} is not installed (pip install {runtime})")
+    if require_verified and not export.verified(runtime):
+        raise RuntimeUnavailable(
+            f"{runtime} did not reproduce torch's outputs on {export.onnx_path.name}: "
+            f"{export.manifest.get('verified', {}).get(runtime)}")
+    return _RUNNERS[runtime](export.onnx_path, max(1, threads))
+
+
 class RuntimeBackbone:
     """Drop-in for ``FrozenBackbone`` at inference: [N, 3, H, W] in 0–1 -> the stage maps."""
 
     def __init__(self, export: Export, runtime: str, threads: int,
                  require_verified: bool = True) -> None:
-        if runtime not in FAST_RUNTIMES:
-            raise ValueError(f"unknown runtime {runtime!r}; choose one of {FAST_RUNTIMES}")
-        if not installed(runtime):
-            raise RuntimeUnavailable(f"{runtime} is not installed (pip install {runtime})")
-        if require_verified and not export.verified(runtime):
-            raise RuntimeUnavailable(
-                f"{runtime} did not reproduce torch's features on {export.onnx_path.name}: "
-                f"{export.manifest.get('verified', {}).get(runtime)}")
+        self._run = _checked_runner(export, runtime, threads, require_verified)
         self.name = export.manifest["backbone"]
         self.backend = runtime
         self.channels = tuple(export.manifest["channels"])
         self._export = export
-        self._run = (_onnxruntime_runner if runtime == "onnxruntime" else _openvino_runner)(
-            export.onnx_path, max(1, threads))
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
         array = np.ascontiguousarray(images.detach().float().numpy())
@@ -226,19 +292,64 @@ class RuntimeBackbone:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-Runner = Callable[[np.ndarray], list[np.ndarray]]
+class RuntimeHead:
+    """Drop-in for ``CVRKDNet.score_references``: one image's features against K references."""
+
+    def __init__(self, export: Export, runtime: str, threads: int,
+                 require_verified: bool = True) -> None:
+        self._run = _checked_runner(export, runtime, threads, require_verified)
+        self.backend = runtime
+
+    def __call__(self, lq: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        arrays = (np.ascontiguousarray(t.detach().float().numpy()) for t in (lq, references))
+        return torch.from_numpy(self._run(*arrays)[0])
+
+
+Runner = Callable[..., list[np.ndarray]]
+"""Runs an export on arrays given in its inputs' order; returns its outputs in order."""
 
 
 def _onnxruntime_runner(path: Path, threads: int) -> Runner:
+    """One ONNX Runtime session per input shape, its sizes fixed when it is created.
+
+    Why: with fixed sizes ONNX Runtime plans memory once and folds the shape arithmetic of the
+    TF-style "same" padding; the backbone ran about 1.5x faster on a 640x480 view than with a
+    dynamic session (bench/latency.py), with the same outputs. A session costs tens of
+    milliseconds to create; the whole view is capped at 640 px, so photos share few shapes.
+    The ``SHAPES_KEPT`` most recently used shapes keep their sessions."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.log_severity_level = 3
-    # no busy-waiting between ops: measured faster on shared cores, and idle threads stay idle
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda images: session.run(None, {"images": images})
+    def create(sizes: dict[str, int]) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.log_severity_level = 3
+        # no busy-waiting between ops: measured faster on shared cores, and idle threads stay idle
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for name, size in sizes.items():
+            options.add_free_dimension_override_by_name(name, size)
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    inputs = create({}).get_inputs()
+    names = [node.name for node in inputs]
+    sessions: OrderedDict[tuple, ort.InferenceSession] = OrderedDict()
+    lock = threading.Lock()
+
+    def session_for(arrays: tuple[np.ndarray, ...]) -> ort.InferenceSession:
+        key = tuple(array.shape for array in arrays)
+        with lock:
+            if key in sessions:
+                sessions.move_to_end(key)
+                return sessions[key]
+        sizes = {dim: size for node, array in zip(inputs, arrays)
+                 for dim, size in zip(node.shape, array.shape) if isinstance(dim, str)}
+        session = create(sizes)
+        with lock:
+            sessions[key] = session
+            while len(sessions) > SHAPES_KEPT:
+                sessions.popitem(last=False)
+        return session
+
+    return lambda *arrays: session_for(arrays).run(None, dict(zip(names, arrays)))
 
 
 def _openvino_runner(path: Path, threads: int) -> Runner:
@@ -250,12 +361,15 @@ def _openvino_runner(path: Path, threads: int) -> Runner:
         "INFERENCE_PRECISION_HINT": "f32"})
     request, lock = compiled.create_infer_request(), threading.Lock()
 
-    def run(images: np.ndarray) -> list[np.ndarray]:
+    def run(*arrays: np.ndarray) -> list[np.ndarray]:
         with lock:  # one infer request: calls from several threads take turns
-            results = request.infer({0: images})
+            results = request.infer(dict(enumerate(arrays)))
             return [np.array(results[output]) for output in compiled.outputs]
 
     return run
+
+
+_RUNNERS = {"onnxruntime": _onnxruntime_runner, "openvino": _openvino_runner}
 
 
 # ------------------------------------------------------------------ choose
@@ -291,6 +405,30 @@ def load_backbone(backend: str, backbone: str, model_dir: Path, checkpoint_sha25
         raise RuntimeUnavailable("; ".join(problems))
     logger.warning("scoring with torch (no fast runtime: %s)", "; ".join(problems))
     return FrozenBackbone(backbone), "torch"
+
+
+ScoreReferences = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def load_head(backend: str, network: torch.nn.Module, model_dir: Path, checkpoint_sha256: str,
+              threads: int | None = None) -> ScoreReferences:
+    """``network.score_references`` on the backbone's backend: torch, or the runtime's export of
+    this checkpoint's head. A head that cannot be exported or verified runs in torch (logged):
+    the score is the same, only slower."""
+    network = network.eval()
+
+    @torch.inference_mode()
+    def in_torch(lq: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        return network.score_references(lq, references)
+
+    if backend not in FAST_RUNTIMES:
+        return in_torch
+    try:
+        export = export_head(model_dir, network, checkpoint_sha256)
+        return RuntimeHead(export, backend, threads or torch.get_num_threads())
+    except Exception as exc:  # noqa: BLE001 - fall back to the exact torch path
+        logger.warning("the student's head runs in torch (%s: %s)", backend, exc)
+        return in_torch
 
 
 # ------------------------------------------------------------------ helpers

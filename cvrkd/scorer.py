@@ -28,7 +28,7 @@ from cvrkd.gallery import Gallery, build_default_gallery
 from cvrkd.imageio import ImageSource, InvalidImageError, LoadedImage, load_image
 from cvrkd.model import SCORE_RANGE, CVRKDNet
 from cvrkd.patches import align_reference
-from cvrkd.runtime import default_backend, load_backbone
+from cvrkd.runtime import ScoreReferences, default_backend, load_backbone, load_head
 
 Progress = Callable[[int, int, str], None]
 
@@ -67,6 +67,8 @@ class ScoreResult:
 class LoadedModel:
     network: CVRKDNet
     info: CheckpointInfo
+    score_references: ScoreReferences | None = None
+    """The student's scores against K references, on the scorer's backend (``load_head``)."""
 
 
 class Scorer:
@@ -93,6 +95,7 @@ class Scorer:
         self.backbone, self.backend = load_backbone(
             backend or default_backend(), self.student.info.backbone, self.model_dir,
             self.student.info.version)
+        self.student.score_references = self._head(self.student)
         self.patches = self.student.info.patches
         self.cache = FeatureCache(Path(cache_dir) if cache_dir else paths.cache_dir() / "features")
         self._default_gallery = gallery
@@ -131,9 +134,14 @@ class Scorer:
                                         expected_role="student")
         if info.patches != self.patches:
             raise CheckpointError("the new student uses another patch layout")
+        student = LoadedModel(network, info)
+        student.score_references = self._head(student)  # exported before the swap, not during it
         with self._swap_lock:
-            self.student = LoadedModel(network, info)
+            self.student = student
         return info.version
+
+    def _head(self, student: LoadedModel) -> ScoreReferences:
+        return load_head(self.backend, student.network, self.model_dir, student.info.version)
 
     # --------------------------------------------------------------- features
     def image_features(self, image: LoadedImage) -> torch.Tensor:
@@ -174,9 +182,7 @@ class Scorer:
         references = self.gallery_features(gallery)
         lq = self.image_features(loaded)
         student = self.student
-        with torch.inference_mode():
-            lq_batch = lq.unsqueeze(0).expand(references.shape[0], *lq.shape)
-            scores = student.network.calibrate(student.network(lq_batch, references).score)
+        scores = student.score_references(lq, references)
         per_reference = [ReferenceScore(entry.name, _clamp(value))
                          for entry, value in zip(gallery.images, scores.tolist())]
         values = [r.score for r in per_reference]
