@@ -2,7 +2,8 @@
 (OpenVINO) against the fp32 torch scores, on real photos, with the CPU time of one score.
 
 int8: the exported backbone is quantised (QDQ, per-channel int8 weights, uint8 activations,
-min-max calibration on the grid patches of the Kodak photos, which are not scored here).
+min-max calibration on what the model's layout feeds the backbone (grid patches and/or the
+whole view) of the Kodak photos, which are not scored here).
 bf16: OpenVINO's inference precision hint (only faster on CPUs with bf16 units).
 The bar for shipping a variant (issue 14): max abs difference <= 0.5 points and SRCC >= 0.999
 against torch.
@@ -27,6 +28,7 @@ import pandas as pd  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from cvrkd import paths, runtime  # noqa: E402
+from cvrkd.features import whole_view  # noqa: E402
 from cvrkd.gallery import build_default_gallery  # noqa: E402
 from cvrkd.imageio import load_image  # noqa: E402
 from cvrkd.patches import crop, grid_positions  # noqa: E402
@@ -73,11 +75,16 @@ def main() -> None:
 
         import onnxruntime as ort
 
-        calibration = []
+        calibration = []  # what the model's layout feeds the backbone: grid patches, whole view
+        layout = variants["torch fp32"].patches
         for path in sorted((args.data / "kodak24").glob("*.png")):
             pixels = load_image(path).pixels
-            positions = grid_positions(*pixels.shape[:2], variants["torch fp32"].patches)
-            calibration.append(crop(pixels, positions, 224).numpy())
+            if layout.num_patches:
+                positions = grid_positions(*pixels.shape[:2], layout)
+                calibration.append(crop(pixels, positions, layout.size).numpy())
+            if layout.whole_view:
+                view, _ = whole_view(pixels)
+                calibration.append(np.ascontiguousarray(view.transpose(2, 0, 1)[None], dtype=np.float32) / 255)
         quantise(export.onnx_path, workdir / "int8.onnx", calibration)
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.log_severity_level = 2, 3

@@ -128,11 +128,13 @@ def test_an_unverified_head_runs_in_torch_with_the_same_scores(whole_view_bundle
         export_head(whole_view_bundle, reference.student.network, reference.model_version, force=True)
 
 
-def test_export_handles_any_input_size_like_torch(export):
-    """Dynamic height and width: a future whole-image view at native resolution must work."""
+def test_export_handles_any_input_size_like_torch(export, monkeypatch):
+    """Any height and width (the whole view runs at native resolution), also once a shape's
+    fixed-size session was dropped for newer shapes."""
+    monkeypatch.setattr(runtime, "SHAPES_KEPT", 2)
     backbone = FrozenBackbone(export.manifest["backbone"])
     fast = RuntimeBackbone(export, "onnxruntime", threads=1)
-    for height, width in ((224, 224), (257, 391), (512, 333)):
+    for height, width in ((224, 224), (257, 391), (512, 333), (224, 224)):
         images = torch.from_numpy(photo(width, height).copy()).permute(2, 0, 1)[None].float() / 255
         expected, got = backbone(images), fast(images)
         assert [g.shape for g in got] == [e.shape for e in expected]
