@@ -47,6 +47,8 @@ MAX_HEAD_ERROR = 1e-2
 OPSET = 17
 SHAPES_KEPT = 8
 """Input shapes whose fixed-size ONNX Runtime sessions stay loaded (see ``_onnxruntime_runner``)."""
+SHAPES_REMEMBERED = 1024
+"""Shapes met once that are remembered, so that their second use gets a fixed-size session."""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -310,13 +312,15 @@ Runner = Callable[..., list[np.ndarray]]
 
 
 def _onnxruntime_runner(path: Path, threads: int) -> Runner:
-    """One ONNX Runtime session per input shape, its sizes fixed when it is created.
+    """ONNX Runtime, with a session of fixed sizes for each input shape met more than once.
 
     Why: with fixed sizes ONNX Runtime plans memory once and folds the shape arithmetic of the
-    TF-style "same" padding; the backbone ran about 1.5x faster on a 640x480 view than with a
-    dynamic session (bench/latency.py), with the same outputs. A session costs tens of
-    milliseconds to create; the whole view is capped at 640 px, so photos share few shapes.
-    The ``SHAPES_KEPT`` most recently used shapes keep their sessions."""
+    TF-style "same" padding, with the same outputs; part of the fast path's gain in
+    bench/latency.py (docs/performance.md). Creating such a session costs tens of
+    milliseconds, so a shape met once (a folder of odd-sized crops) runs on the dynamic
+    session, and a shape's second use creates its own. The whole view is capped at 640 px,
+    so photos of the usual aspect ratios share a handful of shapes; the ``SHAPES_KEPT`` most
+    recently used keep their sessions."""
     import onnxruntime as ort
 
     def create(sizes: dict[str, int]) -> ort.InferenceSession:
@@ -329,24 +333,32 @@ def _onnxruntime_runner(path: Path, threads: int) -> Runner:
             options.add_free_dimension_override_by_name(name, size)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    inputs = create({}).get_inputs()
+    dynamic = create({})
+    inputs = dynamic.get_inputs()
     names = [node.name for node in inputs]
-    sessions: OrderedDict[tuple, ort.InferenceSession] = OrderedDict()
+    fixed: OrderedDict[tuple, ort.InferenceSession] = OrderedDict()
+    met_once: OrderedDict[tuple, None] = OrderedDict()
     lock = threading.Lock()
 
     def session_for(arrays: tuple[np.ndarray, ...]) -> ort.InferenceSession:
         key = tuple(array.shape for array in arrays)
         with lock:
-            if key in sessions:
-                sessions.move_to_end(key)
-                return sessions[key]
+            if key in fixed:
+                fixed.move_to_end(key)
+                return fixed[key]
+            if key not in met_once:  # first meeting: remember it, run on the dynamic session
+                met_once[key] = None
+                while len(met_once) > SHAPES_REMEMBERED:
+                    met_once.popitem(last=False)
+                return dynamic
+            del met_once[key]
         sizes = {dim: size for node, array in zip(inputs, arrays)
                  for dim, size in zip(node.shape, array.shape) if isinstance(dim, str)}
         session = create(sizes)
         with lock:
-            sessions[key] = session
-            while len(sessions) > SHAPES_KEPT:
-                sessions.popitem(last=False)
+            fixed[key] = session
+            while len(fixed) > SHAPES_KEPT:
+                fixed.popitem(last=False)
         return session
 
     return lambda *arrays: session_for(arrays).run(None, dict(zip(names, arrays)))

@@ -129,12 +129,12 @@ def test_an_unverified_head_runs_in_torch_with_the_same_scores(whole_view_bundle
 
 
 def test_export_handles_any_input_size_like_torch(export, monkeypatch):
-    """Any height and width (the whole view runs at native resolution), also once a shape's
-    fixed-size session was dropped for newer shapes."""
+    """Any height and width (the whole view runs at native resolution): a shape's first use on
+    the dynamic session, its second on a fixed-size one, and again after that was dropped."""
     monkeypatch.setattr(runtime, "SHAPES_KEPT", 2)
     backbone = FrozenBackbone(export.manifest["backbone"])
     fast = RuntimeBackbone(export, "onnxruntime", threads=1)
-    for height, width in ((224, 224), (257, 391), (512, 333), (224, 224)):
+    for height, width in [(224, 224), (257, 391), (512, 333)] * 2 + [(224, 224)] * 2:
         images = torch.from_numpy(photo(width, height).copy()).permute(2, 0, 1)[None].float() / 255
         expected, got = backbone(images), fast(images)
         assert [g.shape for g in got] == [e.shape for e in expected]
