@@ -47,6 +47,8 @@ MAX_HEAD_ERROR = 1e-2
 OPSET = 17
 SHAPES_KEPT = 8
 """Input shapes whose fixed-size ONNX Runtime sessions stay loaded (see ``_onnxruntime_runner``)."""
+HEADS_KEPT = 8
+"""Head exports kept in a runtime folder (see ``_drop_old_heads``)."""
 SHAPES_REMEMBERED = 1024
 """Shapes met once that are remembered, so that their second use gets a fixed-size session."""
 
@@ -181,8 +183,27 @@ def export_head(model_dir: Path, network: torch.nn.Module, checkpoint_sha256: st
             expected = network.score_references(lq, references).numpy()
         return float(np.abs(run(lq.numpy(), references.numpy())[0] - expected).max())
 
-    return _export_verified(target, checkpoint_sha256, write, error_of, MAX_HEAD_ERROR,
-                            "points", force)
+    export = _export_verified(target, checkpoint_sha256, write, error_of, MAX_HEAD_ERROR,
+                              "points", force)
+    _drop_old_heads(target.parent, keep=export.onnx_path)
+    return export
+
+
+def _drop_old_heads(folder: Path, keep: Path) -> None:
+    """Keep the ``HEADS_KEPT`` most recently written head exports: every promoted
+    re-distillation round exports one (several MB), and a long-running app would pile them up.
+    A process already running a dropped export keeps it in memory; one that needs it again
+    exports it again."""
+    def written(path: Path) -> int:
+        try:
+            return path.stat().st_mtime_ns
+        except FileNotFoundError:  # dropped by another process meanwhile
+            return 0
+
+    heads = sorted(folder.glob("head-*.onnx"), key=written, reverse=True)
+    for old in [head for head in heads if head != keep][HEADS_KEPT - 1:]:
+        old.unlink(missing_ok=True)  # first: without its .onnx a manifest is never trusted
+        old.with_suffix(".json").unlink(missing_ok=True)
 
 
 def _export_verified(target: Path, checkpoint_sha256: str, write: Callable[[Path], dict],

@@ -110,6 +110,18 @@ def test_a_swapped_student_gets_its_own_head_export(whole_view_bundle, data_dir,
     assert len(heads) == 2
 
 
+def test_only_the_most_recent_head_exports_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "HEADS_KEPT", 2)
+    exports = []
+    for seed in (1, 2, 3):
+        network, info = untrained("student", seed=seed)
+        exports.append(export_head(tmp_path, network, f"checkpoint-{seed}"))
+    kept = sorted(runtime.runtime_dir(tmp_path).glob("head-*"))
+    assert sorted(p.name for p in kept if p.suffix in (".onnx", ".json")) == sorted(
+        p.name for e in exports[1:] for p in (e.onnx_path, e.manifest_path))
+    assert exports[-1].verified("onnxruntime")
+
+
 def test_an_unverified_head_runs_in_torch_with_the_same_scores(whole_view_bundle, data_dir, monkeypatch):
     reference = Scorer(whole_view_bundle, allow_untrained=True, cache_dir=data_dir / "cache",
                        backend="torch")
