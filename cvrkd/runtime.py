@@ -49,8 +49,6 @@ SHAPES_KEPT = 8
 """Input shapes whose fixed-size ONNX Runtime sessions stay loaded (see ``_onnxruntime_runner``)."""
 HEADS_KEPT = 8
 """Head exports kept in a runtime folder (see ``_drop_old_heads``)."""
-SHAPES_REMEMBERED = 1024
-"""Shapes met once that are remembered, so that their second use gets a fixed-size session."""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -333,15 +331,15 @@ Runner = Callable[..., list[np.ndarray]]
 
 
 def _onnxruntime_runner(path: Path, threads: int) -> Runner:
-    """ONNX Runtime, with a session of fixed sizes for each input shape met more than once.
+    """ONNX Runtime, with one session per input shape, its sizes fixed when it is created.
 
     Why: with fixed sizes ONNX Runtime plans memory once and folds the shape arithmetic of the
-    TF-style "same" padding, with the same outputs; part of the fast path's gain in
-    bench/latency.py (docs/performance.md). Creating such a session costs tens of
-    milliseconds, so a shape met once (a folder of odd-sized crops) runs on the dynamic
-    session, and a shape's second use creates its own. The whole view is capped at 640 px,
-    so photos of the usual aspect ratios share a handful of shapes; the ``SHAPES_KEPT`` most
-    recently used keep their sessions."""
+    TF-style "same" padding; part of the fast path's gain in bench/latency.py
+    (docs/performance.md). A dynamic-size session gives slightly different float rounding, so
+    every shape, even on its first use, gets its own: the same image then scores the same to
+    the last bit in every call and every process. Creating a session costs tens of
+    milliseconds; the whole view is capped at 640 px, so photos mostly share a few shapes. The
+    ``SHAPES_KEPT`` most recently used keep their sessions."""
     import onnxruntime as ort
 
     def create(sizes: dict[str, int]) -> ort.InferenceSession:
@@ -354,32 +352,24 @@ def _onnxruntime_runner(path: Path, threads: int) -> Runner:
             options.add_free_dimension_override_by_name(name, size)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    dynamic = create({})
-    inputs = dynamic.get_inputs()
+    inputs = create({}).get_inputs()
     names = [node.name for node in inputs]
-    fixed: OrderedDict[tuple, ort.InferenceSession] = OrderedDict()
-    met_once: OrderedDict[tuple, None] = OrderedDict()
+    sessions: OrderedDict[tuple, ort.InferenceSession] = OrderedDict()
     lock = threading.Lock()
 
     def session_for(arrays: tuple[np.ndarray, ...]) -> ort.InferenceSession:
         key = tuple(array.shape for array in arrays)
         with lock:
-            if key in fixed:
-                fixed.move_to_end(key)
-                return fixed[key]
-            if key not in met_once:  # first meeting: remember it, run on the dynamic session
-                met_once[key] = None
-                while len(met_once) > SHAPES_REMEMBERED:
-                    met_once.popitem(last=False)
-                return dynamic
-            del met_once[key]
+            if key in sessions:
+                sessions.move_to_end(key)
+                return sessions[key]
         sizes = {dim: size for node, array in zip(inputs, arrays)
                  for dim, size in zip(node.shape, array.shape) if isinstance(dim, str)}
         session = create(sizes)
         with lock:
-            fixed[key] = session
-            while len(fixed) > SHAPES_KEPT:
-                fixed.popitem(last=False)
+            sessions[key] = session
+            while len(sessions) > SHAPES_KEPT:
+                sessions.popitem(last=False)
         return session
 
     return lambda *arrays: session_for(arrays).run(None, dict(zip(names, arrays)))

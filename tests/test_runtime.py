@@ -141,8 +141,8 @@ def test_an_unverified_head_runs_in_torch_with_the_same_scores(whole_view_bundle
 
 
 def test_export_handles_any_input_size_like_torch(export, monkeypatch):
-    """Any height and width (the whole view runs at native resolution): a shape's first use on
-    the dynamic session, its second on a fixed-size one, and again after that was dropped."""
+    """Any height and width (the whole view runs at native resolution), each shape on its own
+    fixed-size session, also once that session was dropped for newer shapes and made again."""
     monkeypatch.setattr(runtime, "SHAPES_KEPT", 2)
     backbone = FrozenBackbone(export.manifest["backbone"])
     fast = RuntimeBackbone(export, "onnxruntime", threads=1)

@@ -28,6 +28,13 @@ def test_same_image_same_score_on_repeated_calls(scorer):
     assert len(scores) == 1
 
 
+def test_a_new_image_size_scores_the_same_from_its_first_call(scorer):
+    """The fast runtime must not change its arithmetic once a size has been seen (e.g. a
+    session specialised for it): the first score is the score."""
+    image = photo(333, 277)  # a size no other test uses
+    assert len({scorer.score(image).score for _ in range(3)}) == 1
+
+
 def test_same_score_in_another_process(scorer, tmp_path, untrained_bundle, data_dir):
     from PIL import Image
 
