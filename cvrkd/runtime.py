@@ -45,8 +45,10 @@ MAX_RELATIVE_ERROR = 1e-3
 MAX_HEAD_ERROR = 1e-2
 """Largest allowed head |runtime - torch| over the probes, in score points (0–100)."""
 OPSET = 17
-SHAPES_KEPT = 8
-"""Input shapes whose fixed-size ONNX Runtime sessions stay loaded (see ``_onnxruntime_runner``)."""
+SHAPES_KEPT = 4
+"""Input shapes whose fixed-size ONNX Runtime sessions stay loaded (see ``_onnxruntime_runner``).
+Each holds its own weights and activation arena: after 100 images of different sizes a scoring
+process held 1.18 GB with 4 kept, 1.48 GB with 8 (bench/session_memory.py, docs/performance.md)."""
 HEADS_KEPT = 8
 """Head exports kept in a runtime folder (see ``_drop_old_heads``)."""
 
