@@ -282,12 +282,12 @@ def _read_export(target: Path) -> Export | None:
 
 
 # ------------------------------------------------------------------ run
-def _checked_runner(export: Export, runtime: str, threads: int, require_verified: bool) -> Runner:
+def _checked_runner(export: Export, runtime: str, threads: int) -> Runner:
     if runtime not in FAST_RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {FAST_RUNTIMES}")
     if not installed(runtime):
         raise RuntimeUnavailable(f"{runtime} is not installed (pip install {runtime})")
-    if require_verified and not export.verified(runtime):
+    if not export.verified(runtime):
         raise RuntimeUnavailable(
             f"{runtime} did not reproduce torch's outputs on {export.onnx_path.name}: "
             f"{export.manifest.get('verified', {}).get(runtime)}")
@@ -297,9 +297,8 @@ def _checked_runner(export: Export, runtime: str, threads: int, require_verified
 class RuntimeBackbone:
     """Drop-in for ``FrozenBackbone`` at inference: [N, 3, H, W] in 0–1 -> the stage maps."""
 
-    def __init__(self, export: Export, runtime: str, threads: int,
-                 require_verified: bool = True) -> None:
-        self._run = _checked_runner(export, runtime, threads, require_verified)
+    def __init__(self, export: Export, runtime: str, threads: int) -> None:
+        self._run = _checked_runner(export, runtime, threads)
         self.name = export.manifest["backbone"]
         self.backend = runtime
         self.channels = tuple(export.manifest["channels"])
@@ -318,9 +317,8 @@ class RuntimeBackbone:
 class RuntimeHead:
     """Drop-in for ``CVRKDNet.score_references``: one image's features against K references."""
 
-    def __init__(self, export: Export, runtime: str, threads: int,
-                 require_verified: bool = True) -> None:
-        self._run = _checked_runner(export, runtime, threads, require_verified)
+    def __init__(self, export: Export, runtime: str, threads: int) -> None:
+        self._run = _checked_runner(export, runtime, threads)
         self.backend = runtime
 
     def __call__(self, lq: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
