@@ -175,6 +175,7 @@ def export_head(model_dir: Path, network: torch.nn.Module, checkpoint_sha256: st
         axes = {"references": {0: "references"}, "scores": {0: "references"}}
         _write_onnx(_HeadWrapper(network), head_probes(network), ["lq", "references"], ["scores"],
                     axes, path)
+        _drop_old_heads(target.parent, keep=target)  # only when a new one is written, not on every load
         return {"head": True}
 
     def error_of(run: Runner) -> float:
@@ -183,10 +184,8 @@ def export_head(model_dir: Path, network: torch.nn.Module, checkpoint_sha256: st
             expected = network.score_references(lq, references).numpy()
         return float(np.abs(run(lq.numpy(), references.numpy())[0] - expected).max())
 
-    export = _export_verified(target, checkpoint_sha256, write, error_of, MAX_HEAD_ERROR,
-                              "points", force)
-    _drop_old_heads(target.parent, keep=export.onnx_path)
-    return export
+    return _export_verified(target, checkpoint_sha256, write, error_of, MAX_HEAD_ERROR,
+                            "points", force)
 
 
 def _drop_old_heads(folder: Path, keep: Path) -> None:
