@@ -4,9 +4,18 @@ from __future__ import annotations
 import gradio as gr
 
 from space import admin, campaign_admin, model_card
-from space.state import REPO_ROOT, Services
+from space.state import REPO_ROOT, Services, Trainer
 
 NO_RUNS = "No re-distillation runs yet."
+
+
+def trainer_markdown(trainer: Trainer) -> str:
+    """The trainer's status line and, after a failed round, the last lines it wrote: the reason it failed."""
+    text = f"Trainer: **{trainer.status()}**"
+    failure = trainer.failure()
+    if failure:
+        text += f"\n\nLast lines of the failed round (`registry/trainer.log`):\n\n```text\n{failure}\n```"
+    return text
 
 
 def build(services: Services) -> gr.Tab:
@@ -45,7 +54,7 @@ def build(services: Services) -> gr.Tab:
         table = model_card.runs(services.data_dir / "registry")
         doc = model_card.model_doc(REPO_ROOT) or "*No model card (`docs/model.md`) in this checkout.*"
         return (model_card.summary_markdown(services.model), model_card.summary(services.model),
-                f"Trainer: **{services.trainer.status()}**", gr.Markdown(visible=table.empty),
+                trainer_markdown(services.trainer), gr.Markdown(visible=table.empty),
                 gr.Dataframe(table, visible=not table.empty),
                 gr.Plot(admin.run_curves(services.data_dir / "registry"), visible=not table.empty), doc)
 

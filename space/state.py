@@ -45,6 +45,9 @@ class Trainer(Protocol):
     def on_new_judgement(self) -> object:
         """Called after each stored judgement (may start a round; must return quickly)."""
 
+    def failure(self) -> str:
+        """The last lines a failed round wrote (why it failed); empty when the last round did not fail."""
+
 
 class NoTrainer:
     """The seam's default: no re-distillation service is attached."""
@@ -54,6 +57,9 @@ class NoTrainer:
 
     def on_new_judgement(self) -> object:
         return None
+
+    def failure(self) -> str:
+        return ""
 
 
 @dataclass

@@ -23,6 +23,8 @@ from cvrkd.train.registry import ModelRegistry, RegistryError
 
 ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
 MIN_NEW_ENV = "CVRKD_REDISTILL_EVERY"
+FAILURE_LINES = 8
+"""Lines of a failed round's output shown on the Model tab: a Python traceback's last frames and error."""
 
 
 class NotAuthorised(PermissionError):
@@ -37,6 +39,8 @@ class TrainerState:
     judgements_at_last_round: int
     served_version: str
     message: str
+    failure: str = ""
+    """The last lines the failed round wrote (its error), empty unless the last round failed."""
 
 
 class TrainerService:
@@ -59,6 +63,8 @@ class TrainerService:
         self._process: subprocess.Popen | None = None
         self._started_at: float | None = None
         self._last_exit: int | None = None
+        self._failure = ""
+        self._log_offset = 0
         self._trained_at_count = 0
         self._message = "no trainer running"
         self.sync_served_model()
@@ -94,6 +100,8 @@ class TrainerService:
             if self._process is not None and self._process.poll() is None:
                 return False
             self._trained_at_count = self.count_judgements()
+            self._log_offset = _size(self.log_file)
+            self._failure = ""
             self._process = start_background_round(
                 self.store_dir, self.registry.root, images_dir=self.images_dir, model_dir=self.model_dir,
                 cache_dir=self.cache_dir, gallery_dir=self.gallery_dir, log_file=self.log_file)
@@ -104,9 +112,12 @@ class TrainerService:
 
     def _watch(self, process: subprocess.Popen) -> None:
         code = process.wait()
+        failure = "" if code == 0 else _tail(self.log_file, self._log_offset)
         with self._lock:
             self._last_exit = code
-            self._message = "last round finished" if code == 0 else f"last round failed (exit {code})"
+            self._failure = failure
+            reason = failure.splitlines()[-1] if failure else "no log kept"
+            self._message = "last round finished" if code == 0 else f"last round failed (exit {code}): {reason}"
         self.sync_served_model()
 
     # ----------------------------------------------------------------- serving
@@ -129,7 +140,11 @@ class TrainerService:
         with self._lock:
             running = self._process is not None and self._process.poll() is None
             return TrainerState(running, self._started_at, self._last_exit, self._trained_at_count,
-                                self.served_version(), self._message)
+                                self.served_version(), self._message, self._failure)
+
+    def failure(self) -> str:
+        """What the last round wrote before it failed (its last lines), for the Model tab; empty otherwise."""
+        return self.state().failure
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until a running round ends (tests, shutdown)."""
@@ -138,6 +153,26 @@ class TrainerService:
             process.wait(timeout)
             time.sleep(0.1)
         self.sync_served_model()
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _tail(log_file: Path | None, offset: int, lines: int = FAILURE_LINES) -> str:
+    """The last ``lines`` non-empty lines a round wrote to ``log_file`` after ``offset`` (its error)."""
+    if log_file is None:
+        return ""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
 def _version_of(checkpoint: Path) -> str | None:

@@ -49,3 +49,25 @@ def test_promotion_in_the_registry_is_served_and_rollback_restores(service, scor
     assert scorer.model_version == version
     assert service.rollback("s3cret") == "shipped model"
     assert scorer.model_version == shipped
+
+
+def test_a_failed_round_shows_its_reason_on_the_model_tab(scorer, tmp_path):
+    """A real trainer process that fails (no student in the model folder): its error reaches the Model tab."""
+    from space.model_tab import trainer_markdown
+
+    store = AnnotationStore(tmp_path / "annotations")
+    store.close()
+    service = TrainerService(store_dir=tmp_path / "annotations", registry_dir=tmp_path / "registry",
+                             images_dir=tmp_path / "pool", model_dir=tmp_path / "no-model",
+                             cache_dir=tmp_path / "cache", count_judgements=lambda: 0,
+                             swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
+                             admin_token="s3cret", log_file=tmp_path / "trainer.log")
+    assert service.request_round("s3cret") is True
+    service.wait(timeout=300)
+    state = service.state()
+    assert state.running is False and state.last_exit_code != 0
+    assert "No module named" not in service.failure()  # the trainer found the cvrkd package
+    assert "no-model" in service.failure()  # the real reason: the missing student checkpoint
+    shown = trainer_markdown(service)
+    assert f"last round failed (exit {state.last_exit_code}): " in shown
+    assert service.failure().splitlines()[-1] in shown

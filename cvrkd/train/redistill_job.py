@@ -89,14 +89,26 @@ def start_background_round(store_dir: Path, registry_dir: Path, *, images_dir: P
     a crash (even SIGKILL) of the trainer cannot touch the served model, which only
     changes through the registry's atomic pointer.
     """
-    command = [sys.executable, "-m", "cvrkd", "redistill", "--store", str(store_dir),
-               "--out", str(registry_dir)]
+    command = [sys.executable, "-m", "cvrkd", "redistill", "--store", str(Path(store_dir).resolve()),
+               "--out", str(Path(registry_dir).resolve())]
     for flag, value in (("--images", images_dir), ("--model", model_dir), ("--cache", cache_dir),
                         ("--gallery", gallery_dir)):
         if value is not None:
-            command += [flag, str(value)]
+            command += [flag, str(Path(value).resolve())]
     command += extra_args or []
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": _import_path()}
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL
     return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: os.nice(19), cwd=Path(__file__).resolve().parent.parent)
+                            preexec_fn=lambda: os.nice(19))
+
+
+def _import_path() -> str:
+    """``PYTHONPATH`` for the trainer: the folder holding this very ``cvrkd`` package first.
+
+    A plain clone (``pip install -r requirements.txt``, then ``python app.py``) imports ``cvrkd``
+    only because the app runs from the repository root; the child must find the same package from
+    whatever folder it starts in, and an installed package is found the same way.
+    """
+    project_root = str(paths.PACKAGE_DIR.parent)
+    inherited = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join([project_root, inherited]) if inherited else project_root
