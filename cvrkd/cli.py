@@ -157,7 +157,8 @@ def run_export(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    exports = [export_backbone(model_dir, info.backbone, info.version, force=args.force),
+    exports = [export_backbone(model_dir, info.backbone, info.version, force=args.force,
+                               tail=network.backbone_tail),
                export_head(model_dir, network, info.version, force=args.force)]
     for export in exports:
         print(export.onnx_path)

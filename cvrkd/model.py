@@ -12,6 +12,7 @@ import torch
 from timm.models.mlp_mixer import MixerBlock
 from torch import nn
 
+from cvrkd.backbone import tail_structure
 from cvrkd.features import GRID
 
 SCORE_RANGE = (0.0, 100.0)
@@ -35,6 +36,11 @@ class ModelConfig:
     head_reads_branches: bool = False
     """The global head also reads the LQ and reference-difference branches' pooled vectors
     (for the reference in hand), not only the whole view's statistics."""
+    tuned_stages: int = 0
+    """Trailing backbone stages this network fine-tuned and carries (``backbone_tail``); 0 = the
+    ImageNet backbone as it is. Scoring runs the backbone with this tail in place."""
+    backbone: str = "lite0"
+    """The backbone a tuned tail belongs to (only read when ``tuned_stages`` > 0)."""
     calibration: tuple[float, ...] = ()
     """4-parameter logistic (b1, b2, b3, b4) from the network's raw output to the human (MOS)
     scale, fitted on cross-validated predictions; empty = raw output (synthetic scale)."""
@@ -162,6 +168,8 @@ class CVRKDNet(nn.Module):
                             if config.global_head else None)
         # weight of the token mixers' score next to the global head's, learnt with the head
         self.mix = nn.Parameter(torch.tensor(1.0)) if config.global_head else None
+        self.backbone_tail = (tail_structure(config.backbone, config.tuned_stages)
+                              if config.tuned_stages else None)
 
     def branch_vectors(self, lq: torch.Tensor, reference: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -112,16 +112,17 @@ class _ExportWrapper(torch.nn.Module):
 
 
 def export_backbone(model_dir: Path, backbone: str, checkpoint_sha256: str,
-                    force: bool = False) -> Export:
-    """Export (once; concurrent callers wait on a file lock) and verify every installed runtime."""
-    from cvrkd.backbone import FrozenBackbone
+                    force: bool = False, tail: torch.nn.ModuleList | None = None) -> Export:
+    """Export (once; concurrent callers wait on a file lock) and verify every installed runtime.
 
+    ``tail``: the checkpoint's fine-tuned last stages (``CVRKDNet.backbone_tail``), exported in
+    place of ImageNet's; the export is keyed by the checkpoint, so it follows the tail."""
     target = export_path(model_dir, backbone, checkpoint_sha256)
     torch_backbone: list[torch.nn.Module] = []  # built only when something must be checked
 
     def reference() -> torch.nn.Module:
         if not torch_backbone:
-            torch_backbone.append(FrozenBackbone(backbone))
+            torch_backbone.append(torch_backbone_for(backbone, tail))
         return torch_backbone[0]
 
     def write(path: Path) -> dict:
@@ -395,21 +396,27 @@ _RUNNERS = {"onnxruntime": _onnxruntime_runner, "openvino": _openvino_runner}
 
 
 # ------------------------------------------------------------------ choose
+def torch_backbone_for(backbone: str, tail: torch.nn.ModuleList | None = None) -> torch.nn.Module:
+    """The ImageNet backbone ``backbone`` with a checkpoint's tuned tail (if any) in place."""
+    from cvrkd.backbone import FrozenBackbone
+
+    return FrozenBackbone(backbone).with_tail(tail)
+
+
 def load_backbone(backend: str, backbone: str, model_dir: Path, checkpoint_sha256: str,
-                  threads: int | None = None) -> tuple[object, str]:
+                  threads: int | None = None, tail: torch.nn.ModuleList | None = None
+                  ) -> tuple[object, str]:
     """The backbone to score with and the backend actually used.
 
     ``torch`` builds ``FrozenBackbone``; a runtime name must work or raises
     ``RuntimeUnavailable``; ``auto`` takes the first installed, verified runtime and
-    falls back to torch (logging why) when none is.
+    falls back to torch (logging why) when none is. ``tail``: the checkpoint's tuned stages.
     """
-    from cvrkd.backbone import FrozenBackbone
-
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     threads = threads or torch.get_num_threads()
     if backend == "torch":
-        return FrozenBackbone(backbone), "torch"
+        return torch_backbone_for(backbone, tail), "torch"
     candidates = FAST_RUNTIMES if backend == "auto" else (backend,)
     problems = []
     for runtime in candidates:
@@ -417,7 +424,7 @@ def load_backbone(backend: str, backbone: str, model_dir: Path, checkpoint_sha25
             problems.append(f"{runtime} is not installed")
             continue
         try:
-            export = export_backbone(model_dir, backbone, checkpoint_sha256)
+            export = export_backbone(model_dir, backbone, checkpoint_sha256, tail=tail)
             return RuntimeBackbone(export, runtime, threads), runtime
         except Exception as exc:  # noqa: BLE001 - auto falls back; an explicit choice re-raises
             if backend != "auto":
@@ -426,7 +433,7 @@ def load_backbone(backend: str, backbone: str, model_dir: Path, checkpoint_sha25
     if backend != "auto":
         raise RuntimeUnavailable("; ".join(problems))
     logger.warning("scoring with torch (no fast runtime: %s)", "; ".join(problems))
-    return FrozenBackbone(backbone), "torch"
+    return torch_backbone_for(backbone, tail), "torch"
 
 
 ScoreReferences = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -69,6 +69,8 @@ class LoadedModel:
     info: CheckpointInfo
     score_references: ScoreReferences | None = None
     """The student's scores against K references, on the scorer's backend (``load_head``)."""
+    backbone: object | None = None
+    """The backbone this model reads, with its tuned tail in place (``load_backbone``)."""
 
 
 class Scorer:
@@ -92,9 +94,8 @@ class Scorer:
                 f"the model in {self.model_dir} is untrained (random weights); its scores would be "
                 "meaningless. Train one with `python -m cvrkd train` or pass a trained --model."
             )
-        self.backbone, self.backend = load_backbone(
-            backend or default_backend(), self.student.info.backbone, self.model_dir,
-            self.student.info.version)
+        self._requested_backend = backend or default_backend()
+        self.student.backbone, self.backend = self._backbone(self.student)
         self.student.score_references = self._head(self.student)
         self.patches = self.student.info.patches
         self.cache = FeatureCache(Path(cache_dir) if cache_dir else paths.cache_dir() / "features")
@@ -125,6 +126,25 @@ class Scorer:
         return self.student.info.version
 
     @property
+    def backbone(self) -> object:
+        """The served student's backbone (its tuned tail in place, when it has one)."""
+        return self.student.backbone
+
+    def _backbone(self, model: LoadedModel) -> tuple[object, str]:
+        """The backbone ``model`` reads, on this scorer's backend, keyed by its checkpoint."""
+        return load_backbone(self._requested_backend, model.info.backbone, self.model_dir,
+                             model.info.version, tail=model.network.backbone_tail)
+
+    def _teacher_backbone(self) -> object:
+        """The FR teacher learnt on ImageNet's backbone: the student's serves it unless the
+        student tuned a tail, then the teacher gets its own (built on first use)."""
+        if self.student.network.backbone_tail is None:
+            return self.student.backbone
+        if self.teacher.backbone is None:
+            self.teacher.backbone, _ = self._backbone(self.teacher)
+        return self.teacher.backbone
+
+    @property
     def has_teacher(self) -> bool:
         return self.teacher is not None
 
@@ -135,7 +155,9 @@ class Scorer:
         if info.patches != self.patches:
             raise CheckpointError("the new student uses another patch layout")
         student = LoadedModel(network, info)
-        student.score_references = self._head(student)  # exported before the swap, not during it
+        # backbone and head are exported before the swap, not during it
+        student.backbone, _ = self._backbone(student)
+        student.score_references = self._head(student)
         with self._swap_lock:
             self.student = student
         return info.version
@@ -144,28 +166,31 @@ class Scorer:
         return load_head(self.backend, student.network, self.model_dir, student.info.version)
 
     # --------------------------------------------------------------- features
-    def image_features(self, image: LoadedImage) -> torch.Tensor:
+    def image_features(self, image: LoadedImage, student: LoadedModel | None = None) -> torch.Tensor:
         """[views, C, 7, 7] pooled features of the image's fixed grid (and whole-image view)."""
-        return grid_features(self.backbone, image.pixels, self.patches, image.notes)
+        student = student or self.student
+        return grid_features(student.backbone, image.pixels, self.patches, image.notes)
 
     def default_gallery(self) -> Gallery:
         if self._default_gallery is None:
             self._default_gallery = build_default_gallery(paths.default_gallery_dir())
         return self._default_gallery
 
-    def gallery_features(self, gallery: Gallery | None = None,
-                         progress: Progress | None = None) -> torch.Tensor:
-        """[K, P, C, 7, 7] for the gallery's references, computed once and cached."""
+    def gallery_features(self, gallery: Gallery | None = None, progress: Progress | None = None,
+                         student: LoadedModel | None = None) -> torch.Tensor:
+        """[K, P, C, 7, 7] for the gallery's references, computed once and cached. The key holds
+        the student's backbone fingerprint, which covers a tuned tail: a student that tuned its
+        backbone never reads another's reference features."""
         gallery = gallery or self.default_gallery()
-        key = "-".join([gallery.fingerprint(), self.backbone.fingerprint(),
-                        self.patches.key()])
+        student = student or self.student
+        key = "-".join([gallery.fingerprint(), student.backbone.fingerprint(), self.patches.key()])
 
         def compute() -> torch.Tensor:
             features = []
             for index, reference in enumerate(gallery.load_images()):
                 if progress:
                     progress(index, len(gallery), f"reference features: {reference.name}")
-                features.append(self.image_features(reference))
+                features.append(self.image_features(reference, student))
             return torch.stack(features)
 
         return self.cache.get_or_compute(key, compute)
@@ -179,9 +204,9 @@ class Scorer:
         if reference is not None:
             return self._score_fr(loaded, reference, started)
         gallery = gallery or self.default_gallery()
-        references = self.gallery_features(gallery)
-        lq = self.image_features(loaded)
-        student = self.student
+        student = self.student  # one model for the whole call, even if a swap lands meanwhile
+        references = self.gallery_features(gallery, student=student)
+        lq = self.image_features(loaded, student)
         scores = student.score_references(lq, references)
         per_reference = [ReferenceScore(entry.name, _clamp(value))
                          for entry, value in zip(gallery.images, scores.tolist())]
@@ -203,8 +228,9 @@ class Scorer:
         aligned, note = align_reference(original.pixels, loaded.pixels)
         notes = list(loaded.notes) + list(original.notes) + ([note] if note else [])
         layout = self.teacher.info.patches
-        lq = grid_features(self.backbone, loaded.pixels, layout, notes)
-        hq = grid_features(self.backbone, aligned, layout)
+        backbone = self._teacher_backbone()
+        lq = grid_features(backbone, loaded.pixels, layout, notes)
+        hq = grid_features(backbone, aligned, layout)
         with torch.inference_mode():
             value = _clamp(float(self.teacher.network.calibrate(self.teacher.network(lq[None], hq[None]).score)[0]))
         return ScoreResult(

@@ -429,7 +429,7 @@ def run_round(*, judgements: pd.DataFrame, image_paths: dict[str, Path], base: C
 def _run_round(judgements, image_paths, base, base_info, teacher, gallery, registry, cache, config,
                weights, log, backbone, synthetic_dir, known_order, started) -> RoundResult:
     run_id = uuid.uuid4().hex[:12]
-    backbone = backbone or FrozenBackbone(base_info.backbone)
+    backbone = backbone or FrozenBackbone(base_info.backbone).with_tail(base.backbone_tail)
     patches = base_info.patches
     usable = judgements[judgements["left_image_id"].isin(image_paths)
                         & judgements["right_image_id"].isin(image_paths)]
