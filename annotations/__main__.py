@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="licence of images whose metadata names none")
     create.add_argument("--content-from", choices=CONTENT_FROM, default="stem",
                         help="which images show one content: same file name (stem), same folder, or none")
+    create.add_argument("--audience", type=int, default=None, metavar="N",
+                        help="a talk: N people may rate at once from one address (a venue's Wi-Fi); sizes the "
+                             "per-address limits for them (default: the app's limits for any campaign)")
     action("list", "list the campaigns with their status and progress", named=False)
     action("close", "stop serving pairs and taking votes")
     action("reopen", "serve pairs and take votes again")
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, registry: CampaignRegistry, store: AnnotationStore) -> int:
     if args.action == "create":
         settings = Settings(title=args.title, instructions=args.instructions, pairs=args.pairs,
-                            gold_share=args.gold_share, licence=args.licence, content_from=args.content_from)
+                            gold_share=args.gold_share, licence=args.licence, content_from=args.content_from,
+                            audience=args.audience)
         report = registry.create(args.name, args.images, store, settings, progress=_progress)
         print(report.summary())
     elif args.action == "list":

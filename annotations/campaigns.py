@@ -32,6 +32,8 @@ PAIR_MODES = ("same-content", "any")
 STATUSES = ("open", "closed")
 MAX_TITLE_LEN = 120
 MAX_INSTRUCTIONS_LEN = 2000
+MAX_AUDIENCE = 5000
+"""The largest room a campaign is sized for (the per-address limits grow with it)."""
 DEFAULT_LICENCE = "not stated by the campaign's creator"
 
 Progress = Callable[[int, int, str], None]
@@ -74,6 +76,9 @@ class Campaign:
     images: tuple[CampaignImage, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     folder: Path = field(default=Path("."), compare=False)
+    audience: int | None = None
+    """People expected to rate at once from one address (a talk's room); None: the app's default limits.
+    Last, with a default, so manifests written before it existed load unchanged."""
 
     @property
     def is_open(self) -> bool:
@@ -125,6 +130,7 @@ class Settings:
     gold_share: float = 0.1
     licence: str = DEFAULT_LICENCE
     content_from: str = "stem"
+    audience: int | None = None
 
     def checked(self, name: str) -> Settings:
         title = (self.title or name).strip()
@@ -140,6 +146,7 @@ class Settings:
             raise CampaignError(f"the gold share must be a number from 0 to 0.5; got {share!r}")
         if not self.licence.strip():
             raise CampaignError("the default licence must not be empty")
+        check_audience(self.audience)
         return replace(self, title=title, instructions=self.instructions.strip(), gold_share=float(share))
 
 
@@ -153,8 +160,20 @@ class CreateReport:
     def summary(self) -> str:
         lines = [f"created campaign {self.campaign.name!r}: {len(self.campaign.images)} images imported, "
                  f"{len(self.skipped)} skipped"]
+        if self.campaign.audience is not None:
+            lines.append(f"  sized for an audience of {self.campaign.audience} people rating from one address")
         lines += [f"  skipped {item.name}: {item.reason}" for item in self.skipped]
         return "\n".join(lines)
+
+
+def check_audience(audience: Any) -> int | None:
+    """None (no room: the app's default limits) or a whole number of people from 1 to ``MAX_AUDIENCE``."""
+    if audience is None:
+        return None
+    if isinstance(audience, bool) or not isinstance(audience, int) or not 1 <= audience <= MAX_AUDIENCE:
+        raise CampaignError(f"the audience must be a whole number of people from 1 to {MAX_AUDIENCE}; "
+                            f"got {audience!r}")
+    return audience
 
 
 def check_name(name: Any) -> str:
@@ -257,7 +276,7 @@ class CampaignRegistry:
         return Campaign(name=name, title=settings.title, instructions=settings.instructions,
                         pairs=settings.pairs, gold_share=settings.gold_share, status="open",
                         source=imported.source, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        images=images, skipped=imported.skipped, folder=staging)
+                        images=images, skipped=imported.skipped, folder=staging, audience=settings.audience)
 
     def set_status(self, name: str, status: str) -> Campaign:
         """Close a campaign (no new pairs or votes) or reopen it."""

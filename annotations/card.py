@@ -13,7 +13,7 @@ reads the ``images`` and ``skips`` tables.
 
 from __future__ import annotations
 
-from annotations.schema import IMAGE_DTYPES, JUDGEMENT_DTYPES, SCHEMA_VERSION, SKIP_DTYPES
+from annotations.schema import IMAGE_DTYPES, JUDGEMENT_DTYPES, RETRACTION_DTYPES, SCHEMA_VERSION, SKIP_DTYPES
 
 #: Words ``datasets`` reads as split names in a file path (``data_files.SPLIT_KEYWORDS``).
 SPLIT_WORDS = ("train", "training", "validation", "valid", "dev", "val", "test", "testing", "eval", "evaluation")
@@ -23,6 +23,7 @@ TABLES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     ("default", "data", "train", JUDGEMENT_DTYPES),
     ("images", "images", "images", IMAGE_DTYPES),
     ("skips", "skips", "skips", SKIP_DTYPES),
+    ("retractions", "retractions", "retractions", RETRACTION_DTYPES),
 )
 
 _BODY = """
@@ -34,7 +35,12 @@ two image ids as shown, the response time, whether the pair was a gold check
 (pristine vs strongly distorted) or a repeat (same pair, sides swapped), and
 the app and model versions with the model's scores at that moment.
 The `images` table lists every image (content-hash id, source, licence) and
-`skips` the pairs that raters declined to judge.
+`skips` the pairs that raters declined to judge. `response_ms` is measured by
+the server (from serving the pair to its vote); `client_response_ms` is what
+the rater's page claimed, kept only as a hint. A rater may undo an answer a
+few seconds after giving it: the `retractions` table names the judgement or
+skip undone, and `annotations.load_judgements` leaves those rows out (a plain
+`datasets.load_dataset` does not; drop the ids listed in `retractions`).
 
 Rows are appended to one JSON Lines file per writer process, so several
 app replicas can write (and push) at the same time without conflicts.

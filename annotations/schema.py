@@ -22,8 +22,10 @@ from annotations.config import MAX_ID_LEN, MAX_RESPONSE_MS, MAX_TEXT_LEN
 if TYPE_CHECKING:
     import datasets
 
-SCHEMA_VERSION = 2
-"""2 added ``campaign`` to judgements and skips; rows of version 1 belong to the default campaign."""
+SCHEMA_VERSION = 3
+"""2 added ``campaign`` to judgements and skips; rows of version 1 belong to the default campaign.
+3 added ``client_response_ms`` (the client's claim, a hint; ``response_ms`` is measured by the server) and
+the ``retractions`` table (answers their rater undid)."""
 CHOICES = ("left", "right", "tie")
 PAIR_KINDS = ("active", "gold", "repeat")
 SOURCES = ("gallery", "distortion", "upload", "dataset")
@@ -43,6 +45,7 @@ JUDGEMENT_DTYPES: dict[str, str] = {
     "right_image_id": "string",
     "choice": "string",
     "response_ms": "int64",
+    "client_response_ms": "int64",
     "pair_kind": "string",
     "app_version": "string",
     "model_version": "string",
@@ -61,10 +64,21 @@ SKIP_DTYPES: dict[str, str] = {
     "pair_kind": "string",
     "reason": "string",
     "response_ms": "int64",
+    "client_response_ms": "int64",
     "app_version": "string",
     "campaign": "string",
     "schema_version": "int32",
 }
+
+RETRACTION_DTYPES: dict[str, str] = {
+    "retraction_id": "string",
+    "timestamp": "timestamp[us, tz=UTC]",
+    "rater_id": "string",
+    "record_id": "string",
+    "campaign": "string",
+    "schema_version": "int32",
+}
+"""A rater undid one of their answers (``record_id``: a judgement's or a skip's id); the row stays in its file."""
 
 IMAGE_DTYPES: dict[str, str] = {
     "image_id": "string",
@@ -220,6 +234,7 @@ class Judgement:
     pair_kind: str = "active"
     app_version: str = ""
     model_version: str = ""
+    client_response_ms: int | None = None
     model_score_left: float | None = None
     model_score_right: float | None = None
     campaign: str = DEFAULT_CAMPAIGN
@@ -240,6 +255,7 @@ class Judgement:
         _check_text(self.model_version, "model_version", err)
         check_campaign(self.campaign, err)
         object.__setattr__(self, "response_ms", _check_response_ms(self.response_ms, err))
+        object.__setattr__(self, "client_response_ms", _check_response_ms(self.client_response_ms, err))
         object.__setattr__(self, "model_score_left", _check_score(self.model_score_left, "model_score_left"))
         object.__setattr__(self, "model_score_right", _check_score(self.model_score_right, "model_score_right"))
         object.__setattr__(self, "timestamp", _check_time(self.timestamp, "timestamp", err))
@@ -266,6 +282,7 @@ class Skip:
     response_ms: int | None = None
     app_version: str = ""
     campaign: str = DEFAULT_CAMPAIGN
+    client_response_ms: int | None = None
     skip_id: str = field(default_factory=new_id)
     timestamp: datetime = field(default_factory=utc_now)
 
@@ -280,12 +297,36 @@ class Skip:
         check_id(self.skip_id, "skip_id", err)
         check_campaign(self.campaign, err)
         object.__setattr__(self, "response_ms", _check_response_ms(self.response_ms, err))
+        object.__setattr__(self, "client_response_ms", _check_response_ms(self.client_response_ms, err))
         object.__setattr__(self, "timestamp", _check_time(self.timestamp, "timestamp", err))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Skip:
         """Validate a plain dict into a Skip."""
         return _from_mapping(cls, data, InvalidJudgement)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON row as stored."""
+        return _record(self)
+
+
+@dataclass(frozen=True)
+class Retraction:
+    """A rater's undo of their own answer: appended, so the answer's line is never rewritten."""
+
+    rater_id: str
+    record_id: str
+    campaign: str = DEFAULT_CAMPAIGN
+    retraction_id: str = field(default_factory=new_id)
+    timestamp: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        err = InvalidJudgement
+        check_id(self.rater_id, "rater_id", err)
+        check_id(self.record_id, "record_id", err)
+        check_id(self.retraction_id, "retraction_id", err)
+        check_campaign(self.campaign, err)
+        object.__setattr__(self, "timestamp", _check_time(self.timestamp, "timestamp", err))
 
     def to_record(self) -> dict[str, Any]:
         """The JSON row as stored."""

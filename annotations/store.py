@@ -6,11 +6,16 @@ Layout (see ``annotations.card``)::
     data/train-<writer>.jsonl      judgements, one file per writer
     images/images-<writer>.jsonl   image registrations
     skips/skips-<writer>.jsonl     skipped pairs
+    retractions/retractions-<writer>.jsonl   answers their rater undid
     .locks/<writer>.lock           held by a live writer for its lifetime
 
 Each store instance is one writer with its own shard files, so processes
 (threads share an instance) never write to the same file; each row is
 fsynced before ``append`` returns. Readers only take complete lines.
+Nothing is ever deleted: an undone answer gets a retraction row, and
+``judgements()``/``skips()`` leave retracted rows out (``standing``, the one
+place for that rule), so the sampler, the scaling, the leaderboard and the
+export never see them.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from annotations.schema import (
     DEFAULT_CAMPAIGN,
     IMAGE_DTYPES,
     JUDGEMENT_DTYPES,
+    RETRACTION_DTYPES,
     SKIP_DTYPES,
     ImageRecord,
     InvalidJudgement,
     Judgement,
+    Retraction,
     Skip,
     features,
 )
@@ -47,7 +54,7 @@ if TYPE_CHECKING:
 _WRITER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A split word between separators in a shard name would make ``datasets`` read that shard as a split.
 _SPLIT_WORD_RE = re.compile(rf"(?:^|[-_.0-9])(?:{'|'.join(SPLIT_WORDS)})(?:[-_.0-9]|$)", re.IGNORECASE)
-_SHARD_RE = re.compile(r"(?:train|images|skips)-(?P<writer>[A-Za-z0-9_-]{1,64})\.jsonl")
+_SHARD_RE = re.compile(r"(?:train|images|skips|retractions)-(?P<writer>[A-Za-z0-9_-]{1,64})\.jsonl")
 
 
 class WriterBusy(RuntimeError):
@@ -155,6 +162,12 @@ class AnnotationStore:
             self._write("skips", row.to_record())
         return row.skip_id
 
+    def retract(self, retraction: Retraction) -> str:
+        """Store that a rater undid one of their answers; return the retraction's id."""
+        with self._lock:
+            self._write("retractions", retraction.to_record())
+        return retraction.retraction_id
+
     def close(self) -> None:
         """Close the shard files and release the writer lock."""
         with self._lock:
@@ -250,8 +263,13 @@ class AnnotationStore:
             return frame.copy()
 
     def judgements(self, campaign: str | None = None) -> pd.DataFrame:
-        """All judgements of all writers (of one campaign when named), oldest first, one row per id."""
-        return _of_campaign(self._table("default", JUDGEMENT_DTYPES, "judgement_id"), campaign)
+        """All standing judgements of all writers (of one campaign when named), oldest first, one row per id."""
+        frame = self._table("default", JUDGEMENT_DTYPES, "judgement_id")
+        return _of_campaign(standing(frame, "judgement_id", self.retracted()), campaign)
+
+    def retracted(self) -> set[str]:
+        """Ids of the judgements and skips their raters undid."""
+        return set(self._table("retractions", RETRACTION_DTYPES, "retraction_id")["record_id"])
 
     def images(self) -> pd.DataFrame:
         """All registered images, first registration per id."""
@@ -259,10 +277,12 @@ class AnnotationStore:
 
     def skips(self, campaign: str | None = None) -> pd.DataFrame:
         """All skipped pairs (of one campaign when named), oldest first."""
-        return _of_campaign(self._table("skips", SKIP_DTYPES, "skip_id"), campaign)
+        return _of_campaign(standing(self._table("skips", SKIP_DTYPES, "skip_id"), "skip_id", self.retracted()),
+                            campaign)
 
     def count(self) -> int:
-        """Number of distinct judgements stored (asked after every vote: kept as a set, not recounted)."""
+        """Number of distinct judgements written, retracted ones included (asked after every vote to pace the
+        trainer: kept as a set, not recounted)."""
         self._refresh("default")
         with self._read_lock:
             return len(self._judgement_ids)
@@ -280,6 +300,8 @@ class AnnotationStore:
             "default": (self.judgements, JUDGEMENT_DTYPES),
             "images": (self.images, IMAGE_DTYPES),
             "skips": (self.skips, SKIP_DTYPES),
+            "retractions": (lambda: self._table("retractions", RETRACTION_DTYPES, "retraction_id"),
+                            RETRACTION_DTYPES),
         }
         if name not in frames:
             raise ValueError(f"unknown table {name!r}; expected one of {', '.join(frames)}")
@@ -293,6 +315,13 @@ def _merged(old: pd.DataFrame, new: pd.DataFrame, dtypes: Mapping[str, str], key
     both = pd.concat([old, new], ignore_index=True).drop_duplicates(subset=key, keep="first")
     time_column = next(c for c, d in dtypes.items() if d.startswith("timestamp"))
     return both.sort_values(time_column, kind="stable").reset_index(drop=True)
+
+
+def standing(frame: pd.DataFrame, key: str, retracted: set[str]) -> pd.DataFrame:
+    """The rows no retraction names: what every reader of answers (sampler, scaling, export) may use."""
+    if not retracted:
+        return frame
+    return frame[~frame[key].isin(retracted)].reset_index(drop=True)
 
 
 def _of_campaign(frame: pd.DataFrame, campaign: str | None) -> pd.DataFrame:

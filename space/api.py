@@ -14,7 +14,7 @@ import gradio as gr
 
 from annotations.campaigns import UnknownCampaign
 from cvrkd.imageio import InvalidImageError, load_image
-from space import admin, model_card
+from space import admin, model_card, voting
 from space.components import checked_argument, file_argument
 from space.errors import refusal
 from space.model_service import ModelUnavailable
@@ -52,14 +52,13 @@ def register(services: Services) -> None:
         services.scores.refresh()
         return {"image_id": entry.image_id, "pool_size": len(services.pool), "status": status}
 
-    def new_rater(request: gr.Request) -> str:
-        """A new signed rater id for /next_pair and /vote; keep it private (only its part before the dot is
-        public)."""
+    def new_rater(campaign: str | None, request: gr.Request) -> str:
+        """A new signed rater id for /next_pair and /vote (counted within the campaign's per-address limits;
+        "" = the default one); keep it private (only its part before the dot is public)."""
         try:
-            services.limits.new_rater(request)
+            return voting.new_rater(services, request, campaign or None)
         except RatingError as exc:
             raise refusal(str(exc), "API rater") from None
-        return services.raters.issue()
 
     def signed(rater_id: object, where: str) -> str:
         try:
@@ -82,21 +81,32 @@ def register(services: Services) -> None:
         return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
 
     def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None, request: gr.Request) -> dict:
-        """Answer a ticket: left, right, same or skip (response_ms optional, else measured by the server)."""
-        public = signed(rater_id, "API vote")
+        """Answer a ticket: left, right, same or skip. The server measures the response time; a client's
+        response_ms (optional) is stored only as a hint."""
         try:
-            services.limits.vote(request)
-            return services.rating.vote(public, ticket, choice, response_ms).to_dict()
+            return voting.vote(services, request, rater_id, ticket, choice, response_ms).to_dict()
         except RatingError as exc:
             raise refusal(str(exc), "API vote") from None
 
-    def review_next(rater_id: str) -> tuple[dict, str | None]:
-        """Opt-in moderation: a contributed photo waiting for review (or none), to answer with /review."""
+    def undo(rater_id: str) -> tuple[dict, str, str]:
+        """Take back your last answer (within a few seconds of it): its pair again, as /next_pair returns."""
+        try:
+            ticket = voting.undo(services, rater_id)
+        except RatingError as exc:
+            raise refusal(str(exc), "API undo") from None
+        return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
+
+    def review_next(rater_id: str) -> dict:
+        """Opt-in moderation, for proven raters only: a contributed photo waiting for review (as a data: URL)
+        or none, to answer with /review."""
         public = signed(rater_id, "API review_next")
-        image_id = services.moderation.next_for(public)
+        try:
+            image_id = services.moderation.next_for(public)
+        except ModerationError as exc:
+            raise refusal(str(exc), "API review_next") from None
         if image_id is None:
-            return {"image_id": None, "message": "No photo is waiting for review."}, None
-        return {"image_id": image_id}, str(services.moderation.path(image_id))
+            return {"image_id": None, "message": "No photo is waiting for review."}
+        return {"image_id": image_id, "image": services.moderation.photo(image_id)}
 
     def review(rater_id: str, image_id: str, verdict: str, request: gr.Request) -> dict:
         """Say whether a contributed photo is fine to show raters ("ok") or not ("flag")."""
@@ -155,9 +165,10 @@ def register(services: Services) -> None:
     trigger.click(score, [image, gallery, original], result, api_name="score", **model_jobs)
     trigger.click(contribute, [image, consent], result, api_name="contribute", **rating_jobs)
     trigger.click(galleries, None, result, api_name="galleries", queue=False)
-    trigger.click(new_rater, None, issued, api_name="rater", **direct)
+    trigger.click(new_rater, campaign, issued, api_name="rater", **direct)
     trigger.click(next_pair, [rater, campaign], [result, left, right], api_name="next_pair", **direct)
     trigger.click(vote, [rater, ticket, choice, response_ms], result, api_name="vote", **direct)
+    trigger.click(undo, rater, [result, left, right], api_name="undo", **direct)
     trigger.click(leaderboard, campaign, result, api_name="leaderboard", concurrency_id="insights",
                   concurrency_limit=1)
     trigger.click(live, campaign, result, api_name="live", **direct)

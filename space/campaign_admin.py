@@ -47,8 +47,11 @@ def campaign_table(services: Services) -> pd.DataFrame:
 
 def create(services: Services, token: str | None, name: str, files: list[str] | None, dataset: str,
            title: str, instructions: str, pairs: str, gold_share: float, licence: str,
-           progress=None) -> str:
-    """Create a campaign; returns a Markdown report (imported count, skipped files with reasons)."""
+           progress=None, audience: float | None = None) -> str:
+    """Create a campaign; returns a Markdown report (imported count, skipped files with reasons).
+
+    ``audience`` (empty: none) sizes the per-address limits for that many people rating from one address.
+    """
     authorise(token)
     name = (name or "").strip()
     dataset = (dataset or "").strip()
@@ -58,7 +61,8 @@ def create(services: Services, token: str | None, name: str, files: list[str] | 
     with tempfile.TemporaryDirectory(prefix="cvrkd-campaign-") as scratch:
         source = dataset or _unpack(files or [], Path(scratch))
         settings = Settings(title=title or "", instructions=instructions or "", pairs=pairs,
-                            gold_share=float(gold_share), licence=(licence or "").strip() or DEFAULT_LICENCE)
+                            gold_share=float(gold_share), licence=(licence or "").strip() or DEFAULT_LICENCE,
+                            audience=_audience(audience))
         try:
             report = services.campaigns.create(name, source, services.store, settings, progress)
         except CampaignError as exc:
@@ -66,8 +70,17 @@ def create(services: Services, token: str | None, name: str, files: list[str] | 
     services.scores.refresh()  # the background scoring picks the new images up
     lines = [f"Created **{report.campaign.name}** with {len(report.campaign.images)} images; "
              f"{len(report.skipped)} files skipped."]
+    if report.campaign.audience is not None:
+        lines.append(f"Sized for an audience of {report.campaign.audience} people rating from one address.")
     lines += [f"* `{item.name}`: {item.reason}" for item in report.skipped[:50]]
     return "\n".join(lines)
+
+
+def _audience(value: float | None) -> int | None:
+    """The admin field's number as the campaign's audience (a fraction is refused by ``Settings``)."""
+    if value is None or value == "":
+        return None
+    return int(value) if float(value).is_integer() else value  # type: ignore[return-value]
 
 
 def set_status(services: Services, token: str | None, name: str, status: str) -> str:
@@ -132,16 +145,19 @@ def build(services: Services) -> None:
             pairs = gr.Radio(list(PAIR_MODES), value="same-content", label="Pairs")
             gold = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Gold share")
             licence = gr.Textbox(DEFAULT_LICENCE, label="Licence of images whose metadata names none")
+        audience = gr.Number(None, label="Audience: people rating at once from one address, e.g. a talk's room "
+                             "on the venue's Wi-Fi (sizes the per-address limits; empty: the usual limits)",
+                             precision=None, minimum=1, elem_id="campaign-admin-audience")
         create_button = gr.Button("Create campaign", variant="primary", elem_id="campaign-admin-create")
         with gr.Row():
             close_button = gr.Button("Close campaign", elem_id="campaign-admin-close")
             reopen_button = gr.Button("Reopen campaign", elem_id="campaign-admin-reopen")
         result = gr.Markdown(elem_id="campaign-admin-result")
 
-    def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_,
+    def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_, audience_,
                   progress=gr.Progress()):
         report = create(services, token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_,
-                        lambda i, n, d: progress((i, n), desc=f"checking {d}"))
+                        lambda i, n, d: progress((i, n), desc=f"checking {d}"), audience=audience_)
         return report, campaign_table(services)
 
     def on_status(status: str):
@@ -154,7 +170,7 @@ def build(services: Services) -> None:
         return campaign_table(services)
 
     jobs = dict(concurrency_id="campaign-admin", concurrency_limit=1, api_visibility="private")
-    create_button.click(on_create, [token, name, files, dataset, title, instructions, pairs, gold, licence],
+    create_button.click(on_create, [token, name, files, dataset, title, instructions, pairs, gold, licence, audience],
                         [result, table], **jobs)
     close_button.click(on_status("closed"), [token, name], [result, table], **jobs)
     reopen_button.click(on_status("open"), [token, name], [result, table], **jobs)

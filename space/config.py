@@ -39,11 +39,15 @@ class AppConfig:
     """Queue slots per event without its own limit (the page-load events; pairs and votes sent through the
     queue by ``gradio_client``). The app's own pair and vote events skip the queue."""
     votes_per_minute: int = 60
-    """Per rater id. The per-client limits below hold however many ids a client has."""
-    votes_per_session_minute: int = 60
+    """Per signed rater id (the client's session: an id only the server issues). The per-address limits
+    below hold however many ids a client has."""
+    min_answer_ms: int = 300
+    """The human floor: a vote is refused unless this long passed, measured by the server, since its pair was
+    served and since the rater's previous vote (nobody looks at two images faster; a script does)."""
     votes_per_ip_minute: int = field(default_factory=lambda: _env_int(VOTES_PER_IP_ENV, 240))
-    """One address may be a classroom or an office behind one router (``$CVRKD_VOTES_PER_IP_MINUTE``)."""
-    new_raters_per_session_hour: int = 5
+    """One address may be a classroom or an office behind one router (``$CVRKD_VOTES_PER_IP_MINUTE``). A
+    campaign created for an audience raises its own limits with it (``space.raters.AddressLimits``)."""
+    new_raters_per_ip_minute: int = 60
     new_raters_per_ip_hour: int = field(default_factory=lambda: _env_int(NEW_RATERS_PER_IP_ENV, 60))
     """``$CVRKD_NEW_RATERS_PER_IP_HOUR``."""
     review_quorum: int = 3

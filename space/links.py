@@ -84,7 +84,7 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
         header, instructions = rate_tab.campaign_text(services, link.campaign)
         banner = f'<div class="link-message" role="alert">⚠ {html.escape(link.message)}</div>' if link.message else ""
         try:
-            kept = rate_tab.identify(services, browser_id, profile, request)[1]
+            kept = rate_tab.identify(services, browser_id, profile, request, link.campaign)[1]
         except RatingError:
             kept = gr.skip()  # over the client's limit of new raters: the Rate tab says so when opened
         return (kept, link.campaign, asdict(link),

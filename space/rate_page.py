@@ -14,9 +14,10 @@ Routes (mounted on the app by ``routes``; ``NAME`` = ``default`` or empty for
 the built-in pool):
 
 * ``GET /rate/NAME``: the page; ``GET /api/rate/campaign/NAME``: title, instructions, open or closed;
-* ``POST /api/rate/rater``: a new signed rater id;
+* ``POST /api/rate/rater`` ``{campaign}``: a new signed rater id (within the campaign's per-address limits);
 * ``POST /api/rate/next_pair`` ``{rater_id, campaign}``: a ticket and the two image URLs;
 * ``POST /api/rate/vote`` ``{rater_id, ticket, choice, response_ms, campaign}``: the receipt;
+* ``POST /api/rate/undo`` ``{rater_id, campaign}``: the last answer taken back, its pair served again;
 * ``GET /api/rate/live/NAME``: the live numbers the presenter's view shows;
 * ``GET /api/rate/image/ID``: an image of the pool or a campaign (display size, cacheable).
 
@@ -39,17 +40,22 @@ from pydantic import BaseModel, Field
 
 from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
-from space import rate_tab
-from space.rating import CampaignNotFound, RateLimited, RatingError
+from space import rate_tab, voting
+from space.rating import UNDO_WINDOW_S, CampaignNotFound, RateLimited, RatingError, Ticket
 from space.state import Services
 
 logger = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("static") / "rate.html"
 SESSION_HEADER = "x-rating-session"
-"""A random id the page keeps for its tab, so per-session limits apply as they do to a Gradio session."""
+"""A random id the page keeps for its tab, passed on like a Gradio session; no limit is keyed by it (the
+client chooses it): votes are limited per signed rater id and per address (``space.voting``)."""
 IMAGE_CACHE = "public, max-age=86400, immutable"
 """Image ids are content hashes: a file never changes under its id, so phones may keep it."""
+
+
+class RaterRequest(BaseModel):
+    campaign: str = Field("", max_length=200)
 
 
 class PairRequest(BaseModel):
@@ -93,12 +99,12 @@ def routes(services: Services) -> list:
                              "images": len(services.images.ids_of(found.name if found else None))})
 
     @router.post("/api/rate/rater")
-    def new_rater(request: Request) -> JSONResponse:
+    def new_rater(request: Request, body: RaterRequest | None = None) -> JSONResponse:
         try:
-            services.limits.new_rater(_client(request))
+            rater = voting.new_rater(services, _client(request), body.campaign if body else None)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "rater")
-        return JSONResponse({"rater_id": services.raters.issue()})
+        return JSONResponse({"rater_id": rater})
 
     @router.post("/api/rate/next_pair")
     def next_pair(body: PairRequest) -> JSONResponse:
@@ -107,20 +113,24 @@ def routes(services: Services) -> list:
             ticket = services.rating.next_pair(public, body.campaign or None)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "next_pair")
-        return JSONResponse({"ticket": ticket.to_dict(), "left": image_url(ticket.left),
-                             "right": image_url(ticket.right),
-                             "count": services.rating.count(public, ticket.campaign)})
+        return JSONResponse(_pair(services, ticket))
 
     @router.post("/api/rate/vote")
     def vote(body: VoteRequest, request: Request) -> JSONResponse:
         try:
-            public = services.raters.verify(body.rater_id)
-            services.limits.vote(_client(request))
-            receipt = services.rating.vote(public, body.ticket, body.choice, body.response_ms,
-                                           campaign=body.campaign)
+            receipt = voting.vote(services, _client(request), body.rater_id, body.ticket, body.choice,
+                                  body.response_ms, campaign=body.campaign)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "vote")
         return JSONResponse(receipt.to_dict())
+
+    @router.post("/api/rate/undo")
+    def undo(body: PairRequest) -> JSONResponse:
+        try:
+            ticket = voting.undo(services, body.rater_id, body.campaign or None)
+        except RatingError as exc:
+            return _refused(_status(exc), str(exc), "undo")
+        return JSONResponse(_pair(services, ticket))
 
     @router.get("/api/rate/live/{campaign}")
     def live(campaign: str) -> JSONResponse:
@@ -139,6 +149,12 @@ def routes(services: Services) -> list:
     return list(router.routes)
 
 
+def _pair(services: Services, ticket: Ticket) -> dict:
+    """A pair as the page shows it: the ticket, both image URLs and the rater's count."""
+    return {"ticket": ticket.to_dict(), "left": image_url(ticket.left), "right": image_url(ticket.right),
+            "count": services.rating.count(ticket.rater_id, ticket.campaign)}
+
+
 def image_url(image_id: str) -> str:
     """Relative to the app's root, so the page works under a proxy's path prefix too."""
     return f"api/rate/image/{image_id}"
@@ -148,7 +164,7 @@ def render_page(services: Services, campaign: str, problem: str = "") -> str:
     """The page with the campaign's title and instructions (as text: a campaign's owner wrote them)."""
     title, instructions = _texts(services, campaign)
     values = {"campaign": campaign, "title": title, "instructions": instructions, "problem": problem,
-              "consent": _plain(rate_tab.CONSENT)}
+              "consent": _plain(rate_tab.CONSENT), "undo_s": f"{UNDO_WINDOW_S:.0f}"}
     return _page_template().substitute({key: html.escape(value, quote=True) for key, value in values.items()})
 
 

@@ -18,9 +18,9 @@ from typing import Callable
 
 import gradio as gr
 
-from space import share, share_panel
+from space import share, share_panel, voting
 from space.assets import SHORTCUT_HELP
-from space.rating import RatingError
+from space.rating import UNDO_WINDOW_S, RateLimited, RatingError
 from space.state import Services
 
 INSTRUCTIONS = (
@@ -44,10 +44,12 @@ class PairView:
     right: str | None
     count: str
     status: str
+    same_pair: bool = False
+    """The pair on screen stays (a vote refused for now, e.g. too fast): its images are not sent again."""
 
 
 def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
-              request: gr.Request | None) -> tuple[str, str]:
+              request: gr.Request | None, campaign: str | None = None) -> tuple[str, str]:
     """(signed id, public id) of this browser's rater; a fresh signed id counts against the client's limits.
 
     Signed-in raters keep one public id across devices (a hash of the user
@@ -60,8 +62,7 @@ def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | N
     public = services.raters.public_or_none(kept)
     if public is not None:
         return str(kept), public
-    services.limits.new_rater(request)
-    signed = services.raters.issue()
+    signed = voting.new_rater(services, request, campaign)
     return signed, services.raters.verify(signed)
 
 
@@ -76,21 +77,35 @@ def pair_view(services: Services, rater_id: str, status: str = "", campaign: str
                     str(services.images.path(ticket.right)), count, status)
 
 
-def vote_view(services: Services, rater_id: str, ticket: str | None, choice: str,
+def vote_view(services: Services, signed_rater: str, ticket: str | None, choice: str,
               campaign: str | None = None, request: gr.Request | None = None) -> PairView:
-    """Store the answer to the current pair (of the campaign on screen, within the client's vote limits) and
-    move on to the next one."""
+    """Store the answer to the current pair (through ``space.voting``, the one path for every client's votes)
+    and move on to the next one; a vote refused for now (too fast, over a limit) keeps the pair on screen."""
+    rater_id = services.raters.verify(signed_rater)
     if not ticket:
         return pair_view(services, rater_id, campaign=campaign)
     try:
-        services.limits.vote(request)
-        receipt = services.rating.vote(rater_id, ticket, choice, campaign=campaign or "")
+        receipt = voting.vote(services, request, signed_rater, ticket, choice, campaign=campaign or "")
+    except RateLimited as exc:
+        return PairView(ticket, None, None, _count(services, rater_id, campaign), _error(str(exc)), same_pair=True)
     except RatingError as exc:
         view = pair_view(services, rater_id, campaign=campaign)
         view.status = _error(str(exc))
         return view
     done = "Skipped." if receipt.stored == "skip" else "Saved, thank you."
     return pair_view(services, rater_id, f"<p>{done}</p>", campaign=campaign)
+
+
+def undo_view(services: Services, signed_rater: str, campaign: str | None = None) -> PairView:
+    """Take back the rater's last answer and show its pair again (or say why not, keeping the pair on screen)."""
+    rater_id = services.raters.verify(signed_rater)
+    try:
+        ticket = voting.undo(services, signed_rater, campaign or "")
+    except RatingError as exc:
+        return PairView(None, None, None, _count(services, rater_id, campaign), _error(str(exc)), same_pair=True)
+    return PairView(ticket.ticket_id, str(services.images.path(ticket.left)), str(services.images.path(ticket.right)),
+                    _count(services, rater_id, campaign), "<p>Your last answer was taken back; answer this pair "
+                    "again.</p>")
 
 
 def login_available() -> bool:
@@ -129,13 +144,13 @@ class RateTab:
 
 
 def identify(services: Services, kept: str | None, profile: gr.OAuthProfile | None,
-             request: gr.Request | None) -> tuple[str, object]:
-    """(public rater id, what to keep in the browser): only a newly issued signed id is stored there.
+             request: gr.Request | None, campaign: str | None = None) -> tuple[str, object, str]:
+    """(public rater id, what to keep in the browser, signed id): only a newly issued signed id is stored there.
 
-    Raises ``RatingError`` when the client is over its limit of new raters.
+    Raises ``RatingError`` when the client is over its limit of new raters (those of ``campaign``).
     """
-    signed, public = rater_for(services, kept, profile, request)
-    return public, signed if signed != kept and profile is None else gr.skip()
+    signed, public = rater_for(services, kept, profile, request, campaign)
+    return public, signed if signed != kept and profile is None else gr.skip(), signed
 
 
 def campaign_text(services: Services, campaign: str | None) -> tuple[str, str]:
@@ -168,6 +183,8 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
                 "right": gr.Button("Right is better ▶", variant="primary", elem_id="rate-right",
                                    elem_classes="rate-button", min_width=80),
             }
+        undo = gr.Button(f"↶ Undo my last answer (for {UNDO_WINDOW_S:.0f} s)", size="sm", elem_id="rate-undo",
+                         elem_classes="rate-button")
         status = gr.HTML(elem_id="rate-status")
         instructions = gr.Markdown(INSTRUCTIONS, elem_id="rate-instructions")
         gr.Markdown(SHORTCUT_HELP, elem_id="rate-keys")
@@ -180,7 +197,7 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
 
     def on_open(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
         try:
-            rater_id, keep = identify(services, kept, profile, request)
+            rater_id, keep, _ = identify(services, kept, profile, request, campaign_name)
         except RatingError as exc:
             return gr.skip(), None, None, None, "", _error(str(exc))
         if current:  # coming back to the tab: keep the pair on screen
@@ -188,25 +205,57 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
         view = pair_view(services, rater_id, campaign=campaign_name)
         return keep, view.ticket, view.left, view.right, view.count, view.status
 
+    def shown(keep, view: PairView, current) -> tuple:
+        if view.same_pair:
+            return keep, current, gr.skip(), gr.skip(), view.count, view.status
+        return keep, view.ticket, view.left, view.right, view.count, view.status
+
     def on_vote(choice: str):
         def handler(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
             try:
-                rater_id, keep = identify(services, kept, profile, request)
+                _, keep, signed = identify(services, kept, profile, request, campaign_name)
             except RatingError as exc:
                 return gr.skip(), current, gr.skip(), gr.skip(), gr.skip(), _error(str(exc))
-            view = vote_view(services, rater_id, current, choice, campaign_name, request)
-            return keep, view.ticket, view.left, view.right, view.count, view.status
+            return shown(keep, vote_view(services, signed, current, choice, campaign_name, request), current)
         return handler
+
+    def on_undo(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
+        try:
+            _, keep, signed = identify(services, kept, profile, request, campaign_name)
+        except RatingError as exc:
+            return gr.skip(), current, gr.skip(), gr.skip(), gr.skip(), _error(str(exc))
+        return shown(keep, undo_view(services, signed, campaign_name), current)
 
     def on_share(campaign_name, request: gr.Request):
         return share_values(services, request, campaign_name)
 
     rating_jobs = dict(queue=False, api_visibility="private")
     tab.select(on_open, [rater, ticket, campaign], outputs, **rating_jobs)
-    for choice, button in buttons.items():
-        button.click(on_vote(choice), [rater, ticket, campaign], outputs, trigger_mode="once", **rating_jobs)
+    for choice, button in [*buttons.items(), ("undo", undo)]:
+        # locked in the browser at the click, unlocked once the next pair's images are shown: a double click
+        # or tap never answers a pair its rater did not see
+        button.click(on_undo if choice == "undo" else on_vote(choice), [rater, ticket, campaign], outputs,
+                     js=LOCK_JS, trigger_mode="once", **rating_jobs).then(None, js=UNLOCK_JS)
     panel.accordion.expand(on_share, campaign, panel.outputs, api_visibility="private")
     return RateTab(tab, header, instructions, outputs, on_open, panel)
+
+
+LOCK_JS = """(...inputs) => {
+  document.querySelectorAll("#rate-answers button, #rate-undo").forEach((b) => { b.disabled = true; });
+  return inputs;
+}"""
+"""Runs in the browser before a vote is sent: no button of the Rate tab answers until ``UNLOCK_JS``."""
+UNLOCK_JS = """async () => {
+  const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+  await frame(); await frame();  // the new pair's image sources are in the page
+  const until = Date.now() + 15000;  // an image that never loads must not lock the tab for good
+  const images = () => ["#rate-left-image img", "#rate-right-image img"].map((s) => document.querySelector(s));
+  while (Date.now() < until && !images().every((img) => !img || (img.complete && img.naturalWidth > 0))) {
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  document.querySelectorAll("#rate-answers button, #rate-undo").forEach((b) => { b.disabled = false; });
+}"""
+"""Runs once the answer's event is done: the buttons answer again when the pair on screen has loaded."""
 
 
 def share_values(services: Services, request: object, campaign: str | None) -> tuple:

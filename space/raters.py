@@ -8,18 +8,25 @@ Hugging Face sign-in) plus an HMAC signature with the server's secret:
 is stored with a judgement or shown on screen, so an id seen in the data set
 or over someone's shoulder cannot be used to vote.
 
-Clients are counted by Gradio session and by address, in memory only; an
-address is never stored or logged, and even the counters are keyed by an
-HMAC of it.
+Votes are counted per signed rater id (``space.rating``), and new ids and
+votes per address, in memory only; an address is never stored or logged, and
+even the counters are keyed by an HMAC of it. A session id is not used as a
+key: the client chooses it (Gradio's ``session_hash``, the rating page's
+header), so a script could take a fresh one for every request. A campaign
+made for a talk names its audience, and its per-address limits grow with it
+(``AddressLimits.for_audience``): a venue's Wi-Fi is one address.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -114,31 +121,78 @@ def client_of(request: object) -> tuple[str, str]:
     return session, address
 
 
+@dataclass(frozen=True)
+class AddressLimits:
+    """What one address may do: votes a minute, new rater ids a minute and an hour."""
+
+    votes_per_minute: int
+    new_ids_per_minute: int
+    new_ids_per_hour: int
+
+    def for_audience(self, audience: int | None, votes_per_rater_minute: int) -> AddressLimits:
+        """These limits (the default campaign's) grown for ``audience`` people behind one address.
+
+        Each person votes at most ``votes_per_rater_minute`` (the per-rater
+        limit), so the room together never reaches the address's vote limit;
+        the whole room may join within a minute, half of it with a second
+        device or browser; an hour admits three ids a person. A script
+        inventing ids stays bounded by these numbers, by each id's own limit
+        and by the server-measured minimum time per answer.
+        """
+        if audience is None:
+            return self
+        return AddressLimits(votes_per_minute=max(self.votes_per_minute, audience * votes_per_rater_minute),
+                             new_ids_per_minute=max(self.new_ids_per_minute, math.ceil(1.5 * audience)),
+                             new_ids_per_hour=max(self.new_ids_per_hour, 3 * audience))
+
+
 class ClientLimits:
-    """New rater ids per hour and votes per minute, for each session and each address."""
+    """New rater ids and votes per address, each campaign with the limits sized for its audience.
 
-    def __init__(self, raters: RaterIds, *, new_per_session_hour: int, new_per_ip_hour: int,
-                 votes_per_session_minute: int, votes_per_ip_minute: int,
+    A campaign's counters are its own (keyed by address, campaign and
+    audience), so a talk's room does not use up the default pool's budget
+    and a script cannot borrow a talk's larger budget for another campaign.
+    """
+
+    def __init__(self, raters: RaterIds, default: AddressLimits, votes_per_rater_minute: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._raters = raters
-        self._new = {"session": RateLimiter(new_per_session_hour, clock, window_s=3600.0),
-                     "address": RateLimiter(new_per_ip_hour, clock, window_s=3600.0)}
-        self._votes = {"session": RateLimiter(votes_per_session_minute, clock),
-                       "address": RateLimiter(votes_per_ip_minute, clock)}
+        self._raters, self.default, self._clock = raters, default, clock
+        self._votes_per_rater_minute = votes_per_rater_minute
+        self._lock = threading.Lock()
+        self._limiters: dict[tuple[str, int | None], dict[str, RateLimiter]] = {}
 
-    def new_rater(self, request: object) -> None:
-        """Count one new rater id for this client, or refuse it."""
-        self._check(self._new, request, "Too many new rater ids from your connection; "
-                                        "please wait {wait} before starting again.")
+    def limits(self, campaign: object | None) -> AddressLimits:
+        """The limits of ``campaign`` (None: the default pool), from its ``audience``."""
+        return self.default.for_audience(getattr(campaign, "audience", None), self._votes_per_rater_minute)
 
-    def vote(self, request: object) -> None:
-        """Count one vote for this client, or refuse it."""
-        self._check(self._votes, request, "Too many votes from your connection; please wait {wait}.")
+    def new_rater(self, request: object, campaign: object | None = None) -> None:
+        """Count one new rater id for this client's address, or refuse it."""
+        limiters = self._of(campaign)
+        self._check(request, [limiters["new_minute"], limiters["new_hour"]],
+                    "Too many new rater ids from your connection; please wait {wait} before starting again.")
 
-    def _check(self, limiters: dict[str, RateLimiter], request: object, message: str) -> None:
-        session, address = client_of(request)
-        keys = {"session": session, "address": self._raters.pseudonym(address) if address else ""}
-        for kind, limiter in limiters.items():
-            if keys[kind] and not limiter.allow(keys[kind]):
-                wait = limiter.retry_after(keys[kind])
+    def vote(self, request: object, campaign: object | None = None) -> None:
+        """Count one vote (or review) for this client's address, or refuse it."""
+        self._check(request, [self._of(campaign)["votes"]], "Too many votes from your connection; please wait {wait}.")
+
+    def _of(self, campaign: object | None) -> dict[str, RateLimiter]:
+        key = (str(getattr(campaign, "name", "")), getattr(campaign, "audience", None))
+        with self._lock:
+            limiters = self._limiters.get(key)
+            if limiters is None:
+                limits = self.limits(campaign)
+                limiters = {"votes": RateLimiter(limits.votes_per_minute, self._clock),
+                            "new_minute": RateLimiter(limits.new_ids_per_minute, self._clock),
+                            "new_hour": RateLimiter(limits.new_ids_per_hour, self._clock, window_s=3600.0)}
+                self._limiters[key] = limiters
+            return limiters
+
+    def _check(self, request: object, limiters: list[RateLimiter], message: str) -> None:
+        _, address = client_of(request)
+        if not address:
+            return
+        key = self._raters.pseudonym(address)
+        for limiter in limiters:
+            if not limiter.allow(key):
+                wait = limiter.retry_after(key)
                 raise RateLimited(message.format(wait=f"{wait / 60:.0f} min" if wait >= 90 else f"{wait:.0f} s"))

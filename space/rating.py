@@ -2,9 +2,16 @@
 
 A pair is handed out as a ticket (which rater, which images in which order,
 when); a vote names its ticket, so a client can only judge pairs the sampler
-chose for it, each once, and the response time is measured here. Votes are
-rate-limited per rater. Each judgement carries the model's scores of both
-images (from ``PoolScores``) so agreement can be measured later.
+chose for it, each once, and the response time is measured here, from
+serving the pair to its vote (a client's own figure is kept only as a hint,
+``client_response_ms``). A vote is refused unless a human could have made
+it: ``min_answer_ms`` must have passed since its pair was served and since
+the rater's previous vote (so fetching many tickets first does not help),
+and each rater id votes at most ``votes_per_minute`` times a minute. A rater
+may undo their last answer for ``UNDO_WINDOW_S`` seconds: the store records
+a retraction and the same pair is served again. Each judgement carries the
+model's scores of both images (from ``PoolScores``) so agreement can be
+measured later.
 
 Each campaign has its own sampler, fitted on its own judgements; the built-in
 pool is the campaign ``default``. A ticket records its campaign, and the
@@ -25,7 +32,7 @@ from typing import Callable
 from annotations.campaigns import Campaign, CampaignRegistry, UnknownCampaign
 from annotations.quality import RateLimiter, rater_stats
 from annotations.sampler import ActiveSampler
-from annotations.schema import DEFAULT_CAMPAIGN, InvalidJudgement, InvalidRecord, check_id
+from annotations.schema import DEFAULT_CAMPAIGN, InvalidJudgement, InvalidRecord, Retraction, check_id
 from annotations.store import AnnotationStore
 from space.catalogue import ImageCatalogue
 from space.pool import RatingPool
@@ -39,6 +46,8 @@ votes arrive many times a second (a talk); a second's delay only postpones a ref
 
 CHOICES = {"left": "left", "right": "right", "same": "tie", "skip": None}
 """What a rater may answer, and how it is stored (a skip is not a judgement)."""
+UNDO_WINDOW_S = 10.0
+"""How long after an answer its rater may take it back."""
 
 
 class RatingError(ValueError):
@@ -47,6 +56,10 @@ class RatingError(ValueError):
 
 class RateLimited(RatingError):
     """Refused because a rater or client is over its limit: the same request may succeed later."""
+
+
+class TooFast(RateLimited):
+    """Refused because the answer came sooner than a person can look at two images; the pair stays valid."""
 
 
 class CampaignNotFound(RatingError):
@@ -82,11 +95,21 @@ class Receipt:
         return {"stored": self.stored, "id": self.record_id, "count": self.count}
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A rater's last stored answer, kept for ``UNDO_WINDOW_S`` so they can take it back."""
+
+    record_id: str
+    stored: str
+    ticket: Ticket
+    at: float
+
+
 class RatingService:
     """Thread-safe front of the sampler and the store for all raters."""
 
     def __init__(self, pool: RatingPool, store: AnnotationStore, scores: PoolScores,
-                 app_version: str, votes_per_minute: int = 60, seed: int = 0,
+                 app_version: str, votes_per_minute: int = 60, seed: int = 0, min_answer_ms: float = 0.0,
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
                  after_judgement: Callable[[], object] = lambda: None,
@@ -96,6 +119,7 @@ class RatingService:
         self.images = ImageCatalogue(pool, campaigns)
         self.app_version = app_version
         self.limiter = RateLimiter(votes_per_minute, clock=clock)
+        self.min_answer_ms = min_answer_ms
         self.seed = seed
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
@@ -104,6 +128,7 @@ class RatingService:
         """Which pool images may be paired (contributed photos only once moderation cleared them)."""
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
+        self._answers: dict[str, Answer] = {}  # rater -> their last stored answer (the floor's start, undo)
         self.model_prior = model_prior  # the model's scores as the sampler's prior
         self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (sampler key, sampler)
         self._judgements: dict[str, tuple[float, object]] = {}  # campaign -> (read at, judgements)
@@ -180,52 +205,65 @@ class RatingService:
             if len(self._tickets) <= self.max_tickets and now - oldest.issued_at < self.ticket_ttl_s:
                 break
             self._tickets.popitem(last=False)
+        if len(self._answers) > self.max_tickets:  # forget answers too old to undo or to pace the next vote
+            self._answers = {r: a for r, a in self._answers.items() if now - a.at < UNDO_WINDOW_S}
 
     # ------------------------------------------------------------------ votes
-    def vote(self, rater_id: str, ticket_id: str, choice: str,
-             response_ms: float | None = None, campaign: str | None = None) -> Receipt:
+    def vote(self, rater_id: str, ticket_id: str, choice: str, response_ms: float | None = None,
+             campaign: str | None = None,
+             client_check: Callable[[Campaign | None], object] = lambda campaign: None) -> Receipt:
         """Store the rater's answer to the ticket's pair, in the ticket's campaign; each ticket counts once.
 
         ``campaign``, when given (the Rate tab passes the one on screen), must
         be the ticket's: a mismatch is refused and stores nothing.
+        ``response_ms`` is the client's own figure, stored only as a hint.
+        ``client_check`` counts the vote against the client's limits for the
+        ticket's campaign (``space.voting`` passes them) and raises to refuse it.
+        A refused vote stores nothing and leaves its ticket valid.
         """
         rater_id = _rater(rater_id)
         if choice not in CHOICES:
             raise RatingError(f"choice must be one of {', '.join(CHOICES)}; got {choice!r}")
-        response_ms = _response_ms(response_ms)
+        client_ms = _response_ms(response_ms)
         ticket = self._take(rater_id, ticket_id)
         try:
             expected = campaign or DEFAULT_CAMPAIGN
             if campaign is not None and expected != ticket.campaign:
                 raise RatingError(f"This pair belongs to the campaign {ticket.campaign!r}, not {expected!r}; "
                                   "nothing was stored.")
-            self.open_campaign(ticket.campaign)
+            found = self.open_campaign(ticket.campaign)
+            now = self._clock()
+            self._check_pace(rater_id, ticket, now)
             if not self.limiter.allow(rater_id):
                 wait = self.limiter.retry_after(rater_id)
                 raise RateLimited(f"Too many votes in a minute; please wait {wait:.0f} s.")
-            if response_ms is None:
-                response_ms = (self._clock() - ticket.issued_at) * 1000.0
+            client_check(found)
+            served_ms = (now - ticket.issued_at) * 1000.0
             if CHOICES[choice] is None:
                 record_id = self.store.log_skip(
                     rater_id=rater_id, left_image_id=ticket.left, right_image_id=ticket.right,
-                    pair_kind=ticket.kind, response_ms=response_ms, app_version=self.app_version,
-                    campaign=ticket.campaign)
-                return Receipt("skip", record_id, self.count(rater_id, ticket.campaign))
-            scores = self.scores.current()
-            record_id = self.store.append({
-                "rater_id": rater_id, "left_image_id": ticket.left, "right_image_id": ticket.right,
-                "choice": CHOICES[choice], "response_ms": response_ms, "pair_kind": ticket.kind,
-                "app_version": self.app_version, "model_version": self.scores.version(),
-                "model_score_left": scores.get(ticket.left), "model_score_right": scores.get(ticket.right),
-                "campaign": ticket.campaign,
-            })
+                    pair_kind=ticket.kind, response_ms=served_ms, client_response_ms=client_ms,
+                    app_version=self.app_version, campaign=ticket.campaign)
+            else:
+                scores = self.scores.current()
+                record_id = self.store.append({
+                    "rater_id": rater_id, "left_image_id": ticket.left, "right_image_id": ticket.right,
+                    "choice": CHOICES[choice], "response_ms": served_ms, "client_response_ms": client_ms,
+                    "pair_kind": ticket.kind, "app_version": self.app_version,
+                    "model_version": self.scores.version(), "model_score_left": scores.get(ticket.left),
+                    "model_score_right": scores.get(ticket.right), "campaign": ticket.campaign,
+                })
         except InvalidJudgement as exc:
             self._give_back(ticket)
             raise RatingError(f"This vote was not stored: {exc}") from exc
         except RatingError:
             self._give_back(ticket)
             raise
+        stored = "skip" if CHOICES[choice] is None else "judgement"
         with self._lock:
+            self._answers[rater_id] = Answer(record_id, stored, ticket, self._clock())
+            if stored == "skip":
+                return Receipt("skip", record_id, self._counts[ticket.campaign, rater_id])
             self._counts[ticket.campaign, rater_id] += 1
             count = self._counts[ticket.campaign, rater_id]
         try:
@@ -233,6 +271,47 @@ class RatingService:
         except Exception:  # the vote is stored: a failing hook must not turn it into an error
             logger.exception("after-judgement hook failed")
         return Receipt("judgement", record_id, count)
+
+    def _check_pace(self, rater_id: str, ticket: Ticket, now: float) -> None:
+        """Refuse an answer sooner than ``min_answer_ms`` after its pair was served or the rater's last answer."""
+        with self._lock:
+            last = self._answers.get(rater_id)
+        start = max(ticket.issued_at, last.at if last is not None else -math.inf)
+        if (now - start) * 1000.0 < self.min_answer_ms:
+            raise TooFast(f"That answer came {max(0.0, now - start) * 1000:.0f} ms after the pair was shown, sooner "
+                          f"than anyone can compare two images (at least {self.min_answer_ms:.0f} ms); nothing was "
+                          "stored. Look at both images and answer again.")
+
+    def undo(self, rater_id: str, campaign: str | None = None) -> Ticket:
+        """Take back the rater's last answer (within ``UNDO_WINDOW_S``) and serve its pair again.
+
+        The answer's row stays in the store; a retraction row names it, and
+        every reader leaves it out (``annotations.store.standing``).
+        """
+        rater_id = _rater(rater_id)
+        with self._lock:
+            last = self._answers.get(rater_id)
+            if last is None or self._clock() - last.at > UNDO_WINDOW_S:
+                raise RatingError(f"There is no answer of yours from the last {UNDO_WINDOW_S:.0f} s to undo.")
+            if campaign is not None and (campaign or DEFAULT_CAMPAIGN) != last.ticket.campaign:
+                raise RatingError(f"Your last answer belongs to the campaign {last.ticket.campaign!r}; "
+                                  "nothing was undone.")
+            del self._answers[rater_id]  # one undo per answer, even when two requests race
+        try:
+            self.store.retract(Retraction(rater_id=rater_id, record_id=last.record_id, campaign=last.ticket.campaign))
+        except Exception:
+            with self._lock:
+                self._answers.setdefault(rater_id, last)
+            raise
+        old = last.ticket
+        again = Ticket(uuid.uuid4().hex, rater_id, old.left, old.right, old.kind, self._clock(), old.campaign)
+        with self._lock:
+            if last.stored == "judgement":
+                self._counts[old.campaign, rater_id] -= 1
+            self._judgements.pop(old.campaign, None)  # the sampler's next read leaves the answer out
+            self._tickets[again.ticket_id] = again
+            self._expire()
+        return again
 
     def _take(self, rater_id: str, ticket_id: str) -> Ticket:
         with self._lock:

@@ -27,7 +27,7 @@ from space.model_service import ModelService
 from space.pool import RatingPool
 from space.pool_scores import PoolScores
 from space.moderation import Moderation
-from space.raters import ClientLimits, RaterIds, load_secret
+from space.raters import AddressLimits, ClientLimits, RaterIds, load_secret
 from space.rating import RatingService
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Services:
     raters: RaterIds | None = None
     """Signs the rater ids it issues and checks them on every rating request."""
     limits: ClientLimits | None = None
-    """New rater ids and votes per session and per address (in memory only)."""
+    """New rater ids and votes per address, sized by each campaign's audience (in memory only)."""
     moderation: Moderation | None = None
     """Contributed photos wait here until an admin or enough reviewers clear them."""
     hub: HubSync | None = None
@@ -118,16 +118,15 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     trainer = trainer or _background_trainer(config, data, model, store)
     moderation = Moderation(pool, config.review_quorum)
     raters = RaterIds(load_secret(data))
-    limits = ClientLimits(raters, new_per_session_hour=config.new_raters_per_session_hour,
-                          new_per_ip_hour=config.new_raters_per_ip_hour,
-                          votes_per_session_minute=config.votes_per_session_minute,
-                          votes_per_ip_minute=config.votes_per_ip_minute)
+    limits = ClientLimits(raters, AddressLimits(config.votes_per_ip_minute, config.new_raters_per_ip_minute,
+                                                config.new_raters_per_ip_hour), config.votes_per_minute)
     insights = InsightsService(store, images, scores, config.leaderboard_bootstrap, model_prior=config.model_prior)
     services = Services(
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
         store=store, pool=pool, scores=scores,
         rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
+                             min_answer_ms=config.min_answer_ms,
                              after_judgement=trainer.on_new_judgement, campaigns=campaigns,
                              model_prior=config.model_prior, visible=moderation.visible),
         insights=insights,
