@@ -1,16 +1,13 @@
 """Admin actions: the trainer (start a round, roll back), moderation, and the runs' curves."""
 from __future__ import annotations
 
-import hmac
-import os
 from pathlib import Path
 
 import plotly.graph_objects as go
 
 from cvrkd.train.registry import ModelRegistry
+from space.admin_auth import AdminGuard, NotAuthorised
 from space.errors import refusal
-
-WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."
 
 
 def _service(trainer):
@@ -24,42 +21,38 @@ def _text(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
-def request_round(trainer, token: str | None) -> str:
-    from space.trainer_service import NotAuthorised
-
+def request_round(trainer, token: str | None, request: object = None) -> str:
     try:
-        started = _service(trainer).request_round(_text(token))
-    except NotAuthorised:
-        raise refusal(WRONG_TOKEN, "admin redistill") from None
+        started = _service(trainer).request_round(_text(token), request)
+    except NotAuthorised as exc:
+        raise refusal(str(exc), "admin redistill") from None
     return "Re-distillation started." if started else "A re-distillation round is already running."
 
 
-def rollback(trainer, token: str | None, version: str | None) -> str:
-    from space.trainer_service import NotAuthorised
-
+def rollback(trainer, token: str | None, version: str | None, request: object = None) -> str:
     try:
-        served = _service(trainer).rollback(_text(token), _text(version) or None)
-    except NotAuthorised:
-        raise refusal(WRONG_TOKEN, "admin rollback") from None
+        served = _service(trainer).rollback(_text(token), _text(version) or None, request)
+    except NotAuthorised as exc:
+        raise refusal(str(exc), "admin rollback") from None
     except ValueError as exc:
         raise refusal(str(exc), "admin rollback") from None
     return f"Now serving: {served}"
 
 
-def check_token(trainer, token: object, where: str) -> None:
-    """Refuse unless ``token`` is the admin token (the trainer's, else ``$CVRKD_ADMIN_TOKEN``)."""
-    from space.trainer_service import ADMIN_TOKEN_ENV
+def check_token(guard: AdminGuard, token: object, request: object, where: str) -> None:
+    """Refuse (``gr.Error``, one log line) unless ``token`` is the admin token; see ``space.admin_auth``."""
+    try:
+        guard.check(token, request)
+    except NotAuthorised as exc:
+        raise refusal(str(exc), where) from None
 
-    expected = getattr(trainer, "admin_token", None) or os.environ.get(ADMIN_TOKEN_ENV, "")
-    if not expected or not hmac.compare_digest(_text(token).encode(), expected.encode()):
-        raise refusal(WRONG_TOKEN, where)
 
-
-def moderate(moderation, trainer, token: str | None, image_id: str | None, decision: str | None) -> dict:
+def moderate(moderation, guard: AdminGuard, token: str | None, image_id: str | None, decision: str | None,
+             request: object = None) -> dict:
     """Approve or reject a contributed photo; with no image id, list what waits for a decision."""
     from space.moderation import ModerationError
 
-    check_token(trainer, token, "admin moderate")
+    check_token(guard, token, request, "admin moderate")
     if not _text(image_id):
         return {"pending": moderation.pending(), "flagged": moderation.flagged()}
     try:

@@ -117,9 +117,9 @@ def register(services: Services) -> None:
         except (RatingError, ModerationError) as exc:
             raise refusal(str(exc), "API review") from None
 
-    def moderate(admin_token: str, image_id: str, decision: str) -> dict:
+    def moderate(admin_token: str, image_id: str, decision: str, request: gr.Request) -> dict:
         """Admin: approve or reject a contributed photo; with an empty image id, list pending and flagged ones."""
-        return admin.moderate(services.moderation, services.trainer, admin_token, image_id, decision)
+        return admin.moderate(services.moderation, services.admin, admin_token, image_id, decision, request)
 
     def leaderboard(campaign: str | None) -> dict:
         """A campaign's ("" = the default one) scaled scores with 95% CIs, model agreement, activity and
@@ -173,7 +173,7 @@ def register(services: Services) -> None:
                   concurrency_limit=1)
     trigger.click(live, campaign, result, api_name="live", **direct)
     trigger.click(model_info, None, result, api_name="model_info", queue=False)
-    trigger.click(review_next, rater, [result, left], api_name="review_next", **rating_jobs)
+    trigger.click(review_next, rater, result, api_name="review_next", **rating_jobs)
     trigger.click(review, [rater, image_id, verdict], result, api_name="review", **rating_jobs)
     trigger.click(moderate, [admin_token, image_id, decision], result, api_name="moderate",
                   concurrency_id="admin")

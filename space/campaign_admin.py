@@ -8,8 +8,6 @@ progress is shown while files are checked.
 """
 from __future__ import annotations
 
-import hmac
-import os
 import shutil
 import tempfile
 import zipfile
@@ -19,19 +17,19 @@ import gradio as gr
 import pandas as pd
 
 from annotations.campaigns import DEFAULT_LICENCE, PAIR_MODES, CampaignError, Settings
+from space.admin_auth import NotAuthorised
 from space.state import Services
 
-ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
-WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."
 MAX_UNZIPPED_BYTES = 2 * 1024**3
 MAX_UPLOADED_FILES = 5000
 
 
-def authorise(token: str | None) -> None:
-    """Refuse unless ``token`` is the server's admin token (nobody is admin when none is set)."""
-    expected = os.environ.get(ADMIN_TOKEN_ENV, "")
-    if not expected or not hmac.compare_digest(str(token or "").strip(), expected):
-        raise gr.Error(WRONG_TOKEN, print_exception=False)
+def authorise(services: Services, token: str | None, request: object = None) -> None:
+    """Refuse unless ``token`` is the admin token (the app's one check, ``space.admin_auth``)."""
+    try:
+        services.admin.check(token, request)
+    except NotAuthorised as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
 
 
 def campaign_table(services: Services) -> pd.DataFrame:
@@ -47,12 +45,12 @@ def campaign_table(services: Services) -> pd.DataFrame:
 
 def create(services: Services, token: str | None, name: str, files: list[str] | None, dataset: str,
            title: str, instructions: str, pairs: str, gold_share: float, licence: str,
-           progress=None, audience: float | None = None) -> str:
+           progress=None, request: object = None, audience: float | None = None) -> str:
     """Create a campaign; returns a Markdown report (imported count, skipped files with reasons).
 
     ``audience`` (empty: none) sizes the per-address limits for that many people rating from one address.
     """
-    authorise(token)
+    authorise(services, token, request)
     name = (name or "").strip()
     dataset = (dataset or "").strip()
     if bool(files) == bool(dataset):
@@ -83,8 +81,8 @@ def _audience(value: float | None) -> int | None:
     return int(value) if float(value).is_integer() else value  # type: ignore[return-value]
 
 
-def set_status(services: Services, token: str | None, name: str, status: str) -> str:
-    authorise(token)
+def set_status(services: Services, token: str | None, name: str, status: str, request: object = None) -> str:
+    authorise(services, token, request)
     try:
         campaign = services.campaigns.set_status((name or "").strip(), status)
     except CampaignError as exc:
@@ -155,18 +153,18 @@ def build(services: Services) -> None:
         result = gr.Markdown(elem_id="campaign-admin-result")
 
     def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_, audience_,
-                  progress=gr.Progress()):
+                  request: gr.Request, progress=gr.Progress()):
         report = create(services, token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_,
-                        lambda i, n, d: progress((i, n), desc=f"checking {d}"), audience=audience_)
+                        lambda i, n, d: progress((i, n), desc=f"checking {d}"), request, audience=audience_)
         return report, campaign_table(services)
 
     def on_status(status: str):
-        def handler(token_, name_):
-            return set_status(services, token_, name_, status), campaign_table(services)
+        def handler(token_, name_, request: gr.Request):
+            return set_status(services, token_, name_, status, request), campaign_table(services)
         return handler
 
-    def on_list(token_):
-        authorise(token_)
+    def on_list(token_, request: gr.Request):
+        authorise(services, token_, request)
         return campaign_table(services)
 
     jobs = dict(concurrency_id="campaign-admin", concurrency_limit=1, api_visibility="private")

@@ -23,10 +23,13 @@ HIDDEN_RUN_KEYS = {"config"}
 
 
 def summary(model: ModelService) -> dict:
-    """Version, backbone, trained flag, patch layout and the training record of each role."""
+    """Version, backbone, trained flag, patch layout and the training record of each role.
+
+    Anyone may read it (``/model_info``, the Model tab), so it names no place on the server's disk.
+    """
     if not model.available:
         return {"available": False, "reason": model.banner()}
-    out: dict = {"available": True, "model_dir": str(model.model_dir)}
+    out: dict = {"available": True}
     for role, info in model.infos().items():
         out[role] = {
             "version": info.version, "backbone": info.backbone, "trained": info.trained,

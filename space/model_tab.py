@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from space import admin, campaign_admin, model_card
+from space import admin, campaign_admin, model_card, moderation_admin
 from space.state import REPO_ROOT, Services, Trainer
 
 NO_RUNS = "No re-distillation runs yet."
@@ -38,14 +38,15 @@ def build(services: Services) -> gr.Tab:
                 rollback = gr.Button("Roll back")
             admin_result = gr.Markdown()
         campaign_admin.build(services)
+        moderation_admin.build(services)
         gr.Markdown("### Model card")
         card = gr.Markdown(elem_id="model-card")
 
-    def on_start(admin_token: str) -> str:
-        return admin.request_round(services.trainer, admin_token)
+    def on_start(admin_token: str, request: gr.Request) -> str:
+        return admin.request_round(services.trainer, admin_token, request)
 
-    def on_rollback(admin_token: str, target: str) -> str:
-        return admin.rollback(services.trainer, admin_token, target)
+    def on_rollback(admin_token: str, target: str, request: gr.Request) -> str:
+        return admin.rollback(services.trainer, admin_token, target, request)
 
     start.click(on_start, token, admin_result, api_name="redistill", concurrency_id="admin")
     rollback.click(on_rollback, [token, version], admin_result, api_name="rollback", concurrency_id="admin")

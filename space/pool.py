@@ -3,13 +3,16 @@
 Built once, on first start, from the reference gallery's photos plus seeded
 distorted versions of each (``cvrkd.train.distortions``), so pairs have a known
 expected order (gold pairs: pristine against the strongest level). Uploads
-join only with their uploader's consent. Every image is stored as PNG under
-``<data>/pool/images/`` and registered in the annotation store under its
-content hash, with its source and licence.
+join only with their uploader's consent. Every image is stored as PNG and
+registered in the annotation store under its content hash, with its source and
+licence. Images that may be shown lie under ``<data>/pool/images/`` (the only
+pool folder the app serves); a contributed photo waits under
+``<data>/pool/held/`` until moderation releases it there or removes it.
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from annotations.schema import image_id_for
+from annotations.shards import fsync_dir
 from annotations.store import AnnotationStore
 from cvrkd.train.distortions import distort
 from cvrkd.gallery import Gallery
@@ -25,6 +29,8 @@ from cvrkd.imageio import LoadedImage
 from space.files import png_bytes, write_atomic
 
 MANIFEST = "pool.json"
+SHOWN, HELD = "images", "held"
+"""Folders under the pool's root: images that may be served, and contributions waiting for moderation."""
 UPLOAD_LICENCE = "CC BY 4.0, granted by the uploader"
 UPLOAD_MAX_SIDE = 1024
 """Uploads are shown to raters next to ~500 px pool photos; larger ones are shrunk to this."""
@@ -62,6 +68,7 @@ class RatingPool:
         self.store = store
         self._images = {image.image_id: image for image in images}
         self._lock = threading.Lock()
+        self._held = {path.stem for path in (self.root / HELD).glob("*.png")}
         self.version = 0
         """Grows whenever an image joins, so samplers know to rebuild."""
 
@@ -95,7 +102,8 @@ class RatingPool:
         return self._images[image_id]
 
     def path(self, image_id: str) -> Path:
-        return self.root / "images" / self._images[image_id].file
+        """Where the image lies: the served folder, or the held one while it waits for moderation."""
+        return self.root / (HELD if image_id in self._held else SHOWN) / self._images[image_id].file
 
     def content_of(self) -> dict[str, str]:
         return {image.image_id: image.content for image in self._images.values()}
@@ -108,7 +116,7 @@ class RatingPool:
 
     # ----------------------------------------------------------------- writing
     def add_upload(self, image: LoadedImage) -> PoolImage:
-        """Add a consented upload (already validated); adding the same pixels again is a no-op."""
+        """Add a consented upload (already validated) to the held folder; the same pixels again are a no-op."""
         pixels = _shrink(image.pixels, UPLOAD_MAX_SIDE)
         data = png_bytes(pixels)  # re-encoded: no EXIF or other metadata of the upload survives
         image_id = image_id_for(data)
@@ -117,12 +125,49 @@ class RatingPool:
                 return self._images[image_id]
             entry = PoolImage(image_id, f"{image_id}.png", "uploaded photo", "upload",
                               UPLOAD_LICENCE, content=image_id)
-            write_atomic(self.root / "images" / entry.file, data)
+            write_atomic(self.root / HELD / entry.file, data)
+            self._held.add(image_id)
             self._register(entry)
             self._images = {**self._images, image_id: entry}  # readers iterate the old dict undisturbed
             _write_manifest(self.root, list(self._images.values()))
             self.version += 1
         return entry
+
+    def hold(self, image_id: str) -> None:
+        """Move an upload out of the served folder (an upload stored before moderation held files)."""
+        with self._lock:
+            self._move(image_id, SHOWN, HELD)
+            self._held.add(image_id)
+
+    def release(self, image_id: str) -> None:
+        """Move an approved upload into the served folder (one rename: it is served whole or not at all)."""
+        with self._lock:
+            self._move(image_id, HELD, SHOWN)
+            self._held.discard(image_id)
+
+    def remove(self, image_id: str) -> None:
+        """Delete a rejected upload: its file first, then its manifest entry (a crash between leaves an
+        entry without a file, never served; the moderation queue removes it again at the next start)."""
+        with self._lock:
+            entry = self._images.get(image_id)
+            if entry is None or entry.origin != "upload":
+                return
+            for path in (self.root / HELD / entry.file, self.root / SHOWN / entry.file):
+                if path.is_file():
+                    path.unlink()
+                    fsync_dir(path.parent)
+            self._held.discard(image_id)
+            self._images = {key: value for key, value in self._images.items() if key != image_id}
+            _write_manifest(self.root, list(self._images.values()))
+            self.version += 1
+
+    def _move(self, image_id: str, source: str, target: str) -> None:
+        file = self._images[image_id].file
+        if not (self.root / source / file).is_file():
+            return  # already there (a restart after a move)
+        (self.root / target).mkdir(parents=True, exist_ok=True)
+        os.replace(self.root / source / file, self.root / target / file)
+        fsync_dir(self.root / target)
 
     def _register(self, image: PoolImage) -> None:
         if image.origin == "upload":

@@ -11,7 +11,6 @@ import hashlib
 import html
 import importlib.util
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +19,7 @@ import gradio as gr
 
 from space import share, share_panel, voting
 from space.assets import SHORTCUT_HELP
+from space.files import secret_file
 from space.rating import UNDO_WINDOW_S, RateLimited, RatingError
 from space.state import Services
 
@@ -116,12 +116,9 @@ def login_available() -> bool:
 
 
 def browser_secret(data_dir: Path) -> str:
-    """A stable secret for the browser-kept rater id, so ids survive app restarts."""
-    path = Path(data_dir) / ".browser-secret"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(16))
-    return path.read_text().strip()
+    """A stable secret for the browser-kept rater id, so ids survive app restarts (mode 600, like the
+    rater secret)."""
+    return secret_file(Path(data_dir) / ".browser-secret")
 
 
 # --------------------------------------------------------------------- layout

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import math
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from annotations.quality import RateLimiter
-from annotations.shards import fsync_dir
+from space.files import secret_file
 from space.rating import RateLimited, RatingError
 
 SECRET_ENV = "CVRKD_RATER_SECRET"
@@ -48,23 +47,7 @@ def load_secret(data_dir: Path) -> bytes:
     if from_env:
         return from_env.encode()
     path = Path(data_dir) / SECRET_FILE
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process won the race: then its secret is used
-            fsync_dir(path.parent)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    secret = path.read_text().strip()
+    secret = secret_file(path)
     if len(secret) < 32:
         raise RuntimeError(f"{path} holds no usable secret; delete it to make a new one")
     return secret.encode()

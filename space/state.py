@@ -18,6 +18,7 @@ from annotations.hub import HubSync
 from annotations.store import AnnotationStore
 from cvrkd import __version__ as cvrkd_version
 from cvrkd.gallery import build_default_gallery
+from space.admin_auth import AdminGuard
 from space.config import AppConfig
 from space.catalogue import ImageCatalogue
 from space.galleries import GalleryRegistry
@@ -29,6 +30,7 @@ from space.pool_scores import PoolScores
 from space.moderation import Moderation
 from space.raters import AddressLimits, ClientLimits, RaterIds, load_secret
 from space.rating import RatingService
+from space.reviewers import Reviewers
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ class Services:
     """New rater ids and votes per address, sized by each campaign's audience (in memory only)."""
     moderation: Moderation | None = None
     """Contributed photos wait here until an admin or enough reviewers clear them."""
+    admin: AdminGuard | None = None
+    """The one admin-token check (the trainer's when there is one), with its counter of wrong tokens."""
     hub: HubSync | None = None
     """Pushes the judgements to a Hub dataset only when ``CVRKD_HUB_DATASET`` and a token are set."""
 
@@ -116,7 +120,8 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     images = ImageCatalogue(pool, campaigns)
     scores = PoolScores(data / "pool" / "scores", images, model, gallery)
     trainer = trainer or _background_trainer(config, data, model, store)
-    moderation = Moderation(pool, config.review_quorum)
+    gold = lambda: pool.gold_pairs() + [pair for c in campaigns.list() for pair in c.gold_pairs()]  # noqa: E731
+    moderation = Moderation(pool, config.review_quorum, Reviewers(store, gold))
     raters = RaterIds(load_secret(data))
     limits = ClientLimits(raters, AddressLimits(config.votes_per_ip_minute, config.new_raters_per_ip_minute,
                                                 config.new_raters_per_ip_hour), config.votes_per_minute)
@@ -133,6 +138,7 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
         trainer=trainer, campaigns=campaigns, images=images,
         live=LiveBoard(insights, images),
         raters=raters, limits=limits, moderation=moderation,
+        admin=getattr(trainer, "guard", None) or AdminGuard(),
         hub=HubSync.from_env(store),
     )
     if config.score_pool:

@@ -8,7 +8,6 @@ roll back; with no token configured, nobody can.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import subprocess
@@ -20,15 +19,11 @@ from typing import Callable
 
 from cvrkd.train.redistill_job import start_background_round
 from cvrkd.train.registry import ModelRegistry, RegistryError
+from space.admin_auth import ADMIN_TOKEN_ENV, AdminGuard, NotAuthorised  # noqa: F401 - re-exported
 
-ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
 MIN_NEW_ENV = "CVRKD_REDISTILL_EVERY"
 FAILURE_LINES = 8
 """Lines of a failed round's output shown on the Model tab: a Python traceback's last frames and error."""
-
-
-class NotAuthorised(PermissionError):
-    """Wrong or missing admin token."""
 
 
 @dataclass
@@ -58,7 +53,8 @@ class TrainerService:
         self.count_judgements = count_judgements
         self.swap_student, self.served_version = swap_student, served_version
         self.min_new = min_new_judgements or int(os.environ.get(MIN_NEW_ENV, "500"))
-        self.admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV, "")
+        self.guard = AdminGuard(admin_token)
+        """The app's admin check (``space.state`` hands the same guard to every admin action)."""
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._started_at: float | None = None
@@ -76,24 +72,19 @@ class TrainerService:
             return False
         return self._start("automatic: enough new judgements")
 
-    def request_round(self, token: str) -> bool:
-        self._authorise(token)
+    def request_round(self, token: str, request: object = None) -> bool:
+        self.guard.check(token, request)
         return self._start("requested by an admin")
 
-    def rollback(self, token: str, version: str | None = None) -> str:
+    def rollback(self, token: str, version: str | None = None, request: object = None) -> str:
         """Serve an earlier version (or the shipped model: empty version)."""
-        self._authorise(token)
+        self.guard.check(token, request)
         try:
             target = self.registry.rollback(version or None)
         except RegistryError as exc:
             raise ValueError(str(exc)) from exc
         self.sync_served_model()
         return target or "shipped model"
-
-    def _authorise(self, token: str) -> None:
-        given = (token or "").encode("utf-8")  # bytes: compare_digest refuses non-ASCII str
-        if not self.admin_token or not hmac.compare_digest(given, self.admin_token.encode("utf-8")):
-            raise NotAuthorised("admin token required")
 
     def _start(self, reason: str) -> bool:
         with self._lock:

@@ -80,7 +80,7 @@ def bad_calls(rater: str, ticket: str) -> list[tuple[str, tuple, str]]:
         ("/score", ("", ["x"], None), "must be a file sent"),
         ("/review_next", (None,), "not issued by this server"),
         ("/review", (rater, None, None), "verdict must be one of"),
-        ("/review", (rater, "nope", "ok"), "not waiting for review"),
+        ("/review", (rater, "nope", "ok"), "track record"),  # a fresh id reviews nothing
         ("/review", ("x", "nope", "ok"), "not issued by this server"),
         ("/moderate", (None, None, None), "admin token"),
         ("/moderate", ("s3cret", "nope", "approve"), "no contributed photo"),

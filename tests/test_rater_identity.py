@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app_helpers import free_port, model_options
+from app_helpers import free_port, model_options, proven_rater
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -109,15 +109,15 @@ def test_contributed_photos_wait_for_an_admin_or_enough_reviewers(server, good_i
     assert first["status"] == second["status"] == "pending"
     moderation = app.services.moderation
     assert not moderation.visible(first["image_id"]) and not moderation.visible(second["image_id"])
-    reviewers = [client.predict(api_name="/rater") for _ in range(3)]
+    reviewers = [proven_rater(app, f"anon-reviewer-{k}") for k in range(3)]  # fresh ids review nothing
     seen = set()
     for _ in range(25):  # pending photos are never paired
         ticket, _, _ = client.predict(reviewers[0], api_name="/next_pair")
         seen |= {ticket["left_image_id"], ticket["right_image_id"]}
     assert not seen & {first["image_id"], second["image_id"]}
 
-    info, path = client.predict(reviewers[0], api_name="/review_next")
-    assert info["image_id"] == first["image_id"] and os.path.isfile(path)
+    info = client.predict(reviewers[0], api_name="/review_next")
+    assert info["image_id"] == first["image_id"] and info["image"].startswith("data:image/png;base64,")
     assert client.predict(reviewers[0], first["image_id"], "ok", api_name="/review")["status"] == "pending"
     with pytest.raises(AppError, match="already reviewed"):
         client.predict(reviewers[0], first["image_id"], "ok", api_name="/review")
