@@ -34,9 +34,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from space.config import AppConfig  # noqa: E402  (needs the path above)
+from space.config import NEW_RATERS_PER_IP_ENV, VOTES_PER_IP_ENV, AppConfig  # noqa: E402  (needs the path above)
 SHIPPED = ROOT / "cvrkd" / "weights"
 ENDPOINTS = ("/score", "/next_pair", "/vote")
+LOOK_S = (0.5, 1.0)
+"""Seconds a simulated user looks at a pair before voting (the app's floor is ``AppConfig.min_answer_ms``)."""
 QUEUE_NOTE = ("Scoring runs {score} jobs at a time, so with every client scoring, a score's latency is mostly "
               "its wait for a slot. Pairs and votes never wait for scoring: the app serves them outside Gradio's "
               "queue, and `gradio_client`, which still sends them through it, gets {rating} slots per endpoint.")
@@ -80,10 +82,11 @@ def model_arguments(model: Path | None, scratch: Path) -> tuple[list[str], str]:
 
 
 def start_app(flags: list[str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           # every simulated client shares 127.0.0.1: lift the per-address limits (per-session ones still hold)
-           "CVRKD_VOTES_PER_IP_MINUTE": "100000", "CVRKD_NEW_RATERS_PER_IP_HOUR": "100000"}
+    # every simulated client shares 127.0.0.1, as a room behind one router does: the app's own limits apply
+    # (a talk's campaign is created for its audience); none is raised from the environment
+    env = {key: value for key, value in os.environ.items() if key not in (VOTES_PER_IP_ENV, NEW_RATERS_PER_IP_ENV)}
+    env.update({"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+                "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
     command = [sys.executable, "app.py", "--data-dir", str(data_dir), *flags]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
@@ -142,6 +145,7 @@ def client_loop(url: str, name: str, images: list[Path], clock: Clock, tally: Ta
             pair = call("/next_pair", rater_id)
             if pair is None:
                 continue
+            time.sleep(rng.uniform(*LOOK_S))  # the server refuses answers sooner than a person can give them
             receipt = call("/vote", rater_id, pair[0]["ticket"], rng.choice(["left", "right", "same"]), None)
             if receipt is not None and receipt.get("stored") == "judgement":
                 with tally.lock:
@@ -162,7 +166,8 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
         "## Load test: concurrent API clients scoring and voting", "",
         "```bash", f"python bench/load.py --clients {args.clients} --duration {args.duration:g}"
         + (f" --report {args.report}" if args.report else ""), "```", "",
-        f"{args.clients} `gradio_client` clients, each scoring an image and then judging three pairs, in a loop, "
+        f"{args.clients} `gradio_client` clients, each scoring an image and then judging three pairs (looking "
+        f"{LOOK_S[0]:g}–{LOOK_S[1]:g} s at each), in a loop, "
         f"for {args.duration:g} s (calls still running at the deadline finish; wall time {wall:.0f} s), "
         f"against `python app.py` on the same machine, serving {model}. "
         f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load average before the run "

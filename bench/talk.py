@@ -1,7 +1,8 @@
 """The "talk" load scenario: an audience rates one campaign from a QR code while a projector polls.
 
 ``python bench/load.py --scenario talk`` starts ``python app.py`` with a fresh
-data folder, creates a campaign (``python -m annotations campaign create``) of
+data folder and its default settings, creates a campaign for the audience
+(``python -m annotations campaign create --audience N``) of
 JPEG versions of the photos shipped with scikit-image, waits until the
 background scoring has covered it (in a talk the app has been up for a while),
 then lets ``--audience`` members join at random moments within ``--join``
@@ -10,7 +11,9 @@ seconds fetches a pair (``/next_pair`` with the campaign), downloads both
 images as a phone would, thinks for 1–4 s and votes (``/vote``). Meanwhile
 ``--pollers`` clients ask for the live view (``/live``) every 4 s. All clients
 share one asyncio loop and talk to Gradio's HTTP call API, so the load
-generator itself stays light on the same two cores.
+generator itself stays light on the same two cores. Every client comes from
+one address (127.0.0.1), as a room behind one router does, and the app's own
+limits apply: none is raised by environment variables.
 
 Reported: calls, p50/p95/max latency and errors per endpoint; judgements
 acknowledged versus found in the store afterwards.
@@ -139,7 +142,7 @@ class PageApi(Api):
         if endpoint == "/live":
             async with self.http.get(f"{self.url}/api/rate/live/{data[0]}") as response:
                 return [await self._answer(response)]
-        body = {"/rater": lambda: {},
+        body = {"/rater": lambda: {"campaign": data[0]},
                 "/next_pair": lambda: {"rater_id": data[0], "campaign": data[1]},
                 "/vote": lambda: {"rater_id": data[0], "ticket": data[1], "choice": data[2], "response_ms": data[3],
                           "campaign": CAMPAIGN}}[endpoint]()
@@ -184,7 +187,7 @@ def http_session(connections: int):
 
 async def audience_member(api: Api, rng: random.Random, join_s: float, duration_s: float, start: float) -> None:
     await asyncio.sleep(max(0.0, start + join_s - time.monotonic()))
-    rater = await api.call("/rater")
+    rater = await api.call("/rater", CAMPAIGN)
     if rater is None:
         return
     rater = rater[0]
@@ -260,7 +263,9 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
         f"(`/next_pair`), downloads both images (`images`), thinks {THINK_S[0]:g}–{THINK_S[1]:g} s and votes "
         f"(`/vote`). {args.pollers} clients poll the live view (`/live`) every {POLL_S:g} s. Against "
         f"`python app.py` on the same machine, serving {model}, after the background scoring covered the "
-        f"campaign. Wall time {wall:.0f} s. Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load "
+        f"campaign. Every client comes from one address (127.0.0.1), as a room behind one router does; the "
+        f"campaign was created with `--audience {args.audience}` and the app runs with its default limits (none "
+        f"raised by environment variables). Wall time {wall:.0f} s. Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load "
         f"average before the run {load_before:.1f}. Latency is what the client sees (queueing included); "
         f"clients share one asyncio loop (aiohttp) and {VIA[args.via][1]}", "",
         "| endpoint | calls | per second | p50 latency | p95 latency | max | errors |",
@@ -356,7 +361,8 @@ def main(args: argparse.Namespace) -> int:
     photos = make_photos(scratch / "photos")
     created = subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
                               str(photos), "--data-dir", str(data), "--title", "Which JPEG looks better?",
-                              "--gold-share", "0"], cwd=ROOT, capture_output=True, text=True)
+                              "--gold-share", "0", "--audience", str(args.audience)],
+                             cwd=ROOT, capture_output=True, text=True)
     if created.returncode != 0:
         print(created.stdout, created.stderr, file=sys.stderr)
         return 2

@@ -24,7 +24,8 @@ def server(untrained_bundle, tmp_path_factory):
     from space.app import create_app
 
     app = create_app(data_dir=tmp_path_factory.getbasetemp() / "app-data", score_pool=False,
-                     score_concurrency=1, **model_options(untrained_bundle))
+                     score_concurrency=1, **model_options(untrained_bundle),
+                     min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                            quiet=True)
     yield app, Client(url, verbose=False)
@@ -139,6 +140,7 @@ def test_app_py_starts_without_a_model_and_refuses_to_score(server, tmp_path, go
             client.predict(handle_file(str(good_inputs["non_square"])), "", None, api_name="/score")
         rater = client.predict(api_name="/rater")
         ticket, _, _ = client.predict(rater, api_name="/next_pair")
+        time.sleep(0.4)  # look at the pair as a person would: app.py refuses faster answers
         assert client.predict(rater, ticket["ticket"], "left", None, api_name="/vote")["count"] >= 1
     finally:
         process.terminate()

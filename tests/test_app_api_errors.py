@@ -34,7 +34,8 @@ def server(untrained_bundle, scorer, tmp_path_factory):
                              cache_dir=data / "cache", count_judgements=counter.count,
                              swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
                              admin_token="s3cret")
-    app = create_app(data_dir=data, score_pool=False, trainer=trainer, **model_options(untrained_bundle))
+    app = create_app(data_dir=data, score_pool=False, trainer=trainer, **model_options(untrained_bundle),
+                     min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield app, Client(url, verbose=False)
     app.close()

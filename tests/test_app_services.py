@@ -21,7 +21,8 @@ def services(untrained_bundle, tmp_path_factory):
     from space.state import build_services
 
     options = model_options(untrained_bundle)
-    config = AppConfig(data_dir=tmp_path_factory.getbasetemp() / "app-data", score_pool=False, **options)
+    config = AppConfig(data_dir=tmp_path_factory.getbasetemp() / "app-data", score_pool=False, **options,
+                       min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     built = build_services(config)
     yield built
     built.close()

@@ -28,7 +28,8 @@ def app_url(untrained_bundle, tmp_path_factory):
     from space.app import create_app
 
     app = create_app(data_dir=tmp_path_factory.getbasetemp() / "app-data", score_pool=False,
-                     **model_options(untrained_bundle))
+                     **model_options(untrained_bundle),
+                     min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                            quiet=True)
     yield app, url

@@ -35,7 +35,8 @@ def app_url(untrained_bundle, tmp_path_factory):
     photos = tmp_path_factory.mktemp("talk-photos")
     jpeg_versions(photos, photos=("cat", "coffee", "astronaut"))
     app = create_app(data_dir=tmp_path_factory.mktemp("browser-campaigns"), score_pool=False,
-                     **model_options(untrained_bundle))
+                     **model_options(untrained_bundle),
+                     min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     app.services.campaigns.create("talk", photos, app.services.store,
                                   Settings(title="Which JPEG looks better?", instructions="Look at edges and skies."))
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)

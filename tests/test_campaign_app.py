@@ -21,7 +21,8 @@ def server(untrained_bundle, tmp_path_factory):
     from space.app import create_app
 
     data = tmp_path_factory.mktemp("campaign-app")
-    app = create_app(data_dir=data, score_pool=False, **model_options(untrained_bundle))
+    app = create_app(data_dir=data, score_pool=False, **model_options(untrained_bundle),
+                     min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield app, Client(url, verbose=False)
     app.close()

@@ -30,20 +30,19 @@ def server(untrained_bundle, scorer, tmp_path_factory):
                              cache_dir=data / "cache", count_judgements=AnnotationStore(data / "annotations").count,
                              swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
                              admin_token="s3cret")
-    app = create_app(data_dir=data, score_pool=False, trainer=trainer, new_raters_per_session_hour=2,
-                     new_raters_per_ip_hour=3, votes_per_session_minute=4, votes_per_ip_minute=6,
+    app = create_app(data_dir=data, score_pool=False, trainer=trainer, votes_per_minute=4,
+                     new_raters_per_ip_hour=3, votes_per_ip_minute=6, min_answer_ms=0,
                      review_quorum=2, **model_options(untrained_bundle))
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield app, url, lambda: Client(url, verbose=False)
     app.close()
 
 
-def fresh_limits(app, new: tuple[int, int], votes: tuple[int, int]):
-    """Counters from zero, so each test starts with its own budget (per session, per address)."""
-    from space.raters import ClientLimits
+def fresh_limits(app, new: int, votes: int):
+    """Counters from zero, so each test starts with its own budget (new ids and votes per address)."""
+    from space.raters import AddressLimits, ClientLimits
 
-    return ClientLimits(app.services.raters, new_per_session_hour=new[0], new_per_ip_hour=new[1],
-                        votes_per_session_minute=votes[0], votes_per_ip_minute=votes[1])
+    return ClientLimits(app.services.raters, AddressLimits(votes, new, new), app.services.config.votes_per_minute)
 
 
 def test_only_server_signed_ids_rate_and_only_public_parts_are_stored(server):
@@ -68,32 +67,30 @@ def test_only_server_signed_ids_rate_and_only_public_parts_are_stored(server):
     assert public in shards and signature not in shards
 
 
-def test_new_ids_and_votes_are_limited_per_session_and_per_address(server):
+def test_new_ids_and_votes_are_limited_per_rater_and_per_address_whatever_session_is_named(server):
     from gradio_client.exceptions import AppError
 
     app, _, connect = server
-    app.services.limits = fresh_limits(app, new=(2, 3), votes=(4, 6))
-    first, second = connect(), connect()  # two sessions from one address
-    ids = [first.predict(api_name="/rater"), first.predict(api_name="/rater")]
-    with pytest.raises(AppError, match="Too many new rater ids"):
-        first.predict(api_name="/rater")  # the session's limit
-    ids.append(second.predict(api_name="/rater"))
-    with pytest.raises(AppError, match="Too many new rater ids"):
-        second.predict(api_name="/rater")  # the address's limit, in another session
+    app.services.limits = fresh_limits(app, new=3, votes=6)
+    first, second = connect(), connect()  # two sessions (ids the client chose) from one address
+    ids = [first.predict(api_name="/rater"), first.predict(api_name="/rater"), second.predict(api_name="/rater")]
+    for client in (first, second):
+        with pytest.raises(AppError, match="Too many new rater ids"):
+            client.predict(api_name="/rater")  # the address's limit, whichever session asks
     stored = len(app.services.store.judgements())
 
     def vote(client, rater):
         ticket, _, _ = client.predict(rater, api_name="/next_pair")
         return client.predict(rater, ticket["ticket"], "left", None, api_name="/vote")
 
-    for k in range(4):  # fresh ids give a session no more votes than its limit
-        vote(first, ids[k % 2])
-    with pytest.raises(AppError, match="Too many votes from your connection"):
+    for _ in range(4):
         vote(first, ids[0])
+    with pytest.raises(AppError, match="Too many votes in a minute"):
+        vote(second, ids[0])  # the signed id's own limit (4 a minute): another session gives it no more
     for _ in range(2):
-        vote(second, ids[2])
+        vote(second, ids[1])
     with pytest.raises(AppError, match="Too many votes from your connection"):
-        vote(second, ids[2])  # the address's limit (6 a minute) across both sessions
+        vote(second, ids[2])  # the address's limit (6 a minute) across all its ids
     assert len(app.services.store.judgements()) == stored + 6
 
 
@@ -102,7 +99,7 @@ def test_contributed_photos_wait_for_an_admin_or_enough_reviewers(server, good_i
     from gradio_client.exceptions import AppError
 
     app, _, connect = server
-    app.services.limits = fresh_limits(app, new=(50, 50), votes=(50, 50))
+    app.services.limits = fresh_limits(app, new=50, votes=50)
     client = connect()
     first = client.predict(handle_file(str(good_inputs["non_square"])), True, api_name="/contribute")
     second = client.predict(handle_file(str(good_inputs["grayscale"])), True, api_name="/contribute")
@@ -156,7 +153,7 @@ def test_the_secret_comes_from_the_environment_or_is_made_once(tmp_path, monkeyp
 
 
 def test_addresses_come_from_the_proxy_only_when_trusted_and_are_never_kept(monkeypatch):
-    from space.raters import TRUST_PROXY_ENV, ClientLimits, RaterIds, client_of
+    from space.raters import TRUST_PROXY_ENV, AddressLimits, ClientLimits, RaterIds, client_of
 
     request = SimpleNamespace(session_hash="s1", client=SimpleNamespace(host="10.0.0.1"),
                               headers={"x-forwarded-for": "1.2.3.4, 5.6.7.8"})
@@ -166,8 +163,7 @@ def test_addresses_come_from_the_proxy_only_when_trusted_and_are_never_kept(monk
     monkeypatch.setenv("SPACE_ID", "someone/space")
     assert client_of(request) == ("s1", "5.6.7.8")  # the hop the Space's proxy added
     raters = RaterIds(b"k" * 32)
-    limits = ClientLimits(raters, new_per_session_hour=9, new_per_ip_hour=9, votes_per_session_minute=9,
-                          votes_per_ip_minute=9)
+    limits = ClientLimits(raters, AddressLimits(9, 9, 9), votes_per_rater_minute=9)
     limits.vote(request)
-    kept = repr(vars(limits._votes["address"]))
+    kept = repr(vars(limits._of(None)["votes"]))
     assert "5.6.7.8" not in kept and raters.pseudonym("5.6.7.8") in kept
