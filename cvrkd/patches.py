@@ -86,6 +86,18 @@ def crop(pixels: np.ndarray, positions: list[tuple[int, int]], size: int) -> tor
     return torch.from_numpy(patches).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def check_alignable(reference_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> None:
+    """Raise ``InvalidImageError`` unless an original of ``reference_shape`` can be aligned with an image
+    of ``image_shape``: the same aspect ratio within 1% (callers check before storing anything)."""
+    ref_h, ref_w = reference_shape[:2]
+    img_h, img_w = image_shape[:2]
+    if abs(ref_w / ref_h - img_w / img_h) > 0.01 * (img_w / img_h):
+        raise InvalidImageError(
+            f"the pristine original ({ref_w}x{ref_h}) does not have the image's shape "
+            f"({img_w}x{img_h}); full-reference scoring needs the aligned original"
+        )
+
+
 def align_reference(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, str | None]:
     """Make the pristine original pixel-aligned with the image for the FR teacher.
 
@@ -94,12 +106,8 @@ def align_reference(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarra
     """
     if reference.shape[:2] == image.shape[:2]:
         return reference, None
+    check_alignable(reference.shape, image.shape)
     ref_h, ref_w = reference.shape[:2]
     img_h, img_w = image.shape[:2]
-    if abs(ref_w / ref_h - img_w / img_h) > 0.01 * (img_w / img_h):
-        raise InvalidImageError(
-            f"the pristine original ({ref_w}x{ref_h}) does not have the image's shape "
-            f"({img_w}x{img_h}); full-reference scoring needs the aligned original"
-        )
     resized = np.asarray(Image.fromarray(reference).resize((img_w, img_h), Image.Resampling.LANCZOS))
     return resized, f"pristine original resized from {ref_w}x{ref_h} to {img_w}x{img_h}"

@@ -39,7 +39,7 @@ def register(services: Services) -> None:
             raise refusal(str(exc.args[0]), "API score") from None
         try:
             return services.model.score(loaded, chosen, reference).to_dict()
-        except ModelUnavailable as exc:
+        except (ModelUnavailable, InvalidImageError) as exc:  # e.g. an original of another shape
             raise refusal(str(exc), "API score") from None
 
     def contribute(image: str | None, consent: bool) -> dict:

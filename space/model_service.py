@@ -19,6 +19,7 @@ from cvrkd.checkpoint import CheckpointError, CheckpointInfo
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import LoadedImage
 from cvrkd.quality_map import quality_map
+from cvrkd.reference_check import mismatch_warning
 from cvrkd.scorer import NoTrainedModelError, ScoreResult, Scorer
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class ScoreReport:
     nar: ScoreResult
     fr: ScoreResult | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the user must know before trusting the result (e.g. an "original" that is another photo)."""
 
     @property
     def elapsed_s(self) -> float:
@@ -59,7 +62,7 @@ class ScoreReport:
             "fr": None if self.fr is None else {
                 "score": self.fr.score, "model_version": self.fr.model_version,
                 "trained_model": self.fr.trained_model},
-            "notes": self.notes, "elapsed_s": self.elapsed_s,
+            "notes": self.notes, "warnings": self.warnings, "elapsed_s": self.elapsed_s,
             "scale": {"min": Scorer.score_range[0], "max": Scorer.score_range[1],
                       "lower_better": Scorer.lower_better},
         }
@@ -119,7 +122,11 @@ class ModelService:
 
     # ----------------------------------------------------------------- scoring
     def score(self, image: LoadedImage, gallery: Gallery, original: LoadedImage | None = None) -> ScoreReport:
-        """Student against ``gallery``; also the teacher against ``original`` when given."""
+        """Student against ``gallery``; also the teacher against ``original`` when given.
+
+        Raises ``InvalidImageError`` when the original cannot be aligned with the image (another shape);
+        an original that plainly shows another photo is scored with a warning.
+        """
         scorer = self.require()
         if original is not None and not scorer.has_teacher:
             raise ModelUnavailable(NO_TEACHER)
@@ -127,7 +134,8 @@ class ModelService:
             nar = scorer.score(_copy(image), gallery=gallery)
             fr = scorer.score(_copy(image), reference=_copy(original)) if original is not None else None
         notes = list(dict.fromkeys(nar.notes + (fr.notes if fr else [])))
-        return ScoreReport(nar, fr, notes)
+        mismatch = mismatch_warning(image.pixels, original.pixels) if original is not None else None
+        return ScoreReport(nar, fr, notes, [mismatch] if mismatch else [])
 
     def quality_overlay(self, image: LoadedImage, gallery: Gallery) -> np.ndarray:
         """The image with the regions that lower its score painted red."""

@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import InvalidImageError, check_image_file, load_image
+from cvrkd.patches import check_alignable
 from space import plots
 from space.components import raw_image
 from space.errors import note_refusal
@@ -63,6 +64,8 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
     try:
         image = load_image(image_path, name=Path(image_path).name)
         original = load_image(original_path, name="original") if original_path else None
+        if original is not None:
+            check_alignable(original.pixels.shape, image.pixels.shape)
         gallery = resolve_gallery(services, gallery_name, session)
     except (InvalidImageError, KeyError, FileNotFoundError) as exc:
         note_refusal(_message(exc), "score tab")
@@ -306,6 +309,7 @@ def _result_html(services: Services, report: ScoreReport, elapsed: float) -> str
             f'<td class="score-value">{report.fr.score:.1f}</td></tr>'
             f"<tr><td>spread</td><td>± {nar.spread:.1f} over {len(nar.per_reference)} references</td>"
             "<td>one aligned reference</td></tr></table><p>0–100, higher is better.</p>")
+    parts += [f'<p class="refused score-warning">⚠ {html.escape(text)}</p>' for text in report.warnings]
     parts.append(f"<p>Scored in {elapsed:.2f} s · model <code>{html.escape(nar.model_version)}</code></p>")
     if report.notes:
         parts.append("<p>Input notes: " + "; ".join(html.escape(n) for n in report.notes) + "</p>")
