@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from annotations.campaign_import import CONTENT_FROM, CampaignError
-from annotations.campaigns import DEFAULT_LICENCE, PAIR_MODES, CampaignRegistry, Settings
+from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, Campaign, CampaignRegistry, Settings
 from annotations.config import default_data_dir
+from annotations.schema import DEFAULT_CAMPAIGN
 from annotations.store import AnnotationStore
 
 
@@ -37,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="folder of images, local Hugging Face dataset folder, or Hub dataset id (online)")
     create.add_argument("--title", default="", help="shown above the pairs (default: the name)")
     create.add_argument("--instructions", default="", help="what raters should look for (Markdown)")
-    create.add_argument("--pairs", choices=PAIR_MODES, default="same-content",
-                        help="same-content: only versions of one photo are compared; any: all pairs")
+    create.add_argument("--pairs", choices=PAIR_SETTINGS, default=AUTO_PAIRS,
+                        help="same-content: only versions of one photo are compared; any: all pairs; auto "
+                             "(default): same-content when every image has another version of its photo")
     create.add_argument("--gold-share", type=float, default=0.1,
                         help="share of gold checks (needs images marked gold=high/low; else repeats are used)")
     create.add_argument("--licence", default=DEFAULT_LICENCE,
@@ -97,11 +99,22 @@ def _run(args: argparse.Namespace, registry: CampaignRegistry, store: Annotation
 
         if args.push:
             check_repo_id(args.push)  # before the work, not after it
-        summary = export_campaign(registry.get(args.name), store, args.out, n_boot=args.bootstrap)
+        summary = export_campaign(_exported(args.name, registry, store), store, args.out, n_boot=args.bootstrap)
         print(summary.summary())
         if args.push:
             print(f"pushed: {push_export(args.out, args.push, private=not args.public)}")
     return 0
+
+
+def _exported(name: str, registry: CampaignRegistry, store: AnnotationStore) -> Campaign:
+    """The campaign to export: the built-in pool is the campaign ``default``, like in the app."""
+    if name != DEFAULT_CAMPAIGN:
+        return registry.get(name)
+    from annotations.builtin_pool import builtin_pool
+
+    judgements = store.judgements(DEFAULT_CAMPAIGN)
+    judged = set(judgements["left_image_id"]) | set(judgements["right_image_id"])
+    return builtin_pool(registry.root.parent, judged)
 
 
 def _progress(done: int, total: int, name: str) -> None:

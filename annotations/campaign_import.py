@@ -4,9 +4,11 @@ Every candidate file is checked with Pillow; those that are not usable images
 (not an image, truncated, animated, too small, too many pixels, a duplicate)
 are skipped with the reason, the rest are written to the campaign's
 ``images/`` folder. What people are shown is kept as it came when it is a
-JPEG, PNG or WebP of display size, so compression artefacts under study stay
-intact; larger or other images are shrunk to ``DISPLAY_MAX_SIDE`` and stored
-as lossless PNG (phones then load display-size files). The image id is the
+JPEG, PNG or WebP of display size without metadata, so compression artefacts
+under study stay intact; larger or other images are shrunk to
+``DISPLAY_MAX_SIDE``, and files carrying EXIF (GPS, artist...), XMP, IPTC,
+comments or text chunks are re-encoded without it, as lossless PNG
+(``annotations.metadata``, as for contributed photos). The image id is the
 hash of the stored file, i.e. of exactly what raters judged.
 
 A folder may carry ``metadata.csv`` or ``metadata.jsonl`` (the Hub's
@@ -26,6 +28,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from annotations.metadata import has_metadata, png_without_metadata
 from annotations.schema import image_id_for
 
 DISPLAY_MAX_SIDE = 1024
@@ -260,7 +263,8 @@ def _display_file(data: bytes) -> tuple[bytes, str, tuple[int, int]]:
         image.load()
     except (OSError, ValueError, SyntaxError) as exc:
         raise _Unusable(f"unreadable image (truncated or corrupt): {exc}") from None
-    if image.format in KEPT_FORMATS and max(width, height) <= DISPLAY_MAX_SIDE and image.mode in ("RGB", "L"):
+    if (image.format in KEPT_FORMATS and max(width, height) <= DISPLAY_MAX_SIDE and image.mode in ("RGB", "L")
+            and not has_metadata(image)):
         return data, KEPT_FORMATS[image.format], (width, height)
     image = ImageOps.exif_transpose(image)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -268,9 +272,7 @@ def _display_file(data: bytes) -> tuple[bytes, str, tuple[int, int]]:
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     image = image.convert("RGB")
     image.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue(), ".png", image.size
+    return png_without_metadata(image), ".png", image.size
 
 
 def _licence(meta: dict[str, Any]) -> str | None:

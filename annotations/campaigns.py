@@ -16,6 +16,7 @@ import json
 import shutil
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -29,6 +30,9 @@ from annotations.store import AnnotationStore
 
 MANIFEST = "campaign.json"
 PAIR_MODES = ("same-content", "any")
+AUTO_PAIRS = "auto"
+PAIR_SETTINGS = (AUTO_PAIRS, *PAIR_MODES)
+"""What a creator may ask for: ``auto`` picks one of ``PAIR_MODES`` from the images (``choose_pairs``)."""
 STATUSES = ("open", "closed")
 MAX_TITLE_LEN = 120
 MAX_INSTRUCTIONS_LEN = 2000
@@ -126,7 +130,7 @@ class Settings:
 
     title: str = ""
     instructions: str = ""
-    pairs: str = "same-content"
+    pairs: str = AUTO_PAIRS
     gold_share: float = 0.1
     licence: str = DEFAULT_LICENCE
     content_from: str = "stem"
@@ -139,8 +143,8 @@ class Settings:
         if len(self.instructions) > MAX_INSTRUCTIONS_LEN:
             raise CampaignError(f"the instructions are {len(self.instructions)} characters long; "
                                 f"the limit is {MAX_INSTRUCTIONS_LEN}")
-        if self.pairs not in PAIR_MODES:
-            raise CampaignError(f"pairs must be one of {', '.join(PAIR_MODES)}; got {self.pairs!r}")
+        if self.pairs not in PAIR_SETTINGS:
+            raise CampaignError(f"pairs must be one of {', '.join(PAIR_SETTINGS)}; got {self.pairs!r}")
         share = self.gold_share
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.5:
             raise CampaignError(f"the gold share must be a number from 0 to 0.5; got {share!r}")
@@ -156,10 +160,13 @@ class CreateReport:
 
     campaign: Campaign
     skipped: tuple[Skipped, ...]
+    pairs_reason: str = ""
+    """Why the campaign serves the pairs it does (``auto``'s measurement, or "as asked")."""
 
     def summary(self) -> str:
         lines = [f"created campaign {self.campaign.name!r}: {len(self.campaign.images)} images imported, "
-                 f"{len(self.skipped)} skipped"]
+                 f"{len(self.skipped)} skipped",
+                 f"  pairs: {self.campaign.pairs} ({self.pairs_reason})"]
         if self.campaign.audience is not None:
             lines.append(f"  sized for an audience of {self.campaign.audience} people rating from one address")
         lines += [f"  skipped {item.name}: {item.reason}" for item in self.skipped]
@@ -174,6 +181,24 @@ def check_audience(audience: Any) -> int | None:
         raise CampaignError(f"the audience must be a whole number of people from 1 to {MAX_AUDIENCE}; "
                             f"got {audience!r}")
     return audience
+
+
+def choose_pairs(requested: str, contents: list[str]) -> tuple[str, str]:
+    """The pair mode to serve for images of these content groups, and why.
+
+    ``auto`` serves ``same-content`` pairs when the folder holds versions of
+    each photo, i.e. every image shares its content group (file name, folder
+    or ``content`` column) with at least one other image; a single image with
+    no other version would never be paired, so then ``any`` is chosen.
+    """
+    sizes = Counter(contents)
+    alone = sum(1 for content in contents if sizes[content] == 1)
+    if requested != AUTO_PAIRS:
+        return requested, "as asked"
+    if alone == 0:
+        return "same-content", (f"auto: each of the {len(contents)} images is one of several versions of "
+                                f"the same photo, {len(sizes)} photos in all")
+    return "any", f"auto: {alone} of the {len(contents)} images have no other version of their photo"
 
 
 def check_name(name: Any) -> str:
@@ -247,7 +272,8 @@ class CampaignRegistry:
         try:
             imported = import_images(images, staging / "images", settings.licence, settings.content_from,
                                      progress)
-            campaign = self._campaign(name, settings, imported, staging)
+            pairs, pairs_reason = choose_pairs(settings.pairs, [image.content for image in imported.images])
+            campaign = self._campaign(name, replace(settings, pairs=pairs), imported, staging)
             for image in campaign.images:
                 store.register_image(image.image_id, "dataset", image.licence,
                                      dataset=f"campaign {name}: {image.source}"[:500])
@@ -259,7 +285,7 @@ class CampaignRegistry:
             fsync_dir(self.root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return CreateReport(self.get(name), imported.skipped)
+        return CreateReport(self.get(name), imported.skipped, pairs_reason)
 
     def _campaign(self, name: str, settings: Settings, imported: Imported, staging: Path) -> Campaign:
         images = tuple(CampaignImage(**asdict(item)) for item in imported.images)

@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from annotations.campaigns import DEFAULT_LICENCE, PAIR_MODES, CampaignError, Settings
+from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, CampaignError, Settings
 from space.admin_auth import NotAuthorised
 from space.state import Services
 
@@ -67,7 +67,7 @@ def create(services: Services, token: str | None, name: str, files: list[str] | 
             raise gr.Error(f"Campaign not created: {exc}", print_exception=False) from None
     services.scores.refresh()  # the background scoring picks the new images up
     lines = [f"Created **{report.campaign.name}** with {len(report.campaign.images)} images; "
-             f"{len(report.skipped)} files skipped."]
+             f"{len(report.skipped)} files skipped. Pairs: {report.campaign.pairs} ({report.pairs_reason})."]
     if report.campaign.audience is not None:
         lines.append(f"Sized for an audience of {report.campaign.audience} people rating from one address.")
     lines += [f"* `{item.name}`: {item.reason}" for item in report.skipped[:50]]
@@ -140,7 +140,8 @@ def build(services: Services) -> None:
                         type="filepath", elem_id="campaign-admin-files")
         dataset = gr.Textbox(label="... or a dataset: local dataset folder on the server, or Hub id owner/name")
         with gr.Row():
-            pairs = gr.Radio(list(PAIR_MODES), value="same-content", label="Pairs")
+            pairs = gr.Radio(list(PAIR_SETTINGS), value=AUTO_PAIRS, label="Pairs (auto: same-content when "
+                             "every image has another version of its photo)")
             gold = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Gold share")
             licence = gr.Textbox(DEFAULT_LICENCE, label="Licence of images whose metadata names none")
         audience = gr.Number(None, label="Audience: people rating at once from one address, e.g. a talk's room "

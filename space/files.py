@@ -1,7 +1,6 @@
 """Writing files the app keeps: atomically, and images as lossless PNG."""
 from __future__ import annotations
 
-import io
 import os
 import secrets
 import stat
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from annotations.metadata import png_without_metadata
 
 from annotations.shards import fsync_dir
 
@@ -60,6 +61,4 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     Light compression: the pool is encoded on first start and noisy images
     compress slowly at higher levels for a few percent of size.
     """
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return png_without_metadata(Image.fromarray(pixels), compress_level=1)

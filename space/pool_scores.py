@@ -3,7 +3,9 @@
 Votes record both images' model scores and the leaderboard measures how often
 the model agrees with people, so each pool image is scored once per model
 version, in a background thread that yields to interactive requests; campaign
-images are covered too, so their votes carry model scores as well. A pool
+images are covered too, so their votes carry model scores as well. A vote on an
+image the thread has not reached yet (a campaign created a moment ago) scores
+it on the spot (``of``). A pool
 image made from a reference photo is scored against the gallery *without*
 that photo: a reference of the same content would turn the comparison into a
 full-reference one and flatter the model.
@@ -36,6 +38,7 @@ class PoolScores:
         self.model = model
         self.gallery = gallery
         self._lock = threading.Lock()
+        self._on_demand = threading.Lock()
         self._scores: dict[str, dict[str, float]] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -59,9 +62,29 @@ class PoolScores:
         ids = self.images.ids_of(campaign)
         return sum(1 for i in ids if i in scores), len(ids)
 
+    def of(self, image_ids: list[str]) -> dict[str, float]:
+        """These images' scores by the model in service, scoring any still missing now.
+
+        A vote records both images' scores and cannot wait for the background
+        thread, which wakes every minute: it scores what it needs itself, one
+        vote at a time (a room voting on a new campaign scores each image once),
+        and wakes the thread for the campaign's other images.
+        """
+        if any(image_id not in self.current() for image_id in image_ids):
+            with self._on_demand:
+                scored = self.current()
+                self.fill(ids=[i for i in image_ids if i not in scored], yield_to_requests=False)
+            self.refresh()
+        scores = self.current()
+        return {image_id: scores[image_id] for image_id in image_ids if image_id in scores}
+
     # ----------------------------------------------------------------- scoring
-    def fill(self, progress: Progress | None = None, ids: list[str] | None = None) -> int:
-        """Score every image (or each of ``ids``) the current model has not scored yet; return how many."""
+    def fill(self, progress: Progress | None = None, ids: list[str] | None = None,
+             yield_to_requests: bool = True) -> int:
+        """Score every image (or each of ``ids``) the current model has not scored yet; return how many.
+
+        The background thread waits for interactive requests before each image; a vote does not.
+        """
         version = self.version()
         if not version:
             return 0
@@ -70,7 +93,8 @@ class PoolScores:
         for index, image_id in enumerate(missing):
             if self._stop.is_set():
                 break
-            self.model.wait_until_idle(self._stop)
+            if yield_to_requests:
+                self.model.wait_until_idle(self._stop)
             if progress:
                 progress(index, len(missing), self.images.title(image_id))
             try:

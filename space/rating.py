@@ -245,7 +245,7 @@ class RatingService:
                     pair_kind=ticket.kind, response_ms=served_ms, client_response_ms=client_ms,
                     app_version=self.app_version, campaign=ticket.campaign)
             else:
-                scores = self.scores.current()
+                scores = self.scores.of([ticket.left, ticket.right])  # scored now if the pool scorer has not
                 record_id = self.store.append({
                     "rater_id": rater_id, "left_image_id": ticket.left, "right_image_id": ticket.right,
                     "choice": CHOICES[choice], "response_ms": served_ms, "client_response_ms": client_ms,

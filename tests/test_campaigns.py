@@ -82,7 +82,7 @@ def test_unusable_sources_are_refused_with_a_message_and_nothing_is_created(tmp_
     flat = tmp_path / "flat"
     jpeg_versions(flat, photos=("cat",))
     with pytest.raises(CampaignError, match="same-content"):
-        reg.create("flat", flat, store, Settings(content_from="none"))
+        reg.create("flat", flat, store, Settings(content_from="none", pairs="same-content"))
     with pytest.raises(CampaignError, match="gold share"):
         reg.create("flat", flat, store, Settings(gold_share=2))
     assert reg.names() == [] and store.images().empty
