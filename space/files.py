@@ -12,7 +12,6 @@ import numpy as np
 from PIL import Image
 
 from annotations.metadata import png_without_metadata
-
 from annotations.shards import fsync_dir
 
 
