@@ -72,7 +72,7 @@ CSS = """
 .no-preview { padding: 2rem 1rem; text-align: center; color: #4b5563; }
 .rate-button button, button.rate-button { min-height: 3rem; font-size: 1.05rem; }
 .rate-image img { cursor: pointer; }
-.link-message { border-radius: 8px; padding: 8px 14px; font-weight: 600; background: #fef3c7; color: #78350f;
+.link-message, .share-warning { border-radius: 8px; padding: 8px 14px; font-weight: 600; background: #fef3c7; color: #78350f;
                 border: 1px solid #f59e0b; }
 #live-header .live-title { font-size: 3rem; margin: 0 0 12px 0; }
 #live-header .live-numbers { display: flex; gap: 48px; flex-wrap: wrap; }

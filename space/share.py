@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import segno
 
@@ -35,6 +35,22 @@ def base_url(request: object | None) -> str:
     host = headers.get("x-forwarded-host") or headers.get("host") or "127.0.0.1:7860"
     scheme = headers.get("x-forwarded-proto") or "http"
     return f"{scheme.split(',')[0].strip()}://{host.split(',')[0].strip()}/"
+
+
+def local_only(url: str) -> bool:
+    """Whether ``url`` names this machine (localhost, 127.x, ::1, 0.0.0.0): a phone scanning it opens itself."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1", "0.0.0.0") or host.endswith(".localhost") or host.startswith("127.")
+
+
+def local_warning(url: str) -> str:
+    """What to tell the person sharing ``url`` when it only works on this machine ("" when it is public)."""
+    if not local_only(url):
+        return ""
+    return (f"This link only works on this computer ({urlsplit(url).netloc}): a phone that scans the QR code "
+            f"opens itself, not this app. Set {PUBLIC_URL_ENV} to the address your audience can reach "
+            "(for example http://192.168.1.20:7860 on the room's Wi-Fi, or the Space's URL) and restart, "
+            "or open this page by that address.")
 
 
 def link(request: object | None, campaign: str | None = None, view: str | None = None, tab: str | None = None) -> str:

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import html
+
 import gradio as gr
 
-from space.share import qr_files
+from space.share import local_warning, qr_files
 from space.state import Services
 
 
 @dataclass
 class SharePanel:
     accordion: gr.Accordion
+    warning: gr.HTML
     link: gr.Textbox
     qr: gr.Image
     png: gr.DownloadButton
@@ -20,12 +23,13 @@ class SharePanel:
 
     @property
     def outputs(self) -> list:
-        return [self.link, self.qr, self.png, self.svg, self.app_link]
+        return [self.warning, self.link, self.qr, self.png, self.svg, self.app_link]
 
 
 def build(prefix: str, label: str, open: bool = False, link_label: str = "Link") -> SharePanel:
     """Lay the panel out (inside the current tab); ``show`` fills it."""
     with gr.Accordion(label, open=open, elem_id=f"{prefix}-share") as accordion:
+        warning = gr.HTML(elem_id=f"{prefix}-share-warning")
         with gr.Row():
             qr = gr.Image(label="QR code (scan with a phone camera)", type="filepath", interactive=False,
                           height=300, buttons=["fullscreen"], elem_id=f"{prefix}-qr", scale=1)
@@ -35,12 +39,14 @@ def build(prefix: str, label: str, open: bool = False, link_label: str = "Link")
                 svg = gr.DownloadButton("Download the QR code as SVG (scalable)", elem_id=f"{prefix}-qr-svg")
                 app_link = gr.Textbox(label="The same in the full app", interactive=False, buttons=["copy"],
                                       visible=False, elem_id=f"{prefix}-app-link")
-    return SharePanel(accordion, link, qr, png, svg, app_link)
+    return SharePanel(accordion, warning, link, qr, png, svg, app_link)
 
 
 def show(services: Services, url: str, app_url: str | None = None) -> tuple:
-    """Values for ``SharePanel.outputs``: the link, its QR image, both downloads and (when given) the
-    full app's link to the same place."""
+    """Values for ``SharePanel.outputs``: a warning when the link only works on this machine, the link,
+    its QR image, both downloads and (when given) the full app's link to the same place."""
     files = qr_files(url, services.data_dir / "share")
-    return (url, str(files.png), gr.DownloadButton(value=str(files.png)), gr.DownloadButton(value=str(files.svg)),
+    warning = local_warning(url)
+    shown = f'<div class="share-warning" role="alert">⚠ {html.escape(warning)}</div>' if warning else ""
+    return (shown, url, str(files.png), gr.DownloadButton(value=str(files.png)), gr.DownloadButton(value=str(files.svg)),
             gr.Textbox(value=app_url, visible=True) if app_url else gr.Textbox(visible=False))
