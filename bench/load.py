@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds of load (default 60; talk: 120 per audience member)")
     parser.add_argument("--audience", type=int, default=200, help="talk: audience members")
+    parser.add_argument("--sized-for", type=int, default=None,
+                        help="talk: the audience the campaign is created for (campaign create --audience; "
+                             "default: --audience)")
+    parser.add_argument("--think", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="talk: seconds each member looks at a pair before voting (default 1 4)")
     parser.add_argument("--join", type=float, default=30.0, help="talk: seconds within which they all join")
     parser.add_argument("--pollers", type=int, default=5, help="talk: clients polling the live view")
     parser.add_argument("--via", choices=("page", "gradio"), default="page",

@@ -185,7 +185,8 @@ def http_session(connections: int):
                                  timeout=aiohttp.ClientTimeout(total=120))
 
 
-async def audience_member(api: Api, rng: random.Random, join_s: float, duration_s: float, start: float) -> None:
+async def audience_member(api: Api, rng: random.Random, join_s: float, duration_s: float, start: float,
+                          think_s: tuple[float, float] = THINK_S) -> None:
     await asyncio.sleep(max(0.0, start + join_s - time.monotonic()))
     rater = await api.call("/rater", CAMPAIGN)
     if rater is None:
@@ -200,7 +201,7 @@ async def audience_member(api: Api, rng: random.Random, join_s: float, duration_
             continue
         ticket, left, right = pair
         await asyncio.gather(api.fetch(left), api.fetch(right))
-        await asyncio.sleep(rng.uniform(*THINK_S))
+        await asyncio.sleep(rng.uniform(*think_s))
         receipt = await api.call("/vote", rater, ticket["ticket"], rng.choice(["left", "right", "left", "right",
                                                                              "same"]), None)
         if receipt is not None and receipt[0].get("stored") == "judgement":
@@ -242,7 +243,8 @@ async def run(url: str, args: argparse.Namespace, tally: Tally, direct: frozense
         start = time.monotonic() + 1.0
         client = CLIENTS[args.via]
         members = [audience_member(client(session, url, tally, direct), random.Random(rng.random()),
-                                   rng.uniform(0, args.join), args.duration, start) for _ in range(args.audience)]
+                                   rng.uniform(0, args.join), args.duration, start, tuple(args.think))
+                   for _ in range(args.audience)]
         pollers = [poller(client(session, url, tally, direct), args.join + args.duration) for _ in range(args.pollers)]
         began = time.monotonic()
         await asyncio.gather(*members, *pollers)
@@ -251,7 +253,8 @@ async def run(url: str, args: argparse.Namespace, tally: Tally, direct: frozense
 
 def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str, wall: float,
            load_before: float, images: int) -> str:
-    command = (f"python bench/load.py --scenario talk --via {args.via} --audience {args.audience} --join {args.join:g} "
+    command = (f"python bench/load.py --scenario talk --via {args.via} --audience {args.audience} "
+               f"--sized-for {sized_for(args)} --think {args.think[0]:g} {args.think[1]:g} --join {args.join:g} "
                f"--duration {args.duration:g} --pollers {args.pollers}" + (f" --report {args.report}" if args.report else ""))
     lines = [
         "## Load test: a talk (audience rating one campaign from a QR code, live view on the projector), "
@@ -260,12 +263,13 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
         f"{args.audience} simulated audience members join the campaign `{CAMPAIGN}` ({images} images: "
         f"{len(PHOTOS)} photos at {len(QUALITIES)} JPEG qualities, same-content pairs) at random moments within "
         f"{args.join:g} s; each gets a rater id (`/rater`), then for {args.duration:g} s fetches a pair "
-        f"(`/next_pair`), downloads both images (`images`), thinks {THINK_S[0]:g}–{THINK_S[1]:g} s and votes "
+        f"(`/next_pair`), downloads both images (`images`), thinks {args.think[0]:g}–{args.think[1]:g} s and votes "
         f"(`/vote`). {args.pollers} clients poll the live view (`/live`) every {POLL_S:g} s. Against "
         f"`python app.py` on the same machine, serving {model}, after the background scoring covered the "
         f"campaign. Every client comes from one address (127.0.0.1), as a room behind one router does; the "
-        f"campaign was created with `--audience {args.audience}` and the app runs with its default limits (none "
-        f"raised by environment variables). Wall time {wall:.0f} s. Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load "
+        f"campaign was created with `--audience {sized_for(args)}` and the app runs with its default limits (none "
+        f"raised by environment variables). Wall time {wall:.0f} s. Machine: {os.cpu_count()} CPU cores "
+        f"({platform.machine()}), load "
         f"average before the run {load_before:.1f}. Latency is what the client sees (queueing included); "
         f"clients share one asyncio loop (aiohttp) and {VIA[args.via][1]}", "",
         "| endpoint | calls | per second | p50 latency | p95 latency | max | errors |",
@@ -298,6 +302,11 @@ def report(tally: Tally, written: set[str], args: argparse.Namespace, model: str
     if samples:
         lines += ["", "First error per endpoint: " + "; ".join(samples)]
     return "\n".join(lines) + "\n"
+
+
+def sized_for(args: argparse.Namespace) -> int:
+    """The audience the campaign is created for: ``--sized-for``, else the simulated audience."""
+    return args.sized_for or args.audience
 
 
 def publish(text: str, report: Path | None) -> None:
@@ -355,13 +364,14 @@ def main(args: argparse.Namespace) -> int:
     from bench.load import free_port, model_arguments, start_app, wait_until_up
     from annotations.store import AnnotationStore
 
+    args.think = tuple(args.think or THINK_S)
     scratch = Path(tempfile.mkdtemp(prefix="cvrkd-talk-"))
     flags, model = model_arguments(args.model, scratch)
     data = scratch / "data"
     photos = make_photos(scratch / "photos")
     created = subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
                               str(photos), "--data-dir", str(data), "--title", "Which JPEG looks better?",
-                              "--gold-share", "0", "--audience", str(args.audience)],
+                              "--gold-share", "0", "--audience", str(sized_for(args))],
                              cwd=ROOT, capture_output=True, text=True)
     if created.returncode != 0:
         print(created.stdout, created.stderr, file=sys.stderr)
