@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     action("list", "list the campaigns with their status and progress", named=False)
     action("close", "stop serving pairs and taking votes")
     action("reopen", "serve pairs and take votes again")
+    action("hide", "the live view shows only how many voted, not the ranking, until 'reveal'")
+    action("reveal", "show the live ranking again")
     export = action("export", "write the campaign as a Hugging Face dataset folder")
     export.add_argument("--out", type=Path, required=True, help="folder to write (empty or an earlier export)")
     export.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub dataset repo (needs a token)")
@@ -91,6 +93,9 @@ def _run(args: argparse.Namespace, registry: CampaignRegistry, store: Annotation
             mine = judgements[judgements["campaign"] == campaign.name]
             print(f"{campaign.name}\t{campaign.status}\t{len(campaign.images)} images\t{len(mine)} judgements\t"
                   f"{mine['rater_id'].nunique()} raters\t{campaign.title}")
+    elif args.action in ("hide", "reveal"):
+        campaign = registry.set_results_hidden(args.name, args.action == "hide")
+        print(f"campaign {campaign.name!r}: live results {'hidden' if campaign.results_hidden else 'shown'}")
     elif args.action in ("close", "reopen"):
         campaign = registry.set_status(args.name, "closed" if args.action == "close" else "open")
         print(f"campaign {campaign.name!r} is {campaign.status}")

@@ -83,6 +83,8 @@ class Campaign:
     audience: int | None = None
     """People expected to rate at once from one address (a talk's room); None: the app's default limits.
     Last, with a default, so manifests written before it existed load unchanged."""
+    results_hidden: bool = False
+    """The live view shows only how many voted until the presenter reveals the ranking."""
 
     @property
     def is_open(self) -> bool:
@@ -303,6 +305,14 @@ class CampaignRegistry:
                         pairs=settings.pairs, gold_share=settings.gold_share, status="open",
                         source=imported.source, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         images=images, skipped=imported.skipped, folder=staging, audience=settings.audience)
+
+    def set_results_hidden(self, name: str, hidden: bool) -> Campaign:
+        """Hide the live ranking (votes and raters are still counted on screen) or reveal it."""
+        campaign = self.get(name)
+        if campaign.results_hidden != bool(hidden):
+            updated = replace(campaign, results_hidden=bool(hidden))
+            atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
+        return self.get(name)
 
     def set_status(self, name: str, status: str) -> Campaign:
         """Close a campaign (no new pairs or votes) or reopen it."""

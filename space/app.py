@@ -17,7 +17,8 @@ from typing import Any
 import gradio as gr
 
 from cvrkd.imageio import MAX_FILE_BYTES
-from space import api, assets, leaderboard_tab, links, live_tab, model_tab, rate_page, rate_tab, score_tab
+from space import (api, assets, leaderboard_tab, links, live_tab, model_tab, present_page, rate_page, rate_tab,
+                   score_tab)
 from space.config import AppConfig
 from space.state import Services, Trainer, build_services
 
@@ -40,7 +41,7 @@ class SpaceApp:
             allowed_paths=[str(data / "pool" / "images"), str(data / "galleries"), str(data / "sessions"),
                            str(data / "examples"), str(data / "campaigns"), str(data / "share")],
             footer_links=["api", "gradio"], max_file_size=MAX_FILE_BYTES,
-            app_kwargs={"routes": rate_page.routes(self.services)},
+            app_kwargs={"routes": rate_page.routes(self.services) + present_page.routes(self.services)},
         )
         options.update(kwargs)
         return self.blocks.launch(**options)

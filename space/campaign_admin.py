@@ -90,6 +90,18 @@ def set_status(services: Services, token: str | None, name: str, status: str, re
     return f"Campaign **{campaign.name}** is now {campaign.status}."
 
 
+def set_results_hidden(services: Services, token: str | None, name: str, hidden: bool,
+                       request: object = None) -> str:
+    """Hide the campaign's live ranking until revealed (votes and raters stay on screen), or reveal it."""
+    authorise(services, token, request)
+    try:
+        campaign = services.campaigns.set_results_hidden((name or "").strip(), hidden)
+    except CampaignError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    shown = "hidden until you reveal them" if campaign.results_hidden else "shown"
+    return f"Live results of **{campaign.name}** are now {shown} (presenter view: `/present/{campaign.name}`)."
+
+
 def _unpack(files: list[str], folder: Path) -> Path:
     """Uploaded files as one folder: a single .zip is extracted (safely), other files copied."""
     root = folder / "images"
@@ -151,6 +163,8 @@ def build(services: Services) -> None:
         with gr.Row():
             close_button = gr.Button("Close campaign", elem_id="campaign-admin-close")
             reopen_button = gr.Button("Reopen campaign", elem_id="campaign-admin-reopen")
+            hide_button = gr.Button("Hide live results", elem_id="campaign-admin-hide")
+            reveal_button = gr.Button("Reveal live results", elem_id="campaign-admin-reveal")
         result = gr.Markdown(elem_id="campaign-admin-result")
 
     def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_, audience_,
@@ -164,6 +178,11 @@ def build(services: Services) -> None:
             return set_status(services, token_, name_, status, request), campaign_table(services)
         return handler
 
+    def on_hidden(hidden: bool):
+        def handler(token_, name_, request: gr.Request):
+            return set_results_hidden(services, token_, name_, hidden, request), campaign_table(services)
+        return handler
+
     def on_list(token_, request: gr.Request):
         authorise(services, token_, request)
         return campaign_table(services)
@@ -173,4 +192,6 @@ def build(services: Services) -> None:
                         [result, table], **jobs)
     close_button.click(on_status("closed"), [token, name], [result, table], **jobs)
     reopen_button.click(on_status("open"), [token, name], [result, table], **jobs)
+    hide_button.click(on_hidden(True), [token, name], [result, table], **jobs)
+    reveal_button.click(on_hidden(False), [token, name], [result, table], **jobs)
     token.submit(on_list, token, table, **jobs)

@@ -12,7 +12,7 @@ import html
 import io
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from space.catalogue import ImageCatalogue
 LIVE_INTERVAL_S = 4.0
 TOP = 12
 """Images shown in the live ranking: readable from the back of a room."""
+HIDDEN_NOTE = "Results are hidden until the presenter reveals them."
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,21 @@ class Snapshot:
     figure: go.Figure | None
     insights: Insights
     title: str = ""
+    results_hidden: bool = False
+
+    def hidden(self) -> Snapshot:
+        """The same numbers of votes and raters, without the ranking or the model's agreement."""
+        return replace(self, header=header(self.title, self.insights, hidden=True), figure=None,
+                       results_hidden=True)
 
     def to_dict(self, top: int = TOP) -> dict:
-        """Plain JSON for ``/live``: the numbers and the top of the ranking."""
-        ranking = self.insights.to_dict()["ranking"][:top]
+        """Plain JSON for ``/live``: the numbers and the top of the ranking (none while results are hidden)."""
+        ranking = [] if self.results_hidden else self.insights.to_dict()["ranking"][:top]
         keep = ("rank", "image_id", "title", "score", "ci_low", "ci_high", "n_judgements", "model_score")
         return {"campaign": self.insights.campaign, "title": self.title,
                 "n_judgements": self.insights.n_judgements, "n_raters": self.insights.n_raters,
-                "model_agrees": self.insights.agreement.share, "computed_at": self.insights.computed_at,
+                "model_agrees": None if self.results_hidden else self.insights.agreement.share,
+                "computed_at": self.insights.computed_at, "results_hidden": self.results_hidden,
                 "ranking": [{key: row.get(key) for key in keep} for row in ranking]}
 
 
@@ -70,8 +78,13 @@ class LiveBoard:
         """How many snapshots were built (a test checks that viewers share them)."""
 
     def snapshot(self, campaign: str | None) -> Snapshot:
-        """The campaign's current snapshot; raises ``UnknownCampaign`` for a bad name."""
+        """The campaign's current snapshot, without the ranking while the presenter hides it (every live
+        view, ``/live`` and the presenter page ask here); raises ``UnknownCampaign`` for a bad name."""
         found = self.images.campaign(campaign)
+        shared = self._shared(found)
+        return shared.hidden() if found is not None and found.results_hidden else shared
+
+    def _shared(self, found) -> Snapshot:
         key = found.name if found is not None else "default"
         with self._lock:
             cached = self._snapshots.get(key)
@@ -113,16 +126,17 @@ class LiveBoard:
                     del self._rebuilding[key]
 
 
-def header(title: str, insights: Insights) -> str:
-    """Big numbers for the projector."""
+def header(title: str, insights: Insights, hidden: bool = False) -> str:
+    """Big numbers for the projector (only votes and raters while the results are hidden)."""
     share = insights.agreement.share
     agreement = f"{share:.0%}" if share is not None else "–"
-    cells = [(f"{insights.n_judgements}", "votes"), (f"{insights.n_raters}", "raters"),
-             (agreement, "model agrees with people")]
+    cells = [(f"{insights.n_judgements}", "votes"), (f"{insights.n_raters}", "raters")]
+    cells += [] if hidden else [(agreement, "model agrees with people")]
     numbers = "".join(f'<div class="live-cell"><div class="live-number">{html.escape(value)}</div>'
                       f'<div class="live-label">{html.escape(label)}</div></div>' for value, label in cells)
+    note = f'<p class="live-hidden">{HIDDEN_NOTE}</p>' if hidden else ""
     return (f'<div id="live-header"><h1 class="live-title">{html.escape(title)}</h1>'
-            f'<div class="live-numbers">{numbers}</div></div>')
+            f'<div class="live-numbers">{numbers}</div>{note}</div>')
 
 
 def ranking_figure(insights: Insights, images: ImageCatalogue, top: int = TOP) -> go.Figure | None:
