@@ -136,8 +136,9 @@ def build(services: Services) -> LeaderboardTab:
         with gr.Row():
             campaign = gr.Dropdown(services.images.names(), value=DEFAULT_CAMPAIGN, label="Campaign",
                                    allow_custom_value=True, elem_id="leaderboard-campaign", scale=1)
-            summary = gr.Markdown(elem_id="leaderboard-summary")
             refresh = gr.Button("Refresh", scale=0, min_width=120)
+        # Full width under the chooser: squeezed into its row it was laid out 14 px wide on a phone.
+        summary = gr.Markdown(elem_id="leaderboard-summary")
         with gr.Column(visible=False) as details:  # no empty charts before the first votes
             ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
             ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",

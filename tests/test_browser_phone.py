@@ -1,0 +1,65 @@
+"""The full app on a phone (390 x 844, headless Chromium): the Leaderboard and the Rate tab.
+
+Before, the Leaderboard's summary was squeezed beside the campaign chooser and
+laid out 14 px wide and about 4,900 px tall, and the Rate tab called its
+stacked images "Left" and "Right".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app_helpers import free_port, model_options
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PHONE = {"width": 390, "height": 844}
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app_url(untrained_bundle, tmp_path_factory):
+    from space.app import create_app
+
+    app = create_app(data_dir=tmp_path_factory.mktemp("phone"), score_pool=False, **model_options(untrained_bundle))
+    rating = app.services.rating
+    for rater in range(3):
+        for _ in range(8):
+            ticket = rating.next_pair(f"anon-phone-{rater}", None)
+            rating.vote(f"anon-phone-{rater}", ticket.ticket_id, "left", 1500)
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield app, url
+    app.close()
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def phone(browser):
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.set_default_timeout(120_000)
+    return page
+
+
+def test_the_leaderboard_summary_reads_across_a_phone(app_url, browser):
+    _, url = app_url
+    page = phone(browser)
+    page.goto(f"{url}?tab=leaderboard")
+    page.wait_for_function("() => document.querySelector('#leaderboard-summary')?.innerText.includes('24 judgements')")
+    box = page.locator("#leaderboard-summary").bounding_box()
+    assert box["width"] >= 0.75 * PHONE["width"], box  # was 14 px
+    assert box["height"] <= PHONE["height"] / 2, box  # was 4,854 px
+    assert page.evaluate("() => document.scrollingElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
