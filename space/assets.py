@@ -1,6 +1,8 @@
 """Theme, CSS and the keyboard shortcuts of the Rate tab (passed to ``launch``)."""
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 SHORTCUTS = {"ArrowLeft": "rate-left", "a": "rate-left", "ArrowRight": "rate-right", "d": "rate-right",
@@ -10,6 +12,17 @@ SHORTCUTS = {"ArrowLeft": "rate-left", "a": "rate-left", "ArrowRight": "rate-rig
 SHORTCUT_HELP = "Keys: **←** or **A** left · **→** or **D** right · **↓** or **S** same · **↑** or **W** skip"
 
 _KEYS_JS = ",".join(f'"{key}":"{target}"' for key, target in SHORTCUTS.items())
+
+STACKED_MEDIA = "(max-width: 640px)"
+"""Where the Rate tab stacks its two images (the phone rules of ``CSS``)."""
+
+SIDES = (("#rate-left-image [data-testid=block-label]", "Left", "Top"),
+         ("#rate-right-image [data-testid=block-label]", "Right", "Bottom"),
+         ("#rate-left", "◀ Left is better", "▲ Top is better"),
+         ("#rate-right", "Right is better ▶", "▼ Bottom is better"))
+"""(element, its words side by side, its words stacked) of the Rate tab's labels."""
+
+_SIDES_JS = json.dumps([list(side) for side in SIDES], ensure_ascii=False)
 
 HEAD = f"""
 <script>
@@ -49,6 +62,21 @@ window.addEventListener("load", (event) => {{
   image.parentElement.querySelectorAll(".no-preview").forEach((note) => note.remove());
 }}, true);
 
+// On a phone the Rate tab stacks the two images, so "left" and "right" become "top" and
+// "bottom" (as on the rating page): the labels' own text changes, so screen readers say it too.
+const STACKED = window.matchMedia("{STACKED_MEDIA}");
+const SIDES = {_SIDES_JS};
+function relabelSides() {{
+  for (const [selector, wide, narrow] of SIDES) {{
+    const [from, to] = STACKED.matches ? [wide, narrow] : [narrow, wide];
+    const element = document.querySelector(selector);
+    const text = element && [...element.childNodes].find((node) => node.nodeType === 3 && node.nodeValue.includes(from));
+    if (text) text.nodeValue = text.nodeValue.replace(from, to);
+  }}
+}}
+new MutationObserver(relabelSides).observe(document.documentElement, {{childList: true, subtree: true, characterData: true}});
+STACKED.addEventListener("change", relabelSides);
+
 // Tapping (or clicking) one of the two images chooses it, as its button would;
 // the fullscreen control in the image's corner keeps its own meaning.
 document.addEventListener("click", (event) => {{
@@ -80,7 +108,7 @@ CSS = """
 #live-header .live-label { font-size: 1.6rem; color: #374151; }
 #live-note { font-size: 1.1rem; }
 /* Phones: both images and the four answers on one screen, without scrolling. */
-@media (max-width: 640px) {
+@media """ + STACKED_MEDIA + """ {
   #app-title, #rate-keys { display: none; }
   #rate-campaign h2 { font-size: 1.1rem; margin: 0; }
   #rate-images { flex-direction: column; flex-wrap: nowrap; gap: 6px; }

@@ -63,3 +63,31 @@ def test_the_leaderboard_summary_reads_across_a_phone(app_url, browser):
     assert box["width"] >= 0.75 * PHONE["width"], box  # was 14 px
     assert box["height"] <= PHONE["height"] / 2, box  # was 4,854 px
     assert page.evaluate("() => document.scrollingElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
+
+
+SIDE_LABELS = ("#rate-left-image [data-testid=block-label]", "#rate-right-image [data-testid=block-label]",
+               "#rate-left", "#rate-right")
+
+
+def side_labels(page) -> list[str]:
+    return page.evaluate("selectors => selectors.map(s => document.querySelector(s).innerText.trim())",
+                         list(SIDE_LABELS))
+
+
+def test_the_rate_tab_says_top_and_bottom_when_it_stacks_the_images(app_url, browser):
+    _, url = app_url
+    page = phone(browser)
+    page.goto(f"{url}?tab=rate")
+    page.wait_for_selector("#rate-left-image img")
+    top, bottom = page.locator("#rate-left-image").bounding_box(), page.locator("#rate-right-image").bounding_box()
+    assert bottom["y"] >= top["y"] + top["height"] - 1  # stacked
+    page.wait_for_function("() => document.querySelector('#rate-left').innerText.includes('Top')")
+    assert side_labels(page) == ["Top", "Bottom", "▲ Top is better", "▼ Bottom is better"]
+    assert page.get_by_role("button", name="▲ Top is better").count() == 1  # what a screen reader says
+    assert "Left" not in page.inner_text("#rate-images") + page.inner_text("#rate-answers")
+    page.locator("#rate-left-image img").tap()  # a new pair keeps the words
+    page.wait_for_function("() => /judged 1 pair/.test(document.querySelector('#rate-count').innerText)")
+    assert side_labels(page) == ["Top", "Bottom", "▲ Top is better", "▼ Bottom is better"]
+    page.set_viewport_size({"width": 1280, "height": 900})  # side by side again: left and right
+    page.wait_for_function("() => document.querySelector('#rate-left').innerText.includes('Left')")
+    assert side_labels(page) == ["Left", "Right", "◀ Left is better", "Right is better ▶"]
