@@ -185,7 +185,8 @@ class FrozenBackbone(nn.Module):
         """Copies of the last ``count`` stages, to fine-tune (``CVRKDNet.backbone_tail``)."""
         if not 0 < count <= len(self.stages):
             raise ValueError(f"a tail has 1–{len(self.stages)} stages, got {count}")
-        return nn.ModuleList(copy.deepcopy(stage) for stage in self.stages[len(self.stages) - count:])
+        tail = nn.ModuleList(copy.deepcopy(stage) for stage in self.stages[len(self.stages) - count:])
+        return tail.requires_grad_(True)  # the copies learn; this backbone stays frozen
 
     def with_tail(self, tail: nn.ModuleList | None) -> "FrozenBackbone":
         """Use ``tail`` (shared, not copied) in place of the last stages; None keeps ImageNet's.

@@ -35,6 +35,26 @@ def logistic_fit_params(predicted: np.ndarray, human: np.ndarray) -> tuple[float
         return None
 
 
+def range_logistic_params(predicted: np.ndarray, human: np.ndarray) -> tuple[float, ...]:
+    """(100, 0, b3, b4): a logistic onto the whole 0–100 scale fitted to human scores.
+
+    Why not the free 4-parameter fit: its asymptotes land at the average MOS of the extremes
+    (about −3 and 77 on clive_dev), so the best photos topped out there and every bad one was
+    clamped to 0. With the asymptotes at 0 and 100 the map is strictly increasing inside the
+    scale: distinct raw scores stay distinct, and nothing is clamped."""
+    predicted, human = np.asarray(predicted, float), np.asarray(human, float)
+
+    def curve(x: np.ndarray, b3: float, b4: float) -> np.ndarray:
+        return logistic4(x, 100.0, 0.0, b3, b4)
+
+    start = [float(np.median(predicted)), float(np.std(predicted)) or 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        (b3, b4), _ = curve_fit(curve, predicted, human, p0=start, maxfev=20000)
+    return (100.0, 0.0, float(b3), float(abs(b4)))
+
+
 def logistic_fit(predicted: np.ndarray, human: np.ndarray) -> np.ndarray:
     """Predictions mapped by the fitted 4-parameter logistic (identity-scaled if the fit fails)."""
     params = logistic_fit_params(predicted, human)

@@ -101,6 +101,25 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patches", type=int, default=0,
                         help="grid patches the networks read next to the whole-image view "
                         "(0 = whole view only: one backbone pass per scored image)")
+    # argparse shows no title for a group inside a group: `evaluate` passes one, `train human` a parser
+    tune = (parser.add_argument_group("stage 3: fine-tuning through the backbone (--finetune)")
+            if isinstance(parser, argparse.ArgumentParser) else parser)
+    tune.add_argument("--finetune", action="store_true",
+                      help="fine-tune the student end to end through the backbone's last stages")
+    tune.add_argument("--tuned-stages", type=int, default=4, help="trailing backbone stages trained")
+    tune.add_argument("--finetune-epochs", type=int, default=8)
+    tune.add_argument("--crop", type=int, default=320, help="side of the native-resolution training crops")
+    tune.add_argument("--lr-backbone", type=float, default=1e-4)
+    tune.add_argument("--lr-head", type=float, default=1e-3)
+    tune.add_argument("--finetune-synthetic-weight", type=float, default=0.1,
+                      help="weight of the replayed synthetic pseudo-label pairs")
+    tune.add_argument("--finetune-distill-weight", type=float, default=0.1,
+                      help="weight of the teacher's inner features on the replayed crops")
+    tune.add_argument("--train-photos", type=int, default=0,
+                      help="train each fold on a seeded subset of N photos (learning curve; 0 = all)")
+    tune.add_argument("--finetune-variants", nargs="+", metavar="ROW",
+                      help="fine-tuned rows to cross-validate (default: the fine-tuned student only); "
+                      "see cvrkd.train.finetune_protocol.VARIANTS")
 
 
 def human_options(args: argparse.Namespace):
@@ -109,7 +128,16 @@ def human_options(args: argparse.Namespace):
     exclude = set(args.exclude.read_text().split()) if getattr(args, "exclude", None) else set()
     from cvrkd.train.global_head import HeadConfig
 
-    return HumanOptions(data_root=args.data, synthetic=args.synthetic, out=args.out, folds=args.folds,
+    finetune = None
+    if getattr(args, "finetune", False):
+        from cvrkd.train.finetune import FinetuneConfig
+
+        finetune = FinetuneConfig(tuned_stages=args.tuned_stages, epochs=args.finetune_epochs, crop=args.crop,
+                                  lr_backbone=args.lr_backbone, lr_head=args.lr_head,
+                                  synthetic_weight=args.finetune_synthetic_weight,
+                                  distill_weight=args.finetune_distill_weight, seed=args.seed)
+    return HumanOptions(finetune=finetune, train_photos=getattr(args, "train_photos", 0),
+                        data_root=args.data, synthetic=args.synthetic, out=args.out, folds=args.folds,
                         seed=args.seed, teacher_epochs=args.teacher_epochs, stage1_epochs=args.stage1_epochs,
                         distill_weight=args.distill_weight, head=HeadConfig(epochs=args.head_epochs),
                         synthetic_weights=tuple(args.synthetic_weights),
@@ -126,7 +154,10 @@ def register_human(stages: argparse._SubParsersAction) -> None:
 
 
 def run_human(args: argparse.Namespace) -> int:
-    from cvrkd.train.human_pipeline import train_final
+    if args.finetune:
+        from cvrkd.train.finetune_protocol import train_final
+    else:
+        from cvrkd.train.human_pipeline import train_final
 
     bundle = train_final(human_options(args), args.ship, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"model bundle in {bundle}")
@@ -243,7 +274,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from cvrkd.train.human_pipeline import cross_validate, cv_markdown
 
         args.folds = args.cv
-        results = cross_validate(human_options(args), log=lambda m: print(m, file=sys.stderr, flush=True))
+        log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+        if args.finetune:
+            from cvrkd.train import finetune_protocol
+
+            variants = tuple(args.finetune_variants or (finetune_protocol.FINETUNED,))
+            unknown = set(variants) - set(finetune_protocol.VARIANTS)
+            if unknown:
+                print(f"error: unknown rows {sorted(unknown)}; choose from {list(finetune_protocol.VARIANTS)}",
+                      file=sys.stderr)
+                return 2
+            results = finetune_protocol.cross_validate(human_options(args), variants, log=log)
+        else:
+            results = cross_validate(human_options(args), log=log)
         print(cv_markdown(results))
         return 0
     if args.csv is None:

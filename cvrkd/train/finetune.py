@@ -115,7 +115,7 @@ class SyntheticPixels:
         originals: dict[int, np.ndarray] = {}
         self.images, self.originals, labels = [], [], []
         for row in rows:
-            index = row["source_index"]
+            index = int(row["source_index"])
             if index not in originals:
                 source = load_image(config["sources"][index]).pixels
                 originals[index] = fit_to_patch(resize_long_side(source, config["max_side"]), size)[0]
@@ -212,8 +212,12 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
     groups = _parameter_groups(network, config)
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     steps = max(1, len(photos) // config.batch)
+    # warm up over a quarter of the run, but at least two steps (OneCycleLR needs a phase of
+    # length > 0, so a run shorter than four steps ends inside its warm-up)
+    total_steps = max(4, config.epochs * steps)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups],
-                                                   total_steps=config.epochs * steps, pct_start=0.25)
+                                                   total_steps=total_steps,
+                                                   pct_start=max(0.25, 2.0 / total_steps))
     start = _resume(out_dir, network, optimizer, schedule)
     preference = photos.preference()
     replay_pairs = None if replay is None else torch.from_numpy(replay.labels).float()
@@ -222,6 +226,7 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
         teacher.eval().requires_grad_(False)
     for epoch in range(start, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(config.seed * 1000 + epoch)  # the head's dropout: a resumed epoch is the same
         network.eval()
         reference_views = whole_features(backbone, [whole_view(r)[0] for r in references])
         network.train()
@@ -238,7 +243,7 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss)
+            total += float(loss.detach())
         _save_state(out_dir, network, optimizer, schedule, epoch + 1)
         log(f"fine-tune epoch {epoch + 1}/{config.epochs}: loss {total / steps:.4f}")
     return network.eval()

@@ -36,6 +36,7 @@ from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet
 from cvrkd.patches import PatchConfig
 from cvrkd import paths
+from cvrkd.train.finetune import FinetuneConfig
 from cvrkd.train.global_head import HeadConfig, HeadData, train_global_head
 from cvrkd.train.human import HumanSet, mos_set
 from cvrkd.train.pairwise import mos_pairs
@@ -82,6 +83,10 @@ class HumanOptions:
     patches: int = 0
     """Grid patches the networks read next to the whole-image view (0, the shipped layout: the
     whole view only, one backbone pass per image)."""
+    finetune: FinetuneConfig | None = None
+    """Stage 3 (fine-tuning through the backbone's last stages, :mod:`cvrkd.train.finetune`)."""
+    train_photos: int = 0
+    """Train each fold on a seeded subset of this many photos (0 = all): the learning curve."""
 
     @property
     def layout(self) -> PatchConfig:
@@ -276,6 +281,17 @@ def probe_vector(human: HumanSet) -> np.ndarray:
     return torch.cat([whole.mean(dim=(2, 3)), whole.std(dim=(2, 3))], dim=1).numpy()
 
 
+def probe_predictions(human: HumanSet, splits: list) -> np.ndarray:
+    """Out-of-fold scores of the ridge probe on :func:`probe_vector` (a frozen-feature baseline)."""
+    vectors = probe_vector(human)
+    predicted = np.zeros(len(human))
+    for train_rows, test_rows in splits:
+        probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
+        probe.fit(vectors[train_rows], human.mos[train_rows])
+        predicted[test_rows] = probe.predict(vectors[test_rows])
+    return predicted
+
+
 # ------------------------------------------------------------------- protocol
 def head_config(options: HumanOptions, synthetic_weight: float) -> HeadConfig:
     return replace(options.head, synthetic_weight=synthetic_weight, seed=options.seed)
@@ -332,12 +348,7 @@ def cross_validate(options: HumanOptions, log: Log = print) -> dict:
     refs = eval_references(prepared)
     images = inference_views(human.features, human.whole, prepared.layout)
     splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(options.folds)]
-    vectors = probe_vector(human)
-    oof = {PROBE: np.zeros(len(names))}
-    for train_rows, test_rows in splits:
-        probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
-        probe.fit(vectors[train_rows], human.mos[train_rows])
-        oof[PROBE][test_rows] = probe.predict(vectors[test_rows])
+    oof = {PROBE: probe_predictions(human, splits)}
     synthetic: dict[str, float] = {}
     per_ref = np.zeros((len(names), refs.shape[0]))
     results: dict = {"synthetic_weights": list(options.synthetic_weights)}
