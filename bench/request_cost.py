@@ -52,7 +52,7 @@ async def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
 
         # one rater (and session) per pair and vote, issued before timing: a rater may vote 60 times a minute
         sessions = [uuid.uuid4().hex for _ in range(calls)]
-        raters = [(await gradio("rater", [], session))[0] for session in sessions]
+        raters = [(await gradio("rater", [CAMPAIGN], session))[0] for session in sessions]
         results: dict[str, dict[str, float]] = {"Gradio's API": {}, "rating page routes": {}}
         pairs: list = []
 

@@ -47,6 +47,9 @@ THINK_S = (1.0, 4.0)
 POLL_S = 4.0
 ENDPOINTS = ("/rater", "/next_pair", "images", "/vote", "/live")
 TARGET_P95_S = 1.0
+BENCH_AUDIENCE = 1000
+"""The audience ``campaign_app``'s campaign is created for: the benches built on it issue hundreds of rater ids
+from one address, within the campaign's own limits."""
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle", "hubble_deep_field")
 QUALITIES = (95, 40, 15, 6)
 
@@ -346,7 +349,8 @@ def campaign_app(model: Path | None, prefix: str) -> Iterator[str]:
     flags, _ = model_arguments(model, scratch)
     data = scratch / "data"
     subprocess.run([sys.executable, "-m", "annotations", "campaign", "create", CAMPAIGN, "--images",
-                    str(make_photos(scratch / "photos")), "--data-dir", str(data), "--gold-share", "0"],
+                    str(make_photos(scratch / "photos")), "--data-dir", str(data), "--gold-share", "0",
+                    "--audience", str(BENCH_AUDIENCE)],
                    cwd=ROOT, check=True, capture_output=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
