@@ -21,9 +21,9 @@ the built-in pool):
 * ``GET /api/rate/live/NAME``: the live numbers the presenter's view shows;
 * ``GET /api/rate/image/ID``: an image of the pool or a campaign (display size, cacheable).
 
-A refused request answers ``{"error": message}`` with status 400 (404 for an
-unknown campaign or image, 429 when a limit is hit), logs one line and stores
-nothing.
+A refused request answers ``{"error": message}`` with status 400 (401 for a
+rater id this server did not sign, 404 for an unknown campaign or image, 429
+when a limit is hit), logs one line and stores nothing.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from pydantic import BaseModel, Field
 from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space import rate_tab, voting
+from space.raters import UnknownRater
 from space.rating import UNDO_WINDOW_S, CampaignNotFound, RateLimited, RatingError, Ticket
 from space.state import Services
 
@@ -192,6 +193,8 @@ def _client(request: Request) -> SimpleNamespace:
 
 
 def _status(exc: RatingError) -> int:
+    if isinstance(exc, UnknownRater):
+        return 401  # the page drops its kept id and asks for a new one
     if isinstance(exc, RateLimited):
         return 429
     if isinstance(exc, CampaignNotFound):

@@ -122,10 +122,15 @@ def browser_secret(data_dir: Path) -> str:
 
 
 # --------------------------------------------------------------------- layout
+APP_RATER_KEY = "cvrkd-app-rater"
+"""The browser key of the app's (encrypted) rater id; the rating page keeps its plain id under its own key,
+``cvrkd-rater``, so one browser may use both without either breaking the other's."""
+
+
 def rater_state(services: Services) -> gr.BrowserState:
     """The browser-kept rater id. Create it outside the tabs: a tab's components mount
     only when the tab is first opened, too late to read the stored id for its events."""
-    return gr.BrowserState(None, storage_key="cvrkd-rater", secret=browser_secret(services.data_dir))
+    return gr.BrowserState(None, storage_key=APP_RATER_KEY, secret=browser_secret(services.data_dir))
 
 
 @dataclass

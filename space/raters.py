@@ -53,6 +53,10 @@ def load_secret(data_dir: Path) -> bytes:
     return secret.encode()
 
 
+class UnknownRater(RatingError):
+    """Refused because the rater id is not one this server signed: the client should get a new one."""
+
+
 class RaterIds:
     """Issues and checks signed rater ids."""
 
@@ -72,8 +76,8 @@ class RaterIds:
         text = signed if isinstance(signed, str) else ""
         public, dot, signature = text.strip().rpartition(".")
         if not dot or not public or not hmac.compare_digest(signature.encode(), self._sign(public).encode()):
-            raise RatingError("This rater id was not issued by this server; get one from /rater "
-                              "(the Rate tab does this by itself).")
+            raise UnknownRater("This rater id was not issued by this server; get one from /rater "
+                               "(the Rate tab does this by itself).")
         return public
 
     def public_or_none(self, signed: object) -> str | None:

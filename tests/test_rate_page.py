@@ -107,7 +107,7 @@ def test_a_ticket_votes_only_into_its_own_campaign_and_only_once(served):
 
 
 @pytest.mark.parametrize("body, status, message", [
-    ({"rater_id": "anon-x.forged", "campaign": "talk"}, 400, "not issued by this server"),
+    ({"rater_id": "anon-x.forged", "campaign": "talk"}, 401, "not issued by this server"),  # the page gets a new id
     ({"rater_id": None, "campaign": "talk"}, 422, ""),
     ({"campaign": "talk"}, 422, ""),
 ])
