@@ -11,7 +11,12 @@ Gaussian prior keeps scores finite for images that always win or lose):
 
 Without ties both reduce to their textbook forms (checked against ``choix``
 in the tests). The 95% interval comes from refitting on judgements resampled
-with replacement (percentile bootstrap).
+with replacement (percentile bootstrap). An image needs
+``MIN_INTERVAL_JUDGEMENTS`` judgements that carry weight for an interval: with
+fewer, the resamples take only a handful of distinct values (none at all for
+an image seen only by zero-weight raters, which gave 0.0 [0.0, 0.0]), so
+their percentiles are no 95% interval, and the interval is NaN ("not enough
+judgements").
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from annotations.pairs import Comparisons, Weights, comparisons
 Method = Literal["bradley_terry", "thurstone"]
 _SQRT2 = np.sqrt(2.0)
 _TIE_BOUNDS = (-12.0, 4.0)  # log tie parameter; keeps resamples without ties finite
+MIN_INTERVAL_JUDGEMENTS = 3
+"""Judgements with a positive weight an image needs before its bootstrap interval means anything."""
 
 
 def _bt_terms(d: np.ndarray, tie: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,7 +142,8 @@ def scale(
     ``weights`` are per-rater reliability weights (e.g.
     ``quality.rater_stats(...)["weight"]``) or one weight per row. Columns:
     image_id, score, ci_low, ci_high, n_judgements (higher score = better;
-    intervals are NaN when ``n_boot`` is 0).
+    intervals are NaN when ``n_boot`` is 0 and for images with fewer than
+    ``MIN_INTERVAL_JUDGEMENTS`` weighted judgements).
     """
     if method not in _TERMS:
         raise ValueError(f"method must be one of {', '.join(_TERMS)}; got {method!r}")
@@ -155,6 +163,9 @@ def scale(
             counts = np.bincount(rng.integers(0, m, m), minlength=m)
             boot[b] = fit(c, method, c.weight * counts, prior_var, fit_ties, x0=x)[:n]
         low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        weighed = (c.weight > 0).astype(float)
+        enough = np.bincount(c.winner, weighed, n) + np.bincount(c.loser, weighed, n) >= MIN_INTERVAL_JUDGEMENTS
+        low, high = np.where(enough, low, np.nan), np.where(enough, high, np.nan)
     n_judgements = np.bincount(c.winner, minlength=n) + np.bincount(c.loser, minlength=n)
     out = pd.DataFrame(
         {"image_id": c.ids, "score": x[:n], "ci_low": low, "ci_high": high, "n_judgements": n_judgements}

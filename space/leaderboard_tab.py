@@ -57,10 +57,19 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+NOT_ENOUGH = "not enough judgements"
+"""Shown instead of an interval that the judgements cannot support yet (see ``annotations.scaling``)."""
+
+
 def ranking_table(insights: Insights) -> pd.DataFrame:
-    table = insights.ranking.drop(columns=["image_id"]).copy()
-    for column in ("score", "ci_low", "ci_high", "model_score"):
+    """The ranking as shown: the 95% interval in words when there is none yet."""
+    ranking = insights.ranking
+    table = ranking.drop(columns=["image_id", "ci_low", "ci_high"]).copy()
+    for column in ("score", "model_score"):
         table[column] = table[column].astype(float).round(2)
+    intervals = [NOT_ENOUGH if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+                 for low, high in zip(ranking["ci_low"].astype(float), ranking["ci_high"].astype(float))]
+    table.insert(table.columns.get_loc("score") + 1, "interval_95", intervals)
     return table
 
 
@@ -142,7 +151,7 @@ def build(services: Services) -> LeaderboardTab:
         with gr.Column(visible=False) as details:  # no empty charts before the first votes
             ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
             ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
-                                   interactive=False, max_height=360)
+                                   interactive=False, max_height=360, elem_id="leaderboard-table")
             with gr.Row():
                 activity_plot = gr.Plot(label="Activity")
                 raters_plot = gr.Plot(label="Raters")

@@ -171,8 +171,8 @@ def test_leaderboard_ranks_judged_images_with_intervals_and_no_rater_ids(service
     insights = services.insights.current()
     ranking = insights.ranking
     assert insights.n_judgements >= 4 and len(ranking) >= 2
-    assert (ranking["ci_low"] <= ranking["score"] + 1e-9).all()
-    assert (ranking["score"] <= ranking["ci_high"] + 1e-9).all()
+    # one judgement per image is not enough for an interval (annotations.scaling.MIN_INTERVAL_JUDGEMENTS)
+    assert ranking["ci_low"].isna().all() and ranking["ci_high"].isna().all()
     assert list(ranking["score"]) == sorted(ranking["score"], reverse=True)
     dumped = json.dumps(insights.to_dict())
     assert "anon-board" not in dumped and "rater 1" in dumped

@@ -1,8 +1,9 @@
 """The full app on a phone (390 x 844, headless Chromium): the Leaderboard and the Rate tab.
 
 Before, the Leaderboard's summary was squeezed beside the campaign chooser and
-laid out 14 px wide and about 4,900 px tall, and the Rate tab called its
-stacked images "Left" and "Right".
+laid out 14 px wide and about 4,900 px tall, the ranking showed images judged
+once or twice as 0.0 [0.0, 0.0], and the Rate tab called its stacked images
+"Left" and "Right".
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.browser
 def app_url(untrained_bundle, tmp_path_factory):
     from space.app import create_app
 
-    app = create_app(data_dir=tmp_path_factory.mktemp("phone"), score_pool=False, **model_options(untrained_bundle))
+    app = create_app(data_dir=tmp_path_factory.mktemp("phone"), score_pool=False, **model_options(untrained_bundle),
+                     min_answer_ms=0)  # votes below are cast by the test, as fast as a script
     rating = app.services.rating
     for rater in range(3):
         for _ in range(8):
@@ -91,3 +93,27 @@ def test_the_rate_tab_says_top_and_bottom_when_it_stacks_the_images(app_url, bro
     page.set_viewport_size({"width": 1280, "height": 900})  # side by side again: left and right
     page.wait_for_function("() => document.querySelector('#rate-left').innerText.includes('Left')")
     assert side_labels(page) == ["Left", "Right", "◀ Left is better", "Right is better ▶"]
+
+
+def test_the_ranking_says_not_enough_judgements_instead_of_a_zero_width_interval(app_url, browser):
+    app, url = app_url
+    ranking = app.services.insights.current().ranking
+    thin = ranking[ranking["ci_low"].isna()]
+    assert len(thin) and (ranking.loc[ranking["ci_low"].notna(), "n_judgements"] >= 3).all()
+    page = phone(browser)
+    page.goto(f"{url}?tab=leaderboard")
+    page.wait_for_function("() => document.querySelector('#leaderboard-summary')?.innerText.includes('24 judgements')")
+    page.locator("#leaderboard-table").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('#leaderboard-table td')")
+    shown = page.evaluate("""async () => {  // the table draws the rows in view: scroll through it, reading each
+        const table = document.querySelector('#leaderboard-table');
+        const scroller = [...table.querySelectorAll('*')].find(e => e.scrollHeight > e.clientHeight + 4) || table;
+        let text = '';
+        for (let top = 0; top <= scroller.scrollHeight; top += scroller.clientHeight / 2) {
+            scroller.scrollTop = top;
+            await new Promise(done => setTimeout(done, 200));
+            text += table.innerText;
+        }
+        return text;
+    }""")
+    assert "not enough judgements" in shown and "[0.00, 0.00]" not in shown
