@@ -1,4 +1,4 @@
-"""``python -m annotations campaign create|list|close|reopen|export``: rating campaigns from a shell.
+"""``python -m annotations campaign create|list|close|reopen|reset|clone|export``: rating campaigns from a shell.
 
 Works on the same data folder as the app (``--data-dir``, default
 ``$CVRKD_DATA_DIR`` or ``./data``), also while the app runs: the app picks
@@ -14,6 +14,7 @@ from pathlib import Path
 from annotations.campaign_import import CONTENT_FROM, CampaignError
 from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, Campaign, CampaignRegistry, Settings
 from annotations.config import default_data_dir
+from annotations.rounds import in_current_round, reset
 from annotations.schema import DEFAULT_CAMPAIGN
 from annotations.store import AnnotationStore
 
@@ -22,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m annotations", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="group", required=True)
-    campaign = commands.add_parser("campaign", help="create, list, close, reopen or export rating campaigns")
+    campaign = commands.add_parser("campaign",
+                                   help="create, list, close, reopen, reset, clone or export rating campaigns")
     actions = campaign.add_subparsers(dest="action", required=True)
 
     def action(name: str, help_text: str, named: bool = True) -> argparse.ArgumentParser:
@@ -55,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     action("reopen", "serve pairs and take votes again")
     action("hide", "the live view shows only how many voted, not the ranking, until 'reveal'")
     action("reveal", "show the live ranking again")
+    reset = action("reset", "begin a new round under the same link: the live view, ranking and sampler start "
+                            "from no judgements; earlier rounds stay in the store and in full exports")
+    reset.add_argument("--archive", nargs="?", const=True, default=False, metavar="FOLDER",
+                       help="also export the earlier rounds' judgements, to FOLDER (new or empty) or by default "
+                            "to <data dir>/archives/NAME/<time>-rounds-1-K")
+    clone = action("clone", "copy a campaign's settings and images to a new campaign with no judgements")
+    clone.add_argument("new", help="the new campaign's name")
     export = action("export", "write the campaign as a Hugging Face dataset folder")
     export.add_argument("--out", type=Path, required=True, help="folder to write (empty or an earlier export)")
     export.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub dataset repo (needs a token)")
@@ -90,12 +99,18 @@ def _run(args: argparse.Namespace, registry: CampaignRegistry, store: Annotation
             print("no campaigns yet (the built-in pool is the campaign 'default')")
         judgements = store.judgements()
         for campaign in campaigns:
-            mine = judgements[judgements["campaign"] == campaign.name]
-            print(f"{campaign.name}\t{campaign.status}\t{len(campaign.images)} images\t{len(mine)} judgements\t"
-                  f"{mine['rater_id'].nunique()} raters\t{campaign.title}")
+            mine = in_current_round(judgements[judgements["campaign"] == campaign.name], campaign)
+            print(f"{campaign.name}\t{campaign.status}\tround {campaign.round}\t{len(campaign.images)} images\t"
+                  f"{len(mine)} judgements\t{mine['rater_id'].nunique()} raters\t{campaign.title}")
     elif args.action in ("hide", "reveal"):
         campaign = registry.set_results_hidden(args.name, args.action == "hide")
         print(f"campaign {campaign.name!r}: live results {'hidden' if campaign.results_hidden else 'shown'}")
+    elif args.action == "reset":
+        print(reset(registry, store, args.name, args.archive).summary())
+    elif args.action == "clone":
+        campaign = registry.clone(args.name, args.new)
+        print(f"campaign {campaign.name!r}: a copy of {args.name!r} ({len(campaign.images)} images, pairs "
+              f"{campaign.pairs}), open, with no judgements")
     elif args.action in ("close", "reopen"):
         campaign = registry.set_status(args.name, "closed" if args.action == "close" else "open")
         print(f"campaign {campaign.name!r} is {campaign.status}")

@@ -7,7 +7,8 @@ shown. Its judgements go to the one durable store with ``campaign=<name>``;
 the built-in rating pool is the campaign ``default`` (not kept here). A
 campaign folder appears in one rename once every image is imported and
 registered, so readers (the app, while the CLI creates one) never see half of
-one; the manifest is rewritten atomically on ``close``/``reopen``.
+one (a clone too); the manifest is rewritten atomically on ``close``/``reopen``
+and on a reset, which records when the campaign's new round began.
 """
 
 from __future__ import annotations
@@ -85,10 +86,18 @@ class Campaign:
     Last, with a default, so manifests written before it existed load unchanged."""
     results_hidden: bool = False
     """The live view shows only how many voted until the presenter reveals the ranking."""
+    resets: tuple[str, ...] = ()
+    """When each reset began a new round (ISO 8601 UTC, oldest first); round 1 began at creation.
+    A judgement belongs to the round during which it was stored (``annotations.rounds``)."""
 
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+    @property
+    def round(self) -> int:
+        """The current round: 1 until the first reset."""
+        return len(self.resets) + 1
 
     @property
     def ids(self) -> list[str]:
@@ -123,7 +132,8 @@ class Campaign:
     def from_record(cls, record: dict[str, Any], folder: Path) -> Campaign:
         images = tuple(CampaignImage(**entry) for entry in record.pop("images", []))
         skipped = tuple(Skipped(**entry) for entry in record.pop("skipped", []))
-        return cls(**record, images=images, skipped=skipped, folder=folder)
+        resets = tuple(record.pop("resets", ()))
+        return cls(**record, images=images, skipped=skipped, folder=folder, resets=resets)
 
 
 @dataclass(frozen=True)
@@ -322,4 +332,44 @@ class CampaignRegistry:
         if campaign.status != status:
             updated = replace(campaign, status=status)
             atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
+        return self.get(name)
+
+    def start_round(self, name: str, at: datetime | None = None) -> Campaign:
+        """Begin a new round of ``name`` at ``at`` (now): readers of the current round leave earlier
+        judgements out, and nothing is deleted (``annotations.rounds``)."""
+        campaign = self._own(name)
+        at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        if campaign.resets and at <= datetime.fromisoformat(campaign.resets[-1]):
+            raise CampaignError(f"a new round of {name!r} must begin after its last reset ({campaign.resets[-1]})")
+        updated = replace(campaign, resets=(*campaign.resets, at.isoformat(timespec="microseconds")))
+        atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
+        return self.get(name)
+
+    def clone(self, name: str, new: str) -> Campaign:
+        """A new open campaign ``new`` with ``name``'s settings and images (the same image ids) and no
+        judgements; it appears in one rename, like a created one."""
+        campaign = self._own(name)
+        check_name(new)
+        if (self.root / new).exists():
+            raise CampaignError(f"a campaign called {new!r} already exists")
+        staging = self.root / f".new-{new}-{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(campaign.folder / "images", staging / "images")
+            copy = replace(campaign, name=new, status="open", resets=(), folder=staging,
+                           created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            atomic_write_text(staging / MANIFEST, json.dumps(copy.to_record(), indent=1))
+            try:
+                staging.rename(self.root / new)  # fails if the name was taken meanwhile
+            except OSError:
+                raise CampaignError(f"a campaign called {new!r} already exists") from None
+            fsync_dir(self.root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(new)
+
+    def _own(self, name: str) -> Campaign:
+        """A campaign of this registry; the built-in pool has no manifest to reset or copy."""
+        if name == DEFAULT_CAMPAIGN:
+            raise CampaignError(f"{DEFAULT_CAMPAIGN!r} is the built-in rating pool: it has no rounds and "
+                                "cannot be reset or cloned")
         return self.get(name)

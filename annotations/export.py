@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from annotations.campaign_import import CampaignError
 from annotations.campaigns import Campaign
 from annotations.assisted import estimate
 from annotations.quality import rater_stats
+from annotations.rounds import round_of
 from annotations.scaling import scale
 from annotations.schema import JUDGEMENT_DTYPES, features
 from annotations.shards import atomic_write_text
@@ -41,6 +43,8 @@ SCORE_COLUMNS = ["image_id", "file_name", "bt_score", "bt_ci_low", "bt_ci_high",
 ASSISTED_COLUMNS = ["human_score", "human_ci_low", "human_ci_high", "assisted_score", "assisted_ci_low",
                     "assisted_ci_high", "prior_mean", "prior_sd", "disagreement", "flagged", "prior_model_version"]
 CONFIGS = ("judgements", "images", "scores")
+#: The judgements config: the store's columns and the campaign round each was stored in (1 before any reset).
+EXPORT_JUDGEMENT_DTYPES = {**JUDGEMENT_DTYPES, "round": "int32"}
 
 
 @dataclass(frozen=True)
@@ -56,20 +60,27 @@ class ExportSummary:
 
 
 def export_campaign(campaign: Campaign, store: AnnotationStore, out: Path | str, n_boot: int = 200,
-                    seed: int = 0) -> ExportSummary:
-    """Write the campaign's dataset folder to ``out`` (replacing an earlier export there, nothing else)."""
+                    seed: int = 0, rounds: Collection[int] | None = None) -> ExportSummary:
+    """Write the campaign's dataset folder to ``out`` (replacing an earlier export there, nothing else).
+
+    Every judgement carries its ``round``; ``rounds`` keeps only those (all of them by default), and the
+    scores are fitted on the judgements exported.
+    """
     import datasets
 
     out = Path(out)
     if out.exists() and not (out / MARKER).is_file() and (not out.is_dir() or any(out.iterdir())):
         raise CampaignError(f"{out} exists and is not an earlier campaign export; choose an empty folder")
     judgements = store.judgements(campaign.name)
+    judgements["round"] = round_of(campaign, judgements["timestamp"])
+    if rounds is not None:
+        judgements = judgements[judgements["round"].isin(list(rounds))].reset_index(drop=True)
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         for name in CONFIGS:
             (staging / name).mkdir(parents=True)
         tables = {
-            "judgements": datasets.Dataset.from_pandas(judgements, features=features(JUDGEMENT_DTYPES),
+            "judgements": datasets.Dataset.from_pandas(judgements, features=features(EXPORT_JUDGEMENT_DTYPES),
                                                        preserve_index=False),
             "images": _images(campaign),
             "scores": datasets.Dataset.from_pandas(scores(campaign, judgements, n_boot, seed), preserve_index=False),
@@ -203,7 +214,8 @@ def card(campaign: Campaign, judgements: pd.DataFrame, files: dict[str, str]) ->
         f"({len(campaign.images)} images from {campaign.source}; pairs: {campaign.pairs}; "
         f"status: {campaign.status}; created {campaign.created_at}).", "",
         f"* `judgements` (default): {len(judgements)} rows, one per answer to \"which image looks better?\" "
-        "(`choice`: left, right or tie), with rater id, response time, pair kind, and the model's scores.",
+        "(`choice`: left, right or tie), with rater id, response time, pair kind, the model's scores, and "
+        f"`round` (a reset of the campaign begins a new round; this export holds {_rounds(judgements)}).",
         "* `images`: each image with its id (SHA-256 of the file shown), original file name, source, "
         "licence and the image itself.",
         "* `scores`: Bradley–Terry (logits) and Thurstone Case V scores with 95% bootstrap intervals, raters "
@@ -222,6 +234,13 @@ def card(campaign: Campaign, judgements: pd.DataFrame, files: dict[str, str]) ->
     if campaign.instructions:
         lines += ["", "Instructions shown to raters:", "", *[f"> {line}" for line in campaign.instructions.splitlines()]]
     return "\n".join(lines) + "\n"
+
+
+def _rounds(judgements: pd.DataFrame) -> str:
+    found = sorted(int(r) for r in judgements["round"].unique())
+    if not found:
+        return "no judgements yet"
+    return f"round {found[0]}" if len(found) == 1 else "rounds " + ", ".join(map(str, found))
 
 
 def push_export(folder: Path | str, repo_id: str, token: str | None = None, private: bool = True,

@@ -19,6 +19,7 @@ from scipy.stats import spearmanr
 
 from annotations.assisted import Estimates, estimate
 from annotations.quality import rater_stats
+from annotations.rounds import current_judgements
 from annotations.scaling import scale
 from annotations.schema import DEFAULT_CAMPAIGN
 from annotations.store import AnnotationStore
@@ -144,7 +145,8 @@ class InsightsService:
         self._cached: dict[str, tuple[tuple, Insights]] = {}  # campaign -> (key, insights)
 
     def current(self, campaign: str | None = None) -> Insights:
-        """The insights of a campaign (default: the pool); raises ``UnknownCampaign`` for a bad name.
+        """The insights of a campaign's current round (default: the pool); raises ``UnknownCampaign`` for a
+        bad name.
 
         Recomputed only when judgements or model scores changed; one
         computation at a time, callers arriving meanwhile get its result.
@@ -152,9 +154,9 @@ class InsightsService:
         found = self.images.campaign(campaign)
         name = DEFAULT_CAMPAIGN if found is None else found.name
         with self._lock:
-            judgements = self.store.judgements(name)
+            judgements = current_judgements(self.store, found, name)
             model_scores = self.scores.current()
-            version = self.pool.version if found is None else found.created_at
+            version = self.pool.version if found is None else (found.created_at, found.round)
             key = (len(judgements), self.scores.version(), len(model_scores), version)
             cached = self._cached.get(name)
             if cached is None or cached[0] != key:

@@ -13,10 +13,12 @@ a retraction and the same pair is served again. Each judgement carries the
 model's scores of both images (from ``PoolScores``) so agreement can be
 measured later.
 
-Each campaign has its own sampler, fitted on its own judgements; the built-in
-pool is the campaign ``default``. A ticket records its campaign, and the
-judgement is stored under the ticket's campaign, so a ticket issued for one
-campaign can never add a judgement to another.
+Each campaign has its own sampler, fitted on the judgements of its current
+round (``annotations.rounds``: a reset starts a new one, and a pair served
+before it takes no vote); the built-in pool is the campaign ``default``. A
+ticket records its campaign, and the judgement is stored under the ticket's
+campaign, so a ticket issued for one campaign can never add a judgement to
+another.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from typing import Callable
 
 from annotations.campaigns import Campaign, CampaignRegistry, UnknownCampaign
 from annotations.quality import RateLimiter, rater_stats
+from annotations.rounds import current_judgements, in_current_round
 from annotations.sampler import ActiveSampler
 from annotations.schema import DEFAULT_CAMPAIGN, InvalidJudgement, InvalidRecord, Retraction, check_id
 from annotations.store import AnnotationStore
@@ -77,6 +80,8 @@ class Ticket:
     kind: str
     issued_at: float
     campaign: str = DEFAULT_CAMPAIGN
+    round: int = 1
+    """The campaign's round when the pair was served: after a reset its vote is refused."""
 
     def to_dict(self) -> dict:
         return {"ticket": self.ticket_id, "left_image_id": self.left,
@@ -131,9 +136,12 @@ class RatingService:
         self._answers: dict[str, Answer] = {}  # rater -> their last stored answer (the floor's start, undo)
         self.model_prior = model_prior  # the model's scores as the sampler's prior
         self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (sampler key, sampler)
-        self._judgements: dict[str, tuple[float, object]] = {}  # campaign -> (read at, judgements)
-        stored = store.judgements()
-        self._counts = Counter(zip(stored["campaign"].astype(str), stored["rater_id"].astype(str)))
+        self._judgements: dict[str, tuple[float, int, object]] = {}  # campaign -> (read at, round, judgements)
+        self._counts: Counter[tuple[str, int, str]] = Counter()  # (campaign, round, rater) -> judgements
+        for name, rows in store.judgements().groupby("campaign"):
+            found = self._known(str(name))
+            self._counts.update((str(name), _round(found), str(rater))
+                                for rater in in_current_round(rows, found)["rater_id"])
 
     # ------------------------------------------------------------------ pairs
     def open_campaign(self, name: str | None) -> Campaign | None:
@@ -151,7 +159,7 @@ class RatingService:
         rater_id = _rater(rater_id)
         found = self.open_campaign(campaign)
         name = DEFAULT_CAMPAIGN if found is None else found.name
-        judgements = self._recent_judgements(name)
+        judgements = self._recent_judgements(found, name)
         gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
         with self._lock:
             sampler = self._current_sampler(found, judgements, gold)
@@ -159,21 +167,30 @@ class RatingService:
             if sampler.needs_update(len(judgements)):
                 weights = rater_stats(judgements, gold)["weight"]
             pair = sampler.next_pair(rater_id, judgements, weights)
-            ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock(), name)
+            ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock(), name,
+                            _round(found))
             self._tickets[ticket.ticket_id] = ticket
             self._expire()
         return ticket
 
-    def _recent_judgements(self, campaign: str):
-        """The campaign's judgements, re-read at most every ``JUDGEMENTS_MAX_AGE_S``."""
+    def _recent_judgements(self, found: Campaign | None, campaign: str):
+        """The judgements of the campaign's current round, re-read at most every ``JUDGEMENTS_MAX_AGE_S``."""
         with self._lock:
             cached = self._judgements.get(campaign)
-            if cached is not None and time.monotonic() - cached[0] < JUDGEMENTS_MAX_AGE_S:
-                return cached[1]
-        judgements = self.store.judgements(campaign)
+            if (cached is not None and cached[1] == _round(found)
+                    and time.monotonic() - cached[0] < JUDGEMENTS_MAX_AGE_S):
+                return cached[2]
+        judgements = current_judgements(self.store, found, campaign)
         with self._lock:
-            self._judgements[campaign] = (time.monotonic(), judgements)
+            self._judgements[campaign] = (time.monotonic(), _round(found), judgements)
         return judgements
+
+    def _known(self, name: str) -> Campaign | None:
+        """The campaign called ``name``; None for the pool and for a campaign no longer there."""
+        try:
+            return self.images.campaign(name)
+        except UnknownCampaign:
+            return None
 
     def _current_sampler(self, campaign: Campaign | None, judgements, gold) -> ActiveSampler:
         """The campaign's sampler, rebuilt when its images or the model scores for its prior changed."""
@@ -181,7 +198,7 @@ class RatingService:
         ids = [i for i in self.pool.ids if self.visible(i)] if campaign is None else campaign.ids
         scores = self.scores.current() if self.model_prior else {}
         prior = {i: scores[i] for i in ids if i in scores}
-        version = self.pool.version if campaign is None else campaign.created_at
+        version = self.pool.version if campaign is None else (campaign.created_at, campaign.round)
         key = (version, self.scores.version() if prior else None, len(prior))
         cached = self._samplers.get(name)
         if cached is not None and cached[0] == key:
@@ -232,6 +249,9 @@ class RatingService:
                 raise RatingError(f"This pair belongs to the campaign {ticket.campaign!r}, not {expected!r}; "
                                   "nothing was stored.")
             found = self.open_campaign(ticket.campaign)
+            if _round(found) != ticket.round:
+                raise RatingError(f"The campaign {ticket.campaign!r} was restarted after this pair was shown; "
+                                  "nothing was stored. Fetch a new pair.")
             now = self._clock()
             self._check_pace(rater_id, ticket, now)
             if not self.limiter.allow(rater_id):
@@ -263,9 +283,9 @@ class RatingService:
         with self._lock:
             self._answers[rater_id] = Answer(record_id, stored, ticket, self._clock())
             if stored == "skip":
-                return Receipt("skip", record_id, self._counts[ticket.campaign, rater_id])
-            self._counts[ticket.campaign, rater_id] += 1
-            count = self._counts[ticket.campaign, rater_id]
+                return Receipt("skip", record_id, self._counts[ticket.campaign, ticket.round, rater_id])
+            self._counts[ticket.campaign, ticket.round, rater_id] += 1
+            count = self._counts[ticket.campaign, ticket.round, rater_id]
         try:
             self.after_judgement()
         except Exception:  # the vote is stored: a failing hook must not turn it into an error
@@ -304,10 +324,11 @@ class RatingService:
                 self._answers.setdefault(rater_id, last)
             raise
         old = last.ticket
-        again = Ticket(uuid.uuid4().hex, rater_id, old.left, old.right, old.kind, self._clock(), old.campaign)
+        again = Ticket(uuid.uuid4().hex, rater_id, old.left, old.right, old.kind, self._clock(), old.campaign,
+                       old.round)
         with self._lock:
             if last.stored == "judgement":
-                self._counts[old.campaign, rater_id] -= 1
+                self._counts[old.campaign, old.round, rater_id] -= 1
             self._judgements.pop(old.campaign, None)  # the sampler's next read leaves the answer out
             self._tickets[again.ticket_id] = again
             self._expire()
@@ -326,9 +347,17 @@ class RatingService:
             self._tickets[ticket.ticket_id] = ticket
 
     def count(self, rater_id: str, campaign: str | None = None) -> int:
-        """Judgements stored for this rater in a campaign (the default one unless named; skips not counted)."""
+        """Judgements stored for this rater in a campaign's current round (the default campaign unless
+        named; skips not counted)."""
+        name = campaign or DEFAULT_CAMPAIGN
+        found = self._known(name)
         with self._lock:
-            return self._counts[campaign or DEFAULT_CAMPAIGN, rater_id]
+            return self._counts[name, _round(found), rater_id]
+
+
+def _round(campaign: Campaign | None) -> int:
+    """The current round of a campaign; the built-in pool is always in its first."""
+    return 1 if campaign is None else campaign.round
 
 
 def _rater(rater_id: str) -> str:

@@ -104,7 +104,7 @@ def test_cli_creates_lists_closes_reopens_and_refuses_bad_input(tmp_path, data, 
     assert cli(["campaign", "close", "codecs", *base]) == 0
     assert registry(data).get("codecs").status == "closed"
     assert cli(["campaign", "list", *base]) == 0
-    assert "codecs\tclosed\t6 images\t0 judgements" in capsys.readouterr().out
+    assert "codecs\tclosed\tround 1\t6 images\t0 judgements" in capsys.readouterr().out
     assert cli(["campaign", "reopen", "codecs", *base]) == 0 and registry(data).get("codecs").is_open
     assert cli(["campaign", "close", "nope", *base]) == 2
     assert cli(["campaign", "create", "Nope", "--images", str(tmp_path / "photos"), *base]) == 2
