@@ -75,8 +75,9 @@ def create(services: Services, token: str | None, name: str, files: list[str] | 
 
 
 def _audience(value: float | None) -> int | None:
-    """The admin field's number as the campaign's audience (a fraction is refused by ``Settings``)."""
-    if value is None or value == "":
+    """The admin field's number as the campaign's audience: empty or 0 for none (an untouched number field
+    sends 0); a fraction or a negative number is refused by ``Settings``."""
+    if value is None or value == "" or value == 0:
         return None
     return int(value) if float(value).is_integer() else value  # type: ignore[return-value]
 
@@ -157,8 +158,8 @@ def build(services: Services) -> None:
             gold = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Gold share")
             licence = gr.Textbox(DEFAULT_LICENCE, label="Licence of images whose metadata names none")
         audience = gr.Number(None, label="Audience: people rating at once from one address, e.g. a talk's room "
-                             "on the venue's Wi-Fi (sizes the per-address limits; empty: the usual limits)",
-                             precision=None, minimum=1, elem_id="campaign-admin-audience")
+                             "on the venue's Wi-Fi (sizes the per-address limits; 0 or empty: the usual limits)",
+                             precision=None, elem_id="campaign-admin-audience")
         create_button = gr.Button("Create campaign", variant="primary", elem_id="campaign-admin-create")
         with gr.Row():
             close_button = gr.Button("Close campaign", elem_id="campaign-admin-close")

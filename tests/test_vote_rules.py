@@ -215,3 +215,29 @@ def test_the_gradio_api_passes_the_same_rules(served, monkeypatch):
     again, _, _ = api.predict(rater, api_name="/undo")
     assert again["left_image_id"] == ticket["left_image_id"]
     assert receipt["id"] not in set(app.services.store.judgements()["judgement_id"])
+
+
+def test_the_admin_panel_sizes_a_campaign_for_its_audience(served, tmp_path, monkeypatch):
+    import gradio as gr
+
+    from space import campaign_admin
+    from space.admin_auth import ADMIN_TOKEN_ENV
+
+    app, _ = served
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, "panel-token")
+    photos = tmp_path / "photos"
+    files = [str(path) for path in jpeg_versions(photos)]
+
+    def create(name: str, audience):
+        return campaign_admin.create(app.services, "panel-token", name, files, "", "", "", "any", 0.1, "",
+                                     audience=audience)
+
+    assert "audience of 120" in create("panel-room", 120.0)
+    assert app.services.campaigns.get("panel-room").audience == 120
+    with pytest.raises(gr.Error, match="audience must be a whole number"):
+        create("panel-half", 2.5)
+    assert "panel-half" not in app.services.campaigns.names()
+    create("panel-plain", None)
+    assert app.services.campaigns.get("panel-plain").audience is None
+    create("panel-untouched", 0)  # what an untouched number field sends
+    assert app.services.campaigns.get("panel-untouched").audience is None
