@@ -1,4 +1,5 @@
-"""Admin panel for rating campaigns (the admin token): create from uploads or a dataset, close, reopen.
+"""Admin panel for rating campaigns (the admin token): create from uploads or a dataset, close, reopen,
+reset (a new round under the same link, earlier judgements kept or also archived) and clone.
 
 What ``python -m annotations campaign`` does from a shell, from a browser.
 Images arrive as a ``.zip`` of a folder (its sub-folders are kept, so
@@ -17,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, CampaignError, Settings
+from annotations.rounds import in_current_round, reset as reset_campaign
 from space.admin_auth import NotAuthorised
 from space.state import Services
 
@@ -33,14 +35,14 @@ def authorise(services: Services, token: str | None, request: object = None) -> 
 
 
 def campaign_table(services: Services) -> pd.DataFrame:
-    """One row per campaign: status, images, judgements, raters, title."""
+    """One row per campaign: status, round, images, judgements and raters of the current round, title."""
     judgements = services.store.judgements()
     rows = []
     for campaign in services.campaigns.list():
-        mine = judgements[judgements["campaign"] == campaign.name]
-        rows.append([campaign.name, campaign.status, len(campaign.images), len(mine),
+        mine = in_current_round(judgements[judgements["campaign"] == campaign.name], campaign)
+        rows.append([campaign.name, campaign.status, campaign.round, len(campaign.images), len(mine),
                      int(mine["rater_id"].nunique()), campaign.title])
-    return pd.DataFrame(rows, columns=["name", "status", "images", "judgements", "raters", "title"])
+    return pd.DataFrame(rows, columns=["name", "status", "round", "images", "judgements", "raters", "title"])
 
 
 def create(services: Services, token: str | None, name: str, files: list[str] | None, dataset: str,
@@ -101,6 +103,28 @@ def set_results_hidden(services: Services, token: str | None, name: str, hidden:
         raise gr.Error(str(exc), print_exception=False) from None
     shown = "hidden until you reveal them" if campaign.results_hidden else "shown"
     return f"Live results of **{campaign.name}** are now {shown} (presenter view: `/present/{campaign.name}`)."
+
+
+def reset(services: Services, token: str | None, name: str, archive: bool, request: object = None) -> str:
+    """Begin a new round of the campaign (same link and QR code); earlier judgements stay in the store, and
+    with ``archive`` are also exported under the data folder's ``archives/``."""
+    authorise(services, token, request)
+    try:
+        report = reset_campaign(services.campaigns, services.store, (name or "").strip(), archive)
+    except CampaignError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    return report.summary()
+
+
+def clone(services: Services, token: str | None, name: str, new: str, request: object = None) -> str:
+    """Copy a campaign's settings and images to a new campaign (its own link) with no judgements."""
+    authorise(services, token, request)
+    try:
+        campaign = services.campaigns.clone((name or "").strip(), (new or "").strip())
+    except CampaignError as exc:
+        raise gr.Error(f"Campaign not cloned: {exc}", print_exception=False) from None
+    return (f"Created **{campaign.name}**, a copy of **{(name or '').strip()}** with {len(campaign.images)} images "
+            f"and no judgements (rating page: `/rate/{campaign.name}`).")
 
 
 def _unpack(files: list[str], folder: Path) -> Path:
@@ -166,6 +190,11 @@ def build(services: Services) -> None:
             reopen_button = gr.Button("Reopen campaign", elem_id="campaign-admin-reopen")
             hide_button = gr.Button("Hide live results", elem_id="campaign-admin-hide")
             reveal_button = gr.Button("Reveal live results", elem_id="campaign-admin-reveal")
+        with gr.Row():
+            reset_button = gr.Button("Reset: new round, keep judgements", elem_id="campaign-admin-reset")
+            archive_button = gr.Button("Reset and archive judgements", elem_id="campaign-admin-reset-archive")
+            new_name = gr.Textbox(label="Name of the copy", elem_id="campaign-admin-clone-name")
+            clone_button = gr.Button("Clone campaign", elem_id="campaign-admin-clone")
         result = gr.Markdown(elem_id="campaign-admin-result")
 
     def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_, audience_,
@@ -184,6 +213,14 @@ def build(services: Services) -> None:
             return set_results_hidden(services, token_, name_, hidden, request), campaign_table(services)
         return handler
 
+    def on_reset(archive: bool):
+        def handler(token_, name_, request: gr.Request):
+            return reset(services, token_, name_, archive, request), campaign_table(services)
+        return handler
+
+    def on_clone(token_, name_, new_, request: gr.Request):
+        return clone(services, token_, name_, new_, request), campaign_table(services)
+
     def on_list(token_, request: gr.Request):
         authorise(services, token_, request)
         return campaign_table(services)
@@ -195,4 +232,7 @@ def build(services: Services) -> None:
     reopen_button.click(on_status("open"), [token, name], [result, table], **jobs)
     hide_button.click(on_hidden(True), [token, name], [result, table], **jobs)
     reveal_button.click(on_hidden(False), [token, name], [result, table], **jobs)
+    reset_button.click(on_reset(False), [token, name], [result, table], **jobs)
+    archive_button.click(on_reset(True), [token, name], [result, table], **jobs)
+    clone_button.click(on_clone, [token, name, new_name], [result, table], **jobs)
     token.submit(on_list, token, table, **jobs)
