@@ -37,7 +37,7 @@ class SpaceApp:
         ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` unless given."""
         data = self.services.data_dir
         options: dict[str, Any] = dict(
-            theme=assets.THEME, css=assets.CSS, head=assets.HEAD, show_error=False,
+            theme=assets.THEME, css=assets.CSS, head=assets.HEAD, i18n=assets.I18N, show_error=False,
             allowed_paths=[str(data / "pool" / "images"), str(data / "galleries"), str(data / "sessions"),
                            str(data / "examples"), str(data / "campaigns"), str(data / "share")],
             footer_links=["api", "gradio"], max_file_size=MAX_FILE_BYTES,

@@ -124,6 +124,10 @@ CSS = """
 }
 """
 
+I18N = gr.I18n(en={"common.complete": "Complete"})
+"""Words Gradio's own English locale lacks: its status tracker tells screen readers "common.complete" when
+an event finishes."""
+
 THEME = gr.themes.Soft(
     primary_hue="indigo",
     font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: no requests to font CDNs
