@@ -59,8 +59,14 @@ def vote(client, rater: str, ticket: dict, choice: str = "left", response_ms=Non
 
 
 def human_pause(app) -> None:
-    """Wait as long as a person takes at least (the app's floor), so the next answer is accepted."""
-    time.sleep(app.services.config.min_answer_ms / 1000 + 0.05)
+    """Wait as long as a person takes at least (the floor in force), so the next answer is accepted."""
+    time.sleep(app.services.rating.min_answer_ms / 1000 + 0.05)
+
+
+@pytest.fixture
+def wide_floor(served, monkeypatch):
+    """The same rule with a 2 s floor, so a request slowed by a busy machine never passes it by accident."""
+    monkeypatch.setattr(served[0].services.rating, "min_answer_ms", 2000)
 
 
 def test_the_cli_stores_the_audience_and_old_campaigns_load_unchanged(tmp_path):
@@ -112,27 +118,25 @@ def test_a_room_joins_from_one_address_while_a_script_inventing_ids_stays_bounde
     assert plain_codes == [200] * plain.new_ids_per_hour + [429]
 
 
-def test_the_server_measures_the_response_time_and_refuses_answers_faster_than_a_person(served):
+def test_the_server_measures_the_response_time_and_refuses_answers_faster_than_a_person(served, wide_floor):
     app, client = served
     rater = app.services.raters.issue()
     before = len(app.services.store.judgements())
     ticket = next_pair(client, rater, "plain")
-    fast = vote(client, rater, ticket, response_ms=5000)  # ~ms after the pair, claiming 5 s
+    fast = vote(client, rater, ticket, response_ms=60000)  # ms after the pair, claiming a minute
     assert fast.status_code == 429 and "sooner than anyone can compare two images" in fast.json()["error"]
     assert len(app.services.store.judgements()) == before
 
     human_pause(app)
-    sent = time.monotonic()
-    receipt = vote(client, rater, ticket, response_ms=5000)  # the same ticket stays valid
+    receipt = vote(client, rater, ticket, response_ms=60000)  # the same ticket stays valid
     assert receipt.status_code == 200, receipt.text
     row = app.services.store.judgements().set_index("judgement_id").loc[receipt.json()["id"]]
-    floor = app.services.config.min_answer_ms
+    floor = app.services.rating.min_answer_ms
     measured = row["response_ms"]
-    assert floor <= measured < 5000 and measured <= (time.monotonic() - sent) * 1000 + floor + 1000
-    assert row["client_response_ms"] == 5000
+    assert floor <= measured < 60000 and row["client_response_ms"] == 60000
 
 
-def test_tickets_fetched_ahead_give_no_burst_of_votes(served):
+def test_tickets_fetched_ahead_give_no_burst_of_votes(served, wide_floor):
     app, client = served
     rater = app.services.raters.issue()
     tickets = [next_pair(client, rater, "plain") for _ in range(10)]
@@ -192,7 +196,7 @@ def test_a_rater_undoes_the_last_answer_and_every_reader_leaves_it_out(served, t
     assert answered.status_code == 200 and answered.json()["count"] == 1
 
 
-def test_the_gradio_api_passes_the_same_rules(served, monkeypatch):
+def test_the_gradio_api_passes_the_same_rules(served, wide_floor, monkeypatch):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
@@ -207,11 +211,11 @@ def test_the_gradio_api_passes_the_same_rules(served, monkeypatch):
     rater = api.predict("room", api_name="/rater")
     ticket, _, _ = api.predict(rater, "room", api_name="/next_pair")
     with pytest.raises(AppError, match="sooner than anyone can compare"):
-        api.predict(rater, ticket["ticket"], "left", 4000, api_name="/vote")
+        api.predict(rater, ticket["ticket"], "left", 60000, api_name="/vote")
     human_pause(app)
-    receipt = api.predict(rater, ticket["ticket"], "left", 4000, api_name="/vote")
+    receipt = api.predict(rater, ticket["ticket"], "left", 60000, api_name="/vote")
     row = app.services.store.judgements().set_index("judgement_id").loc[receipt["id"]]
-    assert row["client_response_ms"] == 4000 and row["response_ms"] < 4000
+    assert row["client_response_ms"] == 60000 and row["response_ms"] < 60000
     again, _, _ = api.predict(rater, api_name="/undo")
     assert again["left_image_id"] == ticket["left_image_id"]
     assert receipt["id"] not in set(app.services.store.judgements()["judgement_id"])
