@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.live import HIDDEN_NOTE, LIVE_INTERVAL_S
-from space.share import page_link, qr_files
+from space.share import local_warning, page_link, qr_files
 from space.state import Services
 
 
@@ -50,11 +50,14 @@ def routes(services: Services) -> list:
 
 
 def render(campaign: str, title: str, link: str) -> str:
-    """The page: the QR code and link on the left, the live numbers and ranking on the right."""
+    """The page: the QR code and link on the left (with a warning when the link only works on this machine),
+    the live numbers and ranking on the right."""
+    warning = local_warning(link)
     config = json.dumps({"campaign": campaign, "interval_ms": int(LIVE_INTERVAL_S * 1000),
                          "hidden_note": HIDDEN_NOTE}).replace("</", "<\\/")
     return PAGE.format(title=html.escape(title), link=html.escape(link), config=config,
-                       qr=html.escape(f"{quote(campaign)}/qr.png"))
+                       qr=html.escape(f"{quote(campaign)}/qr.png"),
+                       warning=f'<p id="local-warning" role="alert">⚠ {html.escape(warning)}</p>' if warning else "")
 
 
 PAGE = """<!doctype html>
@@ -73,11 +76,12 @@ h1 {{ font-size: clamp(28px, 3.4vw, 64px); margin: 0 0 2vh; }}
 .number {{ font-size: clamp(40px, 5vw, 96px); font-weight: 700; }}
 #ranking {{ font-size: clamp(18px, 1.8vw, 34px); line-height: 1.5; }}
 #hidden {{ font-size: clamp(20px, 2vw, 38px); color: #fbbf24; }}
+#local-warning {{ font-size: clamp(14px, 1.2vw, 22px); color: #fbbf24; margin: 0; }}
 #fullscreen {{ position: fixed; right: 1vw; bottom: 1vh; font-size: 16px; opacity: .6; }}
 </style></head>
 <body><main>
 <section id="join"><img id="qr" src="{qr}" alt="QR code of the rating page"><div>Scan to rate, or open</div>
-<div id="link">{link}</div></section>
+<div id="link">{link}</div>{warning}</section>
 <section id="results"><h1 id="title">{title}</h1>
 <div id="numbers"><div><div class="number" id="votes">0</div>votes</div>
 <div><div class="number" id="raters">0</div>raters</div></div>

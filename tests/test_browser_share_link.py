@@ -68,6 +68,13 @@ def qr_text(page, tmp_path: Path) -> str:
     return [code.text for code in zxingcpp.read_barcodes(Image.open(png))][0]
 
 
+def presenter_warning(page, url: str) -> str:
+    """The warning under the presenter view's QR code ("" when there is none)."""
+    page.goto(f"{url}present/default")
+    page.wait_for_selector("#qr")
+    return page.inner_text("#local-warning") if page.locator("#local-warning").count() else ""
+
+
 def test_a_link_to_this_machine_is_flagged_and_the_public_address_is_used_when_set(app_url, page, tmp_path,
                                                                                    monkeypatch):
     _, url = app_url
@@ -76,11 +83,13 @@ def test_a_link_to_this_machine_is_flagged_and_the_public_address_is_used_when_s
     link, warning = shared_link(page, url)
     assert link.startswith("http://127.0.0.1:") and LOCAL in warning and "CVRKD_PUBLIC_URL" in warning
     assert page.locator("#rate-share-warning [role=alert]").is_visible()
+    assert LOCAL in presenter_warning(page, url)  # the presenter view's QR code says it too
 
     monkeypatch.setenv("CVRKD_PUBLIC_URL", "https://talk.example.org/iqa/")
     link, warning = shared_link(page, url)
     assert link == "https://talk.example.org/iqa/rate" and warning.strip() == ""
     assert qr_text(page, tmp_path) == link
+    assert presenter_warning(page, url) == ""
 
     monkeypatch.delenv("CVRKD_PUBLIC_URL")
     monkeypatch.setenv("SPACE_HOST", "someone-cvrkd.hf.space")
