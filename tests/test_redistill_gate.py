@@ -57,26 +57,26 @@ def test_known_order_share_counts_pairs_in_the_right_order():
     assert np.isnan(known_order_kept(scores, []))
 
 
-def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_up():
+def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_up(tmp_path):
     """Re-distillation consumes ``annotations.assisted.disagreements``: images the crowd ranks
     far from the base model's prior are found in the training judgements, and the judgements
     that touch them weigh ``disagreement_weight`` times in the pair loss."""
-    import numpy as np
-    import pandas as pd
     import torch
 
-    from cvrkd.checkpoint import untrained
-    from cvrkd.train.redistill import (RedistillConfig, disagreement_images, image_scores,
+    from cvrkd.gallery import create_gallery
+    from cvrkd.imageio import load_image
+    from cvrkd.model import CVRKDNet, ModelConfig
+    from cvrkd.train.redistill import (RedistillConfig, disagreement_images, own_scores,
                                        pair_emphasis)
+    from image_factory import photo
 
-    network, info = untrained("student", seed=3)
-    generator = torch.Generator().manual_seed(0)
-    views, channels = info.patches.views, sum(network.config.stage_channels)
+    torch.manual_seed(3)
+    network = CVRKDNet(ModelConfig(num_patches=1, dim=32, lq_depth=1, diff_depth=1, distill_layers=1)).eval()
+    gallery = create_gallery(tmp_path / "gallery", "small", [("ref", load_image(photo(96, 80)))])
+    generator = np.random.default_rng(0)
     ids = [f"img{k:02d}" for k in range(40)]
-    features = {i: torch.randn(views, channels, 7, 7, generator=generator) for i in ids}
-    references = torch.randn(2, views, channels, 7, 7, generator=generator)
-    with torch.no_grad():
-        model = image_scores(network, features, references)
+    views = {i: generator.integers(0, 256, (64, 72, 3), dtype=np.uint8) for i in ids}
+    model = own_scores(network, views, gallery)
     order = sorted(ids, key=model.get)
     truth = {i: rank / 4.0 for rank, i in enumerate(order)}  # people agree with the model ...
     worst, best = order[0], order[-1]
@@ -89,7 +89,7 @@ def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_
         rows.append({"left_image_id": left, "right_image_id": right, "choice": "left" if wins else "right",
                      "rater_id": f"r{rng.integers(20)}"})
     judgements = pd.DataFrame(rows)
-    flagged = disagreement_images(model, info.version, judgements, None)
+    flagged = disagreement_images(model, "v1", judgements, None)
     assert set(flagged[:2]) == {worst, best} and len(flagged) <= 4
     emphasis = pair_emphasis(judgements, set(flagged), RedistillConfig().disagreement_weight)
     touches = judgements["left_image_id"].isin(flagged) | judgements["right_image_id"].isin(flagged)

@@ -1,55 +1,89 @@
 """What re-distillation replays and how it keeps the base model's skill.
 
-The replay set read from a real (tiny) synthetic training set, and the
-weight-space mix (WiSE-FT) that makes the candidate.
+The replay sets regenerated from pixels (a real, tiny synthetic training set, and the built-in
+photos' set a Space uses), and the weight-space mix (WiSE-FT) over the whole state dict, the
+backbone tail included, that makes the candidate.
 """
 import copy
+import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cvrkd.backbone import FrozenBackbone
-from cvrkd.gallery import build_default_gallery
+from cvrkd.feature_cache import FeatureCache
+from cvrkd.gallery import create_gallery
+from cvrkd.imageio import load_image
 from cvrkd.model import CVRKDNet, ModelConfig
-from cvrkd.patches import PatchConfig
-from cvrkd.train.redistill import RedistillConfig, ReplaySet, choose_mix, mix_weights, replay_from_synthetic
-from cvrkd.train.synthetic import SyntheticConfig, build
+from cvrkd.train.finetune import with_tail
+from cvrkd.train.redistill import (RedistillConfig, ReplayPixels, choose_mix, gallery_replay, mix_weights,
+                                   own_scores, replay_sets)
+from image_factory import photo
+
+SMALL = ModelConfig(num_patches=1, dim=16, lq_depth=1, diff_depth=1, distill_layers=1)
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gallery")
+    return create_gallery(folder, "small", [("china", load_image(photo(128, 96))),
+                                            ("street", load_image(photo(112, 96)))])
 
 
 @pytest.fixture(scope="module")
 def tiny_synthetic(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-synthetic")
-    gallery = build_default_gallery(root / "gallery")
-    files = [str(root / "gallery" / e.file) for e in gallery.images[:3]]
-    config = SyntheticConfig(sources=files, val_sources=files[2:], distortions=["gaussian_blur"],
-                             levels=(1, 3, 5), levels_per_source=2, extra_positions=2, max_side=256)
-    build(config, root / "synthetic", FrozenBackbone())
-    return root / "synthetic", config
+    folder = tmp_path_factory.mktemp("tiny-synthetic")
+    source = folder / "source.png"
+    Image.fromarray(photo(160, 128)).save(source)
+    (folder / "config.json").write_text(json.dumps({"sources": [str(source)], "max_side": 160, "seed": 0,
+                                                    "patches": {"num_patches": 0, "size": 64}}))
+    rows = [("pristine", 0, 95.0, "train")] + [("gaussian_blur", k, 90.0 - 10 * k, "train") for k in range(1, 6)]
+    rows += [("pristine", 0, 95.0, "val"), ("jpeg", 3, 45.0, "val"), ("jpeg", 5, 20.0, "val")]
+    lines = ["source,source_index,variant,distortion,level,label,split"]
+    lines += [f"source.png,0,{i},{name},{level},{label},{split}" for i, (name, level, label, split) in enumerate(rows)]
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return folder
 
 
-def test_replay_reads_train_and_val_splits_with_the_inference_grid_only(tiny_synthetic):
-    folder, config = tiny_synthetic
-    replay = replay_from_synthetic(folder, config.patches)
-    assert replay.origin == "synthetic"
-    assert replay.features.shape[:2] == (3 * 3, config.patches.num_patches)  # pristine + 2 levels, 3 sources
-    assert replay.validation.tolist() == [False] * 6 + [True] * 3
-    assert replay.train_rows.tolist() == list(range(6)) and replay.val_rows.tolist() == [6, 7, 8]
-    pristine_rows = [0, 3, 6]
-    assert replay.labels[pristine_rows].tolist() == [100.0] * 3
-    for row in range(9):  # every row's original is its own source's pristine features
-        assert torch.equal(replay.pristine(torch.tensor([row]))[0], replay.features[pristine_rows[row // 3]])
+def test_replay_regenerates_a_seeded_subset_of_the_train_split_and_checks_on_the_val_split(tiny_synthetic, gallery):
+    config = RedistillConfig(replay_rows=4, seed=1)
+    replay, check, origin = replay_sets(tiny_synthetic, gallery, FeatureCache(None), config)
+    assert origin == "synthetic" and len(replay) == 4 and len(check) == 3
+    assert set(replay.labels) <= {95.0, 80.0, 70.0, 60.0, 50.0, 40.0}
+    assert check.labels.tolist() == [95.0, 45.0, 20.0]
+    again, _, _ = replay_sets(tiny_synthetic, gallery, FeatureCache(None), config)
+    assert again.labels.tolist() == replay.labels.tolist()  # seeded: a resumed round replays the same rows
+    for image, original in zip(check.images, check.originals):  # aligned originals for the teacher
+        assert image.shape == original.shape
 
 
-def test_replay_refuses_a_folder_without_shards(tmp_path):
+def test_replay_refuses_a_folder_without_a_synthetic_set(tmp_path, gallery):
     with pytest.raises(FileNotFoundError, match="train data"):
-        replay_from_synthetic(tmp_path, PatchConfig())
+        replay_sets(tmp_path, gallery, FeatureCache(None), RedistillConfig())
 
 
-def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step():
+def test_without_the_synthetic_set_the_built_in_photos_are_distorted_and_pseudo_labelled(gallery, tmp_path):
+    replay, check, origin = replay_sets(None, gallery, FeatureCache(tmp_path / "cache"), RedistillConfig(replay_types=2))
+    assert origin == "gallery"
+    assert len(check) == 3 and len(replay) == 3  # "china" is a check photo: pristine + 2 distortions each
+    for part in (replay, check):
+        assert part.labels[0] == 100.0 and (part.labels[1:] < 100.0).all()
+        assert part.images[0] is part.originals[0] and not np.array_equal(part.images[1], part.originals[1])
+    cached = gallery_replay(gallery, FeatureCache(tmp_path / "cache"), 2, log=lambda m: pytest.fail(m))
+    assert cached[1].labels.tolist() == check.labels.tolist()  # labels come from the cache the second time
+
+
+def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step_tail_included():
     torch.manual_seed(0)
-    config = ModelConfig(num_patches=2, dim=16, lq_depth=1, diff_depth=1, distill_layers=1)
-    base, tuned = CVRKDNet(config), CVRKDNet(config)
+    base = with_tail(CVRKDNet(SMALL), FrozenBackbone(), 1)
+    tuned = copy.deepcopy(base)
+    with torch.no_grad():
+        for parameter in tuned.parameters():
+            parameter.add_(torch.randn_like(parameter))
     start, end = base.state_dict(), tuned.state_dict()
+    assert any(k.startswith("backbone_tail.") and not torch.equal(start[k], end[k]) for k in start)
     for share in (0.0, 0.5, 1.0):
         mixed = mix_weights(base, tuned, share).state_dict()
         for name in start:
@@ -57,27 +91,26 @@ def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step():
     assert all(torch.equal(base.state_dict()[k], start[k]) for k in start)  # base untouched
 
 
-def _toy_replay(base: CVRKDNet, references: torch.Tensor) -> ReplaySet:
-    """Check rows labelled with the base model's own scores: the base ranks them perfectly."""
-    torch.manual_seed(1)
-    features = torch.randn(24, 2, 496, 7, 7)
-    rows = torch.arange(24)
-    with torch.no_grad():
-        labels = torch.stack([base(features, r.expand(24, -1, -1, -1, -1)).score for r in references]).mean(0)
-    return ReplaySet(features=features, originals=features[:1], original_of=torch.zeros(24, dtype=torch.long),
-                     labels=labels, source=["toy"] * 24, validation=rows >= 8, origin="synthetic")
+def _toy_check(base: CVRKDNet, gallery) -> ReplayPixels:
+    """Check images labelled with the base model's own scores: the base ranks them perfectly."""
+    rng = np.random.default_rng(1)
+    images = [np.clip(photo(96, 80) + rng.normal(0, 4 * k, (80, 96, 3)), 0, 255).astype(np.uint8)
+              for k in range(16)]
+    labels = own_scores(base, {str(k): image for k, image in enumerate(images)}, gallery)
+    return ReplayPixels(images, images, np.array([labels[str(k)] for k in range(16)]))
 
 
-def test_mix_share_is_the_largest_that_keeps_the_synthetic_skill():
+def test_mix_share_is_the_largest_that_keeps_the_synthetic_skill(gallery):
     torch.manual_seed(0)
-    config = ModelConfig(num_patches=2, dim=16, lq_depth=1, diff_depth=1, distill_layers=1)
-    base = CVRKDNet(config).eval()
-    references = torch.randn(2, 2, 496, 7, 7)
-    replay = _toy_replay(base, references)
+    base = with_tail(CVRKDNet(SMALL), FrozenBackbone(), 1)
+    check = _toy_check(base, gallery)
     choices = RedistillConfig(mix_choices=(1.0, 0.5, 0.25))
-    share, tried = choose_mix(base, copy.deepcopy(base), replay, references, choices)
+    share, tried = choose_mix(base, copy.deepcopy(base), check, gallery, choices)
     assert share == 1.0 and tried["base"] == pytest.approx(1.0)  # nothing forgotten: keep the whole step
-    scrambled = CVRKDNet(config).eval()  # a step that forgets everything
-    share, tried = choose_mix(base, scrambled, replay, references, choices)
+    scrambled = copy.deepcopy(base)  # a step that forgets everything
+    with torch.no_grad():
+        for parameter in scrambled.parameters():
+            parameter.mul_(-1.0).add_(torch.randn_like(parameter))
+    share, tried = choose_mix(base, scrambled, check, gallery, choices)
     assert share == 0.25 and tried["1"] < 0.9 and tried["0.5"] < 0.98  # the larger shares forget
     assert list(tried) == ["base", "1", "0.5", "0.25"][:len(tried)]  # tried largest first

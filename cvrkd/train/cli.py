@@ -177,7 +177,11 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: $CVRKD_DATA_DIR/cache)")
     parser.add_argument("--synthetic", type=Path, help="synthetic training set to replay and check on "
                         "(from `train data`; default: $CVRKD_SYNTHETIC_DIR, else built-in photos)")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--bundle-out", type=Path, help="also write the candidate, promoted or not (the gate's "
+                        "decision is in its config), with the teacher as a complete model bundle here, "
+                        "for `cvrkd score --model`")
+    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs")
+    parser.add_argument("--steps", type=int, default=25, help="steps per epoch (bounds the round's time)")
     parser.add_argument("--mix", type=float, help="keep this share of the fine-tuning step in the candidate "
                         "(WiSE-FT; 1 = plain fine-tuning; default: the largest of 0.5, 0.35, 0.25 that "
                         "the synthetic check accepts)")
@@ -190,15 +194,30 @@ def run_redistill(args: argparse.Namespace) -> int:
     import json
 
     from cvrkd.train.redistill import RedistillConfig
-    from cvrkd.train.redistill_job import redistill_from_store, summary
+    from cvrkd.train.redistill_job import BundleError, check_bundle_target, redistill_from_store, summary, write_bundle
 
+    if args.bundle_out is not None:
+        try:
+            check_bundle_target(args.bundle_out)
+        except BundleError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
-    config = RedistillConfig(epochs=args.epochs, min_judgements=args.min_judgements, seed=args.seed, **options)
+    config = RedistillConfig(epochs=args.epochs, steps_per_epoch=args.steps, min_judgements=args.min_judgements,
+                             seed=args.seed, **options)
     result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
                                   model_dir=args.model, gallery_dir=args.gallery,
                                   cache_dir=args.cache, synthetic_dir=args.synthetic, config=config,
                                   log=lambda message: print(message, file=sys.stderr, flush=True))
-    print(json.dumps(summary(result), indent=2))
+    report = summary(result)
+    if args.bundle_out is not None:
+        try:
+            report["bundle"] = str(write_bundle(result, args.out, args.model, args.bundle_out))
+        except BundleError as exc:
+            print(json.dumps(report, indent=2))
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(report, indent=2))
     return 0
 
 

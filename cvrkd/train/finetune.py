@@ -7,8 +7,9 @@ train end to end on quality-preserving views of the photos: crops at native reso
 flips, never a resize or a filter. The losses:
 
 * human pairs: the fidelity loss on every pair of photos in the batch, with Thurstone
-  probabilities from MOS and its spread (:mod:`cvrkd.train.pairwise`, which crowd
-  judgements feed too);
+  probabilities from MOS and its spread; or, for re-distillation, on people's judgements
+  (``pairs``: :func:`cvrkd.train.pairwise.judgement_pairs`, reliability-weighted), the same
+  loop and loss (:mod:`cvrkd.train.pairwise`);
 * synthetic replay: pseudo-label pairs among distorted Kodak crops, and distillation of the
   FR teacher's inner features (the teacher reads them and their aligned originals through the
   untouched ImageNet backbone), so the synthetic ranking is not forgotten.
@@ -37,7 +38,7 @@ from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import CVRKDNet
 from cvrkd.patches import fit_to_patch
-from cvrkd.train.pairwise import OBSERVER_SCALE, fidelity_loss, mos_pairs
+from cvrkd.train.pairwise import OBSERVER_SCALE, PairLabels, fidelity_loss, mos_pairs
 
 Log = Callable[[str], None]
 
@@ -63,6 +64,9 @@ class FinetuneConfig:
     distill_weight: float = 0.1
     """Weight of the teacher's inner features on the replayed crops (0 = no distillation)."""
     replay_batch: int = 4
+    steps_per_epoch: int = 0
+    """Cap on the steps of an epoch (0 = one pass over the photos, or over the judgements):
+    what bounds a re-distillation round's time."""
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -105,12 +109,15 @@ class SyntheticPixels:
     """The synthetic set's images, regenerated from their sources (the set stores features only):
     each row's distorted image and its aligned pristine original, with its pseudo-label."""
 
-    def __init__(self, synthetic_dir: Path, split: str) -> None:
+    def __init__(self, synthetic_dir: Path, split: str, limit: int = 0, seed: int = 0) -> None:
+        """``limit``: regenerate only a seeded subset of that many rows (0 = all of the split)."""
         from cvrkd.features import resize_long_side
         from cvrkd.train.distortions import distort
 
         config = json.loads((Path(synthetic_dir) / "config.json").read_text())
         rows = [row for row in _rows(synthetic_dir) if row["split"] == split]
+        if 0 < limit < len(rows):
+            rows = [rows[i] for i in np.sort(np.random.default_rng(seed).choice(len(rows), limit, replace=False))]
         size = config["patches"]["size"]
         originals: dict[int, np.ndarray] = {}
         self.images, self.originals, labels = [], [], []
@@ -202,8 +209,11 @@ def _parameter_groups(network: CVRKDNet, config: FinetuneConfig) -> list[dict]:
 # ------------------------------------------------------------------- training
 def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: FinetuneConfig, out_dir: Path,
              replay: SyntheticPixels | None = None, teacher: CVRKDNet | None = None,
-             log: Log = print) -> CVRKDNet:
-    """Stage 3 on ``photos`` (+ ``replay`` and ``teacher``); resumes from ``out_dir``."""
+             log: Log = print, pairs: PairLabels | None = None) -> CVRKDNet:
+    """Stage 3 on ``photos`` (+ ``replay`` and ``teacher``); resumes from ``out_dir``.
+
+    The human loss reads the photos' MOS, or ``pairs`` (people's judgements over the photos'
+    indices) when given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base = FrozenBackbone(student.config.backbone)  # ImageNet's: the teacher's, and the tail's start
@@ -211,7 +221,9 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
     backbone = tuned_backbone(network)
     groups = _parameter_groups(network, config)
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    steps = max(1, len(photos) // config.batch)
+    batches = MosBatches(photos.preference(), config.batch) if pairs is None else \
+        JudgementBatches(pairs, config.batch)
+    steps = batches.steps if not config.steps_per_epoch else min(batches.steps, config.steps_per_epoch)
     # warm up over a quarter of the run, but at least two steps (OneCycleLR needs a phase of
     # length > 0, so a run shorter than four steps ends inside its warm-up)
     total_steps = max(4, config.epochs * steps)
@@ -219,7 +231,6 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
                                                    total_steps=total_steps,
                                                    pct_start=max(0.25, 2.0 / total_steps))
     start = _resume(out_dir, network, optimizer, schedule)
-    preference = photos.preference()
     replay_pairs = None if replay is None else torch.from_numpy(replay.labels).float()
     references = [image.pixels for image in gallery.load_images()]
     if teacher is not None:
@@ -231,11 +242,11 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
         reference_views = whole_features(backbone, [whole_view(r)[0] for r in references])
         network.train()
         network.backbone_tail.eval()  # folded batch norms, no dropout: the tail has no train mode
-        order = rng.permutation(len(photos))
+        epoch_batches = batches.epoch(rng)
         total = 0.0
         for step in range(steps):
-            rows = order[step * config.batch:(step + 1) * config.batch]
-            loss = _human_loss(network, backbone, photos, rows, preference, reference_views, config, rng)
+            rows, labels = epoch_batches(step)
+            loss = _human_loss(network, backbone, photos, rows, labels, reference_views, config, rng)
             if replay is not None:
                 loss = loss + _replay_loss(network, backbone, base, replay, replay_pairs, reference_views,
                                            teacher, config, rng)
@@ -249,13 +260,51 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
     return network.eval()
 
 
-def _human_loss(network, backbone, photos, rows, preference, reference_views, config, rng) -> torch.Tensor:
+class MosBatches:
+    """MOS labels: each step takes ``batch`` photos and learns every pair among them."""
+
+    def __init__(self, preference: torch.Tensor, batch: int) -> None:
+        self.preference, self.batch = preference, batch
+        self.steps = max(1, len(preference) // batch)
+
+    def epoch(self, rng: np.random.Generator) -> Callable[[int], tuple[np.ndarray, PairLabels]]:
+        order = rng.permutation(len(self.preference))
+
+        def step(index: int) -> tuple[np.ndarray, PairLabels]:
+            rows = order[index * self.batch:(index + 1) * self.batch]
+            first, second = torch.triu_indices(len(rows), len(rows), offset=1)
+            chosen = torch.from_numpy(np.asarray(rows))
+            return rows, PairLabels(first, second, self.preference[chosen[first], chosen[second]],
+                                    torch.ones(len(first)))
+        return step
+
+
+class JudgementBatches:
+    """People's judgements: each step draws ``batch // 2`` judgements and learns them with every
+    other judgement among their photos (a photo's crop is paid for once)."""
+
+    def __init__(self, pairs: PairLabels, batch: int) -> None:
+        self.pairs, self.draw = pairs, max(1, batch // 2)
+        self.steps = max(1, -(-len(pairs) // self.draw))
+
+    def epoch(self, rng: np.random.Generator) -> Callable[[int], tuple[np.ndarray, PairLabels]]:
+        order = torch.from_numpy(rng.permutation(len(self.pairs)))
+
+        def step(index: int) -> tuple[np.ndarray, PairLabels]:
+            drawn = self.pairs.subset(order[index * self.draw:(index + 1) * self.draw])
+            rows = torch.unique(torch.cat([drawn.first, drawn.second]))
+            among = self.pairs.among(rows)
+            local = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
+            local[rows] = torch.arange(len(rows))
+            return rows.numpy(), PairLabels(local[among.first], local[among.second], among.prob, among.weight)
+        return step
+
+
+def _human_loss(network, backbone, photos, rows, labels: PairLabels, reference_views, config, rng) -> torch.Tensor:
+    """Fidelity loss of ``labels`` (pairs over positions in ``rows``) on the crops' scores."""
     crops, _ = random_crops([photos.pixels[i] for i in rows], config.crop, rng)
     scores = _scores(network, pooled_views(backbone, crops), reference_views, rng)
-    first, second = torch.triu_indices(len(rows), len(rows), offset=1)
-    index = torch.from_numpy(np.asarray(rows))
-    prob = preference[index[first], index[second]]
-    return fidelity_loss(scores[first], scores[second], prob)
+    return fidelity_loss(scores[labels.first], scores[labels.second], labels.prob, labels.weight)
 
 
 def _replay_loss(network, backbone, base, replay, labels, reference_views, teacher, config, rng) -> torch.Tensor:

@@ -3,15 +3,17 @@ background trainer both run (same code path)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from cvrkd import paths
-from cvrkd.checkpoint import load_checkpoint
+from cvrkd.checkpoint import CONFIG_FILE, load_checkpoint
 from cvrkd.feature_cache import FeatureCache
 from cvrkd.gallery import Gallery, build_default_gallery
 from cvrkd.train.redistill import Log, RedistillConfig, RoundResult, run_round
@@ -71,6 +73,47 @@ def redistill_from_store(store_dir: Path, registry_dir: Path, *, images_dir: Pat
                      cache=FeatureCache(cache_dir or paths.cache_dir() / "features"), config=config,
                      weights=rater_weights(judgements, images), log=log,
                      synthetic_dir=synthetic_dir or paths.synthetic_dir(), known_order=gold_answers(images))
+
+
+class BundleError(ValueError):
+    """The bundle folder cannot be written (it holds something else, or there is no candidate)."""
+
+
+def check_bundle_target(folder: Path) -> None:
+    """Refuse, before any training, a folder that exists and is not a model bundle: a round never
+    overwrites files it did not write."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir())
+                                                   and not (folder / "student" / CONFIG_FILE).is_file())):
+        raise BundleError(f"{folder} exists and is not a model bundle (student/, teacher/); "
+                          "give a new folder or an earlier bundle")
+
+
+def write_bundle(result: RoundResult, registry_dir: Path, model_dir: Path | None, folder: Path) -> Path:
+    """The round's candidate, promoted or not (the gate's decision is in its config's ``extra``),
+    with the FR teacher it was distilled from: a complete bundle for ``cvrkd score --model``.
+    Written beside ``folder`` and swapped in, so readers see the old bundle or the new one."""
+    if result.candidate_version is None:
+        raise BundleError(f"no candidate to write: {result.decision.reason}")
+    folder = Path(folder)
+    check_bundle_target(folder)
+    model_dir = Path(model_dir or paths.default_model_dir())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        shutil.copytree(ModelRegistry(registry_dir).path(result.candidate_version), staging / "student")
+        shutil.copytree(model_dir / "teacher", staging / "teacher",
+                        ignore=shutil.ignore_patterns(".*"))
+        load_checkpoint(staging / "student", expected_role="student")  # verified before it is visible
+        load_checkpoint(staging / "teacher", expected_role="teacher")
+        retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, retired)
+        os.replace(staging, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def summary(result: RoundResult) -> dict:
