@@ -1,41 +1,43 @@
-"""Does re-distillation on human judgements help? And does the app stay responsive?
+"""Does the crowd loop teach the model about photos it never saw? And does the app stay responsive?
 
-A simulated crowd (Thurstone observers from clive_dev's MOS and mos_std, 10%
-careless raters) judges random pairs of 200 of the 300 clive_dev images. The
-judgements go through the real path: an annotation store with the images in a
-pool folder, then ``redistill_from_store`` (what ``python -m cvrkd redistill``
-and the app's trainer run). Rounds on the first 500, 1,000 and 2,000
-judgements each start from the shipped student. Reported for the shipped and
-each re-distilled student: SRCC/PLCC (bootstrap 95% CIs) on the other 100
-images (never rated), SRCC on the synthetic validation split (if the training
-run's features are present; the trainer's mix choice and gate check it too),
-SRCC on distortions of the Kodak photos the training set never used ("unseen
-synthetic": nothing in the loop sees it), and the gate's decision. ``--replay synthetic``
-(default) replays the original synthetic training set, as a machine with the
-training data does; ``--replay gallery`` replays the built-in photos, as a Space
-does. ``--mix`` fixes the WiSE-FT share (1 = plain fine-tuning) instead of letting
-the trainer choose it; ``--sweep`` also evaluates other shares of the largest
-round's fine-tuning step.
+The case the product exists for: people rate photos the model was not trained on. clive_dev
+is split three ways by image (per split, seeded): a *seed* set, a *crowd* set and an
+*evaluation* set.
 
-Latency: p95 of ``Scorer.score`` while idle vs while a re-distillation round
-runs in a background process (the app's trainer mechanism), side by side.
+* The seed model learns from the seed set only: stage 1 (the synthetic-only student and the
+  FR teacher of a ``train human`` run, which never saw a human-rated photo), stage 2 (global
+  head) and stage 3 (fine-tuned backbone tail) on the seed photos' MOS.
+* A simulated crowd (Thurstone observers from MOS and ``mos_std``, 10% careless raters)
+  judges pairs within the crowd set and pairs of a crowd photo against a seed photo, through
+  the real path: an annotation store with the images in a pool folder (plus the strongest
+  distortion of some crowd photos, registered as the pool registers them: the gate's
+  known-order check), then ``redistill_from_store`` (what ``python -m cvrkd redistill`` and the
+  app's trainer run), starting from the seed.
+* SRCC is measured on the evaluation set, which nobody rated, for the seed and the
+  re-distilled candidate, each scored through its own backbone.
+* Upper bound: the seed retrained (stages 2 and 3) with the crowd set's true MOS added.
+* The flipped crowd (every answer reversed) must still be rejected.
 
-    python bench/redistill.py --data ../shared/data --synthetic runs/v1/synthetic
+Per split: the gain, the gate's decision and the round's time. Then the mean gain with its
+spread over the splits, and the p95 score latency while idle vs while a round runs in a
+background process (the app's trainer mechanism), side by side. Every split's result is
+written as it finishes and its training resumes, so a killed run continues.
+
+    python bench/redistill.py --synthetic runs/synthetic --human-run runs/human-ft \\
+        --out runs/redistill-bench --json runs/redistill-bench/results.json
 """
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import shutil
 import statistics
 import sys
-import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,261 +46,319 @@ from annotations.schema import image_id_for  # noqa: E402
 from annotations.simulate import Crowd  # noqa: E402
 from annotations.store import AnnotationStore  # noqa: E402
 from cvrkd import paths  # noqa: E402
-from cvrkd.checkpoint import load_checkpoint  # noqa: E402
-from cvrkd.evaluation import correlations, read_scores_csv  # noqa: E402
-from cvrkd.feature_cache import FeatureCache  # noqa: E402
+from cvrkd.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint  # noqa: E402
+from cvrkd.evaluation import correlations  # noqa: E402
 from cvrkd.gallery import build_default_gallery  # noqa: E402
-from cvrkd.train.redistill import (RedistillConfig, _gallery_grid, grid_features_for, image_scores,  # noqa: E402
-                             mix_weights, replay_from_synthetic, synthetic_srcc)
+from cvrkd.train.finetune import FinetuneConfig, SyntheticPixels, finetune, load_photos, predict  # noqa: E402
+from cvrkd.train.redistill import RedistillConfig  # noqa: E402
 from cvrkd.train.redistill_job import redistill_from_store, start_background_round  # noqa: E402
 from cvrkd.train.registry import ModelRegistry  # noqa: E402
-from cvrkd.scorer import Scorer  # noqa: E402
+
+GOLD_TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
 
 
-def make_store(work: Path, rated: list[tuple[Path, float, float]], count: int, seed: int) -> tuple[Path, dict]:
-    """A store + pool folder holding ``count`` simulated judgements of the rated images."""
-    store_dir, pool = work / "annotations", work / "pool"
-    pool.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Seeding:
+    """What every seed model shares: the human run's stage 1 and teacher, frozen outputs, photos."""
+
+    options: object
+    prepared: object
+    teacher: object
+    stage1: object
+    frozen: object
+    synthetic_data: object
+    photos: object
+    names: list[str]
+    mos: np.ndarray
+    spread: np.ndarray
+    paths: list[Path]
+    gallery: object
+    replay: SyntheticPixels
+    head_weight: float
+
+
+def seeding(args: argparse.Namespace, log) -> Seeding:
+    from cvrkd.train.human import read_mos_csv
+    from cvrkd.train.human_pipeline import (STUDENT, HumanOptions, eval_references, frozen_outputs,
+                                            inference_views, prepare, synthetic_head_data,
+                                            train_synthetic_student, train_teacher)
+
+    options = HumanOptions(data_root=args.data, synthetic=args.synthetic, out=args.human_run,
+                           finetune=args.finetune)
+    prepared = prepare(options, log)
+    teacher = train_teacher(options, prepared, log)
+    stage1 = train_synthetic_student(options, prepared, teacher, STUDENT, log)
+    refs = eval_references(prepared)
+    human = prepared.human
+    frozen = frozen_outputs(stage1, inference_views(human.features, human.whole, prepared.layout), refs)
+    rows = {row.path.name: row for row in read_mos_csv(args.data / "clive_dev" / "clive_dev.csv")}
+    chosen = [rows[name] for name in human.names]
+    spread = np.array([r.mos_std for r in chosen], float)
+    log(f"loading {len(chosen)} photos")
+    photos = load_photos([r.path for r in chosen], np.array([r.mos for r in chosen]), spread)
+    return Seeding(options, prepared, teacher, stage1, frozen, synthetic_head_data(prepared, stage1, refs),
+                   photos, list(human.names), photos.mos, spread, [r.path for r in chosen],
+                   build_default_gallery(paths.default_gallery_dir()),
+                   SyntheticPixels(args.synthetic, "train", limit=args.replay_rows, seed=0), args.head_weight)
+
+
+def train_seed(seed: Seeding, rows: np.ndarray, folder: Path, log) -> Path:
+    """Stages 2 and 3 on ``rows`` only, saved with the teacher as a bundle (resumes)."""
+    from cvrkd.train.global_head import train_global_head
+    from cvrkd.train.human_pipeline import head_config, human_head_data
+
+    bundle = folder / "bundle"
+    if (bundle / "student" / "config.json").is_file():
+        return bundle
+    head = train_global_head(seed.stage1, human_head_data(seed.prepared.human, seed.frozen, rows),
+                             head_config(seed.options, seed.head_weight), seed.synthetic_data)
+    tuned = finetune(head, seed.photos.subset(rows), seed.gallery, seed.options.finetune, folder / "state",
+                     seed.replay, seed.teacher, log)
+    layout = seed.prepared.layout
+    save_checkpoint(seed.teacher, CheckpointInfo("teacher", "lite0", seed.teacher.config, layout, trained=True),
+                    bundle / "teacher")
+    save_checkpoint(tuned, CheckpointInfo("student", "lite0", tuned.config, layout, trained=True,
+                                          extra={"bench": "seed", "photos": len(rows)}), bundle / "student")
+    return bundle
+
+
+def split_three(count: int, seed_photos: int, crowd_photos: int, eval_photos: int, split: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seed, crowd, evaluation) rows: disjoint, by image, seeded per split."""
+    if seed_photos + crowd_photos + eval_photos > count:
+        raise SystemExit(f"the three sets need {seed_photos + crowd_photos + eval_photos} photos; there are {count}")
+    order = np.random.default_rng(1000 + split).permutation(count)
+    cut = np.cumsum([seed_photos, crowd_photos, eval_photos])
+    return np.sort(order[:cut[0]]), np.sort(order[cut[0]:cut[1]]), np.sort(order[cut[1]:cut[2]])
+
+
+def make_store(folder: Path, seed: Seeding, crowd_rows: np.ndarray, seed_rows: np.ndarray, count: int,
+               within_share: float, gold: int, split: int, flip: bool = False) -> Path:
+    """A store + pool: ``count`` simulated judgements (a crowd photo against a crowd photo with
+    probability ``within_share``, else against a seed photo), reversed when ``flip``; the strongest
+    distortion of ``gold`` crowd photos is registered as the pool registers its gold images."""
+    from PIL import Image
+
+    from cvrkd.train.distortions import distort
+
+    store_dir, pool = folder / "annotations", folder / "pool"
+    if (folder / "done").exists():
+        return store_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    pool.mkdir(parents=True)
     store = AnnotationStore(store_dir)
     ids = {}
-    for path, _, _ in rated:
-        image_id = image_id_for(path.read_bytes())
-        ids[path] = image_id
-        shutil.copyfile(path, pool / f"{image_id}{path.suffix.lower()}")
-        store.register_image(image_id, "dataset", "LIVE In the Wild: research use", dataset="clive_dev")
-    crowd = Crowd({ids[p]: m for p, m, _ in rated}, {ids[p]: s for p, _, s in rated},
-                  n_raters=40, careless_share=0.1, seed=seed)
-    rng = np.random.default_rng(seed)
-    keys = list(ids.values())
+    for row in np.concatenate([crowd_rows, seed_rows]):
+        path = seed.paths[row]
+        ids[row] = image_id_for(path.read_bytes())
+        shutil.copyfile(path, pool / f"{ids[row]}{path.suffix.lower()}")
+        store.register_image(ids[row], "dataset", "LIVE In the Wild: research use", dataset="clive_dev")
+    for k, row in enumerate(crowd_rows[:gold]):
+        damaged = distort(seed.photos.pixels[row], GOLD_TYPES[k % len(GOLD_TYPES)], 5, seed=k)
+        staged = pool / "incoming.png"
+        Image.fromarray(damaged).save(staged)
+        image_id = image_id_for(staged.read_bytes())
+        staged.rename(pool / f"{image_id}.png")
+        store.register_image(image_id, "distortion", "LIVE In the Wild: research use",
+                             distortion=GOLD_TYPES[k % len(GOLD_TYPES)], level=5, reference_id=ids[row])
+    crowd = Crowd({ids[r]: seed.mos[r] for r in ids}, {ids[r]: seed.spread[r] for r in ids},
+                  n_raters=40, careless_share=0.1, seed=split)
+    rng = np.random.default_rng(split)
+    swap = {"left": "right", "right": "left", "tie": "tie"}
     for _ in range(count):
-        left, right = rng.choice(keys, 2, replace=False)
+        first = int(rng.choice(crowd_rows))
+        pool_rows = crowd_rows if rng.random() < within_share else seed_rows
+        second = int(rng.choice(pool_rows[pool_rows != first]))
+        left, right = (ids[first], ids[second]) if rng.random() < 0.5 else (ids[second], ids[first])
         rater = crowd.pick_rater()
         answer = crowd.judge(rater, left, right)
         store.append({"rater_id": rater, "left_image_id": left, "right_image_id": right,
-                      "choice": answer.choice, "response_ms": answer.response_ms,
-                      "app_version": "bench", "model_version": "bench"})
+                      "choice": swap[answer.choice] if flip else answer.choice,
+                      "response_ms": answer.response_ms, "app_version": "bench", "model_version": "bench"})
     store.close()
-    return store_dir, ids
+    (folder / "done").write_text("ok")
+    return store_dir
 
 
-def latency(scorer: Scorer, images: list[Path], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
+def evaluation_srcc(network, seed: Seeding, rows: np.ndarray, bootstrap: int, split: int) -> dict:
+    """SRCC (bootstrap 95% CI) on the never-rated photos, scored through the network's own backbone."""
+    predicted = predict(network, [seed.photos.pixels[r] for r in rows], seed.gallery)
+    result = correlations(predicted, seed.mos[rows], n_boot=bootstrap, seed=split)
+    return {"srcc": result.values["srcc"], "srcc_ci": list(result.ci["srcc"])}
+
+
+def run_split(args, seed: Seeding, split: int, log) -> dict:
+    folder = args.out / f"split{split}"
+    done = folder / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    seed_rows, crowd_rows, eval_rows = split_three(len(seed.names), args.seed_photos, args.crowd_photos,
+                                                   args.eval_photos, split)
+    log(f"split {split}: seed {len(seed_rows)}, crowd {len(crowd_rows)}, evaluation {len(eval_rows)} photos")
+    seed_bundle = train_seed(seed, seed_rows, folder / "seed", log)
+    base, _ = load_checkpoint(seed_bundle / "student")
+    result = {"split": split, "seed_photos": len(seed_rows), "crowd_photos": len(crowd_rows),
+              "eval_photos": len(eval_rows), "judgements": args.judgements,
+              "seed": evaluation_srcc(base, seed, eval_rows, args.bootstrap, split)}
+    log(f"split {split}: seed SRCC {result['seed']['srcc']:.3f}")
+    config = replace(args.round, seed=split)
+    rounds = {"crowd": False, **({"flipped": True} if split < args.flipped_splits else {})}
+    for name, flip in rounds.items():
+        store = make_store(folder / name, seed, crowd_rows, seed_rows, args.judgements, args.within_share,
+                           args.gold, split, flip)
+        registry = folder / f"{name}-registry"
+        shutil.rmtree(registry / "versions", ignore_errors=True)
+        outcome = redistill_from_store(store, registry, images_dir=folder / name / "pool",
+                                       model_dir=seed_bundle, gallery_dir=seed.gallery.root,
+                                       cache_dir=args.out / "cache", synthetic_dir=args.synthetic,
+                                       config=config, log=log)
+        candidate, _ = load_checkpoint(ModelRegistry(registry).path(outcome.candidate_version))
+        record = outcome.record
+        result[name] = {**evaluation_srcc(candidate, seed, eval_rows, args.bootstrap, split),
+                        "gate": record["decision"], "reason": record["reason"], "mix": record["mix"],
+                        "seconds": record["seconds"], "n_train": record["n_train"],
+                        "n_validation": record["n_validation"],
+                        "agreement": [record["base_agreement"], record["candidate_agreement"]],
+                        "agreement_gain_ci": record["agreement_gain_ci"],
+                        "synthetic_check_srcc": [record["base_synthetic_srcc"], record["candidate_synthetic_srcc"]],
+                        "known_order": [record["base_known_order"], record["candidate_known_order"],
+                                        record["n_known_order"]]}
+        log(f"split {split} {name}: {result[name]}")
+    if not args.skip_upper:
+        upper_bundle = train_seed(seed, np.sort(np.concatenate([seed_rows, crowd_rows])), folder / "upper", log)
+        result["upper_bound"] = evaluation_srcc(load_checkpoint(upper_bundle / "student")[0], seed, eval_rows,
+                                                args.bootstrap, split)
+        log(f"split {split}: upper bound SRCC {result['upper_bound']['srcc']:.3f}")
+    done.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def latency(args, seed: Seeding, log) -> dict:
+    """p95 of ``Scorer.score`` while idle vs while a round runs in the background (split 0's crowd)."""
+    from cvrkd.scorer import Scorer
+
+    folder = args.out / "split0"
+    scorer = Scorer(folder / "seed" / "bundle", cache_dir=args.out / "cache", gallery=seed.gallery)
+    probe = [seed.paths[r] for r in split_three(len(seed.names), args.seed_photos, args.crowd_photos,
+                                                args.eval_photos, 0)[2][:10]]
+
+    def timed(images: list[Path]) -> list[float]:
+        times = []
         for path in images:
             started = time.perf_counter()
             scorer.score(path)
             times.append(time.perf_counter() - started)
-    return times
+        return times
+
+    timed(probe[:2])
+    idle = timed(probe) + timed(probe) + timed(probe)
+    registry = args.out / "latency-registry"
+    shutil.rmtree(registry, ignore_errors=True)
+    process = start_background_round(folder / "crowd" / "annotations", registry,
+                                     images_dir=folder / "crowd" / "pool", model_dir=folder / "seed" / "bundle",
+                                     cache_dir=args.out / "cache", gallery_dir=seed.gallery.root,
+                                     extra_args=["--synthetic", str(args.synthetic.resolve()),
+                                                 "--epochs", str(args.round.epochs),
+                                                 "--steps", str(args.round.steps_per_epoch)])
+    busy: list[float] = []
+    while process.poll() is None:
+        busy.extend(timed(probe))
+    log(f"background round exited with {process.returncode}")
+    return {"idle_p95_s": p95(idle), "training_p95_s": p95(busy), "ratio": p95(busy) / p95(idle),
+            "idle_n": len(idle), "training_n": len(busy), "idle_median_s": statistics.median(idle),
+            "training_median_s": statistics.median(busy), "backend": scorer.backend}
 
 
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
-    parser.add_argument("--synthetic", type=Path, default=Path("runs/v1/synthetic"))
-    parser.add_argument("--synthetic-test", type=Path, default=Path("runs/synthetic-test"),
-                        help="distortions of the Kodak photos the training set does not use (built here "
-                        "if missing): a forgetting check that neither training, the mix choice nor the gate saw")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--replay-weight", type=float, default=RedistillConfig.replay_weight)
-    parser.add_argument("--lr", type=float, default=RedistillConfig.lr)
-    parser.add_argument("--epochs", type=int, default=RedistillConfig.epochs)
-    parser.add_argument("--mix", type=float, help="fixed WiSE-FT share (default: as the trainer chooses)")
-    parser.add_argument("--sweep", type=float, nargs="*", default=[0.25, 0.5, 0.75, 1.0],
-                        help="also evaluate these WiSE-FT shares of the largest round's fine-tuning step")
-    parser.add_argument("--replay", choices=["synthetic", "gallery"], default="synthetic",
-                        help="replay (and gate on) the synthetic training set, as a machine with the "
-                        "training data does, or the built-in photos, as a Space does")
-    parser.add_argument("--cache", type=Path, help="keep feature caches here between runs")
-    parser.add_argument("--skip-latency", action="store_true")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--model", type=Path, help="seed model bundle (default: the shipped one); train one "
-                        "that never saw the 100 evaluation images with `--write-held-out FILE` then "
-                        "`python -m cvrkd train human --exclude FILE --out DIR`")
-    parser.add_argument("--write-held-out", type=Path, help="write the 100 never-rated image names "
-                        "(one per line) to this file and exit")
-    args = parser.parse_args()
-
-    pairs = read_scores_csv(args.data / "clive_dev" / "clive_dev.csv")
-    import csv
-
-    stds = {row["image"]: float(row["mos_std"]) for row in csv.DictReader(open(args.data / "clive_dev" / "clive_dev.csv"))}
-    items = [(path, mos, stds[str(path.relative_to(args.data / "clive_dev"))]) for path, mos in pairs]
-    order = np.random.default_rng(args.seed).permutation(len(items))
-    rated = [items[i] for i in order[:200]]
-    held_out = [items[i] for i in order[200:]]
-    if args.write_held_out:
-        args.write_held_out.write_text("".join(f"{path.name}\n" for path, _, _ in held_out))
-        print(f"{len(held_out)} evaluation image names in {args.write_held_out}")
-        return
-    model_dir = args.model or paths.default_model_dir()
-    shipped, shipped_info = load_checkpoint(model_dir / "student", expected_role="student")
-    work = Path(tempfile.mkdtemp(prefix="redistill-bench-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the crowd stores and registries are GBs over runs
-    cache_dir = args.cache or work / "cache"
-    cache = FeatureCache(cache_dir)
-    gallery = build_default_gallery(work / "gallery")
-    scorer = Scorer(model_dir, cache_dir=cache_dir, gallery=gallery)
-    references = _gallery_grid(gallery, scorer.backbone, shipped_info.patches, cache)
-    test_feats = grid_features_for(scorer.backbone, shipped_info.patches,
-                                   {str(p): p for p, _, _ in held_out}, cache)
-    test_mos = np.array([m for _, m, _ in held_out])
-    synthetic = (replay_from_synthetic(args.synthetic, shipped_info.patches)
-                 if args.synthetic.exists() else None)
-    replay_dir = args.synthetic if args.replay == "synthetic" and synthetic is not None else None
-    if args.replay == "synthetic" and replay_dir is None:
-        raise SystemExit(f"{args.synthetic} not found: build it with `python -m cvrkd train data` "
-                         "or pass --replay gallery")
-
-    unseen = (unused_kodak_set(args.synthetic, args.synthetic_test, args.data, scorer.backbone, shipped_info.patches)
-              if synthetic is not None else None)
-
-    def evaluate(network) -> dict:
-        scores = image_scores(network, test_feats, references)
-        corr = correlations(np.array([scores[str(p)] for p, _, _ in held_out]), test_mos,
-                            n_boot=args.bootstrap, seed=args.seed)
-        syn = synthetic_srcc(network, synthetic, references) if synthetic is not None else None
-        test = synthetic_srcc(network, unseen, references) if unseen is not None else None
-        return {**corr.to_dict(), "synthetic_val_srcc": syn, "synthetic_test_srcc": test}
-
-    rows = [{"model": f"shipped student {shipped_info.version}", "judgements": 0, **evaluate(shipped)}]
-    print(rows[-1], flush=True)
-    largest = max(args.sizes)
-    mix_options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
-    sweep: list[dict] = []
-    store_dir, _ = make_store(work / "crowd", rated, largest, args.seed)
-    all_judgements = AnnotationStore(store_dir).judgements()
-    for size in args.sizes:
-        round_dir = work / f"round-{size}"
-        round_store = round_dir / "annotations"
-        _copy_prefix(store_dir, round_store, all_judgements.head(size))
-        result = redistill_from_store(round_store, round_dir / "registry", images_dir=work / "crowd" / "pool",
-                                      base_dir=model_dir / "student", model_dir=model_dir,
-                                      gallery_dir=gallery.root, cache_dir=cache_dir, synthetic_dir=replay_dir,
-                                      config=RedistillConfig(seed=args.seed, replay_weight=args.replay_weight,
-                                                             lr=args.lr, epochs=args.epochs, **mix_options),
-                                      log=lambda m: None)
-        candidate, _ = load_checkpoint(ModelRegistry(round_dir / "registry").path(result.candidate_version))
-        rows.append({"model": f"re-distilled on {size}", "judgements": size, **evaluate(candidate),
-                     "mix": result.record["mix"], "replay": result.record["replay"],
-                     "gate_check_srcc": [result.decision.base_synthetic_srcc, result.decision.candidate_synthetic_srcc],
-                     "gate": "promoted" if result.decision.promote else "rejected",
-                     "gate_reason": result.decision.reason})
-        print(rows[-1], flush=True)
-        if size == largest and args.sweep:
-            sweep = mix_sweep(shipped, candidate, result.record["mix"], args.sweep, evaluate)
-
-    settings = {"replay": args.replay, "mix": args.mix, "replay_weight": args.replay_weight,
-                "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
-    if args.skip_latency:
-        text = json.dumps({"settings": settings, "rounds": rows, "mix_sweep": sweep}, indent=2, default=str)
-        print(text)
-        if args.json:
-            args.json.write_text(text)
-        return
-    # latency: idle vs during a background round (same mechanism as the app's trainer)
-    probe = [p for p, _, _ in held_out[:10]]
-    latency(scorer, probe[:2], 1)
-    idle = latency(scorer, probe, 3)
-    process = start_background_round(round_store, work / "latency-registry",
-                                     images_dir=work / "crowd" / "pool", model_dir=model_dir,
-                                     cache_dir=cache_dir, gallery_dir=gallery.root,
-                                     extra_args=["--synthetic", str(replay_dir)] if replay_dir else None)
-    busy: list[float] = []
-    while process.poll() is None and len(busy) < 300:
-        busy.extend(latency(scorer, probe, 1))
-    process.wait()
-    figures = {"settings": settings, "rounds": rows, "mix_sweep": sweep, "latency": {"idle_p95_s": p95(idle), "training_p95_s": p95(busy),
-                                           "ratio": p95(busy) / p95(idle), "idle_n": len(idle),
-                                           "training_n": len(busy),
-                                           "idle_median_s": statistics.median(idle),
-                                           "training_median_s": statistics.median(busy)}}
-    print(markdown(figures))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
-
-
-def unused_kodak_set(synthetic_dir: Path, out: Path, data: Path, backbone, patches):
-    """Synthetic distortions of the Kodak photos that ``synthetic_dir`` does not use, as one check split."""
-    import torch
-
-    from cvrkd.train.synthetic import SyntheticConfig, build
-
-    if not out.exists():
-        used = {Path(s).name for s in json.loads((synthetic_dir / "config.json").read_text())["sources"]}
-        unused = [str(p) for p in sorted((data / "kodak24").glob("*.png")) if p.name not in used]
-        print(f"building the unseen synthetic split from {len(unused)} Kodak photos", flush=True)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # labelling is much faster single-threaded on a busy machine
-        try:
-            build(SyntheticConfig(sources=unused, val_sources=unused, extra_positions=0, patches=patches),
-                  out, backbone)
-        finally:
-            torch.set_num_threads(threads)
-    return replay_from_synthetic(out, patches)
-
-
-def mix_sweep(base, candidate, used: float, shares: list[float], evaluate) -> list[dict]:
-    """What other WiSE-FT shares would give on the same fine-tuning run.
-
-    The candidate is base + used x step, so base + share x step is
-    ``mix_weights(base, candidate, share / used)``.
-    """
-    out = []
-    for share in shares:
-        figures = evaluate(mix_weights(base, candidate, share / used).eval())
-        out.append({"mix": share, "srcc": figures["srcc"], "srcc_ci": figures["srcc_ci"],
-                    "synthetic_val_srcc": figures["synthetic_val_srcc"],
-                    "synthetic_test_srcc": figures["synthetic_test_srcc"]})
-        print(out[-1], flush=True)
+def summarise(splits: list[dict]) -> dict:
+    gains = [s["crowd"]["srcc"] - s["seed"]["srcc"] for s in splits]
+    out = {"mean_gain": float(np.mean(gains)), "gain_std": float(np.std(gains, ddof=1)) if len(gains) > 1 else None,
+           "gains": gains, "promoted": sum(s["crowd"]["gate"] == "promoted" for s in splits),
+           "splits": len(splits), "round_seconds": [s["crowd"]["seconds"] for s in splits],
+           "flipped": [s["flipped"]["gate"] for s in splits if "flipped" in s]}
+    uppers = [s["upper_bound"]["srcc"] - s["seed"]["srcc"] for s in splits if "upper_bound" in s]
+    if uppers:
+        out["upper_bound_mean_gain"] = float(np.mean(uppers))
     return out
-
-
-def _copy_prefix(source: Path, target: Path, judgements: pd.DataFrame) -> None:
-    """A store holding only the first N judgements (images registered as in the source)."""
-    target_store = AnnotationStore(target)
-    for row in AnnotationStore(source).images().itertuples():
-        target_store.register_image(row.image_id, row.source, row.licence, dataset=row.dataset)
-    for record in judgements.to_dict("records"):
-        target_store.append({k: v for k, v in record.items()
-                             if k in ("rater_id", "left_image_id", "right_image_id", "choice",
-                                      "response_ms", "app_version", "model_version")})
-    target_store.close()
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def markdown(figures: dict) -> str:
     lines = [f"settings: {figures['settings']}", "",
-             "| model | judgements | SRCC [95% CI] (100 unrated images) | PLCC [95% CI] | "
-             "synthetic val SRCC | unseen synthetic SRCC | mix | gate |", "|---|---|---|---|---|---|---|---|"]
-    for r in figures["rounds"]:
-        syn = _fmt(r["synthetic_val_srcc"])
-        lines.append(f"| {r['model']} | {r['judgements']} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, "
-                     f"{r['srcc_ci'][1]:.3f}] | {r['plcc']:.3f} [{r['plcc_ci'][0]:.3f}, {r['plcc_ci'][1]:.3f}] | "
-                     f"{syn} | {_fmt(r['synthetic_test_srcc'])} | {r.get('mix', '—')} | {r.get('gate', '—')} |")
-    if figures["mix_sweep"]:
-        lines += ["", f"WiSE-FT share of the {max(r['judgements'] for r in figures['rounds'])}-judgement "
-                  "round's fine-tuning step:", "",
-                  "| mix | SRCC [95% CI] (100 unrated) | synthetic val SRCC | unseen synthetic SRCC |",
-                  "|---|---|---|---|"]
-        for r in figures["mix_sweep"]:
-            syn = _fmt(r["synthetic_val_srcc"])
-            lines.append(f"| {r['mix']:g} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, {r['srcc_ci'][1]:.3f}] | "
-                         f"{syn} | {_fmt(r['synthetic_test_srcc'])} |")
-    lat = figures["latency"]
-    lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
-              f"| idle | {lat['idle_p95_s']:.3f} | {lat['idle_median_s']:.3f} | {lat['idle_n']} |",
-              f"| during re-distillation | {lat['training_p95_s']:.3f} | {lat['training_median_s']:.3f} | "
-              f"{lat['training_n']} |", "", f"ratio of p95s: {lat['ratio']:.2f}x"]
+             "| split | seed SRCC [95% CI] | after the round | gain | gate | round (min) | upper bound | flipped crowd |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in figures["splits"]:
+        seed, crowd = s["seed"], s["crowd"]
+        upper = f"{s['upper_bound']['srcc']:.3f}" if "upper_bound" in s else "n/a"
+        flipped = f"{s['flipped']['gate']} ({s['flipped']['reason']})" if "flipped" in s else "n/a"
+        lines.append(f"| {s['split']} | {seed['srcc']:.3f} [{seed['srcc_ci'][0]:.3f}, {seed['srcc_ci'][1]:.3f}] | "
+                     f"{crowd['srcc']:.3f} [{crowd['srcc_ci'][0]:.3f}, {crowd['srcc_ci'][1]:.3f}] | "
+                     f"{crowd['srcc'] - seed['srcc']:+.3f} | {crowd['gate']} ({crowd['reason']}) | "
+                     f"{crowd['seconds'] / 60:.1f} | {upper} | {flipped} |")
+    summary = figures["summary"]
+    spread = "n/a" if summary["gain_std"] is None else f"{summary['gain_std']:.3f}"
+    lines += ["", f"mean gain {summary['mean_gain']:+.3f} (sd {spread}) over {summary['splits']} splits; "
+              f"promoted {summary['promoted']}/{summary['splits']}"]
+    if "upper_bound_mean_gain" in summary:
+        lines.append(f"upper bound (true MOS of the crowd set): mean gain {summary['upper_bound_mean_gain']:+.3f}")
+    if figures.get("latency"):
+        lat = figures["latency"]
+        lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
+                  f"| idle | {lat['idle_p95_s']:.3f} | {lat['idle_median_s']:.3f} | {lat['idle_n']} |",
+                  f"| during re-distillation | {lat['training_p95_s']:.3f} | {lat['training_median_s']:.3f} | "
+                  f"{lat['training_n']} |", "", f"ratio of p95s: {lat['ratio']:.2f}x ({lat['backend']})"]
     return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
+    parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
+                        help="the synthetic training set (replayed, and the gate's synthetic check)")
+    parser.add_argument("--human-run", type=Path, default=Path("runs/human-ft"),
+                        help="a `train human` work folder whose teacher and stage-1 student (no human photo "
+                        "seen) the seeds start from; trained there if missing")
+    parser.add_argument("--out", type=Path, default=Path("runs/redistill-bench"))
+    parser.add_argument("--splits", type=int, default=3)
+    parser.add_argument("--seed-photos", type=int, default=100)
+    parser.add_argument("--crowd-photos", type=int, default=100)
+    parser.add_argument("--eval-photos", type=int, default=100)
+    parser.add_argument("--judgements", type=int, default=2000)
+    parser.add_argument("--within-share", type=float, default=0.5,
+                        help="share of judgements between two crowd photos (the rest: crowd vs seed photo)")
+    parser.add_argument("--gold", type=int, default=24, help="crowd photos whose strongest distortion is in the pool")
+    parser.add_argument("--flipped-splits", type=int, default=1, help="splits that also run the flipped crowd")
+    parser.add_argument("--skip-upper", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--head-weight", type=float, default=0.03,
+                        help="synthetic pairs' weight in the seed's stage 2 (the shipped head's)")
+    parser.add_argument("--seed-epochs", type=int, default=FinetuneConfig.epochs)
+    parser.add_argument("--replay-rows", type=int, default=RedistillConfig.replay_rows,
+                        help="synthetic rows the seed's stage 3 replays")
+    parser.add_argument("--round-epochs", type=int, default=RedistillConfig.epochs)
+    parser.add_argument("--round-steps", type=int, default=RedistillConfig.steps_per_epoch)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    args.finetune = FinetuneConfig(epochs=args.seed_epochs)
+    args.round = RedistillConfig(epochs=args.round_epochs, steps_per_epoch=args.round_steps,
+                                 bootstrap=args.bootstrap)
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    seed = seeding(args, log)
+    splits = [run_split(args, seed, split, log) for split in range(args.splits)]
+    figures = {"settings": {k: v for k, v in vars(args).items() if k not in ("finetune", "round")} |
+               {"round": args.round.to_dict(), "seed_finetune": args.finetune.to_dict()},
+               "splits": splits, "summary": summarise(splits),
+               "latency": None if args.skip_latency else latency(args, seed, log)}
+    print(markdown(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -242,3 +242,23 @@ def test_judgements_train_through_the_same_loop_as_mos(gallery, tmp_path):
     delta = max(float((v - imagenet[k]).abs().max()) for k, v in still.backbone_tail.state_dict().items())
     delta_moved = max(float((v - imagenet[k]).abs().max()) for k, v in moved.backbone_tail.state_dict().items())
     assert delta < delta_moved
+
+
+def test_judgements_move_the_scores_the_way_people_answered(gallery, tmp_path):
+    """The same photos judged one way, then the other: the fine-tuned networks order them as told."""
+    from cvrkd.train.finetune import FinetuneConfig, Photos, finetune, predict
+    from cvrkd.train.pairwise import judgement_pairs
+
+    rng = np.random.default_rng(0)
+    pixels = [np.clip(photo(112, 96) + rng.normal(0, 10 * i, (96, 112, 3)), 0, 255).astype(np.uint8)
+              for i in range(4)]
+    photos = Photos(pixels, np.zeros(4))
+    config = FinetuneConfig(tuned_stages=2, epochs=3, batch=4, crop=64, steps_per_epoch=4, lr_head=3e-3)
+    first, second = np.array([0, 0, 1, 0, 1, 2]), np.array([1, 2, 3, 3, 2, 3])  # every pair once
+    gaps = {}
+    for choice in ("left", "right"):
+        tuned = finetune(_network(1), photos, gallery, config, tmp_path / choice, log=lambda m: None,
+                         pairs=judgement_pairs(first, second, [choice] * 6))
+        scores = predict(tuned, pixels, gallery)
+        gaps[choice] = scores[0] - scores[3]
+    assert gaps["left"] > gaps["right"]  # "left" = the cleaner photo won every pair
