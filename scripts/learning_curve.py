@@ -6,7 +6,8 @@ the table and a plot (HTML, and PNG when kaleido can run Chromium).
 
     for n in 60 120; do .venv/bin/python -m cvrkd evaluate --cv 5 --finetune --train-photos $n \\
         --synthetic runs/synthetic --out runs/human-ft --synthetic-weights 0.03; done
-    .venv/bin/python scripts/learning_curve.py --out runs/human-ft --figure docs/figures/learning_curve
+    .venv/bin/python scripts/learning_curve.py --runs runs/human-ft/finetune/<settings> \
+        --figure docs/figures/learning_curve
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ ROWS = {
 }
 
 
-def read_runs(out: Path) -> list[dict]:
+def read_runs(folder: Path) -> list[dict]:
     """One record per finished run: training photos per fold and each row's mean SRCC."""
     runs = []
-    for path in sorted((out / "finetune").glob("train*/cv_results.json")):
+    for path in sorted(folder.glob("train*/cv_results.json")):
         results = json.loads(path.read_text())
         photos = results["train_photos"] or round(results["n"] * (results["folds"] - 1) / results["folds"])
         runs.append({"photos": photos, **{name: results["models"][name]["mean"]["srcc"]
@@ -66,12 +67,13 @@ def plot(runs: list[dict], figure: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/human-ft"), help="the CV runs' work folder")
+    parser.add_argument("--runs", type=Path, required=True,
+                        help="the settings' folder of the CV runs (runs/<out>/finetune/<settings>)")
     parser.add_argument("--figure", type=Path, default=Path("docs/figures/learning_curve"))
     args = parser.parse_args()
-    runs = read_runs(args.out)
+    runs = read_runs(args.runs)
     if not runs:
-        sys.exit(f"no finished fine-tuning CV runs under {args.out}/finetune")
+        sys.exit(f"no finished fine-tuning CV runs under {args.runs}")
     print(table(runs))
     for path in plot(runs, args.figure):
         print(f"wrote {path}", file=sys.stderr)

@@ -111,6 +111,7 @@ def _human_options(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--crop", type=int, default=320, help="side of the native-resolution training crops")
     tune.add_argument("--lr-backbone", type=float, default=1e-4)
     tune.add_argument("--lr-head", type=float, default=1e-3)
+    tune.add_argument("--lr-mixers", type=float, default=1e-4, help="projection, token mixers, regressor")
     tune.add_argument("--finetune-synthetic-weight", type=float, default=0.1,
                       help="weight of the replayed synthetic pseudo-label pairs")
     tune.add_argument("--finetune-distill-weight", type=float, default=0.1,
@@ -133,7 +134,7 @@ def human_options(args: argparse.Namespace):
         from cvrkd.train.finetune import FinetuneConfig
 
         finetune = FinetuneConfig(tuned_stages=args.tuned_stages, epochs=args.finetune_epochs, crop=args.crop,
-                                  lr_backbone=args.lr_backbone, lr_head=args.lr_head,
+                                  lr_backbone=args.lr_backbone, lr_head=args.lr_head, lr_mixers=args.lr_mixers,
                                   synthetic_weight=args.finetune_synthetic_weight,
                                   distill_weight=args.finetune_distill_weight, seed=args.seed)
     return HumanOptions(finetune=finetune, train_photos=getattr(args, "train_photos", 0),

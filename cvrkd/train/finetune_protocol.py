@@ -12,6 +12,7 @@ a killed run continues where it stopped.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -58,6 +59,14 @@ def training_rows(rows: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
 
 
+def run_folder(options: HumanOptions) -> Path:
+    """Where the runs of these settings live: named by the stage-2 head's synthetic weight and the
+    stage-3 settings, so results of other settings are never picked up as this run's."""
+    settings = json.dumps({"head_synthetic_weight": options.synthetic_weights[0],
+                           **options.finetune.to_dict()}, sort_keys=True)
+    return options.out / "finetune" / hashlib.sha256(settings.encode()).hexdigest()[:10]
+
+
 def cross_validate(options: HumanOptions, variants: tuple[str, ...] = (FINETUNED,),
                    log: Log = print) -> dict:
     """Out-of-fold predictions of the fine-tuned rows next to the frozen student and the probe."""
@@ -79,7 +88,7 @@ def cross_validate(options: HumanOptions, variants: tuple[str, ...] = (FINETUNED
     refs = eval_references(prepared)
     images = inference_views(human.features, human.whole, prepared.layout)
     weight = options.synthetic_weights[0]
-    work = options.out / "finetune" / f"train{options.train_photos or 'all'}"
+    work = run_folder(options) / f"train{options.train_photos or 'all'}"
     oof = {PROBE: probe_predictions(human, splits)}
     synthetic: dict[str, float] = {}
     for variant in variants:
@@ -124,7 +133,7 @@ def cross_validate(options: HumanOptions, variants: tuple[str, ...] = (FINETUNED
 def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -> Path:
     """Stages 1–3 on every (non-excluded) photo, calibrated on the CV run's out-of-fold scores,
     saved with the teacher as a complete bundle."""
-    results_path = options.out / "finetune" / "trainall" / "cv_results.json"
+    results_path = run_folder(options) / "trainall" / "cv_results.json"
     if not results_path.exists():
         raise FileNotFoundError(f"no fine-tuning cross-validation in {results_path.parent}: run "
                                 f"`python -m cvrkd evaluate --cv {options.folds} --finetune --out {options.out}`")
@@ -142,7 +151,7 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
                              head_config(options, weight), synthetic_head_data(prepared, stage1, refs))
     gallery = build_default_gallery(paths.default_gallery_dir())
     tuned = finetune(head, _photos(options, human.names), gallery, options.finetune,
-                     options.out / "finetune" / "final", SyntheticPixels(options.synthetic, "train"),
+                     run_folder(options) / "final", SyntheticPixels(options.synthetic, "train"),
                      teacher, log)
     student = CVRKDNet(replace(tuned.config, calibration=tuple(results["calibration"])))
     student.load_state_dict(tuned.state_dict())
