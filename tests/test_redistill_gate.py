@@ -95,3 +95,15 @@ def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_
     touches = judgements["left_image_id"].isin(flagged) | judgements["right_image_id"].isin(flagged)
     assert (emphasis[touches.to_numpy()] == 2.0).all() and (emphasis[~touches.to_numpy()] == 1.0).all()
     assert (pair_emphasis(judgements, set(flagged), 1.0) == 1.0).all()
+
+
+def test_every_failing_check_is_named_in_the_reason():
+    """A flipped crowd fails the synthetic check and the known-order check together; the record
+    names both, so the check that needs no people is visible even when another one fails first."""
+    config = RedistillConfig(bootstrap=500)
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.70).astype(float)
+    better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
+    both = decide(base, better, 0.8, 0.44, config, known_order=(1.0, 0.54, 24))
+    assert not both.promote
+    assert "synthetic SRCC" in both.reason and "below their own strongest distortions" in both.reason

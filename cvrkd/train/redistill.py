@@ -269,20 +269,21 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
     low, high = float(np.percentile(gains, 2.5)), float(np.percentile(gains, 97.5))
     base_agree = float(base_correct.mean()) if len(base_correct) else float("nan")
     cand_agree = float(candidate_correct.mean()) if len(candidate_correct) else float("nan")
-    srcc_ok = candidate_srcc >= base_srcc - config.srcc_tolerance
+    # every check that fails is named: a flipped crowd fails the synthetic check and the
+    # known-order check together, and the record should say both
+    problems = []
     if len(diff) < 10:
-        promote, reason = False, f"too few held-out judgements ({len(diff)})"
+        problems.append(f"too few held-out judgements ({len(diff)})")
     elif low <= 0:
-        promote, reason = False, f"agreement gain not above noise (95% CI {low:+.3f}..{high:+.3f})"
-    elif not srcc_ok:
-        promote, reason = False, (f"synthetic SRCC fell {base_srcc - candidate_srcc:.3f} "
-                                  f"(> tolerance {config.srcc_tolerance})")
-    elif known_order[2] and known_order[1] < known_order[0] - config.known_order_tolerance:
-        promote, reason = False, (f"photos fell below their own strongest distortions: the candidate keeps "
-                                  f"{known_order[1]:.0%} of {known_order[2]} known-order pairs, the base "
-                                  f"{known_order[0]:.0%}")
-    else:
-        promote, reason = True, f"agreement +{cand_agree - base_agree:.3f} (95% CI {low:+.3f}..{high:+.3f})"
+        problems.append(f"agreement gain not above noise (95% CI {low:+.3f}..{high:+.3f})")
+    if candidate_srcc < base_srcc - config.srcc_tolerance:
+        problems.append(f"synthetic SRCC fell {base_srcc - candidate_srcc:.3f} (> tolerance {config.srcc_tolerance})")
+    if known_order[2] and known_order[1] < known_order[0] - config.known_order_tolerance:
+        problems.append(f"photos fell below their own strongest distortions: the candidate keeps "
+                        f"{known_order[1]:.0%} of {known_order[2]} known-order pairs, the base {known_order[0]:.0%}")
+    promote = not problems
+    reason = "; ".join(problems) if problems else \
+        f"agreement +{cand_agree - base_agree:.3f} (95% CI {low:+.3f}..{high:+.3f})"
     return Decision(promote, reason, base_agree, cand_agree, (low, high), base_srcc, candidate_srcc, len(diff),
                     *known_order)
 
