@@ -168,8 +168,12 @@ def head_probes(network: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 def export_head(model_dir: Path, network: torch.nn.Module, checkpoint_sha256: str,
                 force: bool = False) -> Export:
-    """Export the student's head for this checkpoint and verify every installed runtime."""
-    target = runtime_dir(model_dir) / f"head-{export_key('head', checkpoint_sha256)}.onnx"
+    """Export the student's head for this checkpoint and verify every installed runtime.
+
+    Keyed by the weights and the network's config: the calibration lives in ``config.json`` and
+    is baked into the export, so a recalibrated checkpoint with the same weights gets its own."""
+    config = json.dumps(network.config.to_dict(), sort_keys=True)
+    target = runtime_dir(model_dir) / f"head-{export_key('head', checkpoint_sha256 + '|' + config)}.onnx"
     network = network.eval()
 
     def write(path: Path) -> dict:

@@ -201,3 +201,23 @@ def test_learning_curve_subsets_stay_inside_the_training_folds():
     assert len(subset) == len(set(subset)) == 60 and set(subset) <= set(rows)
     assert np.array_equal(training_rows(rows, 60, seed=3), subset)  # seeded
     assert np.array_equal(training_rows(rows, 0, seed=3), rows)
+
+
+def test_a_recalibrated_checkpoint_gets_its_own_head_export(bundles, small_gallery, tmp_path):
+    """Same weights, another calibration in config.json: the runtime's head has the calibration
+    baked in, so reusing the first export would serve the old scale."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    plain_dir, _ = bundles
+    image = photo(192, 160)
+    Scorer(plain_dir, backend="onnxruntime", cache_dir=tmp_path / "plain", gallery=small_gallery).score(image)
+    recalibrated = tmp_path / "recalibrated"
+    shutil.copytree(plain_dir, recalibrated)  # its runtime folder too: the first head export is there
+    config_path = recalibrated / "student" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["model"]["calibration"] = [100.0, 0.0, 0.0, 5.0]
+    config_path.write_text(json.dumps(config))
+    runtime = Scorer(recalibrated, backend="onnxruntime", cache_dir=tmp_path / "cache", gallery=small_gallery)
+    in_torch = Scorer(recalibrated, backend="torch", cache_dir=tmp_path / "torch", gallery=small_gallery)
+    assert runtime.score(image).score == pytest.approx(in_torch.score(image).score, abs=0.01)
