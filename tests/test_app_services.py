@@ -132,6 +132,9 @@ def test_votes_are_rate_limited_and_carry_the_model_scores(services):
         def current(self):
             return {image_id: float(k) for k, image_id in enumerate(services.pool.ids)}
 
+        def of(self, image_ids):  # what a vote asks for (PoolScores.of)
+            return {image_id: self.current()[image_id] for image_id in image_ids}
+
     now = [1000.0]
     rating = RatingService(services.pool, services.store, FixedScores(), "test", votes_per_minute=2,
                            clock=lambda: now[0])

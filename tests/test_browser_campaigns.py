@@ -93,6 +93,8 @@ def test_a_phone_rates_ten_pairs_of_a_campaign_by_tapping(app_url, browser, shot
     rater = re.search(r"anon-[0-9a-f]+", page.inner_text("#rate-count")).group(0)
     talk = set(app.services.campaigns.get("talk").ids)
     for k in range(10):  # the count arrives with the next pair, in one update
+        # a tap counts once the buttons unlock (the pair's images are shown): a tap before is ignored
+        page.wait_for_function("() => !document.querySelector('#rate-left').disabled")
         page.locator("#rate-left-image img" if k % 2 == 0 else "#rate-right-image img").tap()
         page.wait_for_function("n => /judged (\\d+) pair/.exec(document.querySelector('#rate-count').innerText)[1] == n",
                                arg=str(k + 1))
