@@ -174,8 +174,14 @@ def test_leaderboard_ranks_judged_images_with_intervals_and_no_rater_ids(service
     insights = services.insights.current()
     ranking = insights.ranking
     assert insights.n_judgements >= 4 and len(ranking) >= 2
-    # one judgement per image is not enough for an interval (annotations.scaling.MIN_INTERVAL_JUDGEMENTS)
-    assert ranking["ci_low"].isna().all() and ranking["ci_high"].isna().all()
+    # an image in fewer than MIN_INTERVAL_JUDGEMENTS judgements gets no interval (the sampler may show one
+    # image more often, and the module's other tests vote too: the rule is checked per image)
+    from annotations.scaling import MIN_INTERVAL_JUDGEMENTS
+
+    few = ranking["n_judgements"] < MIN_INTERVAL_JUDGEMENTS
+    assert few.any() and ranking.loc[few, "ci_low"].isna().all() and ranking.loc[few, "ci_high"].isna().all()
+    shown = ranking.dropna(subset=["ci_low"])
+    assert (shown["ci_low"] < shown["ci_high"]).all()
     assert list(ranking["score"]) == sorted(ranking["score"], reverse=True)
     dumped = json.dumps(insights.to_dict())
     assert "anon-board" not in dumped and "rater 1" in dumped
