@@ -172,8 +172,9 @@ def pooled_views(backbone: FrozenBackbone, images: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def whole_features(backbone: FrozenBackbone, images: list[np.ndarray]) -> torch.Tensor:
-    """[N, 1, C, 7, 7] of whole views, one image at a time (their sizes differ)."""
+def view_features(backbone: FrozenBackbone, images: list[np.ndarray]) -> torch.Tensor:
+    """[N, 1, C, 7, 7] of whole views, one image at a time (their sizes differ); plain tensors, not
+    inference-mode ones (``cvrkd.features.whole_features``), so training can read them."""
     return torch.cat([pooled_views(backbone, _tensor([image])) for image in images])
 
 
@@ -239,7 +240,7 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 1000 + epoch)  # the head's dropout: a resumed epoch is the same
         network.eval()
-        reference_views = whole_features(backbone, [whole_view(r)[0] for r in references])
+        reference_views = view_features(backbone, [whole_view(r)[0] for r in references])
         network.train()
         network.backbone_tail.eval()  # folded batch norms, no dropout: the tail has no train mode
         epoch_batches = batches.epoch(rng)
@@ -342,10 +343,10 @@ def predict(network: CVRKDNet, images: list[np.ndarray], gallery: Gallery) -> np
     them with this network's tuned backbone."""
     network.eval()
     backbone = tuned_backbone(network)
-    references = whole_features(backbone, [whole_view(image.pixels)[0] for image in gallery.load_images()])
+    references = view_features(backbone, [whole_view(image.pixels)[0] for image in gallery.load_images()])
     scores = []
     for image in images:
-        lq = whole_features(backbone, [image])[0]
+        lq = view_features(backbone, [image])[0]
         if network.config.use_reference:
             scores.append(float(network.score_references(lq, references).mean()))
         else:
