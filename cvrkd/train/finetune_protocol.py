@@ -22,7 +22,6 @@ from typing import Callable
 import numpy as np
 
 from cvrkd import paths
-from cvrkd.checkpoint import CheckpointInfo, save_checkpoint
 from cvrkd.evaluation import range_logistic_params
 from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet
@@ -31,7 +30,7 @@ from cvrkd.train.global_head import train_global_head
 from cvrkd.train.human import read_mos_csv
 from cvrkd.train.human_pipeline import (PROBE, STUDENT, HumanOptions, _report, _slug, eval_references,
                                         frozen_outputs, head_config, human_head_data, inference_views,
-                                        prepare, probe_predictions, recorded_folds, score_matrix,
+                                        prepare, probe_predictions, recorded_folds, save_bundle, score_matrix,
                                         synthetic_head_data, teacher_val_srcc, train_synthetic_student,
                                         train_teacher)
 
@@ -164,11 +163,4 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
              "results": {"synthetic_val_srcc": synthetic_srcc(student, SyntheticPixels(options.synthetic, "val"),
                                                               gallery),
                          "cv_srcc": cv["srcc"], "cv_plcc": cv["plcc"], "cv_krcc": cv["krcc"]}}
-    bundle = ship_to or options.out / "bundle"
-    save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, prepared.layout,
-                                            trained=True, extra=extra), bundle / "student")
-    teacher_extra = {"training": {"epochs": options.teacher_epochs, "seed": options.seed},
-                     "results": {"synthetic_val_srcc": teacher_val_srcc(teacher, prepared)}}
-    save_checkpoint(teacher, CheckpointInfo("teacher", prepared.backbone.name, teacher.config, prepared.layout,
-                                            trained=True, extra=teacher_extra), bundle / "teacher")
-    return bundle
+    return save_bundle(options, prepared, student, teacher, extra, ship_to or options.out / "bundle")

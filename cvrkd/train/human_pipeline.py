@@ -499,6 +499,12 @@ def train_final(options: HumanOptions, ship_to: Path | None, log: Log = print) -
     if shipped in results["models"]:
         cv = results["models"][shipped]["mean"]
         extra["results"].update(cv_srcc=cv["srcc"], cv_plcc=cv["plcc"], cv_krcc=cv["krcc"])
+    return save_bundle(options, prepared, student, teacher, extra, bundle)
+
+
+def save_bundle(options: HumanOptions, prepared: Prepared, student: CVRKDNet, teacher: CVRKDNet,
+                extra: dict, bundle: Path) -> Path:
+    """Write the student (with ``extra``: its training and results) and the teacher as one bundle."""
     save_checkpoint(student, CheckpointInfo("student", prepared.backbone.name, student.config, prepared.layout,
                                             trained=True, extra=extra), bundle / "student")
     teacher_extra = {"training": {"epochs": options.teacher_epochs, "seed": options.seed},
