@@ -28,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
+from cvrkd.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
 from cvrkd.train.pseudolabels import (  # noqa: E402
     KNOTS, METRICS, fr_metrics, label_from_metrics, pseudo_label,
 )

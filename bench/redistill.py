@@ -139,7 +139,7 @@ def make_store(folder: Path, seed: Seeding, crowd_rows: np.ndarray, seed_rows: n
     distortion of ``gold`` crowd photos is registered as the pool registers its gold images."""
     from PIL import Image
 
-    from cvrkd.train.distortions import distort
+    from cvrkd.distortions import distort
 
     store_dir, pool = folder / "annotations", folder / "pool"
     if (folder / "done").exists():

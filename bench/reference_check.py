@@ -2,7 +2,7 @@
 distortion, against how similar different photos of the same size are; this sets ``MIN_SIMILARITY``.
 
 * Same photo: every Kodak photo under every distortion type at every level
-  (``cvrkd.train.distortions``), plus the TID2013 calibration pairs.
+  (``cvrkd.distortions``), plus the TID2013 calibration pairs.
 * Different photos: every pair of Kodak photos of the same size, and every pair
   of the CLIVE development photos (all 500x500).
 
@@ -23,7 +23,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from cvrkd.reference_check import MIN_SIMILARITY, details  # noqa: E402
-from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
+from cvrkd.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
 
 
 def _rgb(path: Path) -> np.ndarray:

@@ -18,7 +18,7 @@ from cvrkd import paths  # noqa: E402
 from cvrkd.evaluation import read_scores_csv  # noqa: E402
 from cvrkd.imageio import load_image  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
-from cvrkd.train.distortions import distort  # noqa: E402
+from cvrkd.distortions import distort  # noqa: E402
 from cvrkd.train.pseudolabels import pseudo_label  # noqa: E402
 from image_factory import photo  # noqa: E402
 from test_shipped_model import TYPES, UNSEEN_KODAK  # noqa: E402

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvrkd.train.distortions import distort
+from cvrkd.distortions import distort
 from space.files import png_bytes, write_atomic
 
 VERSIONS = (("motorcycle-jpeg", "jpeg", 4), ("motorcycle-blur", "gaussian_blur", 4),

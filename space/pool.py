@@ -1,7 +1,7 @@
 """The rating pool: the images people compare on the Rate tab.
 
 Built once, on first start, from the reference gallery's photos plus seeded
-distorted versions of each (``cvrkd.train.distortions``), so pairs have a known
+distorted versions of each (``cvrkd.distortions``), so pairs have a known
 expected order (gold pairs: pristine against the strongest level). Uploads
 join only with their uploader's consent. Every image is stored as PNG and
 registered in the annotation store under its content hash, with its source and
@@ -23,7 +23,7 @@ from PIL import Image
 from annotations.schema import image_id_for
 from annotations.shards import fsync_dir
 from annotations.store import AnnotationStore
-from cvrkd.train.distortions import distort
+from cvrkd.distortions import distort
 from cvrkd.gallery import Gallery
 from cvrkd.imageio import LoadedImage
 from space.files import png_bytes, write_atomic

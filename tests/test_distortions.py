@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort
+from cvrkd.distortions import DISTORTIONS, LEVELS, distort
 
 KADID_TYPES = (
     "gaussian_blur", "lens_blur", "motion_blur",

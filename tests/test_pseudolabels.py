@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort
+from cvrkd.distortions import DISTORTIONS, LEVELS, distort
 from cvrkd.train.pseudolabels import (
     KNOTS, METRICS, fr_metrics, label_from_metrics, metric_score, pseudo_label, pseudo_labels,
 )

@@ -12,7 +12,7 @@ from annotations.schema import image_id_for
 from annotations.store import AnnotationStore
 from cvrkd import paths
 from cvrkd.checkpoint import load_checkpoint, save_checkpoint
-from cvrkd.train.distortions import distort
+from cvrkd.distortions import distort
 from cvrkd.gallery import build_default_gallery
 from cvrkd.train.redistill import RedistillConfig
 from cvrkd.train.redistill_job import redistill_from_store

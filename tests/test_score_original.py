@@ -64,7 +64,7 @@ def test_versions_of_a_photo_pass_and_other_photos_are_flagged():
 
 def test_kodak_versions_pass_and_other_kodak_photos_are_flagged(shared_data):
     from cvrkd.reference_check import mismatch_warning
-    from cvrkd.train.distortions import distort
+    from cvrkd.distortions import distort
 
     kodak = sorted((shared_data / "kodak24").glob("*.png"))
     first, second = (np.asarray(Image.open(path).convert("RGB")) for path in kodak[:2])

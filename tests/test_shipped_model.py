@@ -7,7 +7,7 @@ from scipy.stats import spearmanr
 
 from cvrkd import paths
 from cvrkd.scorer import Scorer
-from cvrkd.train.distortions import distort
+from cvrkd.distortions import distort
 from cvrkd.train.pseudolabels import pseudo_label
 from image_factory import photo
 

@@ -112,7 +112,7 @@ class SyntheticPixels:
     def __init__(self, synthetic_dir: Path, split: str, limit: int = 0, seed: int = 0) -> None:
         """``limit``: regenerate only a seeded subset of that many rows (0 = all of the split)."""
         from cvrkd.features import resize_long_side
-        from cvrkd.train.distortions import distort
+        from cvrkd.distortions import distort
 
         config = json.loads((Path(synthetic_dir) / "config.json").read_text())
         rows = [row for row in _rows(synthetic_dir) if row["split"] == split]

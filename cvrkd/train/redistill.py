@@ -31,7 +31,7 @@ candidate with its mixed tail): features never carry over from one checkpoint to
 Replay comes from the original synthetic training set (``cvrkd train data``) when it is
 configured: a seeded subset of its train split is regenerated and replayed, and its val split
 is the gate's synthetic check. Without it (a Space has only the repository) the replay set
-is built from the built-in gallery photos with :mod:`cvrkd.train.distortions`; that check is
+is built from the built-in gallery photos with :mod:`cvrkd.distortions`; that check is
 weaker, because the gallery photos are also the references.
 """
 from __future__ import annotations
@@ -178,7 +178,7 @@ def gallery_replay(gallery: Gallery, cache: FeatureCache, types: int = 25,
                    log: Log = print) -> tuple[ReplayPixels, ReplayPixels]:
     """Every distortion type once per built-in photo (levels rotate) plus the pristine photo, with
     FR pseudo-labels (cached: they cost seconds each); ``REPLAY_VALIDATION_PHOTOS`` are the check."""
-    from cvrkd.train.distortions import DISTORTIONS, LEVELS, distort
+    from cvrkd.distortions import DISTORTIONS, LEVELS, distort
     from cvrkd.train.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
     photos = gallery.load_images()

@@ -80,7 +80,7 @@ def source_positions(pixels: np.ndarray, config: SyntheticConfig, key: str) -> l
 def build(config: SyntheticConfig, out_dir: Path, backbone: FrozenBackbone,
           progress: Progress | None = None) -> Path:
     """Write one shard per source plus ``labels.csv``; existing shards are kept (resume)."""
-    from cvrkd.train.distortions import DISTORTIONS, distort
+    from cvrkd.distortions import DISTORTIONS, distort
     from cvrkd.train.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
     out_dir.mkdir(parents=True, exist_ok=True)
