@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from space.config import NEW_RATERS_PER_IP_ENV, VOTES_PER_IP_ENV, AppConfig  # noqa: E402  (needs the path above)
+from space.services.config import NEW_RATERS_PER_IP_ENV, VOTES_PER_IP_ENV, AppConfig  # noqa: E402  (needs the path above)
 SHIPPED = ROOT / "cvrkd" / "weights"
 ENDPOINTS = ("/score", "/next_pair", "/vote")
 LOOK_S = (0.5, 1.0)

@@ -137,7 +137,7 @@ class Api:
 
 
 class PageApi(Api):
-    """The rating page's JSON routes (``/api/rate/...``, see space/rate_page.py), as a phone that opened
+    """The rating page's JSON routes (``/api/rate/...``, see space/web/rate_page.py), as a phone that opened
     ``/rate/NAME`` calls them; answers are returned in the shapes ``Api`` returns."""
 
     async def _call(self, endpoint: str, data: list):

@@ -17,10 +17,10 @@ from typing import Any
 import gradio as gr
 
 from cvrkd.imageio import MAX_FILE_BYTES
-from space import (api, assets, leaderboard_tab, links, live_tab, model_tab, present_page, rate_page, rate_tab,
-                   score_tab)
-from space.config import AppConfig
-from space.state import Services, Trainer, build_services
+from space.ui import api, assets, leaderboard_tab, links, live_tab, model_tab, rate_tab, score_tab
+from space.web import present_page, rate_page
+from space.services.config import AppConfig
+from space.services.container import Services, Trainer, build_services
 
 TITLE = "CVRKD-IQA: image quality against non-aligned references"
 

@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def proven_rater(app, public: str, gold_right: int = 4, age: timedelta = timedelta(hours=2)) -> str:
-    """A signed id with a track record in the app's store (``space.reviewers``): 20 judgements from ``age``
+    """A signed id with a track record in the app's store (``space.services.reviewers``): 20 judgements from ``age``
     ago, 4 of them gold pairs of which ``gold_right`` were answered as expected."""
     from annotations.schema import Judgement
 

@@ -25,7 +25,7 @@ def server(untrained_bundle, scorer, tmp_path_factory):
 
     from annotations.store import AnnotationStore
     from space.app import create_app
-    from space.trainer_service import TrainerService
+    from space.services.trainer_service import TrainerService
 
     data = tmp_path_factory.mktemp("api-errors")
     counter = AnnotationStore(data / "annotations")

@@ -17,8 +17,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 @pytest.fixture(scope="module")
 def services(untrained_bundle, tmp_path_factory):
-    from space.config import AppConfig
-    from space.state import build_services
+    from space.services.config import AppConfig
+    from space.services.container import build_services
 
     options = model_options(untrained_bundle)
     config = AppConfig(data_dir=tmp_path_factory.getbasetemp() / "app-data", score_pool=False, **options,
@@ -39,7 +39,7 @@ def no_model_app(services, tmp_path_factory):
 
 
 def test_pool_is_built_from_the_gallery_with_gold_pairs_and_registered(services):
-    from space.pool import RatingPool
+    from space.services.pool import RatingPool
 
     pool, spec = services.pool, services.config.pool
     photos = len(services.galleries.default)
@@ -61,7 +61,7 @@ def test_pool_is_built_from_the_gallery_with_gold_pairs_and_registered(services)
 
 
 def test_bad_uploads_show_a_message_and_store_nothing(services, bad_inputs):
-    from space.score_tab import score_view
+    from space.ui.score_tab import score_view
 
     images_before, pool_before = len(services.store.images()), len(services.pool)
     for case, path in bad_inputs.items():
@@ -75,7 +75,7 @@ def test_bad_uploads_show_a_message_and_store_nothing(services, bad_inputs):
 
 
 def test_a_converted_upload_is_scored_and_its_conversion_shown(services, good_inputs):
-    from space.score_tab import score_view
+    from space.ui.score_tab import score_view
 
     view = score_view(services, str(good_inputs["cmyk"]), None, None, False, None)
     assert 'class="score-value"' in view.html and "converted from CMYK" in view.html
@@ -83,7 +83,7 @@ def test_a_converted_upload_is_scored_and_its_conversion_shown(services, good_in
 
 
 def test_consented_upload_joins_the_pool_once_and_only_with_consent(no_model_app, tmp_path):
-    from space.score_tab import score_view
+    from space.ui.score_tab import score_view
 
     services = no_model_app.services
     path = tmp_path / "mine.png"
@@ -100,7 +100,7 @@ def test_consented_upload_joins_the_pool_once_and_only_with_consent(no_model_app
 
 
 def test_a_ticket_is_answered_once_and_only_by_its_rater(services):
-    from space.rating import RatingError
+    from space.services.rating import RatingError
 
     rating = services.rating
     ticket = rating.next_pair("anon-ticket-a")
@@ -123,7 +123,7 @@ def test_a_ticket_is_answered_once_and_only_by_its_rater(services):
 
 
 def test_votes_are_rate_limited_and_carry_the_model_scores(services):
-    from space.rating import RatingError, RatingService
+    from space.services.rating import RatingError, RatingService
 
     class FixedScores:
         def version(self):
@@ -153,7 +153,7 @@ def test_votes_are_rate_limited_and_carry_the_model_scores(services):
 
 
 def test_agreement_counts_majority_pairs_and_leaves_out_split_votes():
-    from space.insights import model_agreement
+    from space.services.insights import model_agreement
 
     rows = [("a", "b", "left"), ("b", "a", "right"), ("a", "b", "right"),  # a beats b 2:1
             ("c", "b", "left"), ("b", "c", "left"),                        # split: left out
@@ -189,7 +189,7 @@ def test_leaderboard_ranks_judged_images_with_intervals_and_no_rater_ids(service
 
 
 def test_session_gallery_is_refused_whole_when_one_photo_is_bad(services, bad_inputs, good_inputs):
-    from space.score_tab import build_gallery
+    from space.ui.score_tab import build_gallery
 
     message, session, name = build_gallery(
         services, [str(good_inputs["non_square"]), str(bad_inputs["truncated"])], "mixed", {})
@@ -201,7 +201,7 @@ def test_session_gallery_is_refused_whole_when_one_photo_is_bad(services, bad_in
 
 def test_model_tab_lists_registry_runs_newest_first(tmp_path):
     from cvrkd.train.registry import ModelRegistry
-    from space.model_card import RUN_COLUMNS, runs
+    from space.services.model_card import RUN_COLUMNS, runs
 
     assert runs(tmp_path).empty and list(runs(tmp_path).columns) == RUN_COLUMNS
     registry = ModelRegistry(tmp_path)
@@ -214,8 +214,8 @@ def test_model_tab_lists_registry_runs_newest_first(tmp_path):
 
 
 def test_without_a_trained_model_the_app_starts_refuses_to_score_and_keeps_queues_apart(no_model_app, services):
-    from space.model_service import NO_MODEL
-    from space.score_tab import score_view
+    from space.services.model_service import NO_MODEL
+    from space.ui.score_tab import score_view
 
     app = no_model_app
     assert app.services.model.banner() == NO_MODEL
@@ -232,7 +232,7 @@ def test_without_a_trained_model_the_app_starts_refuses_to_score_and_keeps_queue
 
 
 def test_an_untrained_model_is_served_only_with_a_loud_warning(services, untrained_bundle):
-    from space.model_service import UNTRAINED, ModelService
+    from space.services.model_service import UNTRAINED, ModelService
 
     model = ModelService(untrained_bundle, True, services.data_dir / "cache" / "features",
                          services.galleries.default)
@@ -246,14 +246,14 @@ def test_an_untrained_model_is_served_only_with_a_loud_warning(services, untrain
 def test_image_uploads_reach_the_app_undecoded_so_it_can_explain_bad_files(bad_inputs):
     from gradio.components.image import ImageData
 
-    from space.components import raw_image
+    from space.ui.components import raw_image
 
     path = str(bad_inputs["not_an_image"])
     assert raw_image().preprocess(ImageData(path=path, orig_name="notes.txt")) == path
 
 
 def test_the_trainer_hears_of_each_judgement_and_cannot_break_a_vote(services):
-    from space.rating import RatingService
+    from space.services.rating import RatingService
 
     calls = []
 
@@ -273,9 +273,9 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     import numpy as np
 
     from annotations.store import AnnotationStore
-    from space import leaderboard_tab, plots
-    from space.insights import InsightsService
-    from space.rating import RatingService
+    from space.ui import leaderboard_tab, plots
+    from space.services.insights import InsightsService
+    from space.services.rating import RatingService
 
     ids = services.pool.ids
     loved = ids[0]  # the model's worst image, which people prefer to everything

@@ -100,7 +100,7 @@ def test_a_link_to_this_machine_is_flagged_and_the_public_address_is_used_when_s
 
 
 def test_only_addresses_of_this_machine_count_as_local():
-    from space.share import local_only
+    from space.services.share import local_only
 
     for url in ("http://127.0.0.1:7860/rate", "http://localhost:7860/", "http://[::1]:7860/", "http://0.0.0.0:7860/",
                 "http://127.1.2.3/", "http://app.localhost/"):

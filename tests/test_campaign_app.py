@@ -98,7 +98,7 @@ def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(serv
 
 
 def test_a_ticket_never_adds_to_another_campaign(server, tmp_path):
-    from space.rating import RatingError
+    from space.services.rating import RatingError
 
     app, _ = server
     rating = app.services.rating
@@ -119,7 +119,7 @@ def test_a_ticket_never_adds_to_another_campaign(server, tmp_path):
 
 
 def test_live_viewers_share_one_computation_per_interval(server, tmp_path):
-    from space.live import LiveBoard
+    from space.services.live import LiveBoard
 
     app, _ = server
     if "other" not in app.services.campaigns:
@@ -144,7 +144,7 @@ def test_live_viewers_share_one_computation_per_interval(server, tmp_path):
 
 
 def test_links_are_parsed_and_unknown_parts_explained(server):
-    from space.links import Link, parse
+    from space.ui.links import Link, parse
 
     app, _ = server
     services = app.services
@@ -167,7 +167,7 @@ def test_admin_actions_need_the_token_and_a_zip_cannot_write_outside(server, tmp
 
     import gradio as gr
 
-    from space import campaign_admin
+    from space.ui import campaign_admin
 
     app, _ = server
     services = app.services

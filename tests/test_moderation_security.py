@@ -28,7 +28,7 @@ def server(untrained_bundle, scorer, tmp_path_factory):
 
     from annotations.store import AnnotationStore
     from space.app import create_app
-    from space.trainer_service import TrainerService
+    from space.services.trainer_service import TrainerService
 
     data = tmp_path_factory.mktemp("moderation")
     trainer = TrainerService(store_dir=data / "annotations", registry_dir=data / "registry",
@@ -100,7 +100,7 @@ def test_fresh_ids_cannot_review_and_held_photos_are_never_served(server, good_i
 def test_a_rejected_photo_is_deleted_and_stays_rejected(server, good_inputs):
     from gradio_client import handle_file
 
-    from space.moderation import Moderation
+    from space.services.moderation import Moderation
 
     app, url, client = server
     pool = app.services.pool
@@ -125,7 +125,7 @@ def test_model_info_names_no_server_folder(server):
 
 
 def test_the_browser_secret_is_readable_by_the_app_only(tmp_path):
-    from space.rate_tab import browser_secret
+    from space.ui.rate_tab import browser_secret
 
     made = browser_secret(tmp_path / "fresh")
     assert oct((tmp_path / "fresh" / ".browser-secret").stat().st_mode & 0o777) == "0o600"
@@ -143,8 +143,8 @@ def test_one_admin_check_everywhere_with_wrong_tokens_limited(server):
     import gradio as gr
     from gradio_client.exceptions import AppError
 
-    from space import campaign_admin
-    from space.admin_auth import MAX_FAILURES, AdminGuard, NotAuthorised
+    from space.ui import campaign_admin
+    from space.services.admin_auth import MAX_FAILURES, AdminGuard, NotAuthorised
 
     app, _, client = server
     assert client.predict("s3cret", "", "", api_name="/moderate") == {"pending": [], "flagged": []}

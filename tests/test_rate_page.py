@@ -1,4 +1,4 @@
-"""The lightweight rating page and its JSON routes (space/rate_page.py) against a running app: the
+"""The lightweight rating page and its JSON routes (space/web/rate_page.py) against a running app: the
 same rules as the Rate tab and the Gradio API (signed rater ids, tickets bound to their campaign,
 client limits), a clear refusal for bad input, and nothing stored when refused."""
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_bad_votes_store_nothing(served):
 
 
 def test_new_rater_ids_are_limited_per_address_whatever_session_the_page_names(served, monkeypatch):
-    from space.raters import AddressLimits, ClientLimits
+    from space.services.raters import AddressLimits, ClientLimits
 
     app, client = served
     limit = 5

@@ -22,7 +22,7 @@ def server(untrained_bundle, scorer, tmp_path_factory):
 
     from annotations.store import AnnotationStore
     from space.app import create_app
-    from space.trainer_service import TrainerService
+    from space.services.trainer_service import TrainerService
 
     data = tmp_path_factory.mktemp("raters")
     trainer = TrainerService(store_dir=data / "annotations", registry_dir=data / "registry",
@@ -40,7 +40,7 @@ def server(untrained_bundle, scorer, tmp_path_factory):
 
 def fresh_limits(app, new: int, votes: int):
     """Counters from zero, so each test starts with its own budget (new ids and votes per address)."""
-    from space.raters import AddressLimits, ClientLimits
+    from space.services.raters import AddressLimits, ClientLimits
 
     return ClientLimits(app.services.raters, AddressLimits(votes, new, new), app.services.config.votes_per_minute)
 
@@ -131,14 +131,14 @@ def test_contributed_photos_wait_for_an_admin_or_enough_reviewers(server, good_i
     assert client.predict("s3cret", second["image_id"], "approve", api_name="/moderate")["status"] == "approved"
     assert moderation.visible(second["image_id"])
 
-    from space.moderation import Moderation
+    from space.services.moderation import Moderation
 
     reopened = Moderation(app.services.pool, quorum=2)  # the queue survives a restart
     assert reopened.status(first["image_id"]) == reopened.status(second["image_id"]) == "approved"
 
 
 def test_the_secret_comes_from_the_environment_or_is_made_once(tmp_path, monkeypatch):
-    from space.raters import SECRET_ENV, RaterIds, load_secret
+    from space.services.raters import SECRET_ENV, RaterIds, load_secret
 
     monkeypatch.delenv(SECRET_ENV, raising=False)
     made = load_secret(tmp_path)
@@ -153,7 +153,7 @@ def test_the_secret_comes_from_the_environment_or_is_made_once(tmp_path, monkeyp
 
 
 def test_addresses_come_from_the_proxy_only_when_trusted_and_are_never_kept(monkeypatch):
-    from space.raters import TRUST_PROXY_ENV, AddressLimits, ClientLimits, RaterIds, client_of
+    from space.services.raters import TRUST_PROXY_ENV, AddressLimits, ClientLimits, RaterIds, client_of
 
     request = SimpleNamespace(session_hash="s1", client=SimpleNamespace(host="10.0.0.1"),
                               headers={"x-forwarded-for": "1.2.3.4, 5.6.7.8"})

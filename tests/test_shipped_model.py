@@ -41,8 +41,8 @@ def test_shipped_bundle_records_its_training(shipped_scorer):
 
 def test_model_tab_shows_the_layout_and_the_cross_validated_record(shipped_scorer, data_dir):
     from cvrkd.gallery import build_default_gallery
-    from space.model_card import summary_markdown
-    from space.model_service import ModelService
+    from space.services.model_card import summary_markdown
+    from space.services.model_service import ModelService
 
     service = ModelService(paths.default_model_dir(), False, data_dir / "cache",
                            build_default_gallery(data_dir / "gallery"))

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.slow  # the trainer process loads the shipped teacher a
 def test_a_round_started_from_the_model_tab_finishes(tmp_path, monkeypatch):
     from gradio_client import Client
 
-    from space import model_card
+    from space.services import model_card
     from space.app import create_app
-    from space.model_tab import trainer_markdown
+    from space.ui.model_tab import trainer_markdown
 
     assert (SHIPPED / "student" / "config.json").is_file(), "the trained model must be shipped in cvrkd/weights"
     monkeypatch.setenv("CVRKD_ADMIN_TOKEN", "s3cret")

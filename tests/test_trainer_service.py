@@ -4,7 +4,7 @@ import pytest
 from annotations.store import AnnotationStore
 from cvrkd.checkpoint import untrained
 from cvrkd.train.registry import ModelRegistry
-from space.trainer_service import NotAuthorised, TrainerService
+from space.services.trainer_service import NotAuthorised, TrainerService
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_promotion_in_the_registry_is_served_and_rollback_restores(service, scor
 
 def test_a_failed_round_shows_its_reason_on_the_model_tab(scorer, tmp_path):
     """A real trainer process that fails (no student in the model folder): its error reaches the Model tab."""
-    from space.model_tab import trainer_markdown
+    from space.ui.model_tab import trainer_markdown
 
     store = AnnotationStore(tmp_path / "annotations")
     store.close()

@@ -200,7 +200,7 @@ def test_the_gradio_api_passes_the_same_rules(served, wide_floor, monkeypatch):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    from space.raters import ClientLimits
+    from space.services.raters import ClientLimits
 
     app, client = served
     limits = app.services.limits  # fresh counters: an earlier test used up this address's budget
@@ -224,8 +224,8 @@ def test_the_gradio_api_passes_the_same_rules(served, wide_floor, monkeypatch):
 def test_the_admin_panel_sizes_a_campaign_for_its_audience(served, tmp_path, monkeypatch):
     import gradio as gr
 
-    from space import campaign_admin
-    from space.admin_auth import ADMIN_TOKEN_ENV
+    from space.ui import campaign_admin
+    from space.services.admin_auth import ADMIN_TOKEN_ENV
 
     app, _ = served
     monkeypatch.setenv(ADMIN_TOKEN_ENV, "panel-token")

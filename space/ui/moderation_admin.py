@@ -1,0 +1,80 @@
+"""Admin screen for contributed photos: thumbnails of those waiting, each with Approve and Reject.
+
+What ``/moderate`` does by image id, with the photos in sight (the admin
+token is checked by the app's one check, ``space.services.admin_auth``). Thumbnails
+travel inside the page as ``data:`` URLs, never as file links: a photo
+waiting for moderation must not be downloadable by anyone else.
+"""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from space.ui import admin
+from space.services.container import Services
+
+THUMB_SIDE = 240
+
+
+def waiting(services: Services, token: str | None, request: object = None) -> list[dict]:
+    """Photos waiting for an admin (flagged first, then pending), with thumbnails; checks the token."""
+    admin.check_token(services.admin, token, request, "admin moderation screen")
+    moderation = services.moderation
+    return [{"image_id": image_id, "status": moderation.status(image_id),
+             "thumbnail": moderation.photo(image_id, THUMB_SIDE)}
+            for image_id in moderation.flagged() + moderation.pending()]
+
+
+def decide(services: Services, token: str | None, image_id: str, decision: str,
+           request: object = None) -> tuple[list[dict], str]:
+    """Apply one decision; returns the photos still waiting and a line saying what happened."""
+    outcome = admin.moderate(services.moderation, services.admin, token, image_id, decision, request)
+    done = "approved: it joins the rating pairs" if outcome["status"] == "approved" else "rejected: its file is deleted"
+    return waiting(services, token, request), f"Photo `{image_id[:12]}` {done}."
+
+
+def build(services: Services) -> None:
+    """The admin accordion (inside the current tab)."""
+    with gr.Accordion("Admin: contributed photos waiting for moderation (needs the admin token)", open=False,
+                      elem_id="moderation-admin"):
+        token = gr.Textbox(label="Admin token", type="password", elem_id="moderation-admin-token")
+        show = gr.Button("Show photos waiting", elem_id="moderation-admin-show")
+        result = gr.Markdown(elem_id="moderation-admin-result")
+        photos = gr.State(None)  # None until the token was checked; then the photos waiting
+
+        @gr.render(inputs=photos)
+        def cards(items: list[dict] | None) -> None:
+            if items is None:
+                return
+            if not items:
+                gr.Markdown("No contributed photo is waiting for a decision.", elem_id="moderation-admin-empty")
+                return
+            with gr.Row(elem_id="moderation-admin-photos"):
+                for item in items:
+                    with gr.Column(min_width=220, elem_classes="moderation-card"):
+                        image_id = item["image_id"]
+                        gr.HTML(f'<img class="moderation-thumb" src="{item["thumbnail"]}" '
+                                f'alt="contributed photo {html.escape(image_id[:12])}" style="max-width:100%">'
+                                f'<p><code>{html.escape(image_id[:12])}</code> · {html.escape(item["status"])}</p>')
+                        with gr.Row():
+                            approve = gr.Button("Approve", variant="primary", elem_classes="moderation-approve",
+                                                key=f"approve-{image_id}")
+                            reject = gr.Button("Reject", variant="stop", elem_classes="moderation-reject",
+                                               key=f"reject-{image_id}")
+                        for button, decision in ((approve, "approve"), (reject, "reject")):
+                            button.click(_decision(services, image_id, decision), token, [photos, result],
+                                         concurrency_id="admin", api_visibility="private")
+
+    def on_show(token_: str, request: gr.Request) -> tuple[list[dict], str]:
+        items = waiting(services, token_, request)
+        return items, f"{len(items)} photo{'s' if len(items) != 1 else ''} waiting."
+
+    show.click(on_show, token, [photos, result], concurrency_id="admin", api_visibility="private")
+    token.submit(on_show, token, [photos, result], concurrency_id="admin", api_visibility="private")
+
+
+def _decision(services: Services, image_id: str, decision: str):
+    def handler(token_: str, request: gr.Request) -> tuple[list[dict], str]:
+        return decide(services, token_, image_id, decision, request)
+    return handler

@@ -1,0 +1,338 @@
+"""Score tab: an image (or an example) against a reference gallery, or its original.
+
+``score_view`` and friends do the work and return what to show, so they can
+be tested without a browser; ``build`` lays the tab out and wires the events.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import logging
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from cvrkd.gallery import Gallery
+from cvrkd.imageio import InvalidImageError, check_image_file, load_image
+from cvrkd.patches import check_alignable
+from space.ui import plots
+from space.ui.components import raw_image
+from space.ui.errors import note_refusal
+from space.services.examples import example_files, examples
+from space.services.galleries import MAX_SESSION_IMAGES
+from space.services.model_service import ModelUnavailable, ScoreReport
+from space.services.container import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 50
+SESSION_TTL_S = 6 * 3600
+CONSENT_LABEL = ("Add my image to the public rating pool. I took this photo or may share it, it shows "
+                 "no one who has not agreed, and it may be published under CC BY 4.0 with the ratings.")
+
+
+@dataclass
+class ScoreView:
+    """Everything the Score tab shows after one click."""
+
+    html: str
+    figure: go.Figure | None = None
+    references: list[tuple[str, str]] = field(default_factory=list)
+    scored: dict | None = None  # what the quality map needs, None when nothing was scored
+
+
+def resolve_gallery(services: Services, name: str | None, session: dict[str, str] | None) -> Gallery:
+    """An installed gallery by name, or one of this session's own galleries."""
+    if session and name in session:
+        return Gallery.load(session[name])
+    return services.galleries.get(name)
+
+
+def score_view(services: Services, image_path: str | None, gallery_name: str | None,
+               original_path: str | None, contribute: bool, session: dict[str, str] | None) -> ScoreView:
+    """Validate, optionally add to the pool, score; every failure becomes a plain message."""
+    started = time.perf_counter()
+    if not image_path:
+        return ScoreView(_refused("Upload an image (or click an example) first."))
+    try:
+        image = load_image(image_path, name=Path(image_path).name)
+        original = load_image(original_path, name="original") if original_path else None
+        if original is not None:
+            check_alignable(original.pixels.shape, image.pixels.shape)
+        gallery = resolve_gallery(services, gallery_name, session)
+    except (InvalidImageError, KeyError, FileNotFoundError) as exc:
+        note_refusal(_message(exc), "score tab")
+        return ScoreView(_refused(_message(exc)))
+    pooled = ""
+    if contribute:
+        entry = services.pool.add_upload(image)
+        status = services.moderation.submit(entry.image_id)
+        services.scores.refresh()
+        pooled = (f"Added to the rating pool as <code>{entry.image_id[:19]}…</code>"
+                  + (" (shown to raters once it has been checked)" if status == "pending" else "") + ". Thank you!")
+    try:
+        report = services.model.score(image, gallery, original)
+    except ModelUnavailable as exc:
+        return ScoreView(_refused(str(exc)) + _para(pooled))
+    elapsed = time.perf_counter() - started
+    references = [(str(gallery.root / e.file), e.name) for e in gallery.images]
+    return ScoreView(_result_html(services, report, elapsed) + _para(pooled), plots.per_reference(report.nar),
+                     references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
+
+
+PLACEHOLDER = "<p>The score will appear here.</p>"
+DROPPED = "data-dropped"
+"""Marks the message of an upload the image box must drop (the browser clears the box on seeing it)."""
+
+
+def upload_view(path: str | None, what: str) -> str:
+    """Check a new upload at once, without decoding it; the message to show in the result area.
+
+    A file that is not a usable image gets a refusal marked ``DROPPED``, so
+    the page clears the image box and shows no broken preview.
+    """
+    if not path:
+        return PLACEHOLDER
+    try:
+        check_image_file(path, name=Path(path).name)
+    except InvalidImageError as exc:
+        note_refusal(str(exc), f"score tab {what}")
+        return f'<p class="refused" {DROPPED}>⚠ {html.escape(f"{what.capitalize()} not used: {exc}")}</p>'
+    return PLACEHOLDER
+
+
+SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
+"""Shown the moment Score is clicked, so an old result never sits under the new job's progress."""
+
+
+def quality_view(services: Services, scored: dict | None) -> Any:
+    """The quality-map overlay for the last scored image (None when there is none)."""
+    if not scored:
+        return None
+    try:
+        image = load_image(scored["image"])
+        return services.model.quality_overlay(image, resolve_gallery(services, scored["gallery"], scored["session"]))
+    except (InvalidImageError, ModelUnavailable, KeyError, FileNotFoundError) as exc:
+        logger.info("no quality map: %s", exc)
+        return None
+
+
+def build_gallery(services: Services, files: list[str] | None, name: str, session: dict[str, str] | None,
+                  progress: Callable[[int, int, str], None] | None = None) -> tuple[str, dict[str, str], str | None]:
+    """Save the session's own gallery and compute its features: (message, session, new name)."""
+    session = dict(session or {})
+    taken = set(services.galleries.names()) | set(session)
+    try:
+        gallery = services.galleries.create_session_gallery(files or [], _unique(name, taken))
+    except InvalidImageError as exc:
+        return _refused(f"Gallery not created: {exc}"), session, None
+    session[gallery.name] = str(gallery.root)
+    try:
+        services.model.prepare_gallery(gallery, progress)
+    except ModelUnavailable as exc:
+        return _refused(str(exc)), session, gallery.name
+    return (f"<p>Gallery <b>{html.escape(gallery.name)}</b> is ready ({len(gallery)} references, "
+            "for this session only).</p>"), session, gallery.name
+
+
+def score_many(services: Services, files: list[str] | None, gallery_name: str | None,
+               session: dict[str, str] | None,
+               progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, str | None, str]:
+    """Score a batch; unreadable files get an error row. Returns (table, CSV path, message)."""
+    files = list(files or [])[:MAX_BATCH]
+    columns = ["file", "score", "spread", "model_version", "error"]
+    if not files:
+        return pd.DataFrame(columns=columns), None, _refused("Add some images first.")
+    try:
+        gallery = resolve_gallery(services, gallery_name, session)
+        services.model.require()
+    except (KeyError, ModelUnavailable) as exc:
+        return pd.DataFrame(columns=columns), None, _refused(_message(exc))
+    rows = []
+    for index, path in enumerate(files):
+        name = Path(path).name
+        if progress:
+            progress(index, len(files), name)
+        try:
+            report = services.model.score(load_image(path, name=name), gallery)
+            rows.append([name, round(report.nar.score, 2), round(report.nar.spread, 2),
+                         report.nar.model_version, ""])
+        except (InvalidImageError, ModelUnavailable) as exc:
+            rows.append([name, None, None, services.model.version, str(exc)])
+    table = pd.DataFrame(rows, columns=columns)
+    out = _batch_file()
+    with open(out, "w", newline="") as handle:
+        csv.writer(handle).writerows([columns, *rows])
+    failed = int(table["error"].astype(bool).sum())
+    return table, str(out), f"<p>Scored {len(rows) - failed} of {len(rows)} images.</p>"
+
+
+# --------------------------------------------------------------------- layout
+@dataclass
+class ScoreTab:
+    """The parts a ``?example=NAME`` link drives (see ``space.ui.links``)."""
+
+    tab: gr.Tab
+    example_outputs: list
+    map_input: gr.State
+    map_output: gr.Image
+
+
+def example_view(services: Services, name: str) -> ScoreView:
+    """The named example scored against the default gallery; KeyError for an unknown name.
+
+    The upload box stays empty: making it an output of the link's event would
+    undo ``raw_image``'s handling of uploads, so the result names the example.
+    """
+    path = str(example_files(services.data_dir / "examples")[name])
+    view = score_view(services, path, None, None, False, None)
+    view.html = f'<p class="example-name">Example: <b>{html.escape(name)}</b></p>' + view.html
+    return view
+
+
+def build(services: Services) -> ScoreTab:
+    """Lay out the Score tab and wire its events."""
+    names = services.galleries.names()
+    with gr.Tab("Score", id="score") as tab:
+        gr.Markdown(
+            "Upload a photo and get its quality on a **0–100 scale, higher = better**, judged against "
+            "high-quality reference photos of *other* content (CVRKD-IQA). If you have the pristine "
+            "original of your image, add it to get the full-reference teacher's score as well.")
+        session = gr.State({}, time_to_live=SESSION_TTL_S,
+                           delete_callback=lambda s: [services.galleries.delete_session_gallery(p)
+                                                      for p in (s or {}).values()])
+        scored = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=5):
+                image = raw_image(label="Image to score", sources=["upload", "clipboard"], height=320,
+                                 elem_id="score-image")
+                gallery = gr.Dropdown(names, value=names[0], label="Reference gallery", elem_id="score-gallery")
+                with gr.Accordion("I have the pristine original", open=False):
+                    original = raw_image(label="Pristine original (same photo, undistorted)",
+                                        sources=["upload", "clipboard"], height=220, elem_id="score-original")
+                contribute = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="score-consent")
+                button = gr.Button("Score", variant="primary", elem_id="score-button")
+            with gr.Column(scale=6):
+                result = gr.HTML(PLACEHOLDER, elem_id="score-result")
+                chart = gr.Plot(label="Per-reference scores", elem_id="score-chart")
+                references = gr.Gallery(label="References used", columns=6, rows=1, height=150,
+                                        allow_preview=True, object_fit="cover", elem_id="score-references")
+                qmap = gr.Image(label="Quality map: red marks the regions that lower the score", format="png",
+                                interactive=False, height=320, elem_id="score-map")
+        rows, labels = examples(services.data_dir / "examples")
+        gr.Examples(rows, inputs=[image, original], example_labels=labels,
+                    label="Examples: a photo that is not in the gallery (click one, then Score)")
+        with gr.Accordion("Use your own reference gallery (this session only)", open=False):
+            gr.Markdown(f"Upload 1–{MAX_SESSION_IMAGES} high-quality photos of any content. "
+                        "They are kept only while this page is open.")
+            gallery_files = gr.File(file_count="multiple", file_types=["image"], label="Reference photos")
+            gallery_name = gr.Textbox(label="Gallery name", placeholder="my gallery")
+            gallery_button = gr.Button("Build gallery")
+            gallery_status = gr.HTML()
+        with gr.Accordion("Score many images", open=False):
+            batch_files = gr.File(file_count="multiple", label=f"Images (up to {MAX_BATCH})")
+            batch_button = gr.Button("Score all")
+            batch_status = gr.HTML()
+            batch_table = gr.Dataframe(interactive=False, wrap=True)
+            batch_csv = gr.File(label="Scores as CSV", interactive=False)
+
+    def on_score(image_path, gallery_name_, original_path, contribute_, session_):
+        view = score_view(services, image_path, gallery_name_, original_path, contribute_, session_)
+        return view.html, view.figure, view.references, view.scored, None  # the map follows
+
+    def on_map(scored_):
+        return quality_view(services, scored_)
+
+    def on_build(files, name, session_, progress=gr.Progress()):
+        message, session_, new = build_gallery(services, files, name, session_,
+                                               lambda i, n, d: progress((i, n), desc=d))
+        choices = services.galleries.names() + list(session_)
+        return message, session_, gr.Dropdown(choices=choices, value=new or choices[0])
+
+    def on_batch(files, gallery_name_, session_, progress=gr.Progress()):
+        table, path, message = score_many(services, files, gallery_name_, session_,
+                                          lambda i, n, d: progress((i, n), desc=f"scoring {d}"))
+        return table, path, message
+
+    model_jobs = dict(concurrency_id="model", concurrency_limit=services.config.score_concurrency,
+                      api_visibility="private")
+    for box, what in ((image, "image"), (original, "original")):
+        # The box is cleared in the page, not by the server: an event that outputs to a component
+        # gives the session a stock copy of it, without raw_image's undecoded uploads.
+        checked = box.upload(lambda path, what=what: upload_view(path, what), box, result, queue=False,
+                             api_visibility="private")
+        checked.then(None, [result, box], box, js=f"(message, value) => message.includes('{DROPPED}') ? null : value",
+                     api_visibility="private")
+    clearing = button.click(lambda: (SCORING, None, [], None), None, [result, chart, references, qmap],
+                            queue=False, api_visibility="private")
+    scoring = clearing.then(on_score, [image, gallery, original, contribute, session],
+                            [result, chart, references, scored, qmap], **model_jobs)
+    scoring.then(on_map, [scored], [qmap], **model_jobs)
+    gallery_button.click(on_build, [gallery_files, gallery_name, session], [gallery_status, session, gallery],
+                         **model_jobs)
+    batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],
+                       **model_jobs)
+    return ScoreTab(tab, [result, chart, references, scored, qmap], scored, qmap)
+
+
+def _batch_file() -> Path:
+    """A fresh CSV path; batch files older than a day are removed so they cannot pile up."""
+    folder = Path(tempfile.gettempdir()) / "cvrkd-batches"
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.csv"):
+        if time.time() - old.stat().st_mtime > 86400:
+            old.unlink(missing_ok=True)
+    return folder / f"scores-{uuid.uuid4().hex[:12]}.csv"
+
+
+# ----------------------------------------------------------------------- html
+def _result_html(services: Services, report: ScoreReport, elapsed: float) -> str:
+    nar = report.nar
+    warning = services.model.banner()
+    parts = [f'<p class="refused">⚠ {html.escape(warning)}</p>'] if warning else []
+    if report.fr is None:
+        parts.append(f'<div class="score-value">{nar.score:.1f} <small>/ 100</small></div>'
+                     f"<p>± {nar.spread:.1f} across {len(nar.per_reference)} references of "
+                     f"<b>{html.escape(nar.gallery)}</b> (NAR student). Higher is better.</p>")
+    else:
+        parts.append(
+            '<table><tr><th></th><th>against the gallery (NAR student)</th>'
+            '<th>against your original (FR teacher)</th></tr>'
+            f'<tr><td>score</td><td class="score-value">{nar.score:.1f}</td>'
+            f'<td class="score-value">{report.fr.score:.1f}</td></tr>'
+            f"<tr><td>spread</td><td>± {nar.spread:.1f} over {len(nar.per_reference)} references</td>"
+            "<td>one aligned reference</td></tr></table><p>0–100, higher is better.</p>")
+    parts += [f'<p class="refused score-warning">⚠ {html.escape(text)}</p>' for text in report.warnings]
+    parts.append(f"<p>Scored in {elapsed:.2f} s · model <code>{html.escape(nar.model_version)}</code></p>")
+    if report.notes:
+        parts.append("<p>Input notes: " + "; ".join(html.escape(n) for n in report.notes) + "</p>")
+    return "".join(parts)
+
+
+def _refused(message: str) -> str:
+    return f'<p class="refused">⚠ {html.escape(message)}</p>'
+
+
+def _para(text: str) -> str:
+    return f"<p>{text}</p>" if text else ""
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base = name.strip()[:60]
+    if not base or base not in taken:
+        return base
+    number = 2
+    while f"{base} ({number})" in taken:
+        number += 1
+    return f"{base} ({number})"

@@ -1,0 +1,1 @@
+"""The plain-HTTP front door: the lightweight rating page, the presenter view and their JSON routes."""
