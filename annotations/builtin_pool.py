@@ -1,6 +1,6 @@
 """The built-in rating pool as a campaign (``default``), so it exports like any other.
 
-The app builds the pool on its first start (``space.pool``) and keeps its
+The app builds the pool on its first start (``space.services.pool``) and keeps its
 manifest in ``<data>/pool/pool.json``: the gallery photos, seeded distorted
 versions of each, and contributed photos. Gold checks are the pristine photos
 (``high``) against the strongest distortions (``low``). A contributed photo is
