@@ -23,18 +23,7 @@ from space.ui.assets import SHORTCUT_HELP
 from space.services.files import secret_file
 from space.services.rating import UNDO_WINDOW_S, RateLimited, RatingError
 from space.services.container import Services
-
-INSTRUCTIONS = (
-    "**Which image has the better quality?** Look for blur, noise, blocky compression, washed-out "
-    "or unnatural colour: judge the picture quality, not which scene you like more. "
-    "If you cannot tell them apart, choose *Same*; if you would rather not judge this pair, *Skip*.")
-CONSENT = (
-    "By rating you agree that your answers are stored and may be published as an open data set "
-    "(CC BY 4.0) for research on image quality: the two images shown, your choice, your response "
-    "time and a random rater id kept in this browser. No name, e-mail or IP address is stored; "
-    "signing in with Hugging Face only replaces the random id by a one-way hash of your user name. "
-    "Photos uploaded on the Score tab join the pairs only if their uploader ticked consent there.")
-
+from space.services.texts import CONSENT, INSTRUCTIONS, campaign_texts
 
 @dataclass
 class PairView:
@@ -157,11 +146,9 @@ def identify(services: Services, kept: str | None, profile: gr.OAuthProfile | No
 
 
 def campaign_text(services: Services, campaign: str | None) -> tuple[str, str]:
-    """(header, instructions) for the campaign on screen; the built-in pool has no header."""
-    found = services.images.campaign(campaign)
-    if found is None:
-        return "", INSTRUCTIONS
-    return f"## {found.title}", found.instructions or INSTRUCTIONS
+    """(header, instructions) as the tab shows them; the built-in pool has no header."""
+    title, instructions = campaign_texts(services.images, campaign)
+    return (f"## {title}" if title else ""), instructions
 
 
 def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> RateTab:

@@ -29,13 +29,12 @@ from space.services.examples import example_files, examples
 from space.services.galleries import MAX_SESSION_IMAGES
 from space.services.model_service import ModelUnavailable, ScoreReport
 from space.services.container import Services
+from space.services.texts import CONTRIBUTE_CONSENT
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 50
 SESSION_TTL_S = 6 * 3600
-CONSENT_LABEL = ("Add my image to the public rating pool. I took this photo or may share it, it shows "
-                 "no one who has not agreed, and it may be published under CC BY 4.0 with the ratings.")
 
 
 @dataclass
@@ -217,7 +216,7 @@ def build(services: Services) -> ScoreTab:
                 with gr.Accordion("I have the pristine original", open=False):
                     original = raw_image(label="Pristine original (same photo, undistorted)",
                                         sources=["upload", "clipboard"], height=220, elem_id="score-original")
-                contribute = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="score-consent")
+                contribute = gr.Checkbox(False, label=CONTRIBUTE_CONSENT, elem_id="score-consent")
                 button = gr.Button("Score", variant="primary", elem_id="score-button")
             with gr.Column(scale=6):
                 result = gr.HTML(PLACEHOLDER, elem_id="score-result")

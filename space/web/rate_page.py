@@ -41,10 +41,10 @@ from pydantic import BaseModel, Field
 from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services import voting
-from space.ui import rate_tab
 from space.services.raters import UnknownRater
 from space.services.rating import UNDO_WINDOW_S, CampaignNotFound, RateLimited, RatingError, Ticket
 from space.services.container import Services
+from space.services.texts import CONSENT, campaign_texts, plain
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def render_page(services: Services, campaign: str, problem: str = "") -> str:
     """The page with the campaign's title and instructions (as text: a campaign's owner wrote them)."""
     title, instructions = _texts(services, campaign)
     values = {"campaign": campaign, "title": title, "instructions": instructions, "problem": problem,
-              "consent": _plain(rate_tab.CONSENT), "undo_s": f"{UNDO_WINDOW_S:.0f}"}
+              "consent": plain(CONSENT), "undo_s": f"{UNDO_WINDOW_S:.0f}"}
     return _page_template().substitute({key: html.escape(value, quote=True) for key, value in values.items()})
 
 
@@ -177,14 +177,8 @@ def _page_template() -> Template:
 
 
 def _texts(services: Services, campaign: str) -> tuple[str, str]:
-    header, instructions = rate_tab.campaign_text(services, campaign or None)
-    title = header.removeprefix("## ").strip() or "Which image looks better?"
-    return title, _plain(instructions)
-
-
-def _plain(markdown: str) -> str:
-    """The Rate tab's Markdown as plain text (bold and italics markers dropped)."""
-    return markdown.replace("**", "").replace("*", "")
+    title, instructions = campaign_texts(services.images, campaign or None)
+    return title or "Which image looks better?", plain(instructions)
 
 
 def _client(request: Request) -> SimpleNamespace:
