@@ -5,7 +5,7 @@ most about the scores, by expected information gain under the current
 Gaussian belief (``annotations.posterior``, as in ASAP). ``strategy="mst"``
 serves them in batches instead, as ASAP and Hybrid-MST do: the spanning tree
 of all pairs with the most information, so each batch covers every image (on
-the benchmark this did worse than random pairing: see docs/annotations.md).
+the benchmark this did worse than random pairing: see docs/performance_annotations.md).
 ``strategy="random"`` draws active pairs uniformly (the benchmark's baseline).
 
 A share of pairs are gold checks (a known better image against a known worse

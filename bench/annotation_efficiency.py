@@ -22,7 +22,7 @@ After every ``--step`` judgements the judgements are scaled (Thurstone, with
 the raters' reliability weights) and compared with the true MOS by Spearman
 correlation. Writes an interactive plot (HTML), a PNG (if kaleido can run a
 local Chromium), the curves as CSV, and prints the summary table quoted in
-docs/annotations.md. The last line is
+docs/performance_annotations.md. The last line is
 
     judgements to SRCC 0.90: random N, active N, assisted N, human-only N
 

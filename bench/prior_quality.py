@@ -7,7 +7,7 @@ runs the "random" and "active + prior" arms of that bench on each (same simulate
 budget). The priors are oracles with noise, not models: read the table as the accuracy the model
 would need, never as a measurement of the model::
 
-    python bench/prior_quality.py --srcc 0.65 0.75 0.85 0.95 --seeds 5 --report docs/annotations.md
+    python bench/prior_quality.py --srcc 0.65 0.75 0.85 0.95 --seeds 5 --report docs/performance_annotations.md
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     levels = " ".join(f"{level:g}" for level in args.srcc)
     lines = ["## How good the prior must be for model-assisted labelling (synthetic priors)", "",
              "```bash", f"python bench/prior_quality.py --srcc {levels} --seeds {args.seeds} "
-             "--report docs/annotations.md", "```", "",
+             f"--report {args.report or 'FILE'}", "```", "",
              "Priors made from the true MOS plus Gaussian noise, scaled to each SRCC: oracles with noise, not "
              "models. Judgements to SRCC 0.90 against the true MOS, medians of per-seed crossings over "
              f"{args.seeds} seeds; `inf` where a seed never gets there within the budget.", "",
