@@ -4,7 +4,8 @@ import pytest
 from annotations.store import AnnotationStore
 from cvrkd.checkpoint import untrained
 from cvrkd.train.registry import ModelRegistry
-from space.services.trainer_service import NotAuthorised, TrainerService
+from space.services.admin_auth import NotAuthorised
+from space.services.trainer_service import TrainerService
 
 
 @pytest.fixture

@@ -19,11 +19,15 @@ from typing import Callable
 
 from cvrkd.train.redistill_job import start_background_round
 from cvrkd.train.registry import ModelRegistry, RegistryError
-from space.services.admin_auth import ADMIN_TOKEN_ENV, AdminGuard, NotAuthorised  # noqa: F401 - re-exported
+from space.services.admin_auth import AdminGuard
 
 MIN_NEW_ENV = "CVRKD_REDISTILL_EVERY"
 FAILURE_LINES = 8
 """Lines of a failed round's output shown on the Model tab: a Python traceback's last frames and error."""
+
+
+class RollbackRefused(ValueError):
+    """No such version to serve, or nothing to roll back to; the served model is unchanged."""
 
 
 @dataclass
@@ -72,17 +76,18 @@ class TrainerService:
             return False
         return self._start("automatic: enough new judgements")
 
-    def request_round(self, token: str, request: object = None) -> bool:
+    def request_round(self, token: object, request: object = None) -> bool:
+        """Admin: start a round now; False when one is already running."""
         self.guard.check(token, request)
         return self._start("requested by an admin")
 
-    def rollback(self, token: str, version: str | None = None, request: object = None) -> str:
-        """Serve an earlier version (or the shipped model: empty version)."""
+    def rollback(self, token: object, version: object = None, request: object = None) -> str:
+        """Admin: serve an earlier version (or the shipped model: empty version)."""
         self.guard.check(token, request)
         try:
-            target = self.registry.rollback(version or None)
+            target = self.registry.rollback(str(version or "").strip() or None)
         except RegistryError as exc:
-            raise ValueError(str(exc)) from exc
+            raise RollbackRefused(str(exc)) from exc
         self.sync_served_model()
         return target or "shipped model"
 

@@ -1,8 +1,8 @@
-"""Every rule a vote, an undo or a new rater id must pass, in one place for every client.
+"""A rater's actions (a new id, the next pair, a vote, an undo) and every rule they must pass, in one place.
 
 The Rate tab, the ``gradio_client`` API (``space.ui.api``) and the rating page's
-JSON routes (``space.web.rate_page``) all call these functions, so no entry
-point can skip a check: the rater id must be one the server signed; the
+JSON routes (``space.web.rate_page``) all call these functions and only
+translate their results and ``RatingError``s, so no entry point can skip a check: the rater id must be one the server signed; the
 ticket must be the rater's, unanswered and of the campaign on screen (which
 must be open); the answer must come at a human pace (``min_answer_ms``
 measured by the server, the per-rater limit); and the client's address must
@@ -19,6 +19,11 @@ def new_rater(services: Services, request: object, campaign: str | None = None) 
     """A fresh signed rater id, counted against the client's address within ``campaign``'s limits."""
     services.limits.new_rater(request, _campaign(services, campaign))
     return services.raters.issue()
+
+
+def next_pair(services: Services, signed_rater: object, campaign: str | None = None) -> Ticket:
+    """The pair this rater should judge now in ``campaign`` (``""``/None: the default one)."""
+    return services.rating.next_pair(services.raters.verify(signed_rater), campaign or None)
 
 
 def vote(services: Services, request: object, signed_rater: object, ticket: str, choice: str,

@@ -1,4 +1,4 @@
-"""Admin actions: the trainer (start a round, roll back), moderation, and the runs' curves."""
+"""The Model tab's trainer actions (start a round, roll back) and the runs' curves, over ``TrainerService``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from cvrkd.train.registry import ModelRegistry
-from space.services.admin_auth import AdminGuard, NotAuthorised
-from space.ui.errors import refusal
+from space.ui.errors import refusal, refused_as_error
 
 
 def _service(trainer):
@@ -16,49 +15,16 @@ def _service(trainer):
     return trainer
 
 
-def _text(value: object) -> str:
-    """A text argument as sent by the UI or any API client (None, numbers, ...), stripped."""
-    return "" if value is None else str(value).strip()
-
-
 def request_round(trainer, token: str | None, request: object = None) -> str:
-    try:
-        started = _service(trainer).request_round(_text(token), request)
-    except NotAuthorised as exc:
-        raise refusal(str(exc), "admin redistill") from None
+    with refused_as_error("admin redistill"):
+        started = _service(trainer).request_round(token, request)
     return "Re-distillation started." if started else "A re-distillation round is already running."
 
 
 def rollback(trainer, token: str | None, version: str | None, request: object = None) -> str:
-    try:
-        served = _service(trainer).rollback(_text(token), _text(version) or None, request)
-    except NotAuthorised as exc:
-        raise refusal(str(exc), "admin rollback") from None
-    except ValueError as exc:
-        raise refusal(str(exc), "admin rollback") from None
+    with refused_as_error("admin rollback"):
+        served = _service(trainer).rollback(token, version, request)
     return f"Now serving: {served}"
-
-
-def check_token(guard: AdminGuard, token: object, request: object, where: str) -> None:
-    """Refuse (``gr.Error``, one log line) unless ``token`` is the admin token; see ``space.services.admin_auth``."""
-    try:
-        guard.check(token, request)
-    except NotAuthorised as exc:
-        raise refusal(str(exc), where) from None
-
-
-def moderate(moderation, guard: AdminGuard, token: str | None, image_id: str | None, decision: str | None,
-             request: object = None) -> dict:
-    """Approve or reject a contributed photo; with no image id, list what waits for a decision."""
-    from space.services.moderation import ModerationError
-
-    check_token(guard, token, request, "admin moderate")
-    if not _text(image_id):
-        return {"pending": moderation.pending(), "flagged": moderation.flagged()}
-    try:
-        return {"image_id": _text(image_id), "status": moderation.decide(_text(image_id), _text(decision))}
-    except ModerationError as exc:
-        raise refusal(str(exc), "admin moderate") from None
 
 
 def run_curves(registry_dir: Path) -> go.Figure:

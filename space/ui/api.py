@@ -12,16 +12,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from annotations.campaigns import UnknownCampaign
 from cvrkd.imageio import InvalidImageError, load_image
-from space.services import model_card, voting
-from space.ui import admin
-from space.ui.components import checked_argument, file_argument
-from space.ui.errors import refusal
-from space.services.model_service import ModelUnavailable
-from space.services.moderation import ModerationError
-from space.services.rating import RatingError
+from space.services import contributions, model_card, moderating, voting
 from space.services.container import Services
+from space.services.rating import Ticket
+from space.ui.components import checked_argument, file_argument
+from space.ui.errors import refusal, refused_as_error
 
 def register(services: Services) -> None:
     """Add the endpoints to the Blocks being built (call inside its context)."""
@@ -38,105 +34,73 @@ def register(services: Services) -> None:
             chosen = services.galleries.get(gallery or None)
         except KeyError as exc:
             raise refusal(str(exc.args[0]), "API score") from None
-        try:
+        with refused_as_error("API score"):  # e.g. an original of another shape
             return services.model.score(loaded, chosen, reference).to_dict()
-        except (ModelUnavailable, InvalidImageError) as exc:  # e.g. an original of another shape
-            raise refusal(str(exc), "API score") from None
 
     def contribute(image: str | None, consent: bool) -> dict:
         """Offer an image to the rating pool (only with the uploader's consent); it is paired once moderation
         clears it."""
-        if consent is not True:
-            raise refusal("An image joins the rating pool only with consent=True from its owner.", "API contribute")
-        entry = services.pool.add_upload(_load(image, "image"))
-        status = services.moderation.submit(entry.image_id)
-        services.scores.refresh()
-        return {"image_id": entry.image_id, "pool_size": len(services.pool), "status": status}
+        with refused_as_error("API contribute"):
+            contributions.require_consent(consent)  # before the file is decoded
+            return contributions.contribute(services, _load(image, "image"), consent).to_dict()
 
     def new_rater(campaign: str | None, request: gr.Request) -> str:
         """A new signed rater id for /next_pair and /vote (counted within the campaign's per-address limits;
         "" = the default one); keep it private (only its part before the dot is public)."""
-        try:
+        with refused_as_error("API rater"):
             return voting.new_rater(services, request, campaign or None)
-        except RatingError as exc:
-            raise refusal(str(exc), "API rater") from None
-
-    def signed(rater_id: object, where: str) -> str:
-        try:
-            return services.raters.verify(rater_id)
-        except RatingError as exc:
-            raise refusal(str(exc), where) from None
 
     def galleries() -> list[str]:
         """Names of the installed reference galleries (the first is the default)."""
         return services.galleries.names()
 
+    def shown(ticket: Ticket) -> tuple[dict, str, str]:
+        return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
+
     def next_pair(rater_id: str, campaign: str | None) -> tuple[dict, str, str]:
         """The next pair for this rater in a campaign ("" = the default one): ticket info, then the left and
         right images."""
-        public = signed(rater_id, "API next_pair")
-        try:
-            ticket = services.rating.next_pair(public, campaign or None)
-        except RatingError as exc:
-            raise refusal(str(exc), "API next_pair") from None
-        return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
+        with refused_as_error("API next_pair"):
+            return shown(voting.next_pair(services, rater_id, campaign))
 
     def vote(rater_id: str, ticket: str, choice: str, response_ms: float | None, request: gr.Request) -> dict:
         """Answer a ticket: left, right, same or skip. The server measures the response time; a client's
         response_ms (optional) is stored only as a hint."""
-        try:
+        with refused_as_error("API vote"):
             return voting.vote(services, request, rater_id, ticket, choice, response_ms).to_dict()
-        except RatingError as exc:
-            raise refusal(str(exc), "API vote") from None
 
     def undo(rater_id: str) -> tuple[dict, str, str]:
         """Take back your last answer (within a few seconds of it): its pair again, as /next_pair returns."""
-        try:
-            ticket = voting.undo(services, rater_id)
-        except RatingError as exc:
-            raise refusal(str(exc), "API undo") from None
-        return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
+        with refused_as_error("API undo"):
+            return shown(voting.undo(services, rater_id))
 
     def review_next(rater_id: str) -> dict:
         """Opt-in moderation, for proven raters only: a contributed photo waiting for review (as a data: URL)
         or none, to answer with /review."""
-        public = signed(rater_id, "API review_next")
-        try:
-            image_id = services.moderation.next_for(public)
-        except ModerationError as exc:
-            raise refusal(str(exc), "API review_next") from None
-        if image_id is None:
-            return {"image_id": None, "message": "No photo is waiting for review."}
-        return {"image_id": image_id, "image": services.moderation.photo(image_id)}
+        with refused_as_error("API review_next"):
+            return moderating.review_next(services, rater_id)
 
     def review(rater_id: str, image_id: str, verdict: str, request: gr.Request) -> dict:
         """Say whether a contributed photo is fine to show raters ("ok") or not ("flag")."""
-        public = signed(rater_id, "API review")
-        try:
-            services.limits.vote(request)
-            return {"image_id": image_id, "status": services.moderation.review(public, image_id, verdict)}
-        except (RatingError, ModerationError) as exc:
-            raise refusal(str(exc), "API review") from None
+        with refused_as_error("API review"):
+            return moderating.review(services, request, rater_id, image_id, verdict)
 
     def moderate(admin_token: str, image_id: str, decision: str, request: gr.Request) -> dict:
         """Admin: approve or reject a contributed photo; with an empty image id, list pending and flagged ones."""
-        return admin.moderate(services.moderation, services.admin, admin_token, image_id, decision, request)
+        with refused_as_error("admin moderate"):
+            return moderating.moderate(services, admin_token, request, image_id, decision)
 
     def leaderboard(campaign: str | None) -> dict:
         """A campaign's ("" = the default one) scaled scores with 95% CIs, model agreement, activity and
         anonymous rater statistics."""
-        try:
+        with refused_as_error("API leaderboard"):
             return services.insights.current(campaign or None).to_dict()
-        except UnknownCampaign as exc:
-            raise refusal(str(exc), "API leaderboard") from None
 
     def live(campaign: str | None) -> dict:
         """A campaign's live numbers (votes, raters, model agreement, top of the ranking), shared by every
         poller and refreshed at most every few seconds."""
-        try:
+        with refused_as_error("API live"):
             return services.live_numbers(campaign)
-        except UnknownCampaign as exc:
-            raise refusal(str(exc), "API live") from None
 
     def model_info() -> dict:
         """The model in service, the re-distillation runs and the trainer status."""

@@ -11,25 +11,22 @@ import html
 
 import gradio as gr
 
-from space.ui import admin
+from space.services import moderating
 from space.services.container import Services
-
-THUMB_SIDE = 240
+from space.ui.errors import refused_as_error
 
 
 def waiting(services: Services, token: str | None, request: object = None) -> list[dict]:
     """Photos waiting for an admin (flagged first, then pending), with thumbnails; checks the token."""
-    admin.check_token(services.admin, token, request, "admin moderation screen")
-    moderation = services.moderation
-    return [{"image_id": image_id, "status": moderation.status(image_id),
-             "thumbnail": moderation.photo(image_id, THUMB_SIDE)}
-            for image_id in moderation.flagged() + moderation.pending()]
+    with refused_as_error("admin moderation screen"):
+        return moderating.waiting(services, token, request)
 
 
 def decide(services: Services, token: str | None, image_id: str, decision: str,
            request: object = None) -> tuple[list[dict], str]:
     """Apply one decision; returns the photos still waiting and a line saying what happened."""
-    outcome = admin.moderate(services.moderation, services.admin, token, image_id, decision, request)
+    with refused_as_error("admin moderate"):
+        outcome = moderating.moderate(services, token, request, image_id, decision)
     done = "approved: it joins the rating pairs" if outcome["status"] == "approved" else "rejected: its file is deleted"
     return waiting(services, token, request), f"Photo `{image_id[:12]}` {done}."
 

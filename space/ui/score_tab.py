@@ -28,6 +28,7 @@ from space.ui.errors import note_refusal
 from space.services.examples import example_files, examples
 from space.services.galleries import MAX_SESSION_IMAGES
 from space.services.model_service import ModelUnavailable, ScoreReport
+from space.services import contributions
 from space.services.container import Services
 from space.services.texts import CONTRIBUTE_CONSENT
 
@@ -71,11 +72,10 @@ def score_view(services: Services, image_path: str | None, gallery_name: str | N
         return ScoreView(_refused(_message(exc)))
     pooled = ""
     if contribute:
-        entry = services.pool.add_upload(image)
-        status = services.moderation.submit(entry.image_id)
-        services.scores.refresh()
-        pooled = (f"Added to the rating pool as <code>{entry.image_id[:19]}…</code>"
-                  + (" (shown to raters once it has been checked)" if status == "pending" else "") + ". Thank you!")
+        added = contributions.contribute(services, image, consent=True)  # the ticked box is the owner's consent
+        pooled = (f"Added to the rating pool as <code>{added.image_id[:19]}…</code>"
+                  + (" (shown to raters once it has been checked)" if added.status == "pending" else "")
+                  + ". Thank you!")
     try:
         report = services.model.score(image, gallery, original)
     except ModelUnavailable as exc:

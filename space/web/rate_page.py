@@ -111,8 +111,7 @@ def routes(services: Services) -> list:
     @router.post("/api/rate/next_pair")
     def next_pair(body: PairRequest) -> JSONResponse:
         try:
-            public = services.raters.verify(body.rater_id)
-            ticket = services.rating.next_pair(public, body.campaign or None)
+            ticket = voting.next_pair(services, body.rater_id, body.campaign)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "next_pair")
         return JSONResponse(_pair(services, ticket))
