@@ -14,7 +14,8 @@ from pathlib import Path
 from annotations.campaign_import import CONTENT_FROM, CampaignError
 from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, Campaign, CampaignRegistry, Settings
 from annotations.config import default_data_dir
-from annotations.rounds import in_current_round, reset
+from annotations.round_reset import reset
+from annotations.rounds import in_current_round
 from annotations.schema import DEFAULT_CAMPAIGN
 from annotations.store import AnnotationStore
 

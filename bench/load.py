@@ -19,13 +19,10 @@ import os
 import platform
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from space.services.config import NEW_RATERS_PER_IP_ENV, VOTES_PER_IP_ENV, AppConfig  # noqa: E402  (needs the path above)
-SHIPPED = ROOT / "cvrkd" / "weights"
+from bench.app_process import free_port, model_arguments, start_app, wait_until_up  # noqa: E402  (needs the path above)
+from space.services.config import AppConfig  # noqa: E402
 ENDPOINTS = ("/score", "/next_pair", "/vote")
 LOOK_S = (0.5, 1.0)
 """Seconds a simulated user looks at a pair before voting (the app's floor is ``AppConfig.min_answer_ms``)."""
@@ -59,49 +56,6 @@ class Tally:
                 self.latencies[endpoint].append(seconds)
             else:
                 self.errors[endpoint].append(error)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def model_arguments(model: Path | None, scratch: Path) -> tuple[list[str], str]:
-    """app.py flags for the model to serve, and a description for the report."""
-    if model is not None:
-        return ["--model", str(model)], f"`{model}`"
-    if (SHIPPED / "student" / "config.json").is_file():
-        return ["--model", str(SHIPPED)], "the installed model (`cvrkd/weights`)"
-    from cvrkd.checkpoint import save_checkpoint, untrained
-
-    for role in ("teacher", "student"):
-        save_checkpoint(*untrained(role, seed=0), scratch / "model" / role)
-    return (["--model", str(scratch / "model"), "--allow-untrained"],
-            "a random-init bundle of the shipped architecture (no trained model installed yet)")
-
-
-def start_app(flags: list[str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    # every simulated client shares 127.0.0.1, as a room behind one router does: the app's own limits apply
-    # (a talk's campaign is created for its audience); none is raised from the environment
-    env = {key: value for key, value in os.environ.items() if key not in (VOTES_PER_IP_ENV, NEW_RATERS_PER_IP_ENV)}
-    env.update({"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-                "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
-    command = [sys.executable, "app.py", "--data-dir", str(data_dir), *flags]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the app exited during start-up")
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError("the app did not start")
 
 
 @dataclass

@@ -343,7 +343,7 @@ def write_section(path: Path, text: str) -> None:
 def campaign_app(model: Path | None, prefix: str) -> Iterator[str]:
     """``python app.py`` on a fresh data folder holding this scenario's campaign; yields its URL and
     removes everything afterwards (for the benches that explain this one)."""
-    from bench.load import free_port, model_arguments, start_app, wait_until_up
+    from bench.app_process import free_port, model_arguments, start_app, wait_until_up
 
     scratch = Path(tempfile.mkdtemp(prefix=prefix))
     flags, _ = model_arguments(model, scratch)
@@ -365,7 +365,7 @@ def campaign_app(model: Path | None, prefix: str) -> Iterator[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.load import free_port, model_arguments, start_app, wait_until_up
+    from bench.app_process import free_port, model_arguments, start_app, wait_until_up
     from annotations.store import AnnotationStore
 
     args.think = tuple(args.think or THINK_S)

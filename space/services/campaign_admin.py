@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from annotations.campaigns import DEFAULT_LICENCE, CampaignError, Settings
-from annotations.rounds import in_current_round, reset as reset_campaign
+from annotations.round_reset import reset as reset_campaign
+from annotations.rounds import in_current_round
 from space.services.container import Services
 
 MAX_UNZIPPED_BYTES = 2 * 1024**3

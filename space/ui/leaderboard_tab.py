@@ -8,12 +8,12 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services import share
 from space.ui import plots, share_panel
 from space.services.insights import Insights
 from space.services.container import Services
+from space.ui.errors import refused_as_error
 
 
 NO_VOTES = (
@@ -93,7 +93,7 @@ def assisted_markdown(insights: Insights, prior_enabled: bool = True) -> str:
         f"slope **{cal.slope:.2f}** per sd of model score, residual sd **{cal.residual_sd:.2f}**, so the model's "
         f"scores explain **{cal.explained:.0%}** of the spread of quality (0% = no help, the prior is then "
         "the same for every image).",
-        f"* **Human-only**: the judgements alone (what an exported data set carries); **model-assisted**: "
+        "* **Human-only**: the judgements alone (what an exported data set carries); **model-assisted**: "
         "the judgements combined with the model's calibrated prior. Both in Thurstone units with 95% intervals.",
         f"* **{_plural(flagged, 'image')}** where model and people disagree beyond their uncertainty "
         "(|z| > 2.58): listed below, the most useful examples for re-distillation.",
@@ -168,10 +168,8 @@ def build(services: Services) -> LeaderboardTab:
         panel = share_panel.build("leaderboard", "Live view for a presenter: link and QR code")
 
     def on_open(name: str | None, request: gr.Request):
-        try:
+        with refused_as_error("leaderboard"):
             insights = services.insights.current(name or None)
-        except UnknownCampaign as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
         empty = insights.n_judgements == 0
         chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
         return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
