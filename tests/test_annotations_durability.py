@@ -13,8 +13,8 @@ import datasets
 import pytest
 
 from annotations.store import AnnotationStore
+from tests.helpers import ROOT
 
-WRITER = Path(__file__).resolve().parent / "annotations_helpers" / "writer.py"
 IMAGES = [f"img-{k}" for k in range(8)]
 
 
@@ -27,7 +27,8 @@ def make_store(root: Path) -> AnnotationStore:
 
 def start_writer(root: Path, count: int, rater: str) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(root), str(count), rater, *IMAGES],
+        [sys.executable, "-m", "tests.helpers.writer", str(root), str(count), rater, *IMAGES],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,7 +1,7 @@
 """Hub sync, offline: configuration, arguments, upload set and locking of the real CommitScheduler.
 
 The upload itself is replaced by a local stand-in for the Hub API
-(``annotations_helpers.hub_double``); the push to huggingface.co is only
+(``tests.helpers.hub_double``); the push to huggingface.co is only
 exercised on a Space.
 """
 
@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from annotations.hub import HubSync, upload_patterns  # noqa: E402
 from annotations.store import AnnotationStore  # noqa: E402
-from annotations_helpers.hub_double import LocalHubApi  # noqa: E402
+from tests.helpers.hub_double import LocalHubApi  # noqa: E402
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,8 +16,8 @@ from annotations.quality import rater_stats
 from annotations.sampler import ActiveSampler
 from annotations.scaling import scale
 from annotations.simulate import COLUMNS, Crowd, simulate_session
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 IDS = [f"im{k:02d}" for k in range(30)]
 MOS = dict(zip(IDS, np.linspace(10, 90, len(IDS))))
 STD = dict.fromkeys(IDS, 10.0)
@@ -124,8 +123,7 @@ def test_benchmark_with_a_model_prior_on_any_mos_file(tmp_path):
 
 
 def test_benchmark_headline_counts_seeds_that_never_get_there_as_inf():
-    sys.path.insert(0, str(ROOT / "bench"))
-    from annotation_efficiency import headline
+    from bench.annotation_efficiency import headline
 
     rows = []
     for seed, (random_curve, active_curve) in enumerate([((0.5, 0.95), (0.95, 0.97)), ((0.5, 0.8), (0.95, 0.97)),

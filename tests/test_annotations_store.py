@@ -11,6 +11,7 @@ import pytest
 from annotations import load_judgements, load_table
 from annotations.schema import InvalidImage, InvalidJudgement, Judgement, image_id_for
 from annotations.store import AnnotationStore, WriterBusy
+from tests.helpers import ROOT
 
 IMAGES = ["img-a", "img-b", "img-c"]
 
@@ -92,7 +93,7 @@ def test_the_plain_documented_call_reads_every_current_row_each_time(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache"), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache"), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", FRESH_READS, str(tmp_path / "annotations")],
         env=env, capture_output=True, text=True, timeout=300, check=True,

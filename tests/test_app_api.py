@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from app_helpers import free_port, model_options, signed
-from conftest import ROOT
+from tests.helpers.app import free_port, model_options, signed
+from tests.helpers import ROOT
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from app_helpers import model_options
-from image_factory import photo
+from tests.helpers.app import model_options
+from tests.helpers.images import photo
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

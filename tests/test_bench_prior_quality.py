@@ -2,16 +2,11 @@
 lets the model-assisted estimate rank clive_dev with far fewer judgements than random pairing."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT))
-from bench.prior_quality import main, noisy_prior  # noqa: E402
+from bench.prior_quality import main, noisy_prior
 
 
 @pytest.mark.parametrize("target", [0.5, 0.7, 0.9])

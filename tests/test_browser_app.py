@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import model_options, free_port
+from tests.helpers.app import model_options, free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from annotations.__main__ import main as cli
-from app_helpers import free_port, model_options
-from campaign_factory import jpeg_versions
-from test_browser_campaigns import browser, new_page, shots  # noqa: F401 - fixtures
+from tests.helpers.app import free_port, model_options
+from tests.helpers.campaigns import jpeg_versions
+from tests.test_browser_campaigns import browser, new_page, shots  # noqa: F401 - fixtures
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import free_port, model_options
+from tests.helpers.app import free_port, model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

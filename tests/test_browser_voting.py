@@ -13,9 +13,9 @@ import re
 
 import pytest
 
-from app_helpers import free_port, model_options
-from campaign_factory import jpeg_versions
-from test_browser_campaigns import browser, new_page  # noqa: F401  (the shared Chromium fixture)
+from tests.helpers.app import free_port, model_options
+from tests.helpers.campaigns import jpeg_versions
+from tests.test_browser_campaigns import browser, new_page  # noqa: F401  (the shared Chromium fixture)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

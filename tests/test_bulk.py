@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from cvrkd.bulk import BulkError, ScorerOptions, open_source, score_dataset
-from image_factory import photo
+from tests.helpers.images import photo
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 def make_folder(root: Path, count: int, broken: int = 1) -> Path:
@@ -159,7 +159,7 @@ def test_ray_engine_two_workers_matches_local(tmp_path, untrained_bundle, data_d
 @pytest.mark.slow  # starts and stops a Ray head node (`ray start`), as on a cluster's head machine
 def test_ray_engine_joins_a_running_cluster_with_address(tmp_path, untrained_bundle, data_dir):
     pytest.importorskip("ray")
-    from app_helpers import free_port
+    from tests.helpers.app import free_port
 
     photos = make_folder(tmp_path / "photos", 5)
     ray_cli = Path(sys.executable).with_name("ray")

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from annotations.__main__ import main as cli
-from app_helpers import free_port, model_options
-from campaign_factory import PHOTOS, _photo, jpeg_versions
+from tests.helpers.app import free_port, model_options
+from tests.helpers.campaigns import PHOTOS, _photo, jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

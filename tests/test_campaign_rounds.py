@@ -17,8 +17,8 @@ from annotations.__main__ import main as cli
 from annotations.campaigns import CampaignRegistry
 from annotations.rounds import current_judgements
 from annotations.store import AnnotationStore
-from app_helpers import free_port, model_options
-from campaign_factory import jpeg_versions
+from tests.helpers.app import free_port, model_options
+from tests.helpers.campaigns import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -11,7 +11,7 @@ from annotations.campaigns import CampaignError, CampaignRegistry, Settings, Unk
 from annotations.export import export_campaign
 from annotations.schema import InvalidJudgement
 from annotations.store import AnnotationStore
-from campaign_factory import image_dataset, jpeg_versions, junk
+from tests.helpers.campaigns import image_dataset, jpeg_versions, junk
 
 
 @pytest.fixture

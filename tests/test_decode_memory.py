@@ -97,7 +97,7 @@ def _reference(rgb: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def large_photo() -> np.ndarray:
-    from image_factory import photo
+    from tests.helpers.images import photo
 
     return photo(4400, 1200)
 

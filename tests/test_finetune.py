@@ -19,7 +19,7 @@ from cvrkd.scorer import Scorer
 from cvrkd.train.finetune import (FinetuneConfig, Photos, SyntheticPixels, finetune, predict,
                                   tuned_backbone, with_tail)
 from cvrkd.train.finetune_protocol import training_rows
-from image_factory import photo
+from tests.helpers.images import photo
 
 WHOLE = PatchConfig(num_patches=0, whole_view=True)
 

@@ -2,7 +2,7 @@ import json
 
 from cvrkd.gallery import Gallery, build_default_gallery, create_gallery
 from cvrkd.imageio import load_image
-from image_factory import photo
+from tests.helpers.images import photo
 
 
 def test_default_gallery_comes_from_wheels_with_licences(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 SOURCES = ("pyproject.toml", "README.md", "cvrkd", "annotations")
 

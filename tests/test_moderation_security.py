@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import pytest
 
-from app_helpers import free_port, model_options, proven_rater
+from tests.helpers.app import free_port, model_options, proven_rater
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app_helpers import free_port, model_options, proven_rater
+from tests.helpers.app import free_port, model_options, proven_rater
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -25,7 +25,7 @@ from cvrkd.scorer import Scorer
 from cvrkd.train.finetune import with_tail
 from cvrkd.train.redistill import agreement_vector, own_scores, trainable_base, RedistillConfig
 from cvrkd.train.registry import ModelRegistry
-from image_factory import photo
+from tests.helpers.images import photo
 
 WHOLE = PatchConfig(num_patches=0, whole_view=True)
 

@@ -68,7 +68,7 @@ def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_
     from cvrkd.model import CVRKDNet, ModelConfig
     from cvrkd.train.redistill import (RedistillConfig, disagreement_images, own_scores,
                                        pair_emphasis)
-    from image_factory import photo
+    from tests.helpers.images import photo
 
     torch.manual_seed(3)
     network = CVRKDNet(ModelConfig(num_patches=1, dim=32, lq_depth=1, diff_depth=1, distill_layers=1)).eval()

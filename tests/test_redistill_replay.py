@@ -20,7 +20,7 @@ from cvrkd.model import CVRKDNet, ModelConfig
 from cvrkd.train.finetune import with_tail
 from cvrkd.train.redistill import (RedistillConfig, ReplayPixels, choose_mix, gallery_replay, mix_weights,
                                    own_scores, replay_sets)
-from image_factory import photo
+from tests.helpers.images import photo
 
 SMALL = ModelConfig(num_patches=1, dim=16, lq_depth=1, diff_depth=1, distill_layers=1)
 

@@ -19,9 +19,9 @@ from cvrkd.model import ModelConfig
 from cvrkd.patches import PatchConfig
 from cvrkd.runtime import RuntimeBackbone, RuntimeHead, RuntimeUnavailable, export_backbone, export_head
 from cvrkd.scorer import Scorer
-from image_factory import photo
+from tests.helpers.images import photo
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")

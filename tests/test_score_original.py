@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from app_helpers import free_port, model_options
-from image_factory import photo
+from tests.helpers.app import free_port, model_options
+from tests.helpers.images import photo
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -6,9 +6,9 @@ import pytest
 
 from cvrkd.imageio import InvalidImageError
 from cvrkd.scorer import NoTrainedModelError, Scorer
-from image_factory import photo
+from tests.helpers.images import photo
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_result_carries_score_spread_references_and_version(scorer):

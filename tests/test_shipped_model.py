@@ -9,7 +9,7 @@ from cvrkd import paths
 from cvrkd.scorer import Scorer
 from cvrkd.distortions import distort
 from cvrkd.train.pseudolabels import pseudo_label
-from image_factory import photo
+from tests.helpers.images import photo
 
 TYPES = ("gaussian_blur", "jpeg", "white_noise", "contrast_change")
 UNSEEN_KODAK = ("kodim13.png", "kodim17.png")  # never trained on (train 01-12, validation 21-24)

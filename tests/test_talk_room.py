@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from app_helpers import free_port, model_options
-from campaign_factory import jpeg_versions
+from tests.helpers.app import free_port, model_options
+from tests.helpers.campaigns import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from app_helpers import SHIPPED, free_port
+from tests.helpers.app import SHIPPED, free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytestmark = pytest.mark.slow  # the trainer process loads the shipped teacher and student

@@ -18,9 +18,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from app_helpers import free_port, model_options
-from campaign_factory import jpeg_versions
-from conftest import ROOT
+from tests.helpers.app import free_port, model_options
+from tests.helpers.campaigns import jpeg_versions
+from tests.helpers import ROOT
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

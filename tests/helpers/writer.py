@@ -1,6 +1,6 @@
 """A writer in its own process: appends judgements and prints each acknowledged id.
 
-Usage: python writer.py STORE_ROOT COUNT RATER [IMAGE_ID ...]
+Usage (from the repository root): python -m tests.helpers.writer STORE_ROOT COUNT RATER [IMAGE_ID ...]
 COUNT < 0 appends until killed. An id is printed (and flushed) only after
 ``append`` returned, i.e. after the row was fsynced.
 """
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import itertools
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from annotations.store import AnnotationStore  # noqa: E402
+from annotations.store import AnnotationStore
 
 
 def main() -> None:

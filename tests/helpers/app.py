@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timedelta, timezone
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 SHIPPED = ROOT / "cvrkd" / "weights"
 
