@@ -25,7 +25,7 @@ KADID_TYPES = (
 SEEDED_TYPES = ("motion_blur", "color_shift", "white_noise", "white_noise_color",
                 "impulse_noise", "multiplicative_noise", "denoise", "jitter",
                 "non_eccentricity_patch", "color_block")
-DOC = Path(__file__).resolve().parents[1] / "docs" / "distortions.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "distortions.md"
 
 
 @pytest.fixture(scope="module")

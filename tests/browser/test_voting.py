@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers.app import free_port, model_options
 from tests.helpers.campaigns import jpeg_versions
-from tests.test_browser_campaigns import browser, new_page  # noqa: F401  (the shared Chromium fixture)
+from tests.browser.test_campaigns import browser, new_page  # noqa: F401  (the shared Chromium fixture)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

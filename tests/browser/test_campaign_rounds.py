@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers.app import free_port, model_options
 from tests.helpers.campaigns import jpeg_versions
-from tests.test_browser_campaigns import browser, new_page, shots  # noqa: F401 - fixtures
+from tests.browser.test_campaigns import browser, new_page, shots  # noqa: F401 - fixtures
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytestmark = pytest.mark.browser
