@@ -16,8 +16,6 @@ from tests.helpers.app import model_options, free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TABS = ("Score", "Rate", "Leaderboard", "Model")
 
 pytestmark = pytest.mark.browser
@@ -34,19 +32,6 @@ def app_url(untrained_bundle, tmp_path_factory):
                            quiet=True)
     yield app, url
     app.close()
-
-
-@pytest.fixture
-def page():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 900})
-        tab.set_default_timeout(120_000)
-        yield tab
-        browser.close()
 
 
 def test_score_rate_with_keys_and_screenshot_every_tab(app_url, page, good_inputs, tmp_path):

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.helpers.app import free_port, model_options
+from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
-from tests.browser.test_campaigns import browser, new_page, shots  # noqa: F401 - fixtures
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ def result_says(page, text: str) -> None:
     page.wait_for_function("t => document.querySelector('#campaign-admin-result').innerText.includes(t)", arg=text)
 
 
-def test_the_admin_panel_resets_archives_and_clones_a_campaign_only_with_the_token(talk, browser, shots,  # noqa: F811
+def test_the_admin_panel_resets_archives_and_clones_a_campaign_only_with_the_token(talk, browser, shots,
                                                                                    monkeypatch):
     app, url = talk
     services = app.services

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from tests.helpers.app import free_port, model_options
+from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 TOKEN = "browser-test-admin-token"
 
@@ -42,35 +39,6 @@ def app_url(untrained_bundle, tmp_path_factory):
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield app, url
     app.close()
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def new_page(browser, **options):
-    page = browser.new_page(**options)
-    page.set_default_timeout(120_000)
-    return page
-
-
-@pytest.fixture
-def shots(tmp_path):
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    yield folder
-    target = os.environ.get("CVRKD_SCREENSHOT_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        for shot in folder.iterdir():
-            shutil.copy(shot, Path(target) / shot.name)
 
 
 def judged(page) -> int:

@@ -8,7 +8,6 @@ once or twice as 0.0 [0.0, 0.0], and the Rate tab called its stacked images
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,6 @@ from tests.helpers.app import free_port, model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 
 pytestmark = pytest.mark.browser
@@ -37,17 +34,6 @@ def app_url(untrained_bundle, tmp_path_factory):
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield app, url
     app.close()
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def phone(browser):

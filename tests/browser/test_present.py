@@ -9,8 +9,8 @@ import pytest
 
 from annotations.__main__ import main as cli
 from tests.helpers.app import free_port, model_options
+from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
-from tests.browser.test_campaigns import browser, new_page, shots  # noqa: F401 - fixtures
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytestmark = pytest.mark.browser
@@ -42,7 +42,7 @@ def vote(url: str, times: int) -> None:
             assert answer.status_code == 200, answer.text
 
 
-def test_the_presenter_view_shows_the_qr_code_and_hides_results_until_revealed(talk, browser, shots):  # noqa: F811
+def test_the_presenter_view_shows_the_qr_code_and_hides_results_until_revealed(talk, browser, shots):
     app, url = talk
     vote(url, 3)
     data = str(app.services.data_dir)

@@ -14,8 +14,8 @@ import re
 import pytest
 
 from tests.helpers.app import free_port, model_options
+from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
-from tests.browser.test_campaigns import browser, new_page  # noqa: F401  (the shared Chromium fixture)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -52,7 +52,7 @@ def standing(app, rater: str) -> int:
     return int((app.services.store.judgements()["rater_id"] == rater).sum())
 
 
-def test_the_rating_page_locks_its_buttons_until_the_next_pair_is_shown(app_url, browser):  # noqa: F811
+def test_the_rating_page_locks_its_buttons_until_the_next_pair_is_shown(app_url, browser):
     app, url = app_url
     page = new_page(browser, viewport={"width": 390, "height": 844})
     page.goto(f"{url}rate/talk")
@@ -74,7 +74,7 @@ def test_the_rating_page_locks_its_buttons_until_the_next_pair_is_shown(app_url,
     assert page.evaluate("() => document.body.dataset.votes") == "1" and standing(app, rater) == 1
 
 
-def test_the_rating_page_undoes_the_last_answer_and_shows_its_pair_again(app_url, browser):  # noqa: F811
+def test_the_rating_page_undoes_the_last_answer_and_shows_its_pair_again(app_url, browser):
     app, url = app_url
     page = new_page(browser, viewport={"width": 390, "height": 844})
     page.goto(f"{url}rate/talk")
@@ -97,7 +97,7 @@ def test_the_rating_page_undoes_the_last_answer_and_shows_its_pair_again(app_url
     assert standing(app, rater) == 1
 
 
-def test_the_rate_tab_locks_its_buttons_until_the_next_pair_is_shown_and_undoes(app_url, browser):  # noqa: F811
+def test_the_rate_tab_locks_its_buttons_until_the_next_pair_is_shown_and_undoes(app_url, browser):
     app, url = app_url
     page = new_page(browser)
     page.goto(f"{url}?campaign=talk")

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from skimage import data
 
 from cvrkd.distortions import DISTORTIONS, LEVELS, distort
 
@@ -26,13 +24,6 @@ SEEDED_TYPES = ("motion_blur", "color_shift", "white_noise", "white_noise_color"
                 "impulse_noise", "multiplicative_noise", "denoise", "jitter",
                 "non_eccentricity_patch", "color_block")
 DOC = Path(__file__).resolve().parents[2] / "docs" / "distortions.md"
-
-
-@pytest.fixture(scope="module")
-def image() -> np.ndarray:
-    """A small natural photo, non-square so that height/width mix-ups show."""
-    full = Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.BOX)
-    return np.asarray(full)[32:224]
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from skimage import data
 
 from cvrkd.distortions import DISTORTIONS, LEVELS, distort
 from cvrkd.train.pseudolabels import (
@@ -27,12 +26,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def image() -> np.ndarray:
-    full = Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.BOX)
-    return np.asarray(full)[32:224]
 
 
 def test_pristine_scores_100(image):

@@ -16,12 +16,11 @@ from PIL import Image
 from skimage import data
 
 from tests.helpers.app import free_port, model_options
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.images import photo
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHAPE = "does not have the image's shape"
 GENERIC = "upstream Gradio app has raised an exception"
 
