@@ -9,10 +9,9 @@ from cvrkd import paths
 from cvrkd.scorer import Scorer
 from cvrkd.distortions import distort
 from cvrkd.train.pseudolabels import pseudo_label
+from scripts.shipped_model_checks import TYPES, UNSEEN_KODAK
 from tests.helpers.images import photo
 
-TYPES = ("gaussian_blur", "jpeg", "white_noise", "contrast_change")
-UNSEEN_KODAK = ("kodim13.png", "kodim17.png")  # never trained on (train 01-12, validation 21-24)
 SYNTHETIC_FLOOR = 0.70  # student, distorted versions of one photo vs FR pseudo-labels (measured 0.881)
 KODAK_FLOOR = 0.70  # student, distortions of unseen Kodak photos vs FR pseudo-labels (measured 0.842)
 DAMAGE_MARGIN = 15.0  # points a heavily blurred / JPEG-crushed copy scores below the photo (measured 53.4, 27.2)
