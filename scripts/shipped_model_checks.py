@@ -1,5 +1,5 @@
-"""Measure what tests/test_shipped_model.py checks against its floors (on images the shipped
-model never trained on).
+"""Measure what tests/cvrkd/test_shipped_model.py checks against its floors (on images the shipped
+model never trained on). The test imports the image set (``TYPES``, ``UNSEEN_KODAK``) from here.
 
     python scripts/shipped_model_checks.py [--data ../shared/data] [--model DIR]
 """
@@ -9,10 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from scipy.stats import spearmanr
+from skimage import data
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+if not __package__:  # run as a file: the checkout's packages
+    sys.path.insert(0, str(ROOT))
 
 from cvrkd import paths  # noqa: E402
 from cvrkd.evaluation import read_scores_csv  # noqa: E402
@@ -20,8 +24,14 @@ from cvrkd.imageio import load_image  # noqa: E402
 from cvrkd.scorer import Scorer  # noqa: E402
 from cvrkd.distortions import distort  # noqa: E402
 from cvrkd.train.pseudolabels import pseudo_label  # noqa: E402
-from image_factory import photo  # noqa: E402
-from test_shipped_model import TYPES, UNSEEN_KODAK  # noqa: E402
+
+TYPES = ("gaussian_blur", "jpeg", "white_noise", "contrast_change")
+UNSEEN_KODAK = ("kodim13.png", "kodim17.png")  # never trained on (train 01-12, validation 21-24)
+
+
+def photo(width: int, height: int) -> np.ndarray:
+    """A natural RGB photo (scikit-image's astronaut) at the requested size, as the tests make it."""
+    return np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def main() -> None:

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.helpers import ROOT
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
@@ -42,14 +40,14 @@ def scorer(untrained_bundle, data_dir):
 
 @pytest.fixture(scope="session")
 def good_inputs(tmp_path_factory):
-    from image_factory import good_inputs as make
+    from tests.helpers.images import good_inputs as make
 
     return make(tmp_path_factory.mktemp("good-inputs"))
 
 
 @pytest.fixture(scope="session")
 def bad_inputs(tmp_path_factory):
-    from image_factory import bad_inputs as make
+    from tests.helpers.images import bad_inputs as make
 
     return make(tmp_path_factory.mktemp("bad-inputs"))
 

@@ -1,0 +1,1 @@
+"""Tests of the annotations package (store, sampling, scaling, campaigns): torch-free."""

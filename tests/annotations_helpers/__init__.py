@@ -1,1 +1,0 @@
-"""Helpers for the annotations tests: a separate writer process and a local stand-in for the Hub."""

@@ -1,0 +1,1 @@
+"""The benchmark scripts in bench/ run end to end on tiny inputs."""

@@ -1,0 +1,1 @@
+"""The app driven in headless Chromium (marker ``browser``)."""

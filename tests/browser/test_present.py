@@ -1,0 +1,77 @@
+"""The presenter view (``/present/NAME``) in headless Chromium: full screen without the app's tabs, the QR
+code to join, live numbers, and a ranking hidden until the presenter reveals it."""
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from annotations.__main__ import main as cli
+from tests.helpers.app import free_port, model_options
+from tests.helpers.browser import new_page
+from tests.helpers.campaigns import jpeg_versions
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+pytestmark = pytest.mark.browser
+PROJECTOR = {"width": 1920, "height": 1080}
+
+
+@pytest.fixture(scope="module")
+def talk(untrained_bundle, tmp_path_factory):
+    from space.app import create_app
+
+    photos = tmp_path_factory.mktemp("present-photos")
+    jpeg_versions(photos)
+    app = create_app(data_dir=tmp_path_factory.mktemp("present"), score_pool=False, min_answer_ms=0,
+                     **model_options(untrained_bundle))
+    assert cli(["campaign", "create", "talk", "--images", str(photos), "--title", "Which JPEG looks better?",
+                "--data-dir", str(app.services.data_dir)]) == 0
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield app, url
+    app.close()
+
+
+def vote(url: str, times: int) -> None:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        rater = client.post("api/rate/rater", headers={"x-rating-session": "s-present"}).json()["rater_id"]
+        for _ in range(times):
+            pair = client.post("api/rate/next_pair", json={"rater_id": rater, "campaign": "talk"}).json()
+            answer = client.post("api/rate/vote", json={"rater_id": rater, "ticket": pair["ticket"]["ticket"],
+                                                        "choice": "left"})
+            assert answer.status_code == 200, answer.text
+
+
+def test_the_presenter_view_shows_the_qr_code_and_hides_results_until_revealed(talk, browser, shots):
+    app, url = talk
+    vote(url, 3)
+    data = str(app.services.data_dir)
+    assert cli(["campaign", "hide", "talk", "--data-dir", data]) == 0
+    page = new_page(browser, viewport=PROJECTOR)
+    page.goto(url + "present/talk")
+    assert page.locator("#title").inner_text() == "Which JPEG looks better?"
+    assert page.locator("#main-tabs, gradio-app, [role=tablist]").count() == 0  # none of the app's tabs
+    page.wait_for_function("document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0")
+    box = page.locator("#qr").bounding_box()
+    assert box["width"] >= 400 and box["y"] + box["height"] <= PROJECTOR["height"]  # big, and on screen
+    assert page.locator("#link").inner_text() == url + "rate/talk"
+    qr = httpx.get(url + "present/talk/qr.png", timeout=60)
+    assert qr.status_code == 200 and qr.headers["content-type"] == "image/png"
+    page.wait_for_function("document.getElementById('votes').textContent === '3'")
+    assert page.locator("#hidden").is_visible()
+    assert "hidden until the presenter reveals them" in page.locator("#hidden").inner_text()
+    assert page.locator("#ranking li").count() == 0
+    page.screenshot(path=str(shots / "present-hidden.png"))
+
+    assert cli(["campaign", "reveal", "talk", "--data-dir", data]) == 0
+    page.wait_for_selector("#ranking li")  # the next poll shows the ranking, without a reload
+    assert not page.locator("#hidden").is_visible()
+    assert page.locator("#fullscreen").is_visible()
+    page.screenshot(path=str(shots / "present.png"))
+
+
+def test_an_unknown_campaign_has_no_presenter_view(talk):
+    app, url = talk
+    answer = httpx.get(url + "present/nope", timeout=60)
+    assert answer.status_code == 404 and "unknown campaign" in answer.text
+    assert httpx.get(url + "present/nope/qr.png", timeout=60).status_code == 404

@@ -1,0 +1,1 @@
+"""Tests of the cvrkd library and its command line."""

@@ -1,0 +1,109 @@
+"""The gate's arithmetic: split by image, agreement, bootstrap margin, SRCC tolerance."""
+import numpy as np
+import pandas as pd
+
+from cvrkd.train.redistill import RedistillConfig, agreement_vector, decide, split_images
+
+
+def test_split_is_stable_and_close_to_the_fraction():
+    ids = [f"img{i}" for i in range(2000)]
+    held = split_images(ids, 0.25, seed=0)
+    assert held == split_images(ids, 0.25, seed=0)
+    assert 0.22 < len(held) / len(ids) < 0.28
+
+
+def test_agreement_counts_decisive_judgements_only():
+    scores = {"a": 80.0, "b": 20.0, "c": 50.0}
+    judgements = pd.DataFrame({
+        "left_image_id": ["a", "b", "c", "a"], "right_image_id": ["b", "c", "a", "c"],
+        "choice": ["left", "left", "right", "tie"]})
+    assert agreement_vector(scores, judgements).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_gate_needs_a_gain_above_noise_and_no_synthetic_drop():
+    config = RedistillConfig(bootstrap=500)
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.70).astype(float)
+    better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
+    assert decide(base, better, 0.9, 0.9, config).promote
+    same = decide(base, base.copy(), 0.9, 0.9, config)
+    assert not same.promote and "noise" in same.reason
+    forgot = decide(base, better, 0.9, 0.85, config)
+    assert not forgot.promote and "synthetic SRCC" in forgot.reason
+    assert not decide(base[:5], better[:5], 0.9, 0.9, config).promote
+
+
+def test_gate_refuses_a_candidate_that_puts_photos_below_their_own_distortions():
+    """A crowd answering the reverse of the question agrees with its own held-out judgements, so the
+    agreement check alone promotes a candidate trained on it; known-order pairs need no people."""
+    config = RedistillConfig(bootstrap=500)
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.70).astype(float)
+    better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
+    kept = decide(base, better, 0.9, 0.9, config, known_order=(1.0, 23 / 24, 24))  # one pair of 24: tolerated
+    assert kept.promote and (kept.base_known_order, kept.candidate_known_order, kept.n_known_order) == (1.0, 23 / 24, 24)
+    reversed_ = decide(base, better, 0.9, 0.9, config, known_order=(1.0, 0.75, 24))
+    assert not reversed_.promote and "below their own strongest distortions" in reversed_.reason
+    assert "75% of 24" in reversed_.reason
+    assert decide(base, better, 0.9, 0.9, config, known_order=(0.5, 0.75, 24)).promote  # a gain is welcome
+    assert decide(base, better, 0.9, 0.9, config).promote  # no known-order pairs (a campaign): no check
+
+
+def test_known_order_share_counts_pairs_in_the_right_order():
+    from cvrkd.train.redistill import known_order_kept
+
+    scores = {"photo": 70.0, "blur": 20.0, "jpeg": 75.0}
+    assert known_order_kept(scores, [("photo", "blur"), ("photo", "jpeg")]) == 0.5
+    assert np.isnan(known_order_kept(scores, []))
+
+
+def test_rounds_find_where_model_and_crowd_disagree_and_weight_those_judgements_up(tmp_path):
+    """Re-distillation consumes ``annotations.assisted.disagreements``: images the crowd ranks
+    far from the base model's prior are found in the training judgements, and the judgements
+    that touch them weigh ``disagreement_weight`` times in the pair loss."""
+    import torch
+
+    from cvrkd.gallery import create_gallery
+    from cvrkd.imageio import load_image
+    from cvrkd.model import CVRKDNet, ModelConfig
+    from cvrkd.train.redistill import (RedistillConfig, disagreement_images, own_scores,
+                                       pair_emphasis)
+    from tests.helpers.images import photo
+
+    torch.manual_seed(3)
+    network = CVRKDNet(ModelConfig(num_patches=1, dim=32, lq_depth=1, diff_depth=1, distill_layers=1)).eval()
+    gallery = create_gallery(tmp_path / "gallery", "small", [("ref", load_image(photo(96, 80)))])
+    generator = np.random.default_rng(0)
+    ids = [f"img{k:02d}" for k in range(40)]
+    views = {i: generator.integers(0, 256, (64, 72, 3), dtype=np.uint8) for i in ids}
+    model = own_scores(network, views, gallery)
+    order = sorted(ids, key=model.get)
+    truth = {i: rank / 4.0 for rank, i in enumerate(order)}  # people agree with the model ...
+    worst, best = order[0], order[-1]
+    truth[worst], truth[best] = truth[best], truth[worst]  # ... except on its best and worst image
+    rng = np.random.default_rng(1)
+    rows = []
+    for _ in range(3000):
+        left, right = rng.choice(ids, 2, replace=False)
+        wins = truth[left] + rng.normal() > truth[right] + rng.normal()
+        rows.append({"left_image_id": left, "right_image_id": right, "choice": "left" if wins else "right",
+                     "rater_id": f"r{rng.integers(20)}"})
+    judgements = pd.DataFrame(rows)
+    flagged = disagreement_images(model, "v1", judgements, None)
+    assert set(flagged[:2]) == {worst, best} and len(flagged) <= 4
+    emphasis = pair_emphasis(judgements, set(flagged), RedistillConfig().disagreement_weight)
+    touches = judgements["left_image_id"].isin(flagged) | judgements["right_image_id"].isin(flagged)
+    assert (emphasis[touches.to_numpy()] == 2.0).all() and (emphasis[~touches.to_numpy()] == 1.0).all()
+    assert (pair_emphasis(judgements, set(flagged), 1.0) == 1.0).all()
+
+
+def test_every_failing_check_is_named_in_the_reason():
+    """A flipped crowd fails the synthetic check and the known-order check together; the record
+    names both, so the check that needs no people is visible even when another one fails first."""
+    config = RedistillConfig(bootstrap=500)
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.70).astype(float)
+    better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
+    both = decide(base, better, 0.8, 0.44, config, known_order=(1.0, 0.54, 24))
+    assert not both.promote
+    assert "synthetic SRCC" in both.reason and "below their own strongest distortions" in both.reason

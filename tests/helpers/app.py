@@ -1,0 +1,47 @@
+"""Shared by the app tests: which model to serve and a free local port."""
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta, timezone
+
+from tests.helpers import ROOT
+
+SHIPPED = ROOT / "cvrkd" / "weights"
+
+
+def model_options(untrained_bundle) -> dict:
+    """The shipped model when it is installed, else the random-init test bundle."""
+    if (SHIPPED / "student" / "config.json").is_file():
+        return {"model_dir": SHIPPED, "allow_untrained": False}
+    return {"model_dir": untrained_bundle, "allow_untrained": True}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def proven_rater(app, public: str, gold_right: int = 4, age: timedelta = timedelta(hours=2)) -> str:
+    """A signed id with a track record in the app's store (``space.services.reviewers``): 20 judgements from ``age``
+    ago, 4 of them gold pairs of which ``gold_right`` were answered as expected."""
+    from annotations.schema import Judgement
+
+    pool = app.services.pool
+    gold = pool.gold_pairs()[:4]
+    others = [i for i in pool.ids if pool.get(i).origin != "upload"]
+    when = datetime.now(timezone.utc) - age
+    for k in range(20):
+        if k < len(gold):
+            better, worse = gold[k]
+            row = Judgement(public, better, worse, "left" if k < gold_right else "right", pair_kind="gold",
+                            timestamp=when)
+        else:
+            row = Judgement(public, others[k], others[k + 1], "left", timestamp=when + timedelta(seconds=k))
+        app.services.store.append(row)
+    return signed(app, public)
+
+
+def signed(app, public: str) -> str:
+    """A rater id signed by the app under test, as ``/rater`` hands out (no client limits in between)."""
+    return app.services.raters.issue(public)

@@ -1,0 +1,1 @@
+"""Tests of the Gradio app (space/) in process and over HTTP."""
