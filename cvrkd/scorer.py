@@ -166,10 +166,12 @@ class Scorer:
         return load_head(self.backend, student.network, self.model_dir, student.info.version)
 
     # --------------------------------------------------------------- features
-    def image_features(self, image: LoadedImage, student: LoadedModel | None = None) -> torch.Tensor:
-        """[views, C, 7, 7] pooled features of the image's fixed grid (and whole-image view)."""
+    def image_features(self, image: LoadedImage, student: LoadedModel | None = None,
+                       notes: list[str] | None = None) -> torch.Tensor:
+        """[views, C, 7, 7] pooled features of the image's fixed grid (and whole-image view).
+        What was resized to get there is appended to ``notes`` (never to ``image.notes``)."""
         student = student or self.student
-        return grid_features(student.backbone, image.pixels, self.patches, image.notes)
+        return grid_features(student.backbone, image.pixels, self.patches, notes)
 
     def default_gallery(self) -> Gallery:
         if self._default_gallery is None:
@@ -198,7 +200,11 @@ class Scorer:
     # ---------------------------------------------------------------- scoring
     def score(self, image: ImageSource | LoadedImage, gallery: Gallery | None = None,
               reference: ImageSource | LoadedImage | None = None, name: str = "") -> ScoreResult:
-        """Score against the gallery (NAR student) or, given ``reference``, its original (FR teacher)."""
+        """Score against the gallery (NAR student) or, given ``reference``, its original (FR teacher).
+
+        The inputs are never changed: what was done to the image on the way (decoding, resizing)
+        is reported in ``ScoreResult.notes``.
+        """
         started = time.perf_counter()
         loaded = image if isinstance(image, LoadedImage) else load_image(image, name=name)
         if reference is not None:
@@ -206,7 +212,8 @@ class Scorer:
         gallery = gallery or self.default_gallery()
         student = self.student  # one model for the whole call, even if a swap lands meanwhile
         references = self.gallery_features(gallery, student=student)
-        lq = self.image_features(loaded, student)
+        notes = list(loaded.notes)
+        lq = self.image_features(loaded, student, notes)
         scores = student.score_references(lq, references)
         per_reference = [ReferenceScore(entry.name, _clamp(value))
                          for entry, value in zip(gallery.images, scores.tolist())]
@@ -216,7 +223,7 @@ class Scorer:
             spread=float(statistics.pstdev(values)) if len(values) > 1 else 0.0,
             mode="nar", model_version=student.info.version,
             elapsed_s=time.perf_counter() - started, per_reference=per_reference,
-            notes=list(loaded.notes), gallery=gallery.name, trained_model=student.info.trained,
+            notes=notes, gallery=gallery.name, trained_model=student.info.trained,
             backend=self.backend,
         )
 

@@ -153,3 +153,23 @@ def scorer_image(pixels):
     from cvrkd.imageio import load_image
 
     return load_image(pixels)
+
+
+def test_scoring_leaves_its_inputs_untouched(scorer):
+    """Notes about the image (here: upscaled to fit the patches) go to the result, never into the
+    caller's LoadedImage, so a caller may score one image many times without copying it."""
+    import numpy as np
+
+    from cvrkd.imageio import load_image
+
+    image, original = load_image(photo(160, 128), name="small"), load_image(photo(320, 256), name="original")
+    before = [(list(i.notes), i.pixels.copy(), i.name) for i in (image, original)]
+    nar = scorer.score(image)
+    fr = scorer.score(image, reference=original)
+    again = scorer.score(image)
+    for loaded, (notes, pixels, name) in zip((image, original), before):
+        assert loaded.notes == notes and loaded.name == name
+        assert np.array_equal(loaded.pixels, pixels)
+    assert any(note.startswith("upscaled from 160x128") for note in nar.notes)
+    assert any("resized from 320x256" in note for note in fr.notes)
+    assert again.notes == nar.notes and again.score == nar.score
