@@ -88,28 +88,33 @@ def run_score(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not scorer.student.info.trained:
         print("WARNING: untrained model (random weights): these scores mean nothing", file=sys.stderr)
-    rows, failed = [], 0
-    for path in tqdm(args.images, desc="scoring", unit="img", disable=len(args.images) < 2,
-                     file=sys.stderr):
-        try:
-            result = scorer.score(path, gallery=gallery, reference=args.reference, name=str(path))
-        except InvalidImageError as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+    rows = []
+
+    def report(index: int, result) -> None:
+        path = args.images[index]
+        if isinstance(result, InvalidImageError):
+            print(f"error: {result}", file=sys.stderr)
             rows.append({"path": str(path), "score": "", "spread": "", "mode": "",
                          "model_version": scorer.model_version, "backend": scorer.backend,
-                         "error": str(exc)})
+                         "error": str(result)})
             if args.json:
-                print(json.dumps({"image": str(path), "error": str(exc)}))
-            continue
-        rows.append({"path": str(path), "score": f"{result.score:.4f}",
-                     "spread": f"{result.spread:.4f}", "mode": result.mode,
-                     "model_version": result.model_version, "backend": result.backend,
-                     "error": ""})
-        if args.json:
-            print(json.dumps(result.to_dict()))
+                print(json.dumps({"image": str(path), "error": str(result)}))
         else:
-            print(f"{path}\t{result.score:.2f}\t±{result.spread:.2f}\t{result.mode}")
+            rows.append({"path": str(path), "score": f"{result.score:.4f}",
+                         "spread": f"{result.spread:.4f}", "mode": result.mode,
+                         "model_version": result.model_version, "backend": result.backend,
+                         "error": ""})
+            if args.json:
+                print(json.dumps(result.to_dict()))
+            else:
+                print(f"{path}\t{result.score:.2f}\t±{result.spread:.2f}\t{result.mode}")
+        bar.update()
+
+    with tqdm(total=len(args.images), desc="scoring", unit="img", disable=len(args.images) < 2,
+              file=sys.stderr) as bar:
+        results = scorer.score_many(args.images, gallery=gallery, reference=args.reference,
+                                    names=[str(path) for path in args.images], on_result=report)
+    failed = sum(isinstance(result, InvalidImageError) for result in results)
     if args.output:
         with open(args.output, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)

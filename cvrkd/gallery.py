@@ -55,6 +55,11 @@ class Gallery:
         images = [GalleryImage(p.name, p.stem, "user folder", "unknown") for p in files]
         return cls(root, root.name, images)
 
+    @staticmethod
+    def has_manifest(root: str | Path) -> bool:
+        """Whether ``root`` holds a saved gallery (its manifest), not just a folder of images."""
+        return (Path(root) / MANIFEST).is_file()
+
     def __len__(self) -> int:
         return len(self.images)
 

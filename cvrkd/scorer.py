@@ -13,9 +13,9 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -166,10 +166,12 @@ class Scorer:
         return load_head(self.backend, student.network, self.model_dir, student.info.version)
 
     # --------------------------------------------------------------- features
-    def image_features(self, image: LoadedImage, student: LoadedModel | None = None) -> torch.Tensor:
-        """[views, C, 7, 7] pooled features of the image's fixed grid (and whole-image view)."""
+    def image_features(self, image: LoadedImage, student: LoadedModel | None = None,
+                       notes: list[str] | None = None) -> torch.Tensor:
+        """[views, C, 7, 7] pooled features of the image's fixed grid (and whole-image view).
+        What was resized to get there is appended to ``notes`` (never to ``image.notes``)."""
         student = student or self.student
-        return grid_features(student.backbone, image.pixels, self.patches, image.notes)
+        return grid_features(student.backbone, image.pixels, self.patches, notes)
 
     def default_gallery(self) -> Gallery:
         if self._default_gallery is None:
@@ -198,7 +200,11 @@ class Scorer:
     # ---------------------------------------------------------------- scoring
     def score(self, image: ImageSource | LoadedImage, gallery: Gallery | None = None,
               reference: ImageSource | LoadedImage | None = None, name: str = "") -> ScoreResult:
-        """Score against the gallery (NAR student) or, given ``reference``, its original (FR teacher)."""
+        """Score against the gallery (NAR student) or, given ``reference``, its original (FR teacher).
+
+        The inputs are never changed: what was done to the image on the way (decoding, resizing)
+        is reported in ``ScoreResult.notes``.
+        """
         started = time.perf_counter()
         loaded = image if isinstance(image, LoadedImage) else load_image(image, name=name)
         if reference is not None:
@@ -206,7 +212,8 @@ class Scorer:
         gallery = gallery or self.default_gallery()
         student = self.student  # one model for the whole call, even if a swap lands meanwhile
         references = self.gallery_features(gallery, student=student)
-        lq = self.image_features(loaded, student)
+        notes = list(loaded.notes)
+        lq = self.image_features(loaded, student, notes)
         scores = student.score_references(lq, references)
         per_reference = [ReferenceScore(entry.name, _clamp(value))
                          for entry, value in zip(gallery.images, scores.tolist())]
@@ -216,7 +223,7 @@ class Scorer:
             spread=float(statistics.pstdev(values)) if len(values) > 1 else 0.0,
             mode="nar", model_version=student.info.version,
             elapsed_s=time.perf_counter() - started, per_reference=per_reference,
-            notes=list(loaded.notes), gallery=gallery.name, trained_model=student.info.trained,
+            notes=notes, gallery=gallery.name, trained_model=student.info.trained,
             backend=self.backend,
         )
 
@@ -240,19 +247,56 @@ class Scorer:
             trained_model=self.teacher.info.trained, backend=self.backend,
         )
 
-    def score_many(self, images: Iterable[ImageSource], gallery: Gallery | None = None,
-                   progress: Progress | None = None) -> list[ScoreResult | InvalidImageError]:
-        """Score a batch; an unreadable image yields its error and the rest still get scored."""
+    def score_many(self, images: Iterable[ImageSource | LoadedImage], gallery: Gallery | None = None,
+                   progress: Progress | None = None, *,
+                   reference: ImageSource | LoadedImage | None = None,
+                   names: Sequence[str] | None = None,
+                   on_result: Callable[[int, ScoreResult | InvalidImageError], None] | None = None,
+                   ) -> list[ScoreResult | InvalidImageError]:
+        """Score a batch, in order; an unreadable image yields its ``InvalidImageError`` (``str()`` of
+        it is the message to show) and the rest still get scored.
+
+        Each image is scored as ``score`` would score it alone (same numbers): against ``gallery``
+        (default: the built-in one) or, given ``reference``, the one original they all share (FR
+        teacher; read once). ``names`` names the images in the results (default: as ``score``
+        names them). ``progress(index, total, name)`` is called before each image and
+        ``on_result(index, result)`` after it, so a caller can show results as they come.
+        """
         items = list(images)
+        if names is not None and len(names) != len(items):
+            raise ValueError(f"{len(names)} names for {len(items)} images")
+        if reference is None:
+            gallery = gallery or self.default_gallery()
+        elif not isinstance(reference, LoadedImage):
+            try:
+                reference = load_image(reference, "original")
+            except InvalidImageError:
+                pass  # each image then reports the original's error, as a call of its own would
         results: list[ScoreResult | InvalidImageError] = []
         for index, item in enumerate(items):
+            name = names[index] if names is not None else ""
+            if name and isinstance(item, LoadedImage) and item.name != name:
+                item = replace(item, notes=list(item.notes), name=name)  # a renamed view, not an edit
             if progress:
-                progress(index, len(items), str(item))
+                progress(index, len(items), name or _label(item, index))
             try:
-                results.append(self.score(item, gallery=gallery))
+                result: ScoreResult | InvalidImageError = self.score(
+                    item, gallery=gallery, reference=reference, name=name)
             except InvalidImageError as exc:
-                results.append(exc)
+                result = exc
+            results.append(result)
+            if on_result:
+                on_result(index, result)
         return results
+
+
+def _label(item: ImageSource | LoadedImage, index: int) -> str:
+    """How progress names an image: its name or path; pixels in memory by their position."""
+    if isinstance(item, LoadedImage):
+        return item.name or f"image {index + 1}"
+    if isinstance(item, (str, Path)):
+        return str(item)
+    return f"image {index + 1}"
 
 
 def _clamp(value: float) -> float:

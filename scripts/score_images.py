@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cvrkd.scorer import Scorer  # noqa: E402
+from cvrkd import InvalidImageError, Scorer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> None:
         names = [row["image"] for row in csv.DictReader(handle)]
     scorer = Scorer(args.model)
     started = time.time()
-    rows = []
-    for k, name in enumerate(names):
-        rows.append((name, scorer.score(args.csv.parent / name).score))
-        if (k + 1) % 50 == 0:
-            print(f"{k + 1}/{len(names)} scored, {time.time() - started:.0f}s", file=sys.stderr)
+
+    def report(index: int, result) -> None:
+        if isinstance(result, InvalidImageError):
+            raise result  # an unreadable image stops the run: a prior with holes is no prior
+        if (index + 1) % 50 == 0:
+            print(f"{index + 1}/{len(names)} scored, {time.time() - started:.0f}s", file=sys.stderr)
+
+    results = scorer.score_many([args.csv.parent / name for name in names], on_result=report)
+    rows = [(name, result.score) for name, result in zip(names, results)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.out.with_suffix(".tmp")
     with open(temporary, "w", newline="") as handle:

@@ -15,7 +15,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     data = stages.add_parser("data", help="distort Kodak24, pseudo-label, cache backbone features")
     _data_options(data)
     data.set_defaults(handler=run_data)
-    register_pipeline(stages)
     register_human(stages)
     register_single_stages(stages)
     register_redistill(commands)
@@ -49,34 +48,6 @@ def run_data(args: argparse.Namespace) -> int:
         build(config, args.out, FrozenBackbone(), progress)
     print(f"synthetic data in {args.out}")
     return 0
-
-def register_pipeline(stages: argparse._SubParsersAction) -> None:
-    everything = stages.add_parser("all", help="the whole reproducible run: data, teacher, "
-                                   "student, ablations, evaluation, and optionally ship")
-    _data_options(everything)
-    everything.set_defaults(out=Path("runs/v1"))
-    everything.add_argument("--epochs", type=int, default=15, help="teacher epochs")
-    everything.add_argument("--student-epochs", type=int, default=10,
-                            help="epochs of the student and of each ablation")
-    everything.add_argument("--distill-weight", type=float, default=0.1)
-    everything.add_argument("--bootstrap", type=int, default=1000)
-    everything.add_argument("--ship", type=Path,
-                            help="also install the teacher and student here (e.g. cvrkd/weights)")
-    everything.set_defaults(handler=run_pipeline)
-
-
-def run_pipeline(args: argparse.Namespace) -> int:
-    from cvrkd.train.pipeline import PipelineOptions, run
-
-    options = PipelineOptions(data_root=args.data, out=args.out, ship=args.ship, epochs=args.epochs,
-                              student_epochs=args.student_epochs,
-                              val_sources=args.val_sources, train_sources=args.train_sources,
-                              distill_weight=args.distill_weight, seed=args.seed,
-                              bootstrap=args.bootstrap)
-    results = run(options, log=lambda message: print(message, file=sys.stderr, flush=True))
-    print((args.out / "results.md").read_text())
-    return 0 if results else 1
-
 
 def _human_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=paths.shared_data_dir(),
@@ -223,49 +194,53 @@ def run_redistill(args: argparse.Namespace) -> int:
 
 
 def register_single_stages(stages: argparse._SubParsersAction) -> None:
-    for role in ("teacher", "student"):
-        parser = stages.add_parser(role, help=f"train the {role} on built synthetic data")
+    """``train teacher`` and ``train student``: the synthetic stages of ``train human`` on their
+    own. They write where ``evaluate --cv`` and ``train human`` look (the same ``--out``), so
+    those resume from them instead of training again."""
+    helps = {"teacher": "the FR teacher on the synthetic set (the teacher `train human` ships)",
+             "student": "stage 1 of the student: its token mixers on the synthetic set, distilled from "
+                        "the teacher (trained first when --out has none)"}
+    for role, text in helps.items():
+        parser = stages.add_parser(role, help=text)
         parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
-                            help="output of `train data`")
-        parser.add_argument("--out", type=Path, required=True)
-        parser.add_argument("--epochs", type=int, default=15)
+                            help="output of `train data` (with whole-image views)")
+        parser.add_argument("--out", type=Path, default=Path("runs/human"),
+                            help="work folder of `evaluate --cv` and `train human` (resumable)")
+        parser.add_argument("--patches", type=int, default=0,
+                            help="grid patches read next to the whole-image view (as in `train human`)")
+        parser.add_argument("--teacher-epochs", type=int, default=8)
         parser.add_argument("--seed", type=int, default=0)
         if role == "student":
-            parser.add_argument("--teacher", type=Path, help="trained teacher checkpoint (omit: no distillation)")
+            parser.add_argument("--stage1-epochs", type=int, default=6)
             parser.add_argument("--distill-weight", type=float, default=0.1)
-            parser.add_argument("--no-reference", action="store_true", help="NR-only ablation")
+            parser.add_argument("--ablation", default="student",
+                                help="which stage-1 network: student (default, the shipped one's), "
+                                "'no distillation' or 'NR-only (no reference branch)'")
         parser.set_defaults(handler=run_single_stage, role=role)
 
 
 def run_single_stage(args: argparse.Namespace) -> int:
-    import json
+    from cvrkd.train import human_pipeline
+    from cvrkd.train.human_pipeline import (ABLATIONS, HumanOptions, prepare, train_synthetic_student,
+                                            train_teacher)
 
-    from cvrkd.backbone import FrozenBackbone
-    from cvrkd.checkpoint import load_checkpoint
-    from cvrkd.gallery import build_default_gallery
-    from cvrkd.train.synthetic import SyntheticConfig, load, reference_features
-    from cvrkd.train.training import TrainConfig, Trainer, new_network
-
-    raw = json.loads((args.synthetic / "config.json").read_text())
-    from cvrkd.patches import PatchConfig
-
-    config = SyntheticConfig(**{**raw, "patches": PatchConfig(**raw["patches"])})
-    backbone = FrozenBackbone()
-    data = load(args.synthetic)
-    teacher = references = None
-    use_reference = not getattr(args, "no_reference", False)
-    if args.role == "student":
-        references = reference_features(build_default_gallery(paths.default_gallery_dir()), backbone, config,
-                                        args.synthetic / "references.safetensors")
-        if args.teacher:
-            teacher = load_checkpoint(args.teacher, expected_role="teacher")[0]
-    train_config = TrainConfig(epochs=args.epochs, seed=args.seed,
-                               distill_weight=getattr(args, "distill_weight", 0.0) if teacher else 0.0)
-    network = new_network(backbone.channels, config.patches, args.seed, use_reference)
-    _, best = Trainer(args.role, network, data, args.out, train_config, config.patches, backbone.name,
-                      references=references, teacher=teacher,
-                      log=lambda message: print(message, file=sys.stderr, flush=True)).run()
-    print(f"best validation SRCC {best['val_srcc']:.4f} at epoch {best['epoch']}; checkpoint in {args.out / 'best'}")
+    if args.role == "student" and args.ablation not in ABLATIONS:
+        print(f"error: unknown --ablation {args.ablation!r}; choose from {list(ABLATIONS)}", file=sys.stderr)
+        return 2
+    options = HumanOptions(data_root=paths.shared_data_dir(), synthetic=args.synthetic, out=args.out,
+                           seed=args.seed, teacher_epochs=args.teacher_epochs, patches=args.patches,
+                           **({"stage1_epochs": args.stage1_epochs, "distill_weight": args.distill_weight}
+                              if args.role == "student" else {}))
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    prepared = prepare(options, log, human=False)
+    teacher = train_teacher(options, prepared, log)
+    if args.role == "teacher":
+        srcc, folder = human_pipeline.teacher_val_srcc(teacher, prepared), options.out / "teacher"
+    else:
+        student = train_synthetic_student(options, prepared, teacher, args.ablation, log)
+        srcc = human_pipeline.synthetic_val_srcc(student, prepared)
+        folder = human_pipeline.stage1_folder(options, args.ablation)
+    print(f"synthetic validation SRCC {srcc:.4f}; checkpoint in {folder / 'best'}")
     return 0
 
 

@@ -132,12 +132,15 @@ class Prepared:
     data: SyntheticSet
     references: torch.Tensor
     reference_whole: torch.Tensor
-    human: HumanSet
+    human: HumanSet | None
+    """The MOS-labelled photos; None for the synthetic stages alone (``prepare(human=False)``)."""
     layout: PatchConfig
     """The views the networks read (a subset of what is cached: :data:`DATA_LAYOUT`)."""
 
 
-def prepare(options: HumanOptions, log: Log = print) -> Prepared:
+def prepare(options: HumanOptions, log: Log = print, human: bool = True) -> Prepared:
+    """Everything the stages read, from the caches when they exist: the synthetic set, the
+    gallery references' features and (``human``) the features of the MOS-labelled photos."""
     if not 0 <= options.patches <= DATA_LAYOUT.num_patches:
         raise ValueError(f"patches must be 0–{DATA_LAYOUT.num_patches}, got {options.patches}")
     backbone = FrozenBackbone()
@@ -150,9 +153,9 @@ def prepare(options: HumanOptions, log: Log = print) -> Prepared:
     references = reference_features(gallery, backbone, config, options.synthetic / "references.safetensors")
     reference_whole = reference_whole_features(gallery, backbone, config,
                                                options.synthetic / "references_whole.safetensors")
-    human = mos_set(options.data_root / "clive_dev" / "clive_dev.csv", backbone, DATA_LAYOUT,
-                    FeatureCache(options.out / "cache"), log=log)
-    return Prepared(backbone, data, references, reference_whole, human, options.layout)
+    labelled = mos_set(options.data_root / "clive_dev" / "clive_dev.csv", backbone, DATA_LAYOUT,
+                       FeatureCache(options.out / "cache"), log=log) if human else None
+    return Prepared(backbone, data, references, reference_whole, labelled, options.layout)
 
 
 # -------------------------------------------------------------------- training
@@ -180,8 +183,12 @@ def train_synthetic_student(options: HumanOptions, prepared: Prepared, teacher: 
     use_reference, distill = ABLATIONS[name]
     config = TrainConfig(epochs=options.stage1_epochs, seed=options.seed + 1, keep="best",
                          distill_weight=options.distill_weight if distill else 0.0)
-    return _train("student", options.out / "stage1" / _slug(name), prepared, config, options.seed + 1,
+    return _train("student", stage1_folder(options, name), prepared, config, options.seed + 1,
                   use_reference, teacher if distill else None, log)
+
+
+def stage1_folder(options: HumanOptions, name: str = STUDENT) -> Path:
+    return options.out / "stage1" / _slug(name)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Teacher: (LQ patches, aligned pristine patches) -> label, L1 loss.
 Student: (LQ patches, patches of an other-content gallery reference) -> label,
 L1 loss + MSE between its last diff-encoder block outputs and the frozen
-teacher's on the aligned pair (the distillation of DESIGN §1).
+teacher's on the aligned pair (the CVRKD-IQA distillation; docs/model.md, Architecture).
 Human labels are learnt afterwards, on top of the trained student
 (:mod:`cvrkd.train.global_head`).
 With a whole-image view in the layout, its cached variants (plain, flipped, cropped) are

@@ -43,3 +43,27 @@ def test_fr_reference_option(untrained_bundle, good_inputs, data_dir):
                    "--allow-untrained", data_dir=data_dir)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("fr")
+
+
+def test_batch_prints_each_image_in_order_with_its_single_image_score(scorer, good_inputs, bad_inputs,
+                                                                        untrained_bundle, data_dir):
+    import json
+
+    images = [good_inputs["non_square"], bad_inputs["truncated"], good_inputs["small_than_patch"]]
+    done = run_cli("score", *images, "--model", untrained_bundle, "--json", "--allow-untrained",
+                   data_dir=data_dir)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [line["image"] for line in lines] == [str(path) for path in images]
+    assert "error" in lines[1] and f"error: {lines[1]['error']}" in done.stderr
+    for line, path in zip(lines[::2], images[::2]):
+        assert line["score"] == scorer.score(path, name=str(path)).score
+
+
+def test_an_unreadable_original_fails_every_image_and_says_why(good_inputs, bad_inputs, untrained_bundle,
+                                                               data_dir):
+    images = [good_inputs["non_square"], good_inputs["small_than_patch"]]
+    done = run_cli("score", *images, "--reference", bad_inputs["truncated"], "--model", untrained_bundle,
+                   "--allow-untrained", data_dir=data_dir)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("error: original: ") == 2  # (the progress bar shares stderr's lines)

@@ -28,3 +28,6 @@ def test_plain_folder_without_manifest_is_a_gallery(tmp_path):
     Image.fromarray(photo(256, 256)).save(tmp_path / "x.png")
     gallery = Gallery.load(tmp_path)
     assert len(gallery) == 1 and gallery.images[0].licence == "unknown"
+    assert not Gallery.has_manifest(tmp_path)  # loadable, but not a saved gallery
+    create_gallery(tmp_path / "saved", "mine", [("one", load_image(photo(256, 256)))])
+    assert Gallery.has_manifest(tmp_path / "saved")

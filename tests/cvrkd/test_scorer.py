@@ -153,3 +153,78 @@ def scorer_image(pixels):
     from cvrkd.imageio import load_image
 
     return load_image(pixels)
+
+
+def test_scoring_leaves_its_inputs_untouched(scorer):
+    """Notes about the image (here: upscaled to fit the patches) go to the result, never into the
+    caller's LoadedImage, so a caller may score one image many times without copying it."""
+    import numpy as np
+
+    from cvrkd.imageio import load_image
+
+    image, original = load_image(photo(160, 128), name="small"), load_image(photo(320, 256), name="original")
+    before = [(list(i.notes), i.pixels.copy(), i.name) for i in (image, original)]
+    nar = scorer.score(image)
+    fr = scorer.score(image, reference=original)
+    again = scorer.score(image)
+    for loaded, (notes, pixels, name) in zip((image, original), before):
+        assert loaded.notes == notes and loaded.name == name
+        assert np.array_equal(loaded.pixels, pixels)
+    assert any(note.startswith("upscaled from 160x128") for note in nar.notes)
+    assert any("resized from 320x256" in note for note in fr.notes)
+    assert again.notes == nar.notes and again.score == nar.score
+
+
+def test_score_many_names_reports_and_scores_as_single_calls_do(scorer, bad_inputs, tmp_path):
+    from PIL import Image
+
+    from cvrkd.imageio import load_image
+
+    path = tmp_path / "wide.png"
+    Image.fromarray(photo(400, 240)).save(path)
+    images = [path, bad_inputs["empty"], load_image(photo(160, 128), name="small")]
+    seen, reported = [], []
+    results = scorer.score_many(images, names=["a", "b", "c"],
+                                progress=lambda i, n, name: seen.append((i, n, name)),
+                                on_result=lambda i, r: reported.append((i, r)))
+    assert seen == [(0, 3, "a"), (1, 3, "b"), (2, 3, "c")]
+    assert reported == list(enumerate(results))
+    assert isinstance(results[1], InvalidImageError) and str(results[1])
+    assert [results[0].image, results[2].image] == ["a", "c"]
+    assert results[0].score == scorer.score(path).score
+    assert results[2].score == scorer.score(images[2]).score and results[2].notes
+    assert images[2].notes == []  # the caller's image is untouched
+
+
+def test_score_many_with_one_original_uses_the_teacher_for_each(scorer):
+    pixels = photo()
+    results = scorer.score_many([pixels, pixels.copy()], reference=pixels.copy())
+    assert [r.mode for r in results] == ["fr", "fr"]
+    assert results[0].score == results[1].score == scorer.score(pixels, reference=pixels.copy()).score
+    with pytest.raises(ValueError, match="2 names for 1 images"):
+        scorer.score_many([pixels], names=["a", "b"])
+
+
+def test_score_images_script_writes_the_scores_of_score_many(scorer, tmp_path, bad_inputs, monkeypatch):
+    """``scripts/score_images.py`` scores a CSV's images in one batch; an unreadable one stops it."""
+    import csv
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("score_images", ROOT / "scripts" / "score_images.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "Scorer", lambda model: scorer)
+    for name, size in (("a.png", (300, 240)), ("b.png", (240, 300))):
+        Image.fromarray(photo(*size)).save(tmp_path / name)
+    (tmp_path / "list.csv").write_text("image\na.png\nb.png\n")
+    script.main(["--csv", str(tmp_path / "list.csv"), "--out", str(tmp_path / "out" / "scores.csv")])
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    assert [row["image"] for row in rows] == ["a.png", "b.png"]
+    for row in rows:
+        assert row["score"] == f"{scorer.score(tmp_path / row['image']).score:.4f}"
+    (tmp_path / "bad.csv").write_text(f"image\na.png\n{bad_inputs['empty']}\n")
+    with pytest.raises(InvalidImageError):
+        script.main(["--csv", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "bad-scores.csv")])
+    assert not (tmp_path / "bad-scores.csv").exists()
