@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from cvrkd.imageio import MAX_FILE_BYTES
+from cvrkd import MAX_FILE_BYTES
 from space.ui import api, assets, leaderboard_tab, links, live_tab, model_tab, rate_tab, score_tab
 from space.web import present_page, rate_page
 from space.services.config import AppConfig

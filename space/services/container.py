@@ -16,8 +16,7 @@ from typing import Protocol
 from annotations.campaigns import CampaignRegistry
 from annotations.hub import HubSync
 from annotations.store import AnnotationStore
-from cvrkd import __version__ as cvrkd_version
-from cvrkd.gallery import build_default_gallery
+from cvrkd import __version__ as cvrkd_version, build_default_gallery
 from space.services.admin_auth import AdminGuard
 from space.services.config import AppConfig
 from space.services.catalogue import ImageCatalogue

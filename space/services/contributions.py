@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cvrkd.imageio import LoadedImage
+from cvrkd import LoadedImage
 from space.services.container import Services
 
 NO_CONSENT = "An image joins the rating pool only with consent=True from its owner."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvrkd.distortions import distort
+from cvrkd import distort
 from space.services.files import png_bytes, write_atomic
 
 VERSIONS = (("motorcycle-jpeg", "jpeg", 4), ("motorcycle-blur", "gaussian_blur", 4),

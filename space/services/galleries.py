@@ -12,8 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from cvrkd.gallery import MANIFEST, Gallery, create_gallery
-from cvrkd.imageio import InvalidImageError, load_image
+from cvrkd import Gallery, InvalidImageError, create_gallery, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ class GalleryRegistry:
     def names(self) -> list[str]:
         names = [self.default.name]
         for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            if folder.resolve() != self.default.root.resolve() and (folder / MANIFEST).is_file():
+            if folder.resolve() != self.default.root.resolve() and Gallery.has_manifest(folder):
                 try:
                     names.append(Gallery.load(folder).name)
                 except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -43,7 +42,7 @@ class GalleryRegistry:
         if not name or name == self.default.name:
             return self.default
         for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            if (folder / MANIFEST).is_file():
+            if Gallery.has_manifest(folder):
                 gallery = Gallery.load(folder)
                 if gallery.name == name:
                     return gallery

@@ -11,16 +11,12 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from cvrkd.checkpoint import CheckpointError, CheckpointInfo
-from cvrkd.gallery import Gallery
-from cvrkd.imageio import LoadedImage
-from cvrkd.quality_map import quality_map
-from cvrkd.reference_check import mismatch_warning
-from cvrkd.scorer import NoTrainedModelError, ScoreResult, Scorer
+from cvrkd import (CheckpointError, CheckpointInfo, Gallery, InvalidImageError, LoadedImage, NoTrainedModelError,
+                   ScoreResult, Scorer, mismatch_warning, quality_map)
 
 logger = logging.getLogger(__name__)
 
@@ -131,17 +127,25 @@ class ModelService:
         if original is not None and not scorer.has_teacher:
             raise ModelUnavailable(NO_TEACHER)
         with self.foreground():
-            nar = scorer.score(_copy(image), gallery=gallery)
-            fr = scorer.score(_copy(image), reference=_copy(original)) if original is not None else None
+            nar = scorer.score(image, gallery=gallery)
+            fr = scorer.score(image, reference=original) if original is not None else None
         notes = list(dict.fromkeys(nar.notes + (fr.notes if fr else [])))
         mismatch = mismatch_warning(image.pixels, original.pixels) if original is not None else None
         return ScoreReport(nar, fr, notes, [mismatch] if mismatch else [])
+
+    def score_many(self, paths: Sequence[str | Path], gallery: Gallery,
+                   progress: Progress | None = None) -> list[ScoreResult | InvalidImageError]:
+        """The student's score of each file against ``gallery``, in order; an unreadable file gives its error."""
+        scorer = self.require()
+        with self.foreground():
+            return scorer.score_many(paths, gallery=gallery, progress=progress,
+                                     names=[Path(path).name for path in paths])
 
     def quality_overlay(self, image: LoadedImage, gallery: Gallery) -> np.ndarray:
         """The image with the regions that lower its score painted red."""
         scorer = self.require()
         with self.foreground():
-            return quality_map(scorer, _copy(image), gallery).overlay()
+            return quality_map(scorer, image, gallery).overlay()
 
     def prepare_gallery(self, gallery: Gallery, progress: Progress | None = None) -> None:
         """Compute (or load) the gallery's reference features ahead of the first score."""
@@ -168,7 +172,3 @@ class ModelService:
             while self._foreground and not stop.is_set():
                 self._idle.wait(timeout=0.5)
 
-
-def _copy(image: LoadedImage) -> LoadedImage:
-    """Scorer calls append notes to the image they get; give each its own."""
-    return LoadedImage(image.pixels, list(image.notes), image.name)

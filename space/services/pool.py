@@ -23,9 +23,7 @@ from PIL import Image
 from annotations.schema import image_id_for
 from annotations.shards import fsync_dir
 from annotations.store import AnnotationStore
-from cvrkd.distortions import distort
-from cvrkd.gallery import Gallery
-from cvrkd.imageio import LoadedImage
+from cvrkd import Gallery, LoadedImage, distort
 from space.services.files import png_bytes, write_atomic
 
 MANIFEST = "pool.json"

@@ -18,8 +18,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from cvrkd.gallery import Gallery
-from cvrkd.imageio import InvalidImageError, load_image
+from cvrkd import Gallery, InvalidImageError, load_image
 from space.services.files import write_atomic
 from space.services.catalogue import ImageCatalogue
 from space.services.model_service import ModelService, ModelUnavailable

@@ -7,7 +7,7 @@ surface as a fault.
 from __future__ import annotations
 
 from annotations.campaign_import import CampaignError
-from cvrkd.imageio import InvalidImageError
+from cvrkd import InvalidImageError
 from space.services.admin_auth import NotAuthorised
 from space.services.contributions import ContributionRefused
 from space.services.model_service import ModelUnavailable

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from cvrkd.imageio import InvalidImageError, load_image
+from cvrkd import InvalidImageError, load_image
 from space.services import contributions, model_card, moderating, voting
 from space.services.container import Services
 from space.services.rating import Ticket

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from annotations.assisted import Estimates
 
-from cvrkd.scorer import ScoreResult
+from cvrkd import ScoreResult
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=320)
 

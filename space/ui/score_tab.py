@@ -19,9 +19,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from cvrkd.gallery import Gallery
-from cvrkd.imageio import InvalidImageError, check_image_file, load_image
-from cvrkd.patches import check_alignable
+from cvrkd import Gallery, InvalidImageError, check_alignable, check_image_file, load_image
 from space.ui import plots
 from space.ui.components import raw_image
 from space.ui.errors import note_refusal
@@ -154,17 +152,14 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
         services.model.require()
     except (KeyError, ModelUnavailable) as exc:
         return pd.DataFrame(columns=columns), None, _refused(_message(exc))
-    rows = []
-    for index, path in enumerate(files):
-        name = Path(path).name
-        if progress:
-            progress(index, len(files), name)
-        try:
-            report = services.model.score(load_image(path, name=name), gallery)
-            rows.append([name, round(report.nar.score, 2), round(report.nar.spread, 2),
-                         report.nar.model_version, ""])
-        except (InvalidImageError, ModelUnavailable) as exc:
-            rows.append([name, None, None, services.model.version, str(exc)])
+    try:
+        results = services.model.score_many(files, gallery, progress)
+    except ModelUnavailable as exc:  # the model went away since the check above
+        return pd.DataFrame(columns=columns), None, _refused(_message(exc))
+    rows = [[Path(path).name, None, None, services.model.version, str(result)]
+            if isinstance(result, InvalidImageError) else
+            [Path(path).name, round(result.score, 2), round(result.spread, 2), result.model_version, ""]
+            for path, result in zip(files, results)]
     table = pd.DataFrame(rows, columns=columns)
     out = _batch_file()
     with open(out, "w", newline="") as handle:

@@ -4,7 +4,7 @@ import sys
 
 import cvrkd
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_every_public_name_resolves():
