@@ -327,7 +327,8 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     without = RatingService(services.pool, store, FixedScores(), "test", model_prior=False)
     for rating in (with_prior, without):
         rating.next_pair("anon-sampler")
-    sampler_with, sampler_without = (r._current_sampler(None, store.judgements(), []) for r in (with_prior, without))
+    sampler_with, sampler_without = (r._current_sampler(r.open_campaign(None), store.judgements(), [])
+                                     for r in (with_prior, without))
     assert sampler_with.calibration.model_version == "test-model"
     assert sampler_with.calibration.slope > 0  # refitted on the stored judgements
     assert sampler_without.calibration is None
