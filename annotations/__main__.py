@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from annotations.campaign_import import CONTENT_FROM, CampaignError
-from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, Campaign, CampaignRegistry, Settings
+from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, CampaignRegistry, Settings
 from annotations.config import default_data_dir
 from annotations.round_reset import reset
 from annotations.rounds import in_current_round
@@ -76,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     data_dir = args.data_dir or default_data_dir()
-    registry = CampaignRegistry.for_data_dir(data_dir)
     store = AnnotationStore(Path(data_dir) / "annotations")
+    registry = CampaignRegistry.for_data_dir(data_dir, uploads=_judged(store))
     try:
         return _run(args, registry, store)
     except CampaignError as exc:
@@ -120,22 +121,26 @@ def _run(args: argparse.Namespace, registry: CampaignRegistry, store: Annotation
 
         if args.push:
             check_repo_id(args.push)  # before the work, not after it
-        summary = export_campaign(_exported(args.name, registry, store), store, args.out, n_boot=args.bootstrap)
+        summary = export_campaign(registry.get(args.name), store, args.out, n_boot=args.bootstrap)
         print(summary.summary())
         if args.push:
             print(f"pushed: {push_export(args.out, args.push, private=not args.public)}")
     return 0
 
 
-def _exported(name: str, registry: CampaignRegistry, store: AnnotationStore) -> Campaign:
-    """The campaign to export: the built-in pool is the campaign ``default``, like in the app."""
-    if name != DEFAULT_CAMPAIGN:
-        return registry.get(name)
-    from annotations.builtin_pool import builtin_pool
+def _judged(store: AnnotationStore) -> Callable[[str], bool]:
+    """Which contributed photos the built-in pool (campaign ``default``) includes here: those raters judged
+    (the app showed them only once moderation cleared them); the judgements are read on first use."""
+    judged: set[str] | None = None
 
-    judgements = store.judgements(DEFAULT_CAMPAIGN)
-    judged = set(judgements["left_image_id"]) | set(judgements["right_image_id"])
-    return builtin_pool(registry.root.parent, judged)
+    def included(image_id: str) -> bool:
+        nonlocal judged
+        if judged is None:
+            judgements = store.judgements(DEFAULT_CAMPAIGN)
+            judged = set(judgements["left_image_id"]) | set(judgements["right_image_id"])
+        return image_id in judged
+
+    return included
 
 
 def _progress(done: int, total: int, name: str) -> None:

@@ -4,7 +4,10 @@ A campaign lives in ``<data dir>/campaigns/<name>/``: ``campaign.json`` (title,
 instructions, pair mode, gold share, status, and per image its id, file,
 source, licence and content group) and ``images/`` with the files people are
 shown. Its judgements go to the one durable store with ``campaign=<name>``;
-the built-in rating pool is the campaign ``default`` (not kept here). A
+the built-in rating pool is the campaign ``default``: a registry made with
+``default`` (``annotations.builtin_pool``) returns it from ``get`` like any
+other, but it has no folder here, so it is not listed by ``names`` and cannot
+be closed, hidden, reset or cloned. A
 campaign folder appears in one rename once every image is imported and
 registered, so readers (the app, while the CLI creates one) never see half of
 one (a clone too); the manifest is rewritten atomically on ``close``/``reopen``
@@ -224,17 +227,27 @@ def check_name(name: Any) -> str:
 class CampaignRegistry:
     """The campaigns under one data folder; thread-safe, and sees campaigns other processes create."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, default: Callable[[], Campaign] | None = None) -> None:
+        """``default``: builds the built-in pool's campaign (``get("default")``); without it that name is unknown."""
         self.root = Path(root)
+        self.default = default
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], Campaign]] = {}  # name -> (manifest stamp, campaign)
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path | str) -> CampaignRegistry:
-        return cls(Path(data_dir) / "campaigns")
+    def for_data_dir(cls, data_dir: Path | str, uploads: Callable[[str], bool] | None = None) -> CampaignRegistry:
+        """The campaigns under ``data_dir``; with ``uploads`` (which contributed photos the pool includes) also
+        the built-in pool as campaign ``default``."""
+        default = None
+        if uploads is not None:
+            from annotations.builtin_pool import PoolCampaigns  # it builds on this module's Campaign
+
+            default = PoolCampaigns(Path(data_dir) / "pool", uploads).campaign
+        return cls(Path(data_dir) / "campaigns", default)
 
     # ----------------------------------------------------------------- reading
     def names(self) -> list[str]:
+        """The campaigns created here (not the built-in ``default``), by name."""
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith("."))
@@ -246,9 +259,12 @@ class CampaignRegistry:
         return isinstance(name, str) and name in self.names()
 
     def get(self, name: str) -> Campaign:
-        """The campaign called ``name`` (re-read when its manifest changed)."""
+        """The campaign called ``name`` (re-read when its manifest changed); ``default``: the built-in pool,
+        when this registry knows it."""
         if not isinstance(name, str) or not name:
             raise UnknownCampaign("no campaign name was given")
+        if name == DEFAULT_CAMPAIGN and self.default is not None:
+            return self.default()
         try:
             check_campaign(name)
         except InvalidRecord as exc:
@@ -318,7 +334,7 @@ class CampaignRegistry:
 
     def set_results_hidden(self, name: str, hidden: bool) -> Campaign:
         """Hide the live ranking (votes and raters are still counted on screen) or reveal it."""
-        campaign = self.get(name)
+        campaign = self._own(name, "its live results are always shown")
         if campaign.results_hidden != bool(hidden):
             updated = replace(campaign, results_hidden=bool(hidden))
             atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
@@ -328,7 +344,7 @@ class CampaignRegistry:
         """Close a campaign (no new pairs or votes) or reopen it."""
         if status not in STATUSES:
             raise CampaignError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
-        campaign = self.get(name)
+        campaign = self._own(name, "it is always open")
         if campaign.status != status:
             updated = replace(campaign, status=status)
             atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
@@ -367,9 +383,8 @@ class CampaignRegistry:
             shutil.rmtree(staging, ignore_errors=True)
         return self.get(new)
 
-    def _own(self, name: str) -> Campaign:
-        """A campaign of this registry; the built-in pool has no manifest to reset or copy."""
+    def _own(self, name: str, why: str = "it has no rounds and cannot be reset or cloned") -> Campaign:
+        """A campaign created here; the built-in pool has no manifest to change or copy."""
         if name == DEFAULT_CAMPAIGN:
-            raise CampaignError(f"{DEFAULT_CAMPAIGN!r} is the built-in rating pool: it has no rounds and "
-                                "cannot be reset or cloned")
+            raise CampaignError(f"{DEFAULT_CAMPAIGN!r} is the built-in rating pool: {why}")
         return self.get(name)

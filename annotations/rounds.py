@@ -31,13 +31,13 @@ def round_of(campaign: Campaign, timestamps: pd.Series) -> np.ndarray:
 
 
 def in_current_round(judgements: pd.DataFrame, campaign: Campaign | None) -> pd.DataFrame:
-    """The rows stored since the campaign's last reset (all of them for the built-in pool, ``None``)."""
+    """The rows stored since the campaign's last reset (all of them when it was never reset, or for ``None``:
+    a campaign no longer there)."""
     if campaign is None or not campaign.resets:
         return judgements
     return judgements[round_of(campaign, judgements["timestamp"]) == campaign.round].reset_index(drop=True)
 
 
 def current_judgements(store: AnnotationStore, campaign: Campaign | None, name: str) -> pd.DataFrame:
-    """The standing judgements of campaign ``name`` (``campaign``: its record, None for the pool) in its
-    current round."""
+    """The standing judgements of campaign ``name`` (``campaign``: its record) in its current round."""
     return in_current_round(store.judgements(name), campaign)

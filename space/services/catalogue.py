@@ -8,8 +8,10 @@ picked up on the next call.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from annotations.builtin_pool import PoolCampaigns
 from annotations.campaigns import Campaign, CampaignRegistry, UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services.pool import RatingPool
@@ -18,19 +20,24 @@ from space.services.pool import RatingPool
 class ImageCatalogue:
     """Read-only view over the pool and the campaign registry; thread-safe."""
 
-    def __init__(self, pool: RatingPool, campaigns: CampaignRegistry | None = None) -> None:
+    def __init__(self, pool: RatingPool, campaigns: CampaignRegistry | None = None,
+                 visible: Callable[[str], bool] = lambda image_id: True) -> None:
+        """``visible``: which contributed photos the pool's campaign includes, unless ``campaigns`` already
+        knows the pool (``CampaignRegistry.for_data_dir(..., uploads=...)``, as the app builds it)."""
         self.pool = pool
         self.campaigns = campaigns
+        self._default = (campaigns.default if campaigns is not None and campaigns.default is not None
+                         else PoolCampaigns(pool.root, visible).campaign)
         self._lock = threading.Lock()
         self._index: tuple[tuple[str, ...], dict[str, tuple[Campaign, str]]] = ((), {})
 
-    def campaign(self, name: str | None) -> Campaign | None:
-        """The campaign called ``name``; None for the default campaign (``""`` or ``default``).
+    def campaign(self, name: str | None) -> Campaign:
+        """The campaign called ``name``; the built-in pool's (``default``) for ``""``, None or ``default``.
 
         Raises ``UnknownCampaign`` for any other name that does not exist.
         """
         if not name or name == DEFAULT_CAMPAIGN:
-            return None
+            return self._default()
         if self.campaigns is None:
             raise UnknownCampaign(f"unknown campaign {name!r}")
         return self.campaigns.get(name)
@@ -83,6 +90,5 @@ class ImageCatalogue:
         return campaign.image(image_id).content
 
     def ids_of(self, campaign: str | None) -> list[str]:
-        """The images of one campaign (the pool for the default one)."""
-        found = self.campaign(campaign)
-        return self.pool.ids if found is None else found.ids
+        """The images of one campaign (the pool's that may be paired for the default one)."""
+        return self.campaign(campaign).ids

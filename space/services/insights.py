@@ -152,18 +152,16 @@ class InsightsService:
         computation at a time, callers arriving meanwhile get its result.
         """
         found = self.images.campaign(campaign)
-        name = DEFAULT_CAMPAIGN if found is None else found.name
         with self._lock:
-            judgements = current_judgements(self.store, found, name)
+            judgements = current_judgements(self.store, found, found.name)
             model_scores = self.scores.current()
-            version = self.pool.version if found is None else (found.created_at, found.round)
-            key = (len(judgements), self.scores.version(), len(model_scores), version)
-            cached = self._cached.get(name)
+            ids = found.ids
+            key = (len(judgements), self.scores.version(), len(model_scores), found.created_at, found.round,
+                   tuple(ids))
+            cached = self._cached.get(found.name)
             if cached is None or cached[0] != key:
-                gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
-                ids = self.pool.ids if found is None else found.ids
-                cached = (key, self._compute(name, judgements, model_scores, gold, ids))
-                self._cached[name] = cached
+                cached = (key, self._compute(found.name, judgements, model_scores, found.gold_pairs(), ids))
+                self._cached[found.name] = cached
             return cached[1]
 
     def _compute(self, campaign: str, judgements: pd.DataFrame, model_scores: dict[str, float],

@@ -19,6 +19,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from PIL import Image
 
+from annotations.campaigns import Campaign
 from space.services.insights import Insights, InsightsService
 from space.services.catalogue import ImageCatalogue
 
@@ -82,10 +83,10 @@ class LiveBoard:
         view, ``/live`` and the presenter page ask here); raises ``UnknownCampaign`` for a bad name."""
         found = self.images.campaign(campaign)
         shared = self._shared(found)
-        return shared.hidden() if found is not None and found.results_hidden else shared
+        return shared.hidden() if found.results_hidden else shared
 
-    def _shared(self, found) -> Snapshot:
-        key = found.name if found is not None else "default"
+    def _shared(self, found: Campaign) -> Snapshot:
+        key = found.name
         with self._lock:
             cached = self._snapshots.get(key)
             if cached is not None:
@@ -104,18 +105,17 @@ class LiveBoard:
         for worker in workers:
             worker.join()
 
-    def _rebuild(self, key: str, found) -> Snapshot:
+    def _rebuild(self, key: str, found: Campaign) -> Snapshot:
         try:
             with self._build_lock:  # one computation at a time; the insights cache it for the rest
-                insights = self.insights.current(None if found is None else found.name)
+                insights = self.insights.current(found.name)
                 with self._lock:
                     cached = self._snapshots.get(key)
                 if cached is not None and cached[1].insights is insights:
                     snapshot = cached[1]
                 else:
-                    title = found.title if found is not None else "Built-in rating pool"
-                    snapshot = Snapshot(header(title, insights), ranking_figure(insights, self.images), insights,
-                                        title)
+                    snapshot = Snapshot(header(found.title, insights), ranking_figure(insights, self.images),
+                                        insights, found.title)
                     self.builds += 1
                 with self._lock:
                     self._snapshots[key] = (self._clock(), snapshot)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from annotations.quality import RateLimiter
+from annotations.schema import DEFAULT_CAMPAIGN
 from space.services.files import secret_file
 from space.services.rating import RateLimited, RatingError
 
@@ -163,7 +164,8 @@ class ClientLimits:
         self._check(request, [self._of(campaign)["votes"]], "Too many votes from your connection; please wait {wait}.")
 
     def _of(self, campaign: object | None) -> dict[str, RateLimiter]:
-        key = (str(getattr(campaign, "name", "")), getattr(campaign, "audience", None))
+        # None (a review) counts with the default campaign's votes, as before the pool was a campaign
+        key = (str(getattr(campaign, "name", None) or DEFAULT_CAMPAIGN), getattr(campaign, "audience", None))
         with self._lock:
             limiters = self._limiters.get(key)
             if limiters is None:

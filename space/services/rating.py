@@ -121,7 +121,9 @@ class RatingService:
                  campaigns: CampaignRegistry | None = None, model_prior: bool = True,
                  visible: Callable[[str], bool] = lambda image_id: True) -> None:
         self.pool, self.store, self.scores = pool, store, scores
-        self.images = ImageCatalogue(pool, campaigns)
+        self.visible = visible
+        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
+        self.images = ImageCatalogue(pool, campaigns, visible)
         self.app_version = app_version
         self.limiter = RateLimiter(votes_per_minute, clock=clock)
         self.min_answer_ms = min_answer_ms
@@ -129,8 +131,6 @@ class RatingService:
         self.ticket_ttl_s, self.max_tickets = ticket_ttl_s, max_tickets
         self._clock = clock
         self.after_judgement = after_judgement
-        self.visible = visible
-        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self._answers: dict[str, Answer] = {}  # rater -> their last stored answer (the floor's start, undo)
@@ -144,13 +144,13 @@ class RatingService:
                                 for rater in in_current_round(rows, found)["rater_id"])
 
     # ------------------------------------------------------------------ pairs
-    def open_campaign(self, name: str | None) -> Campaign | None:
-        """The campaign to rate (None: the default pool); refuses unknown and closed ones."""
+    def open_campaign(self, name: str | None) -> Campaign:
+        """The campaign to rate (``""``/None: the default pool); refuses unknown and closed ones."""
         try:
             campaign = self.images.campaign(name)
         except UnknownCampaign as exc:
             raise CampaignNotFound(f"{exc}; check the link") from None
-        if campaign is not None and not campaign.is_open:
+        if not campaign.is_open:
             raise RatingError(f"The campaign {campaign.name!r} is closed and takes no more votes. Thank you!")
         return campaign
 
@@ -158,9 +158,9 @@ class RatingService:
         """The pair this rater should judge now in ``campaign`` (``""``/None: the default one)."""
         rater_id = _rater(rater_id)
         found = self.open_campaign(campaign)
-        name = DEFAULT_CAMPAIGN if found is None else found.name
-        judgements = self._recent_judgements(found, name)
-        gold = self.pool.gold_pairs() if found is None else found.gold_pairs()
+        name = found.name
+        judgements = self._recent_judgements(found)
+        gold = found.gold_pairs()
         with self._lock:
             sampler = self._current_sampler(found, judgements, gold)
             weights = None
@@ -168,51 +168,48 @@ class RatingService:
                 weights = rater_stats(judgements, gold)["weight"]
             pair = sampler.next_pair(rater_id, judgements, weights)
             ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock(), name,
-                            _round(found))
+                            found.round)
             self._tickets[ticket.ticket_id] = ticket
             self._expire()
         return ticket
 
-    def _recent_judgements(self, found: Campaign | None, campaign: str):
+    def _recent_judgements(self, found: Campaign):
         """The judgements of the campaign's current round, re-read at most every ``JUDGEMENTS_MAX_AGE_S``."""
         with self._lock:
-            cached = self._judgements.get(campaign)
-            if (cached is not None and cached[1] == _round(found)
+            cached = self._judgements.get(found.name)
+            if (cached is not None and cached[1] == found.round
                     and time.monotonic() - cached[0] < JUDGEMENTS_MAX_AGE_S):
                 return cached[2]
-        judgements = current_judgements(self.store, found, campaign)
+        judgements = current_judgements(self.store, found, found.name)
         with self._lock:
-            self._judgements[campaign] = (time.monotonic(), _round(found), judgements)
+            self._judgements[found.name] = (time.monotonic(), found.round, judgements)
         return judgements
 
     def _known(self, name: str) -> Campaign | None:
-        """The campaign called ``name``; None for the pool and for a campaign no longer there."""
+        """The campaign called ``name``; None for a campaign no longer there."""
         try:
             return self.images.campaign(name)
         except UnknownCampaign:
             return None
 
-    def _current_sampler(self, campaign: Campaign | None, judgements, gold) -> ActiveSampler:
-        """The campaign's sampler, rebuilt when its images or the model scores for its prior changed."""
-        name = DEFAULT_CAMPAIGN if campaign is None else campaign.name
-        ids = [i for i in self.pool.ids if self.visible(i)] if campaign is None else campaign.ids
+    def _current_sampler(self, campaign: Campaign, judgements, gold) -> ActiveSampler:
+        """The campaign's sampler, rebuilt when its images (the pool's change as photos are cleared or
+        removed), its round or the model scores for its prior changed."""
+        ids = campaign.ids
         scores = self.scores.current() if self.model_prior else {}
         prior = {i: scores[i] for i in ids if i in scores}
-        version = self.pool.version if campaign is None else (campaign.created_at, campaign.round)
-        key = (version, self.scores.version() if prior else None, len(prior))
-        cached = self._samplers.get(name)
+        key = (campaign.created_at, campaign.round, tuple(ids), self.scores.version() if prior else None, len(prior))
+        cached = self._samplers.get(campaign.name)
         if cached is not None and cached[0] == key:
             return cached[1]
-        options = dict(gold_pairs=gold, seed=self.seed, model_scores=prior or None,
-                       model_version=self.scores.version() or None)
-        if campaign is None:
-            sampler = ActiveSampler(ids, content_of=self.pool.content_of(), **options)
-        else:
-            sampler = ActiveSampler(ids, content_of=campaign.content_of(), gold_share=campaign.gold_share,
-                                    same_content_share=1.0 if campaign.pairs == "same-content" else 0.5, **options)
+        sampler = ActiveSampler(ids, content_of=campaign.content_of(), gold_pairs=gold,
+                                gold_share=campaign.gold_share,
+                                same_content_share=1.0 if campaign.pairs == "same-content" else 0.5,
+                                seed=self.seed, model_scores=prior or None,
+                                model_version=self.scores.version() or None)
         if len(judgements):
             sampler.update(judgements, rater_stats(judgements, gold)["weight"])
-        self._samplers[name] = (key, sampler)
+        self._samplers[campaign.name] = (key, sampler)
         return sampler
 
     def _expire(self) -> None:
@@ -228,7 +225,7 @@ class RatingService:
     # ------------------------------------------------------------------ votes
     def vote(self, rater_id: str, ticket_id: str, choice: str, response_ms: float | None = None,
              campaign: str | None = None,
-             client_check: Callable[[Campaign | None], object] = lambda campaign: None) -> Receipt:
+             client_check: Callable[[Campaign], object] = lambda campaign: None) -> Receipt:
         """Store the rater's answer to the ticket's pair, in the ticket's campaign; each ticket counts once.
 
         ``campaign``, when given (the Rate tab passes the one on screen), must
@@ -249,7 +246,7 @@ class RatingService:
                 raise RatingError(f"This pair belongs to the campaign {ticket.campaign!r}, not {expected!r}; "
                                   "nothing was stored.")
             found = self.open_campaign(ticket.campaign)
-            if _round(found) != ticket.round:
+            if found.round != ticket.round:
                 raise RatingError(f"The campaign {ticket.campaign!r} was restarted after this pair was shown; "
                                   "nothing was stored. Fetch a new pair.")
             now = self._clock()
@@ -350,13 +347,12 @@ class RatingService:
         """Judgements stored for this rater in a campaign's current round (the default campaign unless
         named; skips not counted)."""
         name = campaign or DEFAULT_CAMPAIGN
-        found = self._known(name)
         with self._lock:
-            return self._counts[name, _round(found), rater_id]
+            return self._counts[name, _round(self._known(name)), rater_id]
 
 
 def _round(campaign: Campaign | None) -> int:
-    """The current round of a campaign; the built-in pool is always in its first."""
+    """The current round of a campaign; 1 for one no longer there (its judgements count in no round now)."""
     return 1 if campaign is None else campaign.round
 
 

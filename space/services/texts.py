@@ -5,6 +5,7 @@ both say the same thing.
 """
 from __future__ import annotations
 
+from annotations.schema import DEFAULT_CAMPAIGN
 from space.services.catalogue import ImageCatalogue
 
 INSTRUCTIONS = (
@@ -28,9 +29,8 @@ def campaign_texts(images: ImageCatalogue, campaign: str | None) -> tuple[str, s
     Raises ``UnknownCampaign`` for a name that does not exist.
     """
     found = images.campaign(campaign)
-    if found is None:
-        return "", INSTRUCTIONS
-    return found.title, found.instructions or INSTRUCTIONS
+    title = "" if found.name == DEFAULT_CAMPAIGN else found.title  # raters of the pool see no heading
+    return title, found.instructions or INSTRUCTIONS
 
 
 def plain(markdown: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import gradio as gr
 
 from annotations.campaigns import UnknownCampaign
+from annotations.schema import DEFAULT_CAMPAIGN
 from space.ui import rate_tab, score_tab
 from space.services.examples import example_files
 from space.ui.leaderboard_tab import LeaderboardTab
@@ -49,7 +50,7 @@ def parse(params: Mapping[str, str], services: Services) -> Link:
     if campaign:
         try:
             found = services.images.campaign(campaign)
-            campaign = found.name if found is not None else ""
+            campaign = "" if found.name == DEFAULT_CAMPAIGN else found.name  # the page's state for the pool: ""
         except UnknownCampaign:
             messages.append(f"There is no campaign called “{campaign}”; showing the default page.")
             campaign, view = "", ""

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from annotations.campaigns import UnknownCampaign
-from annotations.schema import DEFAULT_CAMPAIGN
 from space.services.live import HIDDEN_NOTE, LIVE_INTERVAL_S
 from space.services.share import local_warning, page_link, qr_files
 from space.services.container import Services
@@ -33,9 +32,7 @@ def routes(services: Services) -> list:
         except UnknownCampaign as exc:
             return HTMLResponse(f"<!doctype html><title>Unknown campaign</title><p>{html.escape(str(exc))}</p>",
                                 status_code=404)
-        name = DEFAULT_CAMPAIGN if found is None else found.name
-        title = "Built-in rating pool" if found is None else found.title
-        return HTMLResponse(render(name, title, page_link(request, name)))
+        return HTMLResponse(render(found.name, found.title, page_link(request, found.name)))
 
     @router.get("/present/{campaign}/qr.png", include_in_schema=False)
     def qr(request: Request, campaign: str) -> Response:
@@ -43,7 +40,7 @@ def routes(services: Services) -> list:
             found = services.images.campaign(campaign)
         except UnknownCampaign as exc:
             return Response(str(exc), status_code=404, media_type="text/plain")
-        link = page_link(request, DEFAULT_CAMPAIGN if found is None else found.name)
+        link = page_link(request, found.name)
         return FileResponse(qr_files(link, services.data_dir / "share").png, media_type="image/png")
 
     return list(router.routes)

@@ -85,9 +85,9 @@ def routes(services: Services) -> list:
         except UnknownCampaign:
             return HTMLResponse(render_page(services, DEFAULT_CAMPAIGN, problem=(
                 f"There is no campaign called “{campaign}”; check the link.")), status_code=404)
-        problem = "" if found is None or found.is_open else (
+        problem = "" if found.is_open else (
             f"The campaign “{found.name}” is closed and takes no more votes. Thank you!")
-        return HTMLResponse(render_page(services, found.name if found else DEFAULT_CAMPAIGN, problem=problem))
+        return HTMLResponse(render_page(services, found.name, problem=problem))
 
     @router.get("/api/rate/campaign/{campaign}")
     def campaign_info(campaign: str) -> JSONResponse:
@@ -95,10 +95,9 @@ def routes(services: Services) -> list:
             found = services.images.campaign(campaign)
         except UnknownCampaign as exc:
             return _refused(404, str(exc), "campaign")
-        title, instructions = _texts(services, found.name if found else "")
-        return JSONResponse({"campaign": found.name if found else DEFAULT_CAMPAIGN, "title": title,
-                             "instructions": instructions, "open": found is None or found.is_open,
-                             "images": len(services.images.ids_of(found.name if found else None))})
+        title, instructions = _texts(services, found.name)
+        return JSONResponse({"campaign": found.name, "title": title, "instructions": instructions,
+                             "open": found.is_open, "images": len(found.ids)})
 
     @router.post("/api/rate/rater")
     def new_rater(request: Request, body: RaterRequest | None = None) -> JSONResponse:

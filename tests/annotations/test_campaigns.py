@@ -222,3 +222,86 @@ def test_reading_as_rows_arrive_gives_the_same_table_as_one_fresh_read(store):
     pd.testing.assert_frame_equal(seen, fresh)
     assert len(fresh) == 12 and fresh["timestamp"].is_monotonic_increasing
     assert len(store.judgements("one")) == 6
+
+
+def old_pool(data, uploads=("up-cleared", "up-held")):
+    """A pool folder as the app has written it since before the pool was a campaign: ``pool.json`` with two
+    gallery photos, a mild and a strong distortion of each, and contributed photos (the last one held)."""
+    from PIL import Image
+
+    folder = data / "pool"
+    entries = []
+    for photo in ("cat", "dog"):
+        entries.append({"image_id": f"{photo}", "file": f"{photo}.png", "title": photo, "origin": "gallery",
+                        "licence": "CC0-1.0", "content": photo, "distortion": None, "level": None,
+                        "reference_id": None})
+        for level in (1, 5):
+            entries.append({"image_id": f"{photo}-{level}", "file": f"{photo}-{level}.png",
+                            "title": f"{photo} · jpeg level {level}", "origin": f"distortion:jpeg:{level}",
+                            "licence": "CC0-1.0", "content": photo, "distortion": "jpeg", "level": level,
+                            "reference_id": photo})
+    entries += [{"image_id": name, "file": f"{name}.png", "title": "uploaded photo", "origin": "upload",
+                 "licence": "CC BY 4.0, granted by the uploader", "content": name, "distortion": None,
+                 "level": None, "reference_id": None} for name in uploads]
+    for k, entry in enumerate(entries):
+        where = "held" if entry["image_id"] == uploads[-1] else "images"
+        (folder / where).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40 + k, 30), (10 * k, 80, 120)).save(folder / where / entry["file"])
+    (folder / "pool.json").write_text(json.dumps({"images": entries}, indent=1))
+    return folder
+
+
+def test_an_existing_pool_is_the_campaign_default_and_loads_unchanged(data, store):
+    from annotations.rounds import current_judgements
+
+    folder = old_pool(data)
+    before = (folder / "pool.json").read_bytes()
+    store.register_image("cat", "gallery", "CC0-1.0")
+    store.register_image("dog", "gallery", "CC0-1.0")
+    store.append({"rater_id": "r1", "left_image_id": "cat", "right_image_id": "dog", "choice": "left"})
+    old = dict(json.loads((store.root / "data" / f"train-{store.writer_id}.jsonl").read_text().splitlines()[0]))
+    old.pop("campaign")
+    old.update(judgement_id="old-row", schema_version=1)  # written before campaigns existed
+    (store.root / "data" / "train-oldwriter.jsonl").write_text(json.dumps(old) + "\n")
+
+    registry = CampaignRegistry.for_data_dir(data, uploads=lambda image_id: image_id == "up-cleared")
+    pool = registry.get("default")
+    assert (pool.name, pool.title, pool.is_open, pool.round, pool.pairs, pool.gold_share) == (
+        "default", "Built-in rating pool", True, 1, "any", 0.1)
+    assert pool.ids == ["cat", "cat-1", "cat-5", "dog", "dog-1", "dog-5", "up-cleared"]  # the held one is left out
+    assert pool.gold_pairs() == [("cat", "cat-5"), ("dog", "dog-5")]  # each photo against its own strongest
+    assert pool.content_of()["dog-1"] == "dog" and pool.image("cat-5").gold == "low"
+    assert pool.path("cat").is_file() and pool.image("dog").width == 43
+    assert len(current_judgements(AnnotationStore(store.root), pool, pool.name)) == 2  # the old row included
+    assert registry.names() == [] and "default" not in registry  # no folder of its own: nothing to list
+    assert (folder / "pool.json").read_bytes() == before and not (data / "campaigns").exists()
+    with pytest.raises(UnknownCampaign, match="unknown campaign 'default'"):
+        CampaignRegistry.for_data_dir(data).get("default")  # a registry that was not told about the pool
+    for change, message in ((lambda: registry.set_status("default", "closed"), "always open"),
+                            (lambda: registry.set_results_hidden("default", True), "always shown"),
+                            (lambda: registry.start_round("default"), "cannot be reset"),
+                            (lambda: registry.clone("default", "copy"), "cannot be reset or cloned")):
+        with pytest.raises(CampaignError, match=f"built-in rating pool: .*{message}"):
+            change()
+    assert not (data / "campaigns").exists()
+
+
+def test_the_default_campaign_is_rebuilt_only_when_the_pool_changes(data, monkeypatch):
+    from PIL import Image
+
+    folder = old_pool(data)
+    cleared = {"up-cleared"}
+    registry = CampaignRegistry.for_data_dir(data, uploads=cleared.__contains__)
+    first = registry.get("default")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    assert registry.get("default") is first and opened == []  # a pair served does not re-read the pool
+    (folder / "held" / "up-held.png").rename(folder / "images" / "up-held.png")  # moderation clears it
+    cleared.add("up-held")
+    second = registry.get("default")
+    assert second.ids == [*first.ids, "up-held"] and [p.name for p in opened] == ["up-held.png"]
+    entries = json.loads((folder / "pool.json").read_text())["images"]
+    (folder / "images" / "up-cleared.png").unlink()  # an upload removed: its file, then its entry
+    (folder / "pool.json").write_text(json.dumps({"images": [e for e in entries if e["image_id"] != "up-cleared"]}))
+    assert "up-cleared" not in registry.get("default").ids and len(opened) == 1

@@ -268,6 +268,31 @@ def test_the_trainer_hears_of_each_judgement_and_cannot_break_a_vote(services):
     assert stored.record_id in set(services.store.judgements()["judgement_id"])
 
 
+def test_the_pool_is_the_campaign_default_and_serves_the_pairs_it_always_did(services):
+    from annotations.sampler import ActiveSampler
+    from space.services.rating import RatingService
+
+    pool, images = services.pool, services.images
+    found = images.campaign(None)
+    assert found is images.campaign("") is images.campaign("default") is services.campaigns.get("default")
+    assert images.names()[0] == "default" and "default" not in services.campaigns.names()
+    visible = [i for i in pool.ids if services.moderation.visible(i)]
+    assert found.ids == visible and found.gold_pairs() == pool.gold_pairs() and found.round == 1
+    assert {i: found.content_of()[i] for i in visible} == {i: pool.content_of()[i] for i in visible}
+    # the sampler as the pool's was built before it was a campaign, and the campaign's: same seed, same pairs
+    before = ActiveSampler(visible, content_of=pool.content_of(), gold_pairs=pool.gold_pairs(), seed=3)
+    rating = RatingService(pool, services.store, services.scores, "test", seed=3, model_prior=False,
+                           campaigns=services.campaigns)
+    none = services.store.judgements("no-such-campaign")
+    now = rating._current_sampler(found, none, found.gold_pairs())
+    assert (now.ids, now.gold_pairs, now.gold_share, now.same_content_share) == (
+        before.ids, before.gold_pairs, before.gold_share, before.same_content_share)
+    assert (now._content == before._content).all()
+    for k in range(40):
+        rater = f"anon-same-{k % 3}"
+        assert now.next_pair(rater, none) == before.next_pair(rater, none), k
+
+
 def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(services, tmp_path):
     """People agree with the model's order except on one image the model rates worst: it is flagged."""
     import numpy as np
@@ -327,7 +352,8 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     without = RatingService(services.pool, store, FixedScores(), "test", model_prior=False)
     for rating in (with_prior, without):
         rating.next_pair("anon-sampler")
-    sampler_with, sampler_without = (r._current_sampler(None, store.judgements(), []) for r in (with_prior, without))
+    sampler_with, sampler_without = (r._current_sampler(r.open_campaign(None), store.judgements(), [])
+                                     for r in (with_prior, without))
     assert sampler_with.calibration.model_version == "test-model"
     assert sampler_with.calibration.slope > 0  # refitted on the stored judgements
     assert sampler_without.calibration is None
