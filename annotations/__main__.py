@@ -14,6 +14,7 @@ from pathlib import Path
 
 from annotations.campaign_import import CONTENT_FROM, CampaignError
 from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, CampaignRegistry, Settings
+from annotations.builtin_pool import campaigns_with_pool
 from annotations.config import default_data_dir
 from annotations.round_reset import reset
 from annotations.rounds import in_current_round
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     data_dir = args.data_dir or default_data_dir()
     store = AnnotationStore(Path(data_dir) / "annotations")
-    registry = CampaignRegistry.for_data_dir(data_dir, uploads=_judged(store))
+    registry = campaigns_with_pool(data_dir, _judged(store))
     try:
         return _run(args, registry, store)
     except CampaignError as exc:

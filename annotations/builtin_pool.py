@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image
 
 from annotations.campaign_import import CampaignError
-from annotations.campaigns import Campaign, CampaignImage
+from annotations.campaigns import Campaign, CampaignImage, CampaignRegistry
 from annotations.schema import DEFAULT_CAMPAIGN
 
 POOL_MANIFEST = "pool.json"
@@ -116,3 +116,9 @@ class PoolCampaigns:
             with Image.open(self.folder / SHOWN / file) as image:
                 self._sizes[file] = image.size
         return self._sizes[file]
+
+
+def campaigns_with_pool(data_dir: Path | str, uploads: Callable[[str], bool]) -> CampaignRegistry:
+    """The campaigns under ``data_dir`` with the built-in pool as campaign ``default``; ``uploads`` says which
+    contributed photos the pool includes."""
+    return CampaignRegistry(Path(data_dir) / "campaigns", PoolCampaigns(Path(data_dir) / "pool", uploads).campaign)

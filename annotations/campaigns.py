@@ -235,15 +235,10 @@ class CampaignRegistry:
         self._cache: dict[str, tuple[tuple[int, int], Campaign]] = {}  # name -> (manifest stamp, campaign)
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path | str, uploads: Callable[[str], bool] | None = None) -> CampaignRegistry:
-        """The campaigns under ``data_dir``; with ``uploads`` (which contributed photos the pool includes) also
-        the built-in pool as campaign ``default``."""
-        default = None
-        if uploads is not None:
-            from annotations.builtin_pool import PoolCampaigns  # it builds on this module's Campaign
-
-            default = PoolCampaigns(Path(data_dir) / "pool", uploads).campaign
-        return cls(Path(data_dir) / "campaigns", default)
+    def for_data_dir(cls, data_dir: Path | str) -> CampaignRegistry:
+        """The campaigns created under ``data_dir``; ``annotations.builtin_pool.campaigns_with_pool`` adds the
+        built-in pool as campaign ``default``."""
+        return cls(Path(data_dir) / "campaigns")
 
     # ----------------------------------------------------------------- reading
     def names(self) -> list[str]:

@@ -23,7 +23,7 @@ class ImageCatalogue:
     def __init__(self, pool: RatingPool, campaigns: CampaignRegistry | None = None,
                  visible: Callable[[str], bool] = lambda image_id: True) -> None:
         """``visible``: which contributed photos the pool's campaign includes, unless ``campaigns`` already
-        knows the pool (``CampaignRegistry.for_data_dir(..., uploads=...)``, as the app builds it)."""
+        knows the pool (``annotations.builtin_pool.campaigns_with_pool``, as the app builds it)."""
         self.pool = pool
         self.campaigns = campaigns
         self._default = (campaigns.default if campaigns is not None and campaigns.default is not None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from annotations.builtin_pool import campaigns_with_pool
 from annotations.campaigns import CampaignRegistry
 from annotations.hub import HubSync
 from annotations.store import AnnotationStore
@@ -116,7 +117,7 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     store = AnnotationStore(data / "annotations")
     pool = RatingPool.open(data / "pool", store, gallery, config.pool)
     # the pool is campaign "default", with the contributed photos moderation cleared (moderation is built below)
-    campaigns = CampaignRegistry.for_data_dir(data, uploads=lambda image_id: moderation.visible(image_id))
+    campaigns = campaigns_with_pool(data, lambda image_id: moderation.visible(image_id))
     images = ImageCatalogue(pool, campaigns)
     scores = PoolScores(data / "pool" / "scores", images, model, gallery)
     trainer = trainer or _background_trainer(config, data, model, store)

@@ -7,6 +7,7 @@ import datasets
 import pytest
 
 from annotations.__main__ import main as cli
+from annotations.builtin_pool import campaigns_with_pool
 from annotations.campaigns import CampaignError, CampaignRegistry, Settings, UnknownCampaign
 from annotations.export import export_campaign
 from annotations.schema import InvalidJudgement
@@ -264,7 +265,7 @@ def test_an_existing_pool_is_the_campaign_default_and_loads_unchanged(data, stor
     old.update(judgement_id="old-row", schema_version=1)  # written before campaigns existed
     (store.root / "data" / "train-oldwriter.jsonl").write_text(json.dumps(old) + "\n")
 
-    registry = CampaignRegistry.for_data_dir(data, uploads=lambda image_id: image_id == "up-cleared")
+    registry = campaigns_with_pool(data, lambda image_id: image_id == "up-cleared")
     pool = registry.get("default")
     assert (pool.name, pool.title, pool.is_open, pool.round, pool.pairs, pool.gold_share) == (
         "default", "Built-in rating pool", True, 1, "any", 0.1)
@@ -291,7 +292,7 @@ def test_the_default_campaign_is_rebuilt_only_when_the_pool_changes(data, monkey
 
     folder = old_pool(data)
     cleared = {"up-cleared"}
-    registry = CampaignRegistry.for_data_dir(data, uploads=cleared.__contains__)
+    registry = campaigns_with_pool(data, cleared.__contains__)
     first = registry.get("default")
     opened = []
     real_open = Image.open
