@@ -26,6 +26,8 @@ class ImageCatalogue:
         knows the pool (``annotations.builtin_pool.campaigns_with_pool``, as the app builds it)."""
         self.pool = pool
         self.campaigns = campaigns
+        self.visible = visible
+        """Which of the pool's contributed photos raters may see (moderation cleared them)."""
         self._default = (campaigns.default if campaigns is not None and campaigns.default is not None
                          else PoolCampaigns(pool.root, visible).campaign)
         self._lock = threading.Lock()

@@ -117,8 +117,9 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     store = AnnotationStore(data / "annotations")
     pool = RatingPool.open(data / "pool", store, gallery, config.pool)
     # the pool is campaign "default", with the contributed photos moderation cleared (moderation is built below)
-    campaigns = campaigns_with_pool(data, lambda image_id: moderation.visible(image_id))
-    images = ImageCatalogue(pool, campaigns)
+    visible = lambda image_id: moderation.visible(image_id)  # noqa: E731  (moderation is built below)
+    campaigns = campaigns_with_pool(data, visible)
+    images = ImageCatalogue(pool, campaigns, visible)
     scores = PoolScores(data / "pool" / "scores", images, model, gallery)
     trainer = trainer or _background_trainer(config, data, model, store)
     gold = lambda: pool.gold_pairs() + [pair for c in campaigns.list() for pair in c.gold_pairs()]  # noqa: E731
@@ -131,10 +132,9 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
         config=config, model=model,
         galleries=GalleryRegistry(data / "galleries", gallery, data / "sessions"),
         store=store, pool=pool, scores=scores,
-        rating=RatingService(pool, store, scores, APP_VERSION, config.votes_per_minute,
-                             min_answer_ms=config.min_answer_ms,
-                             after_judgement=trainer.on_new_judgement, campaigns=campaigns,
-                             model_prior=config.model_prior, visible=moderation.visible),
+        rating=RatingService(images, store, scores, APP_VERSION, config.votes_per_minute,
+                             min_answer_ms=config.min_answer_ms, after_judgement=trainer.on_new_judgement,
+                             model_prior=config.model_prior),
         insights=insights,
         trainer=trainer, campaigns=campaigns, images=images,
         live=LiveBoard(insights, images),

@@ -31,14 +31,13 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
-from annotations.campaigns import Campaign, CampaignRegistry, UnknownCampaign
+from annotations.campaigns import Campaign, UnknownCampaign
 from annotations.quality import RateLimiter, rater_stats
 from annotations.rounds import current_judgements, in_current_round
 from annotations.sampler import ActiveSampler
 from annotations.schema import DEFAULT_CAMPAIGN, InvalidJudgement, InvalidRecord, Retraction, check_id
 from annotations.store import AnnotationStore
 from space.services.catalogue import ImageCatalogue
-from space.services.pool import RatingPool
 from space.services.pool_scores import PoolScores
 
 logger = logging.getLogger(__name__)
@@ -113,17 +112,13 @@ class Answer:
 class RatingService:
     """Thread-safe front of the sampler and the store for all raters."""
 
-    def __init__(self, pool: RatingPool, store: AnnotationStore, scores: PoolScores,
+    def __init__(self, images: ImageCatalogue, store: AnnotationStore, scores: PoolScores,
                  app_version: str, votes_per_minute: int = 60, seed: int = 0, min_answer_ms: float = 0.0,
                  ticket_ttl_s: float = 3600.0, max_tickets: int = 50_000,
                  clock: Callable[[], float] = time.monotonic,
-                 after_judgement: Callable[[], object] = lambda: None,
-                 campaigns: CampaignRegistry | None = None, model_prior: bool = True,
-                 visible: Callable[[str], bool] = lambda image_id: True) -> None:
-        self.pool, self.store, self.scores = pool, store, scores
-        self.visible = visible
-        """Which pool images may be paired (contributed photos only once moderation cleared them)."""
-        self.images = ImageCatalogue(pool, campaigns, visible)
+                 after_judgement: Callable[[], object] = lambda: None, model_prior: bool = True) -> None:
+        """``images``: the app's one catalogue of campaigns and their images (the pool's included)."""
+        self.images, self.store, self.scores = images, store, scores
         self.app_version = app_version
         self.limiter = RateLimiter(votes_per_minute, clock=clock)
         self.min_answer_ms = min_answer_ms

@@ -141,7 +141,7 @@ def routes(services: Services) -> list:
 
     @router.get("/api/rate/image/{image_id}")
     def image(image_id: str):
-        pending_upload = image_id in services.pool and not services.rating.visible(image_id)
+        pending_upload = image_id in services.pool and not services.images.visible(image_id)
         if image_id not in services.images or pending_upload:
             return _refused(404, f"There is no image {image_id!r} to rate.", "image")
         return FileResponse(services.images.path(image_id), headers={"Cache-Control": IMAGE_CACHE})

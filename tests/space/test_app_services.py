@@ -136,7 +136,7 @@ def test_votes_are_rate_limited_and_carry_the_model_scores(services):
             return {image_id: self.current()[image_id] for image_id in image_ids}
 
     now = [1000.0]
-    rating = RatingService(services.pool, services.store, FixedScores(), "test", votes_per_minute=2,
+    rating = RatingService(services.images, services.store, FixedScores(), "test", votes_per_minute=2,
                            clock=lambda: now[0])
     for _ in range(2):
         ticket = rating.next_pair("anon-limited")
@@ -261,7 +261,7 @@ def test_the_trainer_hears_of_each_judgement_and_cannot_break_a_vote(services):
         calls.append(1)
         raise RuntimeError("trainer down")
 
-    rating = RatingService(services.pool, services.store, services.scores, "test", after_judgement=hook)
+    rating = RatingService(services.images, services.store, services.scores, "test", after_judgement=hook)
     stored = rating.vote("anon-hook", rating.next_pair("anon-hook").ticket_id, "left")
     rating.vote("anon-hook", rating.next_pair("anon-hook").ticket_id, "skip")
     assert stored.stored == "judgement" and len(calls) == 1
@@ -281,8 +281,7 @@ def test_the_pool_is_the_campaign_default_and_serves_the_pairs_it_always_did(ser
     assert {i: found.content_of()[i] for i in visible} == {i: pool.content_of()[i] for i in visible}
     # the sampler as the pool's was built before it was a campaign, and the campaign's: same seed, same pairs
     before = ActiveSampler(visible, content_of=pool.content_of(), gold_pairs=pool.gold_pairs(), seed=3)
-    rating = RatingService(pool, services.store, services.scores, "test", seed=3, model_prior=False,
-                           campaigns=services.campaigns)
+    rating = RatingService(services.images, services.store, services.scores, "test", seed=3, model_prior=False)
     none = services.store.judgements("no-such-campaign")
     now = rating._current_sampler(found, none, found.gold_pairs())
     assert (now.ids, now.gold_pairs, now.gold_share, now.same_content_share) == (
@@ -348,8 +347,8 @@ def test_leaderboard_shows_both_estimates_the_calibration_and_disagreements(serv
     assert "prior off" in leaderboard_tab.assisted_markdown(off, prior_enabled=False)
     assert "No model scores" in leaderboard_tab.assisted_markdown(off)
     assert leaderboard_tab.assisted_section(services, off)[1] is None  # no calibration plot without a prior
-    with_prior = RatingService(services.pool, store, FixedScores(), "test")
-    without = RatingService(services.pool, store, FixedScores(), "test", model_prior=False)
+    with_prior = RatingService(services.images, store, FixedScores(), "test")
+    without = RatingService(services.images, store, FixedScores(), "test", model_prior=False)
     for rating in (with_prior, without):
         rating.next_pair("anon-sampler")
     sampler_with, sampler_without = (r._current_sampler(r.open_campaign(None), store.judgements(), [])
