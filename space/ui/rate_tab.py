@@ -56,11 +56,11 @@ def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | N
     return signed, services.raters.verify(signed)
 
 
-def pair_view(services: Services, rater_id: str, status: str = "", campaign: str | None = None) -> PairView:
-    """Fetch the next pair for ``rater_id`` in ``campaign`` (None: the default one)."""
-    count = _count(services, rater_id, campaign)
+def pair_view(services: Services, signed_rater: str, status: str = "", campaign: str | None = None) -> PairView:
+    """Fetch the next pair for the rater in ``campaign`` (None: the default one), through ``space.services.voting``."""
+    count = _count(services, services.raters.verify(signed_rater), campaign)
     try:
-        ticket = services.rating.next_pair(rater_id, campaign or None)
+        ticket = voting.next_pair(services, signed_rater, campaign)
     except RatingError as exc:
         return PairView(None, None, None, count, _error(str(exc)))
     return PairView(ticket.ticket_id, str(services.images.path(ticket.left)),
@@ -69,21 +69,21 @@ def pair_view(services: Services, rater_id: str, status: str = "", campaign: str
 
 def vote_view(services: Services, signed_rater: str, ticket: str | None, choice: str,
               campaign: str | None = None, request: gr.Request | None = None) -> PairView:
-    """Store the answer to the current pair (through ``space.services.voting``, the one path for every client's votes)
-    and move on to the next one; a vote refused for now (too fast, over a limit) keeps the pair on screen."""
-    rater_id = services.raters.verify(signed_rater)
+    """Store the answer to the current pair (through ``space.services.voting``, the one path for every client's
+    votes) and move on to the next one; a vote refused for now (too fast, over a limit) keeps the pair on screen."""
     if not ticket:
-        return pair_view(services, rater_id, campaign=campaign)
+        return pair_view(services, signed_rater, campaign=campaign)
     try:
         receipt = voting.vote(services, request, signed_rater, ticket, choice, campaign=campaign or "")
     except RateLimited as exc:
+        rater_id = services.raters.verify(signed_rater)
         return PairView(ticket, None, None, _count(services, rater_id, campaign), _error(str(exc)), same_pair=True)
     except RatingError as exc:
-        view = pair_view(services, rater_id, campaign=campaign)
+        view = pair_view(services, signed_rater, campaign=campaign)
         view.status = _error(str(exc))
         return view
     done = "Skipped." if receipt.stored == "skip" else "Saved, thank you."
-    return pair_view(services, rater_id, f"<p>{done}</p>", campaign=campaign)
+    return pair_view(services, signed_rater, f"<p>{done}</p>", campaign=campaign)
 
 
 def undo_view(services: Services, signed_rater: str, campaign: str | None = None) -> PairView:
@@ -187,12 +187,12 @@ def build(services: Services, rater: gr.BrowserState, campaign: gr.State) -> Rat
 
     def on_open(kept, current, campaign_name, profile: gr.OAuthProfile | None, request: gr.Request):
         try:
-            rater_id, keep, _ = identify(services, kept, profile, request, campaign_name)
+            rater_id, keep, signed = identify(services, kept, profile, request, campaign_name)
         except RatingError as exc:
             return gr.skip(), None, None, None, "", _error(str(exc))
         if current:  # coming back to the tab: keep the pair on screen
             return keep, current, gr.skip(), gr.skip(), _count(services, rater_id, campaign_name), gr.skip()
-        view = pair_view(services, rater_id, campaign=campaign_name)
+        view = pair_view(services, signed, campaign=campaign_name)
         return keep, view.ticket, view.left, view.right, view.count, view.status
 
     def shown(keep, view: PairView, current) -> tuple:
