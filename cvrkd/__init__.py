@@ -31,7 +31,7 @@ _EXPORTS = {
     "ScoreResult": "cvrkd.scorer",
     "NoTrainedModelError": "cvrkd.scorer",
     "RuntimeUnavailable": "cvrkd.runtime",
-    "quality_map": "cvrkd.quality_map",
+    "quality_map": "cvrkd.quality_maps",
     "mismatch_warning": "cvrkd.reference_check",
     # model bundles
     "CheckpointError": "cvrkd.checkpoint",

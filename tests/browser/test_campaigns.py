@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
 
@@ -36,9 +36,8 @@ def app_url(untrained_bundle, tmp_path_factory):
                      min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
     app.services.campaigns.create("talk", photos, app.services.store,
                                   Settings(title="Which JPEG looks better?", instructions="Look at edges and skies."))
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def judged(page) -> int:

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -31,9 +31,8 @@ def app_url(untrained_bundle, tmp_path_factory):
         for _ in range(8):
             ticket = rating.next_pair(f"anon-phone-{rater}", None)
             rating.vote(f"anon-phone-{rater}", ticket.ticket_id, "left", 1500)
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def phone(browser):

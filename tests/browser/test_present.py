@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from annotations.__main__ import main as cli
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
 
@@ -27,9 +27,8 @@ def talk(untrained_bundle, tmp_path_factory):
                      **model_options(untrained_bundle))
     assert cli(["campaign", "create", "talk", "--images", str(photos), "--title", "Which JPEG looks better?",
                 "--data-dir", str(app.services.data_dir)]) == 0
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def vote(url: str, times: int) -> None:

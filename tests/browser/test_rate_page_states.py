@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 from tests.helpers.campaigns import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,9 +37,8 @@ def app_url(untrained_bundle, tmp_path_factory):
         jpeg_versions(photos / name, seed_offset=offset)
         app.services.campaigns.create(name, photos / name, app.services.store, Settings(title=f"Campaign {name}"))
     app.services.campaigns.set_status("shut", "closed")
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def new_page(browser, **options):

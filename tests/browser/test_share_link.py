@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -26,9 +26,8 @@ def app_url(untrained_bundle, tmp_path_factory):
 
     app = create_app(data_dir=tmp_path_factory.mktemp("share-link"), score_pool=False,
                      **model_options(untrained_bundle))
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def shared_link(page, url: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
 
@@ -34,9 +34,8 @@ def app_url(untrained_bundle, tmp_path_factory):
     app = create_app(data_dir=tmp_path_factory.mktemp("browser-voting"), score_pool=False,
                      **model_options(untrained_bundle))
     app.services.campaigns.create("talk", photos, app.services.store, Settings(audience=100))
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def slow(page) -> None:

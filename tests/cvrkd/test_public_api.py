@@ -21,6 +21,20 @@ def test_public_names_are_the_library_objects():
     assert cvrkd.Gallery is gallery.Gallery and callable(cvrkd.paths.data_dir)
 
 
+def test_no_public_name_is_shadowed_by_a_module_of_the_same_name():
+    """Importing a submodule sets it as an attribute of the package: a submodule named like an export would
+    replace the export (``from cvrkd import quality_map`` once gave the module, not the function)."""
+    import importlib
+    import pkgutil
+    import types
+
+    for module in pkgutil.iter_modules(cvrkd.__path__):
+        if module.name not in ("bulk_ray", "__main__"):  # Ray is optional; __main__ runs the CLI
+            importlib.import_module(f"cvrkd.{module.name}")
+    modules = {name for name in cvrkd.__all__ if isinstance(getattr(cvrkd, name), types.ModuleType)}
+    assert modules == {"paths"}  # the one module exported on purpose
+
+
 def test_an_unknown_name_is_an_attribute_error():
     try:
         cvrkd.no_such_name

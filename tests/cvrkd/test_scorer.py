@@ -103,7 +103,7 @@ def test_hot_swap_changes_the_served_version(scorer, tmp_path):
 def test_quality_map_is_image_sized_in_unit_range_with_an_overlay(scorer):
     import numpy as np
 
-    from cvrkd.quality_map import quality_map
+    from cvrkd.quality_maps import quality_map
 
     pixels = photo(448, 448).copy()
     qmap = quality_map(scorer, pixels)
@@ -126,7 +126,7 @@ def test_a_whole_image_view_model_scores_maps_and_reads_its_calibration(tmp_path
 
     from cvrkd.checkpoint import save_checkpoint, untrained
     from cvrkd.patches import PatchConfig
-    from cvrkd.quality_map import quality_map
+    from cvrkd.quality_maps import quality_map
     from cvrkd.scorer import Scorer
 
     layout = PatchConfig(10, 224, whole_view=True)

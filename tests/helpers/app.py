@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from tests.helpers import ROOT
@@ -45,3 +47,25 @@ def proven_rater(app, public: str, gold_right: int = 4, age: timedelta = timedel
 def signed(app, public: str) -> str:
     """A rater id signed by the app under test, as ``/rater`` hands out (no client limits in between)."""
     return app.services.raters.issue(public)
+
+
+def admin_trainer(data, scorer, count_judgements=None):
+    """The app's trainer for a test app under ``data``, with the admin token ``s3cret`` (and no round started)."""
+    from annotations.store import AnnotationStore
+    from space.services.trainer_service import TrainerService
+
+    return TrainerService(store_dir=data / "annotations", registry_dir=data / "registry",
+                          images_dir=data / "pool" / "images", model_dir=scorer.model_dir, cache_dir=data / "cache",
+                          count_judgements=count_judgements or AnnotationStore(data / "annotations").count,
+                          swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
+                          admin_token="s3cret")
+
+
+@contextmanager
+def launched(app) -> Iterator[str]:
+    """Serve a built app on a free local port for the test's duration; yields its URL."""
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        app.close()

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import admin_trainer, launched, model_options
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -25,20 +25,14 @@ def server(untrained_bundle, scorer, tmp_path_factory):
 
     from annotations.store import AnnotationStore
     from space.app import create_app
-    from space.services.trainer_service import TrainerService
 
     data = tmp_path_factory.mktemp("api-errors")
     counter = AnnotationStore(data / "annotations")
-    trainer = TrainerService(store_dir=data / "annotations", registry_dir=data / "registry",
-                             images_dir=data / "pool" / "images", model_dir=scorer.model_dir,
-                             cache_dir=data / "cache", count_judgements=counter.count,
-                             swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
-                             admin_token="s3cret")
+    trainer = admin_trainer(data, scorer, counter.count)
     app = create_app(data_dir=data, score_pool=False, trainer=trainer, **model_options(untrained_bundle),
                      min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, Client(url, verbose=False)
-    app.close()
+    with launched(app) as url:
+        yield app, Client(url, verbose=False)
 
 
 def bad_calls(rater: str, ticket: str) -> list[tuple[str, tuple, str]]:

@@ -8,7 +8,7 @@ import datasets
 import pytest
 
 from annotations.__main__ import main as cli
-from tests.helpers.app import free_port, model_options, signed
+from tests.helpers.app import launched, model_options, signed
 from tests.helpers.campaigns import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -23,9 +23,8 @@ def server(untrained_bundle, tmp_path_factory):
     data = tmp_path_factory.mktemp("campaign-app")
     app = create_app(data_dir=data, score_pool=False, **model_options(untrained_bundle),
                      min_answer_ms=0)  # answers as fast as a script: the human floor is tested in test_vote_rules.py
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, Client(url, verbose=False)
-    app.close()
+    with launched(app) as url:
+        yield app, Client(url, verbose=False)
 
 
 def test_rate_a_campaign_through_the_api_then_export_and_load_three_configs(server, tmp_path):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers.app import free_port, model_options, proven_rater
+from tests.helpers.app import admin_trainer, launched, model_options, proven_rater
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -20,22 +20,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 def server(untrained_bundle, scorer, tmp_path_factory):
     from gradio_client import Client
 
-    from annotations.store import AnnotationStore
     from space.app import create_app
-    from space.services.trainer_service import TrainerService
 
     data = tmp_path_factory.mktemp("raters")
-    trainer = TrainerService(store_dir=data / "annotations", registry_dir=data / "registry",
-                             images_dir=data / "pool" / "images", model_dir=scorer.model_dir,
-                             cache_dir=data / "cache", count_judgements=AnnotationStore(data / "annotations").count,
-                             swap_student=scorer.swap_student, served_version=lambda: scorer.model_version,
-                             admin_token="s3cret")
+    trainer = admin_trainer(data, scorer)
     app = create_app(data_dir=data, score_pool=False, trainer=trainer, votes_per_minute=4,
                      new_raters_per_ip_hour=3, votes_per_ip_minute=6, min_answer_ms=0,
                      review_quorum=2, **model_options(untrained_bundle))
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url, lambda: Client(url, verbose=False)
-    app.close()
+    with launched(app) as url:
+        yield app, url, lambda: Client(url, verbose=False)
 
 
 def fresh_limits(app, new: int, votes: int):

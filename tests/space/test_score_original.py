@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import launched, model_options
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.images import photo
 
@@ -79,9 +79,8 @@ def app_url(untrained_bundle, tmp_path_factory):
 
     app = create_app(data_dir=tmp_path_factory.mktemp("originals-app"), score_pool=False,
                      **model_options(untrained_bundle))
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with launched(app) as url:
+        yield app, url
 
 
 def test_the_api_explains_an_original_of_another_shape_and_warns_about_another_photo(app_url, files):
