@@ -91,7 +91,7 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
         return (kept, link.campaign, asdict(link),
                 gr.Tabs(selected=link.tab) if link.tab else gr.skip(), banner,
                 gr.Tab(visible=True) if link.live else gr.skip(), gr.Timer(active=True) if link.live else gr.skip(),
-                header, instructions, gr.Dropdown(value=link.campaign or "default"))
+                header, instructions, gr.Dropdown(value=link.campaign or DEFAULT_CAMPAIGN))
 
     def open_rate(browser_id, link: dict, request: gr.Request, profile: gr.OAuthProfile | None):
         if not link or link["tab"] != "rate":
