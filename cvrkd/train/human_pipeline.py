@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
-from cvrkd.evaluation import correlations, logistic4, logistic_fit_params
+from cvrkd.evaluation import correlations, logistic_fit_params
 from cvrkd.feature_cache import FeatureCache
 from cvrkd.gallery import build_default_gallery
 from cvrkd.model import CVRKDNet
