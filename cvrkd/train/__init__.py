@@ -1,4 +1,4 @@
-"""The training side of CVRKD-IQA: synthetic distortions and FR pseudo-labels, training
+"""The training side of CVRKD-IQA: synthetic training sets and FR pseudo-labels, training
 loops (teacher, student, human labels), the reproducible pipeline, re-distillation on
 crowd judgements and the model registry.
 

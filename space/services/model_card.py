@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvrkd.train.registry import ModelRegistry
+from cvrkd import ModelRegistry
 from space.services.model_service import ModelService
 
 RUN_COLUMNS = ["recorded_at", "run_id", "decision", "reason", "base_version", "candidate_version",

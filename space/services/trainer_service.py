@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cvrkd.train.redistill_job import start_background_round
-from cvrkd.train.registry import ModelRegistry, RegistryError
+from cvrkd import ModelRegistry, RegistryError, start_background_round
 from space.services.admin_auth import AdminGuard
 
 MIN_NEW_ENV = "CVRKD_REDISTILL_EVERY"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from cvrkd.train.registry import ModelRegistry
+from cvrkd import ModelRegistry
 from space.ui.errors import refusal, refused_as_error
 
 
