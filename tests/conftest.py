@@ -59,3 +59,14 @@ def shared_data() -> Path:
     if not folder.is_dir():
         pytest.skip(f"development data not found at {folder} (set CVRKD_DATA)")
     return folder
+
+
+@pytest.fixture(scope="module")
+def plain_app(untrained_bundle, tmp_path_factory):
+    """(app, URL): the app with the untrained test model and no background scoring, served for one module."""
+    from space.app import create_app
+    from tests.helpers.app import launched, model_options
+
+    app = create_app(data_dir=tmp_path_factory.mktemp("app"), score_pool=False, **model_options(untrained_bundle))
+    with launched(app) as url:
+        yield app, url

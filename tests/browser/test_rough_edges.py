@@ -12,26 +12,13 @@ import os
 
 import pytest
 
-from tests.helpers.app import launched, model_options
-
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def app_url(untrained_bundle, tmp_path_factory):
-    from space.app import create_app
-
-    app = create_app(data_dir=tmp_path_factory.mktemp("rough-edges"), score_pool=False,
-                     **model_options(untrained_bundle))
-    with launched(app) as url:
-        yield app, url
-
-
-def test_leaderboard_explains_itself_before_any_votes(app_url, page):
-    _, url = app_url
+def test_leaderboard_explains_itself_before_any_votes(plain_app, page):
+    _, url = plain_app
     page.goto(url)
     page.get_by_role("tab", name="Leaderboard").click()
     page.wait_for_function("() => document.querySelector('#leaderboard-summary')"
@@ -41,11 +28,11 @@ def test_leaderboard_explains_itself_before_any_votes(app_url, page):
         assert not page.locator(chart).is_visible(), chart
 
 
-def test_uploads_that_cannot_be_previewed_leave_no_broken_preview(app_url, page, bad_inputs, good_inputs,
+def test_uploads_that_cannot_be_previewed_leave_no_broken_preview(plain_app, page, bad_inputs, good_inputs,
                                                                    tmp_path, caplog, capfd):
     from PIL import Image
 
-    _, url = app_url
+    _, url = plain_app
     disguised = tmp_path / "holiday.png"  # text with an image's name: the browser accepts it
     disguised.write_bytes(bad_inputs["not_an_image"].read_bytes())
     for bad, message in ((disguised, "not an image file"), (bad_inputs["truncated"], "truncated or corrupt")):
@@ -72,8 +59,8 @@ def test_uploads_that_cannot_be_previewed_leave_no_broken_preview(app_url, page,
     assert float(page.wait_for_selector("#score-result .score-value").inner_text().split()[0]) >= 0
 
 
-def test_a_new_score_clears_the_previous_result_while_it_runs(app_url, page, good_inputs):
-    _, url = app_url
+def test_a_new_score_clears_the_previous_result_while_it_runs(plain_app, page, good_inputs):
+    _, url = plain_app
     page.goto(url)
     page.set_input_files("#score-image input[type=file]", str(good_inputs["non_square"]))
     page.wait_for_selector("#score-image img")

@@ -11,23 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.app import launched, model_options
-
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 LOCAL = "only works on this computer"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def app_url(untrained_bundle, tmp_path_factory):
-    from space.app import create_app
-
-    app = create_app(data_dir=tmp_path_factory.mktemp("share-link"), score_pool=False,
-                     **model_options(untrained_bundle))
-    with launched(app) as url:
-        yield app, url
 
 
 def shared_link(page, url: str) -> tuple[str, str]:
@@ -61,9 +49,9 @@ def presenter_warning(page, url: str) -> str:
     return page.inner_text("#local-warning") if page.locator("#local-warning").count() else ""
 
 
-def test_a_link_to_this_machine_is_flagged_and_the_public_address_is_used_when_set(app_url, page, tmp_path,
+def test_a_link_to_this_machine_is_flagged_and_the_public_address_is_used_when_set(plain_app, page, tmp_path,
                                                                                    monkeypatch):
-    _, url = app_url
+    _, url = plain_app
     monkeypatch.delenv("CVRKD_PUBLIC_URL", raising=False)
     monkeypatch.delenv("SPACE_HOST", raising=False)
     link, warning = shared_link(page, url)

@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from tests.helpers.app import launched, model_options
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.images import photo
 
@@ -73,20 +72,10 @@ def test_kodak_versions_pass_and_other_kodak_photos_are_flagged(shared_data):
     assert mismatch_warning(second, first) is not None
 
 
-@pytest.fixture(scope="module")
-def app_url(untrained_bundle, tmp_path_factory):
-    from space.app import create_app
-
-    app = create_app(data_dir=tmp_path_factory.mktemp("originals-app"), score_pool=False,
-                     **model_options(untrained_bundle))
-    with launched(app) as url:
-        yield app, url
-
-
-def test_the_api_explains_an_original_of_another_shape_and_warns_about_another_photo(app_url, files):
+def test_the_api_explains_an_original_of_another_shape_and_warns_about_another_photo(plain_app, files):
     from gradio_client import Client, handle_file
 
-    _, url = app_url
+    _, url = plain_app
     client = Client(url, verbose=False)
     with pytest.raises(Exception) as refused:
         client.predict(handle_file(str(files["image"])), "", handle_file(str(files["other_shape"])),
@@ -101,11 +90,11 @@ def test_the_api_explains_an_original_of_another_shape_and_warns_about_another_p
 
 
 @pytest.mark.browser
-def test_the_score_tab_says_why_an_original_is_refused_or_doubtful(app_url, files):
+def test_the_score_tab_says_why_an_original_is_refused_or_doubtful(plain_app, files):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
-    app, url = app_url
+    app, url = plain_app
     pooled = len(app.services.pool)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
