@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.talk import CAMPAIGN, campaign_app, publish, unqueued_endpoints, wait_until_scored  # noqa: E402
+from space.services.config import AppConfig  # noqa: E402
 
 
 async def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
@@ -43,6 +44,10 @@ async def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
             async with http.get(address) as r:
                 r.raise_for_status()
                 await r.read()
+
+        async def looked() -> None:
+            """Wait as a person looks at a pair, untimed: the app refuses answers sooner (``min_answer_ms``)."""
+            await asyncio.sleep(AppConfig().min_answer_ms / 1000 + 0.05)
 
         async def timed(step) -> float:
             started = time.perf_counter()
@@ -67,6 +72,7 @@ async def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
         cost["no app code (`/galleries`)"] = await timed(lambda k: gradio("galleries", [], sessions[k]))
         cost["pair"] = await timed(gradio_pair)
         cost["image"] = await timed(lambda k: fetch(pairs[k][1]["url"]))
+        await looked()
         cost["vote"] = await timed(gradio_vote)
 
         shown: list = []
@@ -82,6 +88,7 @@ async def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
         cost = results["rating page routes"]
         cost["pair"] = await timed(page_pair)
         cost["image"] = await timed(lambda k: fetch(url + shown[k]["left"]))
+        await looked()
         cost["vote"] = await timed(page_vote)
         return results
 
