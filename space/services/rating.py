@@ -139,12 +139,16 @@ class RatingService:
                                 for rater in in_current_round(rows, found)["rater_id"])
 
     # ------------------------------------------------------------------ pairs
-    def open_campaign(self, name: str | None) -> Campaign:
-        """The campaign to rate (``""``/None: the default pool); refuses unknown and closed ones."""
+    def campaign(self, name: str | None) -> Campaign:
+        """The campaign called ``name`` (``""``/None: the default pool); ``CampaignNotFound`` for an unknown one."""
         try:
-            campaign = self.images.campaign(name)
+            return self.images.campaign(name)
         except UnknownCampaign as exc:
             raise CampaignNotFound(f"{exc}; check the link") from None
+
+    def open_campaign(self, name: str | None) -> Campaign:
+        """The campaign to rate (``""``/None: the default pool); refuses unknown and closed ones."""
+        campaign = self.campaign(name)
         if not campaign.is_open:
             raise RatingError(f"The campaign {campaign.name!r} is closed and takes no more votes. Thank you!")
         return campaign

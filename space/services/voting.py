@@ -1,23 +1,23 @@
 """A rater's actions (a new id, the next pair, a vote, an undo) and every rule they must pass, in one place.
 
-The Rate tab, the ``gradio_client`` API (``space.ui.api``) and the rating page's
-JSON routes (``space.web.rate_page``) all call these functions and only
-translate their results and ``RatingError``s, so no entry point can skip a check: the rater id must be one the server signed; the
-ticket must be the rater's, unanswered and of the campaign on screen (which
-must be open); the answer must come at a human pace (``min_answer_ms``
-measured by the server, the per-rater limit); and the client's address must
-be within the limits of the ticket's campaign, sized by its audience.
+The Rate tab, the ``gradio_client`` API (``space.ui.api``) and the rating
+page's JSON routes (``space.web.rate_page``) all call these functions and only
+translate their results and ``RatingError``s, so no entry point can skip a
+check: the rater id must be one the server signed; the ticket must be the
+rater's, unanswered and of the campaign on screen (which must be open); the
+answer must come at a human pace (``min_answer_ms`` measured by the server,
+the per-rater limit); and the client's address must be within the limits of
+the ticket's campaign, sized by its audience.
 """
 from __future__ import annotations
 
-from annotations.campaigns import Campaign, UnknownCampaign
-from space.services.rating import CampaignNotFound, Receipt, Ticket
+from space.services.rating import Receipt, Ticket
 from space.services.container import Services
 
 
 def new_rater(services: Services, request: object, campaign: str | None = None) -> str:
     """A fresh signed rater id, counted against the client's address within ``campaign``'s limits."""
-    services.limits.new_rater(request, _campaign(services, campaign))
+    services.limits.new_rater(request, services.rating.campaign(campaign))
     return services.raters.issue()
 
 
@@ -38,9 +38,3 @@ def undo(services: Services, signed_rater: object, campaign: str | None = None) 
     """Take back the rater's last answer (a few seconds at most after it) and serve its pair again."""
     return services.rating.undo(services.raters.verify(signed_rater), campaign)
 
-
-def _campaign(services: Services, name: str | None) -> Campaign | None:
-    try:
-        return services.images.campaign(name or None)
-    except UnknownCampaign as exc:
-        raise CampaignNotFound(f"{exc}; check the link") from None
