@@ -50,9 +50,21 @@ class Trainer(Protocol):
     def failure(self) -> str:
         """The last lines a failed round wrote (why it failed); empty when the last round did not fail."""
 
+    def request_round(self, token: object, request: object = None) -> bool:
+        """Admin: start a round now; False when one is already running."""
+
+    def rollback(self, token: object, version: object = None, request: object = None) -> str:
+        """Admin: serve an earlier version (or the shipped model); returns what is served now."""
+
+
+class NoTrainerAttached(ValueError):
+    """Refused: this app has no re-distillation trainer."""
+
 
 class NoTrainer:
     """The seam's default: no re-distillation service is attached."""
+
+    REASON = "No re-distillation trainer: it needs a trained student and its FR teacher."
 
     def status(self) -> str:
         return "no trainer running"
@@ -62,6 +74,12 @@ class NoTrainer:
 
     def failure(self) -> str:
         return ""
+
+    def request_round(self, token: object, request: object = None) -> bool:
+        raise NoTrainerAttached(self.REASON)
+
+    def rollback(self, token: object, version: object = None, request: object = None) -> str:
+        raise NoTrainerAttached(self.REASON)
 
 
 @dataclass

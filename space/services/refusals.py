@@ -9,6 +9,7 @@ from __future__ import annotations
 from annotations.campaign_import import CampaignError
 from cvrkd import InvalidImageError
 from space.services.admin_auth import NotAuthorised
+from space.services.container import NoTrainerAttached
 from space.services.contributions import ContributionRefused
 from space.services.model_service import ModelUnavailable
 from space.services.moderation import ModerationError
@@ -17,4 +18,4 @@ from space.services.trainer_service import RollbackRefused
 
 REFUSALS: tuple[type[Exception], ...] = (RatingError, NotAuthorised, ModerationError, CampaignError,
                                          ContributionRefused, InvalidImageError, ModelUnavailable,
-                                         RollbackRefused)
+                                         RollbackRefused, NoTrainerAttached)

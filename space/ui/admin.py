@@ -6,24 +6,19 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from cvrkd import ModelRegistry
-from space.ui.errors import refusal, refused_as_error
+from space.services.container import Trainer
+from space.ui.errors import refused_as_error
 
 
-def _service(trainer):
-    if not hasattr(trainer, "request_round"):
-        raise refusal("No re-distillation trainer: it needs a trained student and its FR teacher.", "admin")
-    return trainer
-
-
-def request_round(trainer, token: str | None, request: object = None) -> str:
+def request_round(trainer: Trainer, token: str | None, request: object = None) -> str:
     with refused_as_error("admin redistill"):
-        started = _service(trainer).request_round(token, request)
+        started = trainer.request_round(token, request)
     return "Re-distillation started." if started else "A re-distillation round is already running."
 
 
-def rollback(trainer, token: str | None, version: str | None, request: object = None) -> str:
+def rollback(trainer: Trainer, token: str | None, version: str | None, request: object = None) -> str:
     with refused_as_error("admin rollback"):
-        served = _service(trainer).rollback(token, version, request)
+        served = trainer.rollback(token, version, request)
     return f"Now serving: {served}"
 
 

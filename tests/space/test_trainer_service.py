@@ -72,3 +72,16 @@ def test_a_failed_round_shows_its_reason_on_the_model_tab(scorer, tmp_path):
     shown = trainer_markdown(service)
     assert f"last round failed (exit {state.last_exit_code}): " in shown
     assert service.failure().splitlines()[-1] in shown
+
+
+def test_an_app_without_a_trainer_refuses_its_admin_actions_with_the_reason():
+    import gradio as gr
+
+    from space.services.container import NoTrainer, NoTrainerAttached
+    from space.ui import admin
+
+    with pytest.raises(NoTrainerAttached, match="No re-distillation trainer"):
+        NoTrainer().request_round("any token")
+    for action in (lambda: admin.request_round(NoTrainer(), "s3cret"), lambda: admin.rollback(NoTrainer(), "s3cret", "")):
+        with pytest.raises(gr.Error, match="No re-distillation trainer"):
+            action()
