@@ -135,12 +135,12 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
     store = AnnotationStore(data / "annotations")
     pool = RatingPool.open(data / "pool", store, gallery, config.pool)
     # the pool is campaign "default", with the contributed photos moderation cleared (moderation is built below)
-    visible = lambda image_id: moderation.visible(image_id)  # noqa: E731  (moderation is built below)
+    visible = lambda image_id: moderation.visible(image_id)  # noqa: E731
     campaigns = campaigns_with_pool(data, visible)
     images = ImageCatalogue(pool, campaigns, visible)
     scores = PoolScores(data / "pool" / "scores", images, model, gallery)
     trainer = trainer or _background_trainer(config, data, model, store)
-    gold = lambda: pool.gold_pairs() + [pair for c in campaigns.list() for pair in c.gold_pairs()]  # noqa: E731
+    gold = lambda: [pair for name in images.names() for pair in images.campaign(name).gold_pairs()]  # noqa: E731
     moderation = Moderation(pool, config.review_quorum, Reviewers(store, gold))
     raters = RaterIds(load_secret(data))
     limits = ClientLimits(raters, AddressLimits(config.votes_per_ip_minute, config.new_raters_per_ip_minute,

@@ -137,7 +137,6 @@ class InsightsService:
     def __init__(self, store: AnnotationStore, images: ImageCatalogue, scores: PoolScores,
                  n_boot: int = 200, model_prior: bool = True) -> None:
         self.store, self.images, self.scores = store, images, scores
-        self.pool = images.pool
         self.n_boot = n_boot
         self.model_prior = model_prior  # the model's scores as a prior for the model-assisted estimate
         self._estimates: dict[str, Estimates] = {}  # campaign -> the last fit, to start the next one from
