@@ -276,7 +276,7 @@ class Scorer:
         for index, item in enumerate(items):
             name = names[index] if names is not None else ""
             if name and isinstance(item, LoadedImage) and item.name != name:
-                item = replace(item, notes=list(item.notes), name=name)  # a renamed view, not an edit
+                item = replace(item, name=name)  # a renamed view, not an edit (scoring never changes it)
             if progress:
                 progress(index, len(items), name or _label(item, index))
             try:
