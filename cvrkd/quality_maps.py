@@ -35,8 +35,8 @@ from cvrkd.patches import crop, fit_to_patch, grid_positions
 
 STEPS = 4
 """Points on each reference-to-image path (midpoint rule). On a heavily blurred photo the total
-was −60.1 at 4 and −60.4 at 8, for half the time (0.5 s against 0.9 s on 2 busy cores); the test
-holds the total to the score difference within 1.5 points (tests/cvrkd/test_quality_maps.py)."""
+was −63.7 at 4 and −64.2 at 8, for half the time (bench/quality_map_cost.py); the test holds the
+total to the score difference within 1.5 points (tests/cvrkd/test_quality_maps.py)."""
 TILES = 32
 """Tiles along the image's long side (the 7x7 cells would be 7): fine enough to point at an
 object, coarse enough that a tile averages a few feature-map pixels instead of showing their noise."""
