@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 50
 SESSION_TTL_S = 6 * 3600
+SCORED_TTL_S = 600
+"""How long a session keeps its last decoded image (up to 2048 px a side, about 12 MB) for the explanation
+that follows the score within seconds; not for as long as the session lasts."""
 
 
 @dataclass
@@ -188,7 +191,7 @@ def build(services: Services) -> ScoreTab:
         session = gr.State({}, time_to_live=SESSION_TTL_S,
                            delete_callback=lambda s: [services.galleries.delete_session_gallery(p)
                                                       for p in (s or {}).values()])
-        scored = gr.State(None)
+        scored = gr.State(None, time_to_live=SCORED_TTL_S)
         with gr.Row():
             with gr.Column(scale=5):
                 image = raw_image(label="Image to score", sources=["upload", "clipboard"], height=320,
