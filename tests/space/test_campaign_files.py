@@ -23,9 +23,8 @@ def served(untrained_bundle, tmp_path_factory):
     app = create_app(data_dir=tmp_path_factory.mktemp("files-app"), score_pool=False,
                      **model_options(untrained_bundle))
     app.services.campaigns.create("talk", photos, app.services.store, Settings(title="Which JPEG looks better?"))
-    with launched(app) as url:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            yield app, url, client
+    with launched(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield app, url, client
 
 
 def test_the_campaign_manifest_is_refused_however_it_is_named(served):

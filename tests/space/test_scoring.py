@@ -32,6 +32,7 @@ def _upload(folder, pixels, name="upload.png"):
 
 def test_the_explanation_reads_the_pixels_decoded_for_the_score(services, tmp_path):
     """Before, the quality map decoded the file a second time: once the upload was gone, there was no map."""
+    from cvrkd import QualityMap
     from space.services import scoring
     from space.ui import score_tab
 
@@ -42,8 +43,13 @@ def test_the_explanation_reads_the_pixels_decoded_for_the_score(services, tmp_pa
     assert chart is not None and qmap is not None
     explanation = scoring.explain(services, view.scored)
     assert np.array_equal(explanation.quality_map.pixels, view.scored.image.pixels)
-    assert explanation.reference_effect.with_reference == pytest.approx(
-        [r.score for r in view.scored.report.nar.per_reference], abs=0.05)
+    effect = explanation.reference_effect
+    assert effect.with_reference == pytest.approx([r.score for r in view.scored.report.nar.per_reference], abs=0.05)
+    # the chart shows what each reference adds to the score alone, never six bars of the same score
+    assert list(chart.data[0].x) == pytest.approx(effect.added) and list(chart.data[0].y) == effect.names
+    low, high = chart.layout.xaxis.range
+    assert low <= -5 and high >= 5 and str(round(effect.alone, 1)) in chart.layout.title.text
+    assert qmap.data[1].zmax == QualityMap.scale and "points lost" in qmap.data[1].colorbar.title.text
 
 
 def test_a_session_gallery_is_resolved_once_for_the_score_and_its_explanation(services, tmp_path):
