@@ -26,8 +26,10 @@ def reference_effect(effect: ReferenceEffect) -> go.Figure:
                            text=[f"{value:+.1f}" for value in added], textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:+.2f} points<extra></extra>"))
     fig.add_vline(x=0, line_color="#111827")
-    small = "<br><sub>less than half a point each: the score comes from the image alone</sub>" \
-        if max(map(abs, added), default=0) < 0.5 else ""
+    small = ""
+    if max(map(abs, added), default=0) < 0.5:
+        small = ("<br><sub>at the bottom of the scale with or without a reference</sub>" if effect.alone <= 0 else
+                 "<br><sub>less than half a point each: the score comes from the image alone</sub>")
     fig.update_layout(title=dict(text=f"Scored alone, with nothing to compare: {effect.alone:.1f}; "
                                       f"what each reference adds{small}", font=dict(size=14)),
                       xaxis=dict(range=[-reach, reach], title="points added (negative: taken away)",

@@ -95,3 +95,16 @@ def test_no_upload_and_an_original_of_another_shape_are_refused_before_anything_
     with pytest.raises(InvalidImageError, match="does not have the image's shape"):
         scoring.score(services, str(image), None, str(original), contribute=True)
     assert len(services.pool) == before
+
+
+def test_a_chart_of_no_difference_says_why_instead_of_showing_nothing():
+    """Before, a photo at 0 got a chart of six empty bars; now the chart says what the references did."""
+    from cvrkd import ReferenceEffect
+    from space.ui.plots import reference_effect
+
+    floor = reference_effect(ReferenceEffect(["a", "b"], [0.0, 0.0], 0.0))
+    assert "at the bottom of the scale" in floor.layout.title.text
+    alike = reference_effect(ReferenceEffect(["a", "b"], [50.1, 50.2], 50.0))
+    assert "the score comes from the image alone" in alike.layout.title.text
+    apart = reference_effect(ReferenceEffect(["a", "b"], [30.0, 41.0], 50.0))
+    assert list(apart.data[0].x) == pytest.approx([-20.0, -9.0]) and apart.layout.xaxis.range[0] < -20
