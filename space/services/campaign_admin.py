@@ -22,15 +22,16 @@ import pandas as pd
 from annotations.campaigns import DEFAULT_LICENCE, CampaignError, Settings
 from annotations.round_reset import reset as reset_campaign
 from annotations.rounds import in_current_round
+from space.services.clients import Client
 from space.services.container import Services
 
 MAX_UNZIPPED_BYTES = 2 * 1024**3
 MAX_UPLOADED_FILES = 5000
 
 
-def authorise(services: Services, token: object, request: object = None) -> None:
+def authorise(services: Services, token: object, client: Client | None = None) -> None:
     """Refuse (``NotAuthorised``) unless ``token`` is the admin token: the app's one check."""
-    services.admin.check(token, request)
+    services.admin.check(token, client)
 
 
 def campaign_table(services: Services) -> pd.DataFrame:
@@ -46,12 +47,12 @@ def campaign_table(services: Services) -> pd.DataFrame:
 
 def create(services: Services, token: object, name: str, files: list[str] | None, dataset: str,
            title: str, instructions: str, pairs: str, gold_share: float, licence: str,
-           progress=None, request: object = None, audience: float | None = None) -> str:
+           progress=None, client: Client | None = None, audience: float | None = None) -> str:
     """Create a campaign; returns a Markdown report (imported count, skipped files with reasons).
 
     ``audience`` (empty: none) sizes the per-address limits for that many people rating from one address.
     """
-    authorise(services, token, request)
+    authorise(services, token, client)
     name = (name or "").strip()
     dataset = (dataset or "").strip()
     if bool(files) == bool(dataset):
@@ -82,32 +83,32 @@ def _audience(value: float | None) -> int | None:
     return int(value) if float(value).is_integer() else value  # type: ignore[return-value]
 
 
-def set_status(services: Services, token: str | None, name: str, status: str, request: object = None) -> str:
-    authorise(services, token, request)
+def set_status(services: Services, token: str | None, name: str, status: str, client: Client | None = None) -> str:
+    authorise(services, token, client)
     campaign = services.campaigns.set_status((name or "").strip(), status)
     return f"Campaign **{campaign.name}** is now {campaign.status}."
 
 
 def set_results_hidden(services: Services, token: str | None, name: str, hidden: bool,
-                       request: object = None) -> str:
+                       client: Client | None = None) -> str:
     """Hide the campaign's live ranking until revealed (votes and raters stay on screen), or reveal it."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     campaign = services.campaigns.set_results_hidden((name or "").strip(), hidden)
     shown = "hidden until you reveal them" if campaign.results_hidden else "shown"
     return f"Live results of **{campaign.name}** are now {shown} (presenter view: `/present/{campaign.name}`)."
 
 
-def reset(services: Services, token: str | None, name: str, archive: bool, request: object = None) -> str:
+def reset(services: Services, token: str | None, name: str, archive: bool, client: Client | None = None) -> str:
     """Begin a new round of the campaign (same link and QR code); earlier judgements stay in the store, and
     with ``archive`` are also exported under the data folder's ``archives/``."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     report = reset_campaign(services.campaigns, services.store, (name or "").strip(), archive)
     return report.summary()
 
 
-def clone(services: Services, token: str | None, name: str, new: str, request: object = None) -> str:
+def clone(services: Services, token: str | None, name: str, new: str, client: Client | None = None) -> str:
     """Copy a campaign's settings and images to a new campaign (its own link) with no judgements."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     try:
         campaign = services.campaigns.clone((name or "").strip(), (new or "").strip())
     except CampaignError as exc:
