@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="a talk: N people may rate at once from one address (a venue's Wi-Fi); sizes the "
                              "per-address limits for them (default: the app's limits for any campaign)")
     create.add_argument("--pairs-per-rater", type=int, default=None, metavar="N",
-                        help=f"the most pairs one rater is served per round before being thanked and done "
-                             f"(default {DEFAULT_PAIRS_PER_RATER}; a rater who has seen every pair is done sooner)")
+                        help=f"the most pairs one rater answers per round before being thanked and done "
+                             f"(default {DEFAULT_PAIRS_PER_RATER}; a rater who has answered every pair is done "
+                             "sooner)")
     action("list", "list the campaigns with their status and progress", named=False)
     action("close", "stop serving pairs and taking votes")
     action("reopen", "serve pairs and take votes again")

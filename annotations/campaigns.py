@@ -44,9 +44,9 @@ MAX_AUDIENCE = 5000
 """The largest room a campaign is sized for (the per-address limits grow with it)."""
 DEFAULT_LICENCE = "not stated by the campaign's creator"
 DEFAULT_PAIRS_PER_RATER = 200
-"""The most pairs one rater is served in a campaign's round unless the campaign says otherwise: a session of
+"""The most pairs one rater answers in a campaign's round unless the campaign says otherwise: a session of
 about 15 minutes at a steady pace, after which attention drifts, and no single person's taste outweighs the
-crowd's. A rater who has seen every pair the campaign serves is done sooner."""
+crowd's. A rater who has answered every pair the campaign serves is done sooner."""
 MAX_PAIRS_PER_RATER = 10_000
 
 Progress = Callable[[int, int, str], None]
@@ -98,11 +98,12 @@ class Campaign:
     """When each reset began a new round (ISO 8601 UTC, oldest first); round 1 began at creation.
     A judgement belongs to the round during which it was stored (``annotations.rounds``)."""
     pairs_per_rater: int | None = None
-    """The most pairs served to one rater in a round; None: ``DEFAULT_PAIRS_PER_RATER`` (see ``pair_cap``)."""
+    """The most pairs one rater answers in a round; None: ``DEFAULT_PAIRS_PER_RATER`` (see ``pair_cap``)."""
 
     @property
     def pair_cap(self) -> int:
-        """How many pairs one rater is served in a round at most, after which they are thanked and done."""
+        """How many pairs one rater answers (judges or skips) in a round at most, after which they are thanked
+        and done."""
         return DEFAULT_PAIRS_PER_RATER if self.pairs_per_rater is None else self.pairs_per_rater
 
     @property

@@ -21,17 +21,18 @@ cross-content pairs (needed to put different photos on one scale). A rater
 never gets the same pair twice in a row, and sides are always randomised.
 
 Given the pairs a rater was already served (``served``, as the app passes
-them), the sampler never serves one of them to that rater again except as a
-repeat check, and repeats each at most once; once every pair the content
-mode allows was served to the rater, it has nothing useful left for them and
-returns None.
+them) and those they answered, the sampler serves none of them to that rater
+again except as a repeat check (at most once each) or, once every other pair
+was served, a pair they were served and never answered (a page reloaded);
+once they answered every pair the content mode allows, it has nothing useful
+left for them and returns None.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -229,32 +230,36 @@ class ActiveSampler:
     # --- choosing ------------------------------------------------------------
 
     def next_pair(self, rater_id: str, judgements_df: pd.DataFrame | None = None, weights: Weights = None,
-                  served: Mapping[frozenset[str], int] | None = None) -> Pair | None:
+                  served: Mapping[frozenset[str], int] | None = None,
+                  answered: Collection[frozenset[str]] = ()) -> Pair | None:
         """The pair to show ``rater_id`` now.
 
         Pass the current judgements (and rater weights) to let the sampler
         refit when due and draw repeats from what the rater really judged;
         without them it uses the active pairs it served this rater. With
-        ``served`` (each pair already served to this rater, and how often), no
-        pair is served again except as a repeat check of a pair served once,
-        and None means nothing useful is left for this rater; without it a
-        pair is always returned.
+        ``served`` (each pair already served to this rater, and how often) and
+        ``answered`` (the pairs they answered), no pair is served again except
+        as a repeat check of a pair served once, or a pair never answered once
+        all were served; None means nothing useful is left for this rater.
+        Without ``served`` a pair is always returned.
         """
         with self._lock:
             if judgements_df is not None and self.needs_update(len(judgements_df)):
                 self._update(judgements_df, weights)
-            return self._next(rater_id, judgements_df, served)
+            return self._next(rater_id, judgements_df, served, answered)
 
     def _next(self, rater_id: str, judgements_df: pd.DataFrame | None,
-              served: Mapping[frozenset[str], int] | None) -> Pair | None:
+              served: Mapping[frozenset[str], int] | None, answered: Collection[frozenset[str]]) -> Pair | None:
         last = self._last.get(rater_id)
         avoid = {self._flat(last)} - {None}
+        pair: Pair | None = None
         if served is not None:
             avoid |= {self._flat(p) for p in served} - {None}
-            if not (self._permitted() & ~self._flagged(avoid)).any():
-                return None  # every pair this campaign serves was served to the rater: repeats alone teach little
-        pair: Pair | None = None
-        if self.rng.random() < self.check_probability(rater_id):
+            if not (self._permitted() & ~self._flagged(avoid)).any():  # every pair was served to the rater
+                pair = self._unanswered(served, answered)
+                if pair is None:
+                    return None  # and answered: repeats alone teach little
+        if pair is None and self.rng.random() < self.check_probability(rater_id):
             pair = self._check(rater_id, last, judgements_df, avoid, served)
         if pair is None:
             pair = self._active(rater_id, avoid, strict=served is not None)
@@ -286,6 +291,15 @@ class ActiveSampler:
             if pair is not None:
                 return pair
         return None
+
+    def _unanswered(self, served: Mapping[frozenset[str], int], answered: Collection[frozenset[str]]) -> Pair | None:
+        """A pair the content mode allows that the rater was served and never answered (None if there is none)."""
+        permitted = self._permitted()
+        options = sorted(sorted(p) for p in served if p not in answered
+                         and (k := self._flat(p)) is not None and permitted.flat[k])
+        if not options:
+            return None
+        return self._shown(*options[self.rng.integers(len(options))], "active")
 
     def _gold(self, avoid: Set[int]) -> Pair | None:
         options = [p for p in self.gold_pairs if self._flat(frozenset(p)) not in avoid]

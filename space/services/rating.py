@@ -97,7 +97,7 @@ class Ticket:
 
 
 ALL_SEEN = "All done, thank you! You have compared every pair of images this campaign needs from you."
-ENOUGH = "All done, thank you! You have judged the {cap} pairs this campaign asks of each person."
+ENOUGH = "All done, thank you! That is the {cap} pairs this campaign asks of each person."
 
 
 class Finished(NamedTuple):
@@ -191,19 +191,17 @@ class RatingService:
             known = self._served.get(key) is not None
         answered = [] if known else self._answered(found, rater_id, judgements)  # outside the lock: a store read
         with self._lock:
-            served = self._served.get(key)
-            if served is None:
-                served = self._served.remember(key, answered)
-            if served.total() >= found.pair_cap:
+            record = self._served.get(key) or self._served.remember(key, answered)
+            if record.answered.total() >= found.pair_cap:
                 return Finished(ENOUGH.format(cap=found.pair_cap), self._counts[name, found.round, rater_id])
             sampler = self._current_sampler(found, judgements, gold)
             weights = None
             if sampler.needs_update(len(judgements)):
                 weights = rater_stats(judgements, gold)["weight"]
-            pair = sampler.next_pair(rater_id, judgements, weights, served=served)
+            pair = sampler.next_pair(rater_id, judgements, weights, served=record.served, answered=record.answered)
             if pair is None:
                 return Finished(ALL_SEEN, self._counts[name, found.round, rater_id])
-            served[frozenset((pair.left, pair.right))] += 1
+            record.served[frozenset((pair.left, pair.right))] += 1
             ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock(), name,
                             found.round)
             self._tickets[ticket.ticket_id] = ticket
@@ -322,6 +320,7 @@ class RatingService:
         stored = "skip" if CHOICES[choice] is None else "judgement"
         with self._lock:
             self._answers[rater_id] = Answer(record_id, stored, ticket, self._clock())
+            self._served.answer((ticket.campaign, ticket.round, rater_id), ticket.left, ticket.right)
             if stored == "skip":
                 return Receipt("skip", record_id, self._counts[ticket.campaign, ticket.round, rater_id])
             self._counts[ticket.campaign, ticket.round, rater_id] += 1
@@ -367,6 +366,7 @@ class RatingService:
         again = Ticket(uuid.uuid4().hex, rater_id, old.left, old.right, old.kind, self._clock(), old.campaign,
                        old.round)
         with self._lock:
+            self._served.answer((old.campaign, old.round, rater_id), old.left, old.right, change=-1)
             if last.stored == "judgement":
                 self._counts[old.campaign, old.round, rater_id] -= 1
             self._judgements.pop(old.campaign, None)  # the sampler's next read leaves the answer out

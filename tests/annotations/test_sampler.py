@@ -267,7 +267,8 @@ def test_with_what_a_rater_was_served_no_pair_comes_twice_except_one_repeat_each
     served: Counter = Counter()
     judged: list[dict] = []
     columns = ["rater_id", "left_image_id", "right_image_id", "choice", "pair_kind"]
-    while (pair := sampler.next_pair("r", pd.DataFrame(judged, columns=columns), served=served)) is not None:
+    while (pair := sampler.next_pair("r", pd.DataFrame(judged, columns=columns), served=served,
+                                     answered=served)) is not None:  # each pair answered as it is served
         key = frozenset((pair.left, pair.right))
         assert served[key] == 0 or (pair.kind == "repeat" and served[key] == 1)
         served[key] += 1
@@ -275,8 +276,25 @@ def test_with_what_a_rater_was_served_no_pair_comes_twice_except_one_repeat_each
                        "pair_kind": pair.kind})
         assert len(judged) <= 12
     assert len(served) == 6 and set(served.values()) <= {1, 2}
-    assert sampler.next_pair("r", served=served) is None
+    assert sampler.next_pair("r", served=served, answered=served) is None
     assert sampler.next_pair("someone-else", served=Counter()) is not None
+
+
+def test_a_pair_served_and_never_answered_comes_back_only_once_every_other_was_served():
+    sampler = ActiveSampler(IDS[:4], gold_share=0, repeat_share=0, seed=18)
+    served, answered = Counter(), Counter()
+    abandoned = sampler.next_pair("r", served=served)  # the page was reloaded: never answered
+    served[frozenset((abandoned.left, abandoned.right))] += 1
+    for _ in range(5):
+        pair = sampler.next_pair("r", served=served, answered=answered)
+        key = frozenset((pair.left, pair.right))
+        assert served[key] == 0
+        served[key] += 1
+        answered[key] += 1
+    again = sampler.next_pair("r", served=served, answered=answered)
+    assert frozenset((again.left, again.right)) == frozenset((abandoned.left, abandoned.right))
+    answered[frozenset((again.left, again.right))] += 1
+    assert sampler.next_pair("r", served=served, answered=answered) is None
 
 
 def test_with_what_a_rater_was_served_same_content_pairs_never_fall_back_to_other_photos():
@@ -284,7 +302,7 @@ def test_with_what_a_rater_was_served_same_content_pairs_never_fall_back_to_othe
     sampler = ActiveSampler(list(content), content_of=content, gold_share=0, repeat_share=0,
                             same_content_share=1.0, seed=17)
     served: Counter = Counter()
-    while (pair := sampler.next_pair("r", served=served)) is not None:
+    while (pair := sampler.next_pair("r", served=served, answered=served)) is not None:
         assert content[pair.left] == content[pair.right]
         served[frozenset((pair.left, pair.right))] += 1
     assert len(served) == 2
