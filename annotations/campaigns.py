@@ -10,7 +10,7 @@ other, but it has no folder here, so it is not listed by ``names`` and cannot
 be closed, hidden, reset or cloned. A
 campaign folder appears in one rename once every image is imported and
 registered, so readers (the app, while the CLI creates one) never see half of
-one (a clone too); the manifest is rewritten atomically on ``close``/``reopen``
+one (a clone too); the manifest is rewritten atomically on ``close``/``reopen``, on a new title or instructions,
 and on a reset, which records when the campaign's new round began.
 """
 
@@ -166,12 +166,7 @@ class Settings:
     pairs_per_rater: int | None = None
 
     def checked(self, name: str) -> Settings:
-        title = (self.title or name).strip()
-        if len(title) > MAX_TITLE_LEN:
-            raise CampaignError(f"the title is {len(title)} characters long; the limit is {MAX_TITLE_LEN}")
-        if len(self.instructions) > MAX_INSTRUCTIONS_LEN:
-            raise CampaignError(f"the instructions are {len(self.instructions)} characters long; "
-                                f"the limit is {MAX_INSTRUCTIONS_LEN}")
+        title, instructions = check_texts(name, self.title, self.instructions)
         if self.pairs not in PAIR_SETTINGS:
             raise CampaignError(f"pairs must be one of {', '.join(PAIR_SETTINGS)}; got {self.pairs!r}")
         share = self.gold_share
@@ -181,7 +176,7 @@ class Settings:
             raise CampaignError("the default licence must not be empty")
         check_audience(self.audience)
         check_pairs_per_rater(self.pairs_per_rater)
-        return replace(self, title=title, instructions=self.instructions.strip(), gold_share=float(share))
+        return replace(self, title=title, instructions=instructions, gold_share=float(share))
 
 
 @dataclass(frozen=True)
@@ -202,6 +197,20 @@ class CreateReport:
         lines.append(f"  at most {self.campaign.pair_cap} pairs per rater and round")
         lines += [f"  skipped {item.name}: {item.reason}" for item in self.skipped]
         return "\n".join(lines)
+
+
+def check_texts(name: str, title: Any, instructions: Any) -> tuple[str, str]:
+    """What raters read, checked: the title (the campaign's name when empty) and the instructions, stripped
+    and within their limits."""
+    if not isinstance(title, str) or not isinstance(instructions, str):
+        raise CampaignError("the title and the instructions must be text")
+    title = (title or name).strip()
+    if len(title) > MAX_TITLE_LEN:
+        raise CampaignError(f"the title is {len(title)} characters long; the limit is {MAX_TITLE_LEN}")
+    if len(instructions) > MAX_INSTRUCTIONS_LEN:
+        raise CampaignError(f"the instructions are {len(instructions)} characters long; "
+                            f"the limit is {MAX_INSTRUCTIONS_LEN}")
+    return title, instructions.strip()
 
 
 def check_audience(audience: Any) -> int | None:
@@ -274,6 +283,16 @@ class CampaignRegistry:
 
     def list(self) -> list[Campaign]:
         return [self.get(name) for name in self.names()]
+
+    def may_serve(self, path: Path | str) -> bool:
+        """Whether ``path``, a file under this registry's folder, is one raters are shown: inside a campaign's
+        ``images/``. Never a manifest (it maps image ids to the original file names), a campaign being
+        created, or anything else kept beside the images."""
+        try:
+            parts = Path(path).resolve().relative_to(self.root.resolve()).parts
+        except ValueError:
+            return False
+        return len(parts) >= 3 and parts[1] == "images" and not parts[0].startswith(".")
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
@@ -358,6 +377,15 @@ class CampaignRegistry:
         campaign = self._own(name, "its live results are always shown")
         if campaign.results_hidden != bool(hidden):
             updated = replace(campaign, results_hidden=bool(hidden))
+            atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
+        return self.get(name)
+
+    def set_texts(self, name: str, title: str, instructions: str) -> Campaign:
+        """Change what raters read (the title, the instructions); images, pairs and judgements stay as they are."""
+        campaign = self._own(name, "its title and instructions are the app's own")
+        title, instructions = check_texts(name, title, instructions)
+        if (campaign.title, campaign.instructions) != (title, instructions):
+            updated = replace(campaign, title=title, instructions=instructions)
             atomic_write_text(self.root / name / MANIFEST, json.dumps(updated.to_record(), indent=1))
         return self.get(name)
 

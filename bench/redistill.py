@@ -46,10 +46,10 @@ from annotations.schema import image_id_for  # noqa: E402
 from annotations.simulate import Crowd  # noqa: E402
 from annotations.store import AnnotationStore  # noqa: E402
 from cvrkd import paths  # noqa: E402
-from cvrkd.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint  # noqa: E402
+from cvrkd.checkpoint import load_checkpoint  # noqa: E402
 from cvrkd.evaluation import correlations  # noqa: E402
-from cvrkd.gallery import build_default_gallery  # noqa: E402
-from cvrkd.train.finetune import FinetuneConfig, SyntheticPixels, finetune, load_photos, predict  # noqa: E402
+from cvrkd.train.finetune import predict  # noqa: E402
+from cvrkd.train.recipe import SHIPPED  # noqa: E402
 from cvrkd.train.redistill import RedistillConfig  # noqa: E402
 from cvrkd.train.redistill_job import redistill_from_store, start_background_round  # noqa: E402
 from cvrkd.train.registry import ModelRegistry  # noqa: E402
@@ -59,67 +59,53 @@ GOLD_TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
 
 @dataclass
 class Seeding:
-    """What every seed model shares: the human run's stage 1 and teacher, frozen outputs, photos."""
+    """What every seed model shares: the pipeline's workspace (phase 1, the labelled photos) and
+    the recipe the seed trains with."""
 
-    options: object
-    prepared: object
-    teacher: object
-    stage1: object
-    frozen: object
-    synthetic_data: object
-    photos: object
-    names: list[str]
-    mos: np.ndarray
-    spread: np.ndarray
-    paths: list[Path]
-    gallery: object
-    replay: SyntheticPixels
-    head_weight: float
+    workspace: object
+    recipe: object
+
+    @property
+    def photos(self):
+        return self.workspace.photos
+
+    @property
+    def names(self) -> list[str]:
+        return self.workspace.names
+
+    @property
+    def mos(self) -> np.ndarray:
+        return self.workspace.mos
+
+    @property
+    def spread(self) -> np.ndarray:
+        return np.array([row.mos_std for row in self.workspace.rows], float)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [row.path for row in self.workspace.rows]
+
+    @property
+    def gallery(self):
+        return self.workspace.gallery
 
 
 def seeding(args: argparse.Namespace, log) -> Seeding:
-    from cvrkd.train.human import read_mos_csv
-    from cvrkd.train.human_pipeline import (STUDENT, HumanOptions, eval_references, frozen_outputs,
-                                            inference_views, prepare, synthetic_head_data,
-                                            train_synthetic_student, train_teacher)
+    from cvrkd.train.pipeline import open_workspace
+    from cvrkd.train.recipe import recipe
 
-    options = HumanOptions(data_root=args.data, synthetic=args.synthetic, out=args.human_run,
-                           finetune=args.finetune)
-    prepared = prepare(options, log)
-    teacher = train_teacher(options, prepared, log)
-    stage1 = train_synthetic_student(options, prepared, teacher, STUDENT, log)
-    refs = eval_references(prepared)
-    human = prepared.human
-    frozen = frozen_outputs(stage1, inference_views(human.features, human.whole, prepared.layout), refs)
-    rows = {row.path.name: row for row in read_mos_csv(args.data / "clive_dev" / "clive_dev.csv")}
-    chosen = [rows[name] for name in human.names]
-    spread = np.array([r.mos_std for r in chosen], float)
-    log(f"loading {len(chosen)} photos")
-    photos = load_photos([r.path for r in chosen], np.array([r.mos for r in chosen]), spread)
-    return Seeding(options, prepared, teacher, stage1, frozen, synthetic_head_data(prepared, stage1, refs),
-                   photos, list(human.names), photos.mos, spread, [r.path for r in chosen],
-                   build_default_gallery(paths.default_gallery_dir()),
-                   SyntheticPixels(args.synthetic, "train", limit=args.replay_rows, seed=0), args.head_weight)
+    return Seeding(open_workspace(args.data, args.synthetic, args.human_run, log=log), recipe(args.recipe))
 
 
 def train_seed(seed: Seeding, rows: np.ndarray, folder: Path, log) -> Path:
-    """Stages 2 and 3 on ``rows`` only, saved with the teacher as a bundle (resumes)."""
-    from cvrkd.train.global_head import train_global_head
-    from cvrkd.train.human_pipeline import head_config, human_head_data
+    """Every phase of the seed's recipe on ``rows`` only, saved with the teacher as a bundle (resumes)."""
+    from cvrkd.train.pipeline import save_bundle, train_student
 
     bundle = folder / "bundle"
     if (bundle / "student" / "config.json").is_file():
         return bundle
-    head = train_global_head(seed.stage1, human_head_data(seed.prepared.human, seed.frozen, rows),
-                             head_config(seed.options, seed.head_weight), seed.synthetic_data)
-    tuned = finetune(head, seed.photos.subset(rows), seed.gallery, seed.options.finetune, folder / "state",
-                     seed.replay, seed.teacher, log)
-    layout = seed.prepared.layout
-    save_checkpoint(seed.teacher, CheckpointInfo("teacher", "lite0", seed.teacher.config, layout, trained=True),
-                    bundle / "teacher")
-    save_checkpoint(tuned, CheckpointInfo("student", "lite0", tuned.config, layout, trained=True,
-                                          extra={"bench": "seed", "photos": len(rows)}), bundle / "student")
-    return bundle
+    tuned = train_student(seed.workspace, seed.recipe, rows, folder)
+    return save_bundle(seed.workspace, seed.recipe, tuned, {"bench": "seed", "photos": len(rows)}, bundle)
 
 
 def split_three(count: int, seed_photos: int, crowd_photos: int, eval_photos: int, split: int
@@ -332,19 +318,14 @@ def main() -> None:
     parser.add_argument("--flipped-splits", type=int, default=1, help="splits that also run the flipped crowd")
     parser.add_argument("--skip-upper", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
-    parser.add_argument("--head-weight", type=float, default=0.03,
-                        help="synthetic pairs' weight in the seed's stage 2 (the shipped head's)")
-    parser.add_argument("--seed-epochs", type=int, default=FinetuneConfig.epochs)
-    parser.add_argument("--replay-rows", type=int, default=RedistillConfig.replay_rows,
-                        help="synthetic rows the seed's stage 3 replays")
-    parser.add_argument("--round-epochs", type=int, default=RedistillConfig.epochs)
-    parser.add_argument("--round-steps", type=int, default=RedistillConfig.steps_per_epoch)
+    parser.add_argument("--recipe", default=SHIPPED, help="the training recipe of the seed model "
+                        "(cvrkd.train.recipe.RECIPES)")
+    parser.add_argument("--round-epochs", type=int, default=RedistillConfig().finetune.epochs)
+    parser.add_argument("--round-steps", type=int, default=RedistillConfig().finetune.steps_per_epoch)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    args.finetune = FinetuneConfig(epochs=args.seed_epochs)
-    args.round = RedistillConfig(epochs=args.round_epochs, steps_per_epoch=args.round_steps,
-                                 bootstrap=args.bootstrap)
+    args.round = RedistillConfig().with_steps(args.round_epochs, args.round_steps, bootstrap=args.bootstrap)
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -352,8 +333,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     seed = seeding(args, log)
     splits = [run_split(args, seed, split, log) for split in range(args.splits)]
-    figures = {"settings": {k: v for k, v in vars(args).items() if k not in ("finetune", "round")} |
-               {"round": args.round.to_dict(), "seed_finetune": args.finetune.to_dict()},
+    figures = {"settings": {k: v for k, v in vars(args).items() if k != "round"} |
+               {"round": args.round.to_dict(), "seed_recipe": seed.recipe.to_dict()},
                "splits": splits, "summary": summarise(splits),
                "latency": None if args.skip_latency else latency(args, seed, log)}
     print(markdown(figures))

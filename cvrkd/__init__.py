@@ -32,6 +32,9 @@ _EXPORTS = {
     "NoTrainedModelError": "cvrkd.scorer",
     "RuntimeUnavailable": "cvrkd.runtime",
     "quality_map": "cvrkd.quality_maps",
+    "QualityMap": "cvrkd.quality_maps",
+    "reference_effect": "cvrkd.reference_branch",
+    "ReferenceEffect": "cvrkd.reference_branch",
     "mismatch_warning": "cvrkd.reference_check",
     # model bundles
     "CheckpointError": "cvrkd.checkpoint",

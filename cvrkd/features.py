@@ -56,6 +56,15 @@ def whole_features(backbone: FrozenBackbone, pixels: np.ndarray) -> torch.Tensor
     return pooled_features(backbone, tensor)
 
 
+@torch.inference_mode()
+def native_statistics(backbone: FrozenBackbone, pixels: np.ndarray) -> torch.Tensor:
+    """[2C]: per-channel mean and standard deviation of each stage map over every pixel of the
+    whole view (a frozen-feature baseline; the 7x7 pooling keeps the mean but not this spread)."""
+    tensor = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
+    maps = backbone(tensor)
+    return torch.cat([m.mean(dim=(2, 3)) for m in maps] + [m.std(dim=(2, 3)) for m in maps], dim=1)[0].float()
+
+
 def grid_features(backbone: FrozenBackbone, pixels: np.ndarray, config: PatchConfig,
                   notes: list[str] | None = None) -> torch.Tensor:
     """[views, C, 7, 7]: the fixed grid of patches (small images upscaled first), then the

@@ -34,6 +34,16 @@ def photo(width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BILINEAR))
 
 
+def lowest_mos_scores(scorer: Scorer, data_root: Path, count: int = 40) -> list[float]:
+    """Scores of the ``count`` lowest-MOS photos of clive_dev + clive_extra: where a clamped or
+    saturated scale would read "0.0" for several distinct photos (in-sample for the shipped
+    student, so only the scale is judged here, never the ranking)."""
+    rows = [row for name in ("clive_dev", "clive_extra")
+            for row in read_scores_csv(data_root / name / f"{name}.csv")]
+    lowest = sorted(rows, key=lambda row: row[1])[:count]
+    return [scorer.score(path).score for path, _ in lowest]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
@@ -65,6 +75,9 @@ def main() -> None:
     print(f"student, unseen Kodak distortions SRCC: {spearmanr(student, labels).statistic:.3f}")
     print(f"calibrated scale, unseen Kodak photos: pristine {', '.join(f'{s:.1f}' for s in pristine_scores)}; "
           f"heavily blurred {', '.join(f'{s:.1f}' for s in blurred_scores)}")
+    low = lowest_mos_scores(scorer, args.data)
+    print(f"40 lowest-MOS photos: {len(set(low))} distinct scores, min {min(low):.2f}, max {max(low):.2f}, "
+          f"{sum(s in (0.0, 100.0) for s in low)} exactly 0 or 100")
     if not scorer.student.info.extra.get("training", {}).get("human_images"):
         rows = read_scores_csv(args.data / "clive_dev" / "clive_dev.csv")[:40]
         predicted = [scorer.score(path).score for path, _ in rows]

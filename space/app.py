@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from cvrkd import MAX_FILE_BYTES
 from space.ui import api, assets, leaderboard_tab, links, live_tab, model_tab, rate_tab, score_tab
 from space.web import present_page, rate_page
+from space.web.campaign_files import CampaignFilesGuard
 from space.services.config import AppConfig
 from space.services.container import Services, Trainer, build_services
 
@@ -42,7 +44,8 @@ class SpaceApp:
             allowed_paths=[str(data / "pool" / "images"), str(data / "galleries"), str(data / "sessions"),
                            str(data / "examples"), str(data / "campaigns"), str(data / "share")],
             footer_links=["api", "gradio"], max_file_size=MAX_FILE_BYTES,
-            app_kwargs={"routes": rate_page.routes(self.services) + present_page.routes(self.services)},
+            app_kwargs={"routes": rate_page.routes(self.services) + present_page.routes(self.services),
+                        "middleware": [Middleware(CampaignFilesGuard, campaigns=self.services.campaigns)]},
         )
         options.update(kwargs)
         # uvicorn takes the peer's address from X-Forwarded-For whenever the peer is 127.0.0.1, so behind a

@@ -15,8 +15,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     data = stages.add_parser("data", help="distort Kodak24, pseudo-label, cache backbone features")
     _data_options(data)
     data.set_defaults(handler=run_data)
-    register_human(stages)
-    register_single_stages(stages)
+    register_model(stages)
+    register_synthetic(stages)
     register_redistill(commands)
     register_evaluate(commands)
 
@@ -49,90 +49,78 @@ def run_data(args: argparse.Namespace) -> int:
     print(f"synthetic data in {args.out}")
     return 0
 
-def _human_options(parser: argparse.ArgumentParser) -> None:
+def _pipeline_options(parser) -> None:
     parser.add_argument("--data", type=Path, default=paths.shared_data_dir(),
-                        help="folder holding clive_dev/ (default: $CVRKD_DATA or ../shared/data)")
+                        help="folder holding clive_dev/ and clive_extra/ (default: $CVRKD_DATA or ../shared/data)")
     parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
-                        help="output of `train data` (with whole-image views)")
-    parser.add_argument("--out", type=Path, default=Path("runs/human"), help="work folder (resumable)")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--stage1-epochs", type=int, default=6,
-                        help="synthetic-only epochs of the student's token mixers (stage 1)")
-    parser.add_argument("--teacher-epochs", type=int, default=8)
-    parser.add_argument("--distill-weight", type=float, default=0.1)
-    parser.add_argument("--head-epochs", type=int, default=30,
-                        help="epochs of the global-statistics head on human pairs (stage 2)")
-    parser.add_argument("--synthetic-weights", type=float, nargs="+", default=[0.0, 0.03, 0.1],
-                        help="synthetic-pair weights of stage 2 tried in CV (the shipped one is chosen)")
-    parser.add_argument("--ablations", nargs="*", help="configurations to cross-validate (default: the "
-                        "student, no distillation, NR-only); the ridge probe always runs")
+                        help="output of `train data`")
+    parser.add_argument("--out", type=Path, default=Path("runs/human"),
+                        help="work folder: every phase and fold resumes from here")
     parser.add_argument("--exclude", type=Path, help="text file of image names never to train on")
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--patches", type=int, default=0,
-                        help="grid patches the networks read next to the whole-image view "
-                        "(0 = whole view only: one backbone pass per scored image)")
-    # argparse shows no title for a group inside a group: `evaluate` passes one, `train human` a parser
-    tune = (parser.add_argument_group("stage 3: fine-tuning through the backbone (--finetune)")
-            if isinstance(parser, argparse.ArgumentParser) else parser)
-    tune.add_argument("--finetune", action="store_true",
-                      help="fine-tune the student end to end through the backbone's last stages")
-    tune.add_argument("--tuned-stages", type=int, default=4, help="trailing backbone stages trained")
-    tune.add_argument("--finetune-epochs", type=int, default=8)
-    tune.add_argument("--crop", type=int, default=320, help="side of the native-resolution training crops")
-    tune.add_argument("--lr-backbone", type=float, default=1e-4)
-    tune.add_argument("--lr-head", type=float, default=1e-3)
-    tune.add_argument("--lr-mixers", type=float, default=1e-4, help="projection, token mixers, regressor")
-    tune.add_argument("--finetune-synthetic-weight", type=float, default=0.1,
-                      help="weight of the replayed synthetic pseudo-label pairs")
-    tune.add_argument("--finetune-distill-weight", type=float, default=0.1,
-                      help="weight of the teacher's inner features on the replayed crops")
-    tune.add_argument("--train-photos", type=int, default=0,
-                      help="train each fold on a seeded subset of N photos (learning curve; 0 = all)")
-    tune.add_argument("--finetune-variants", nargs="+", metavar="ROW",
-                      help="fine-tuned rows to cross-validate (default: the fine-tuned student only); "
-                      "see cvrkd.train.finetune_protocol.VARIANTS")
 
 
-def human_options(args: argparse.Namespace):
-    from cvrkd.train.human_pipeline import HumanOptions
+def workspace(args: argparse.Namespace, labelled: bool = True):
+    from cvrkd.train.pipeline import open_workspace
 
     exclude = set(args.exclude.read_text().split()) if getattr(args, "exclude", None) else set()
-    from cvrkd.train.global_head import HeadConfig
-
-    finetune = None
-    if getattr(args, "finetune", False):
-        from cvrkd.train.finetune import FinetuneConfig
-
-        finetune = FinetuneConfig(tuned_stages=args.tuned_stages, epochs=args.finetune_epochs, crop=args.crop,
-                                  lr_backbone=args.lr_backbone, lr_head=args.lr_head, lr_mixers=args.lr_mixers,
-                                  synthetic_weight=args.finetune_synthetic_weight,
-                                  distill_weight=args.finetune_distill_weight, seed=args.seed)
-    return HumanOptions(finetune=finetune, train_photos=getattr(args, "train_photos", 0),
-                        data_root=args.data, synthetic=args.synthetic, out=args.out, folds=args.folds,
-                        seed=args.seed, teacher_epochs=args.teacher_epochs, stage1_epochs=args.stage1_epochs,
-                        distill_weight=args.distill_weight, head=HeadConfig(epochs=args.head_epochs),
-                        synthetic_weights=tuple(args.synthetic_weights),
-                        **({"ablations": tuple(args.ablations)} if getattr(args, "ablations", None) else {}),
-                        bootstrap=args.bootstrap, exclude=exclude, patches=args.patches)
+    return open_workspace(args.data, args.synthetic, args.out, exclude=exclude, log=_log,
+                          **({} if labelled else {"sets": ()}))
 
 
-def register_human(stages: argparse._SubParsersAction) -> None:
-    human = stages.add_parser("human", help="train the student on synthetic data AND human labels "
-                              "(clive_dev MOS) on all images and ship; run `evaluate --cv` first")
-    _human_options(human)
-    human.add_argument("--ship", type=Path, help="install teacher + student here (e.g. cvrkd/weights)")
-    human.set_defaults(handler=run_human)
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def run_human(args: argparse.Namespace) -> int:
-    if args.finetune:
-        from cvrkd.train.finetune_protocol import train_final
-    else:
-        from cvrkd.train.human_pipeline import train_final
+def register_model(stages: argparse._SubParsersAction) -> None:
+    from cvrkd.train.recipe import RECIPES, SHIPPED
 
-    bundle = train_final(human_options(args), args.ship, log=lambda m: print(m, file=sys.stderr, flush=True))
+    parser = stages.add_parser("model", help="train a recipe's teacher and student on every labelled photo "
+                               "and calibrate it (run `evaluate --cv` with the same --out first)")
+    _pipeline_options(parser)
+    parser.add_argument("--recipe", default=SHIPPED, choices=sorted(RECIPES), help=f"default: {SHIPPED!r}")
+    parser.add_argument("--folds", type=int, default=5, help="the CV whose out-of-fold scores calibrate it")
+    parser.add_argument("--ship", type=Path, help="install teacher + student here (e.g. cvrkd/weights)")
+    parser.set_defaults(handler=run_model)
+
+
+def run_model(args: argparse.Namespace) -> int:
+    import json
+
+    from cvrkd.train import protocol
+    from cvrkd.train.pipeline import train_final
+    from cvrkd.train.recipe import REFERENCE, recipe
+
+    results = args.out / "cv_results_seed0.json"
+    if not results.exists() or args.recipe not in json.loads(results.read_text())["rows"]:
+        print(f"error: no cross-validation in {args.out}: run `python -m cvrkd evaluate --cv {args.folds} "
+              f"--rows '{args.recipe}' --out {args.out}` first", file=sys.stderr)
+        return 2
+    space = workspace(args)
+    cv = protocol.cross_validate(space, [args.recipe], args.folds, 0)
+    row = protocol.table(cv, REFERENCE, n_boot=0)["rows"][args.recipe]
+    record = {"cv_pooled_srcc": row["pooled_srcc"], "cv_srcc": row["mean"]["srcc"], "cv_plcc": row["mean"]["plcc"],
+              "cv_krcc": row["mean"]["krcc"], "cv_photos": len(space.rows)}
+    bundle = train_final(space, recipe(args.recipe), args.recipe, cv.oof[args.recipe], record, args.ship)
     print(f"model bundle in {bundle}")
+    return 0
+
+
+def register_synthetic(stages: argparse._SubParsersAction) -> None:
+    parser = stages.add_parser("synthetic", help="phase 1 alone: the FR teacher and the student's token "
+                               "mixers on the synthetic set (`model` and `evaluate --cv` resume from it)")
+    _pipeline_options(parser)
+    parser.set_defaults(handler=run_synthetic)
+
+
+def run_synthetic(args: argparse.Namespace) -> int:
+    from cvrkd.train import pipeline
+    from cvrkd.train.recipe import FROZEN
+
+    space = workspace(args, labelled=False)
+    teacher = pipeline.teacher(space, FROZEN.synthetic)
+    student = pipeline.synthetic_student(space, FROZEN.synthetic)
+    print(f"teacher: synthetic validation SRCC {pipeline.teacher_val_srcc(space, teacher):.4f}")
+    print(f"student (phase 1): synthetic validation SRCC {pipeline.synthetic_val_srcc(space, student):.4f}")
     return 0
 
 
@@ -175,8 +163,8 @@ def run_redistill(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
-    config = RedistillConfig(epochs=args.epochs, steps_per_epoch=args.steps, min_judgements=args.min_judgements,
-                             seed=args.seed, **options)
+    config = RedistillConfig().with_steps(args.epochs, args.steps, min_judgements=args.min_judgements,
+                                          seed=args.seed, **options)
     result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
                                   model_dir=args.model, gallery_dir=args.gallery,
                                   cache_dir=args.cache, synthetic_dir=args.synthetic, config=config,
@@ -193,64 +181,24 @@ def run_redistill(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_single_stages(stages: argparse._SubParsersAction) -> None:
-    """``train teacher`` and ``train student``: the synthetic stages of ``train human`` on their
-    own. They write where ``evaluate --cv`` and ``train human`` look (the same ``--out``), so
-    those resume from them instead of training again."""
-    helps = {"teacher": "the FR teacher on the synthetic set (the teacher `train human` ships)",
-             "student": "stage 1 of the student: its token mixers on the synthetic set, distilled from "
-                        "the teacher (trained first when --out has none)"}
-    for role, text in helps.items():
-        parser = stages.add_parser(role, help=text)
-        parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
-                            help="output of `train data` (with whole-image views)")
-        parser.add_argument("--out", type=Path, default=Path("runs/human"),
-                            help="work folder of `evaluate --cv` and `train human` (resumable)")
-        parser.add_argument("--patches", type=int, default=0,
-                            help="grid patches read next to the whole-image view (as in `train human`)")
-        parser.add_argument("--teacher-epochs", type=int, default=8)
-        parser.add_argument("--seed", type=int, default=0)
-        if role == "student":
-            parser.add_argument("--stage1-epochs", type=int, default=6)
-            parser.add_argument("--distill-weight", type=float, default=0.1)
-            parser.add_argument("--ablation", default="student",
-                                help="which stage-1 network: student (default, the shipped one's), "
-                                "'no distillation' or 'NR-only (no reference branch)'")
-        parser.set_defaults(handler=run_single_stage, role=role)
-
-
-def run_single_stage(args: argparse.Namespace) -> int:
-    from cvrkd.train import human_pipeline
-    from cvrkd.train.human_pipeline import (ABLATIONS, HumanOptions, prepare, train_synthetic_student,
-                                            train_teacher)
-
-    if args.role == "student" and args.ablation not in ABLATIONS:
-        print(f"error: unknown --ablation {args.ablation!r}; choose from {list(ABLATIONS)}", file=sys.stderr)
-        return 2
-    options = HumanOptions(data_root=paths.shared_data_dir(), synthetic=args.synthetic, out=args.out,
-                           seed=args.seed, teacher_epochs=args.teacher_epochs, patches=args.patches,
-                           **({"stage1_epochs": args.stage1_epochs, "distill_weight": args.distill_weight}
-                              if args.role == "student" else {}))
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    prepared = prepare(options, log, human=False)
-    teacher = train_teacher(options, prepared, log)
-    if args.role == "teacher":
-        srcc, folder = human_pipeline.teacher_val_srcc(teacher, prepared), options.out / "teacher"
-    else:
-        student = train_synthetic_student(options, prepared, teacher, args.ablation, log)
-        srcc = human_pipeline.synthetic_val_srcc(student, prepared)
-        folder = human_pipeline.stage1_folder(options, args.ablation)
-    print(f"synthetic validation SRCC {srcc:.4f}; checkpoint in {folder / 'best'}")
-    return 0
-
-
 def register_evaluate(commands: argparse._SubParsersAction) -> None:
+    from cvrkd.train.recipe import RECIPES, REFERENCE, SHIPPED
+
     parser = commands.add_parser("evaluate", help="SRCC/PLCC/KRCC with bootstrap CIs on a CSV of human "
-                                 "scores, or (--cv K) the k-fold cross-validation protocol on clive_dev")
+                                 "scores, or (--cv K) the cross-validation table of training recipes")
     parser.add_argument("--csv", type=Path, help="CSV with image paths and human scores")
-    parser.add_argument("--cv", type=int, metavar="K", help="run K-fold cross-validation (train + test "
-                        "per fold; the options below --cv apply) and print the table")
-    _human_options(parser.add_argument_group("cross-validation (--cv)"))
+    parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation over every labelled "
+                        "photo in the recorded folds; prints the table (the options below --cv apply)")
+    group = parser.add_argument_group("cross-validation (--cv)")
+    _pipeline_options(group)
+    group.add_argument("--rows", nargs="+", default=[REFERENCE, SHIPPED], choices=sorted(RECIPES),
+                       metavar="RECIPE", help=f"recipes to cross-validate (the ridge probes always run); "
+                       f"choose from {sorted(RECIPES)}")
+    group.add_argument("--reference", default=REFERENCE, help="the row every difference is measured against")
+    group.add_argument("--ensemble", nargs="+", action="append", default=[], metavar="ROW",
+                       help="also score these rows' z-scored average (repeatable)")
+    group.add_argument("--seed", type=int, default=0, help="which recorded split (0; 1 for close calls)")
+    group.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap draws")
     parser.add_argument("--image-root", type=Path, help="folder the image paths are relative to "
                         "(default: the CSV's folder)")
     parser.add_argument("--image-column", default="image")
@@ -266,23 +214,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import csv
 
     if args.cv:
-        from cvrkd.train.human_pipeline import cross_validate, cv_markdown
+        from cvrkd.train import protocol
 
-        args.folds = args.cv
-        log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-        if args.finetune:
-            from cvrkd.train import finetune_protocol
-
-            variants = tuple(args.finetune_variants or (finetune_protocol.FINETUNED,))
-            unknown = set(variants) - set(finetune_protocol.VARIANTS)
-            if unknown:
-                print(f"error: unknown rows {sorted(unknown)}; choose from {list(finetune_protocol.VARIANTS)}",
-                      file=sys.stderr)
-                return 2
-            results = finetune_protocol.cross_validate(human_options(args), variants, log=log)
-        else:
-            results = cross_validate(human_options(args), log=log)
-        print(cv_markdown(results))
+        known = {*args.rows, *protocol.PROBES}
+        unknown = ({args.reference} | {m for members in args.ensemble for m in members}) - known
+        if unknown:
+            print(f"error: {sorted(unknown)} are not rows of this run; the rows are {sorted(known)}",
+                  file=sys.stderr)
+            return 2
+        cv = protocol.cross_validate(workspace(args), args.rows, args.cv, args.seed,
+                                     tuple(tuple(members) for members in args.ensemble))
+        result = protocol.table(cv, args.reference, args.bootstrap)
+        protocol.write(cv, result, args.out)
+        print(protocol.markdown(result))
         return 0
     if args.csv is None:
         print("error: give --csv (score a labelled set) or --cv K (cross-validation)", file=sys.stderr)

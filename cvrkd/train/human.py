@@ -79,11 +79,11 @@ def image_training_features(backbone: FrozenBackbone, pixels: np.ndarray, patche
     return grid, whole_view_variants(backbone, pixels, whole_variants, key, seed)
 
 
-def mos_set(csv_path: Path, backbone: FrozenBackbone, patches: PatchConfig, cache: FeatureCache,
+def mos_set(rows: list[MosRow], backbone: FrozenBackbone, patches: PatchConfig, cache: FeatureCache,
             extra_positions: int = 4, whole_variants: int = 4, seed: int = 0,
             log: Log = print) -> HumanSet:
-    """A MOS-labelled set with all its Thurstone pairs; features cached as one tensor."""
-    rows = read_mos_csv(csv_path)
+    """MOS-labelled photos (:func:`read_mos_csv` rows) with all their Thurstone pairs; features
+    cached as one tensor."""
     names = [row.path.name for row in rows]
     digest = hashlib.sha256("|".join(names).encode()).hexdigest()[:12]
     key = (f"human-{digest}-{backbone.fingerprint()}-{patches.key()}-e{extra_positions}"

@@ -42,7 +42,7 @@ import json
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -69,28 +69,19 @@ REPLAY_SIDE = 384
 """Long side of the built-in photos the Space's replay set distorts."""
 
 
+ROUND_FINETUNE = FinetuneConfig(epochs=4, steps_per_epoch=25, batch=10)
+"""A round's phase-2b settings: the human phase's loop, bounded in steps so a round's time does not
+grow with the number of judgements (each step: ``batch // 2`` judgements drawn, with every other
+training judgement among their photos, plus ``replay_batch`` replayed crops)."""
+
+
 @dataclass
 class RedistillConfig:
-    epochs: int = 4
-    steps_per_epoch: int = 25
-    """Steps per epoch (each ``batch`` photos' crops plus ``replay_batch`` replayed ones): the bound
-    that keeps a round's time independent of the number of judgements."""
-    batch: int = 10
-    """Photos per step: ``batch // 2`` judgements drawn, with every other training judgement among
-    their photos."""
-    crop: int = 320
-    lr_backbone: float = 1e-4
-    lr_head: float = 1e-3
-    lr_mixers: float = 1e-4
-    weight_decay: float = 0.01
-    synthetic_weight: float = 0.1
-    distill_weight: float = 0.1
-    replay_batch: int = 4
+    finetune: FinetuneConfig = ROUND_FINETUNE
+    """What the round trains with; its ``tuned_stages`` is what a base without a tail (an older
+    bundle) starts tuning, while a base with a tail keeps its own depth."""
     replay_rows: int = 400
     """Rows of the synthetic train split regenerated for replay (a seeded subset; 0 = all)."""
-    tuned_stages: int = 4
-    """Backbone stages a base without a tail (an older bundle) starts tuning; a base with a tail
-    keeps its own depth."""
     mix_choices: tuple[float, ...] = (0.5, 0.35, 0.25)
     """Shares of the fine-tuning step the candidate may keep (1 = plain fine-tuning)."""
     holdout_fraction: float = 0.25
@@ -113,12 +104,13 @@ class RedistillConfig:
         return asdict(self)
 
     def finetune_config(self, tuned_stages: int) -> FinetuneConfig:
-        """The stage-3 settings a round trains with."""
-        return FinetuneConfig(tuned_stages=tuned_stages, epochs=self.epochs, batch=self.batch, crop=self.crop,
-                              lr_backbone=self.lr_backbone, lr_head=self.lr_head, lr_mixers=self.lr_mixers,
-                              weight_decay=self.weight_decay, synthetic_weight=self.synthetic_weight,
-                              distill_weight=self.distill_weight, replay_batch=self.replay_batch,
-                              steps_per_epoch=self.steps_per_epoch, seed=self.seed)
+        """The phase-2b settings a round trains with, at the base's depth and the round's seed."""
+        return replace(self.finetune, tuned_stages=tuned_stages, seed=self.seed)
+
+    def with_steps(self, epochs: int, steps_per_epoch: int, **changes) -> "RedistillConfig":
+        """These settings with a round of ``epochs`` x ``steps_per_epoch`` (and any other field)."""
+        return replace(self, finetune=replace(self.finetune, epochs=epochs, steps_per_epoch=steps_per_epoch),
+                       **changes)
 
 
 @dataclass
@@ -292,7 +284,7 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
 def trainable_base(base: CVRKDNet, config: RedistillConfig) -> CVRKDNet:
     """``base`` with a backbone tail to train: its own, or ImageNet's last ``config.tuned_stages``
     stages for a base without one (it scores exactly as the base does)."""
-    stages = base.config.tuned_stages or config.tuned_stages
+    stages = base.config.tuned_stages or config.finetune.tuned_stages
     return with_tail(base, FrozenBackbone(base.config.backbone), stages).eval()
 
 

@@ -1,6 +1,6 @@
 """Admin actions on rating campaigns (the admin token): create from uploads or a dataset, close, reopen,
-hide or reveal live results, reset (a new round under the same link, earlier judgements kept or also
-archived) and clone.
+hide or reveal live results, edit the title and instructions, reset (a new round under the same link,
+earlier judgements kept or also archived), clone, and export as a downloadable dataset.
 
 What ``python -m annotations campaign`` does from a shell, for the admin panel
 (``space.ui.campaign_admin``). Every action passes the app's one admin check
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from annotations.campaigns import DEFAULT_LICENCE, CampaignError, Settings
+from annotations.export import export_campaign
 from annotations.round_reset import reset as reset_campaign
 from annotations.rounds import in_current_round
 from space.services.clients import Client
@@ -27,6 +30,8 @@ from space.services.container import Services
 
 MAX_UNZIPPED_BYTES = 2 * 1024**3
 MAX_UPLOADED_FILES = 5000
+EXPORTS_KEPT_S = 24 * 3600
+"""Downloads older than this are removed when the next export is made, so they cannot pile up."""
 
 
 def authorise(services: Services, token: object, client: Client | None = None) -> None:
@@ -96,6 +101,39 @@ def set_results_hidden(services: Services, token: str | None, name: str, hidden:
     campaign = services.campaigns.set_results_hidden((name or "").strip(), hidden)
     shown = "hidden until you reveal them" if campaign.results_hidden else "shown"
     return f"Live results of **{campaign.name}** are now {shown} (presenter view: `/present/{campaign.name}`)."
+
+
+def texts(services: Services, token: str | None, name: str, client: Client | None = None) -> tuple[str, str]:
+    """The campaign's title and instructions as raters read them, to edit."""
+    authorise(services, token, client)
+    campaign = services.campaigns.get((name or "").strip())
+    return campaign.title, campaign.instructions
+
+
+def edit_texts(services: Services, token: str | None, name: str, title: str, instructions: str,
+               client: Client | None = None) -> str:
+    """Change what raters read; the images, pairs, rounds and judgements stay as they are."""
+    authorise(services, token, client)
+    campaign = services.campaigns.set_texts((name or "").strip(), title or "", instructions or "")
+    return (f"Campaign **{campaign.name}** now reads: *{campaign.title}*"
+            f"{' with new instructions' if campaign.instructions else ', with no instructions'}.")
+
+
+def export(services: Services, token: str | None, name: str, client: Client | None = None) -> Path:
+    """The campaign as a Hugging Face dataset folder (``annotations.export``, every round), zipped for download."""
+    authorise(services, token, client)
+    campaign = services.campaigns.get((name or "").strip())
+    folder = Path(tempfile.gettempdir()) / "cvrkd-exports"
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        if time.time() - old.stat().st_mtime > EXPORTS_KEPT_S:
+            shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    with tempfile.TemporaryDirectory(prefix="cvrkd-export-") as scratch:
+        dataset = Path(scratch) / f"{campaign.name}-{stamp}"
+        export_campaign(campaign, services.store, dataset)
+        archive = Path(shutil.make_archive(str(folder / f".{dataset.name}"), "zip", scratch, dataset.name))
+        return archive.replace(folder / f"{dataset.name}.zip")  # whole or absent: never a half-written zip
 
 
 def reset(services: Services, token: str | None, name: str, archive: bool, client: Client | None = None) -> str:

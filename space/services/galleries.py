@@ -19,6 +19,13 @@ logger = logging.getLogger(__name__)
 MAX_SESSION_IMAGES = 12
 
 
+class UnknownGallery(KeyError):
+    """No installed gallery, and none of this session's, has the name asked for; nothing was scored."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class GalleryRegistry:
     """Looks galleries up by name; ``default`` is always first."""
 
@@ -46,7 +53,16 @@ class GalleryRegistry:
                 gallery = Gallery.load(folder)
                 if gallery.name == name:
                     return gallery
-        raise KeyError(f"unknown gallery {name!r}; choose one of {', '.join(self.names())}")
+        raise UnknownGallery(f"unknown gallery {name!r}; choose one of {', '.join(self.names())}")
+
+    def resolve(self, name: str | None, session: dict[str, str] | None = None) -> Gallery:
+        """One of this session's own galleries (``session``: name -> folder) by name, else an installed one."""
+        if session and name in session:
+            try:
+                return Gallery.load(session[name])
+            except FileNotFoundError:
+                raise UnknownGallery(f"the gallery {name!r} of this session is gone; build it again") from None
+        return self.get(name)
 
     def create_session_gallery(self, files: Sequence[str | Path], name: str = "") -> Gallery:
         """Validate every upload first, then save them as one gallery (nothing saved on error)."""

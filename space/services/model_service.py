@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
-
 from cvrkd import (CheckpointError, CheckpointInfo, Gallery, InvalidImageError, LoadedImage, NoTrainedModelError,
-                   ScoreResult, Scorer, mismatch_warning, quality_map)
+                   QualityMap, ReferenceEffect, ScoreResult, Scorer, mismatch_warning, quality_map, reference_effect)
 
 logger = logging.getLogger(__name__)
 
@@ -141,11 +139,17 @@ class ModelService:
             return scorer.score_many(paths, gallery=gallery, progress=progress,
                                      names=[Path(path).name for path in paths])
 
-    def quality_overlay(self, image: LoadedImage, gallery: Gallery) -> np.ndarray:
-        """The image with the regions that lower its score painted red."""
+    def quality_map(self, image: LoadedImage, gallery: Gallery) -> QualityMap:
+        """Where the image loses points against ``gallery``, on the one scale every image shares."""
         scorer = self.require()
         with self.foreground():
-            return quality_map(scorer, image, gallery).overlay()
+            return quality_map(scorer, image, gallery)
+
+    def reference_effect(self, image: LoadedImage, gallery: Gallery) -> ReferenceEffect:
+        """The student's score against each reference and against none to compare (``cvrkd.reference_effect``)."""
+        scorer = self.require()
+        with self.foreground():
+            return reference_effect(scorer, image, gallery)
 
     def prepare_gallery(self, gallery: Gallery, progress: Progress | None = None) -> None:
         """Compute (or load) the gallery's reference features ahead of the first score."""

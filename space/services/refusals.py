@@ -11,6 +11,7 @@ from cvrkd import InvalidImageError
 from space.services.admin_auth import NotAuthorised
 from space.services.container import NoTrainerAttached
 from space.services.contributions import ContributionRefused
+from space.services.galleries import UnknownGallery
 from space.services.model_service import ModelUnavailable
 from space.services.moderation import ModerationError
 from space.services.rating import RatingError
@@ -18,4 +19,4 @@ from space.services.trainer_service import RollbackRefused
 
 REFUSALS: tuple[type[Exception], ...] = (RatingError, NotAuthorised, ModerationError, CampaignError,
                                          ContributionRefused, InvalidImageError, ModelUnavailable,
-                                         RollbackRefused, NoTrainerAttached)
+                                         RollbackRefused, NoTrainerAttached, UnknownGallery)

@@ -8,16 +8,13 @@ line and stores nothing.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
-from cvrkd import InvalidImageError, load_image
-from space.services import contributions, model_card, moderating, voting
+from space.services import contributions, model_card, moderating, scoring, voting
 from space.services.container import Services
 from space.services.rating import Finished, Ticket
 from space.ui.components import checked_argument, file_argument
-from space.ui.errors import refusal, refused_as_error
+from space.ui.errors import refused_as_error
 
 def register(services: Services) -> None:
     """Add the endpoints to the Blocks being built (call inside its context)."""
@@ -28,21 +25,15 @@ def register(services: Services) -> None:
 
     def score(image: str | None, gallery: str | None, original: str | None) -> dict:
         """Score an image (0–100, higher = better) against a gallery; with `original`, also the FR teacher."""
-        loaded = _load(image, "image")
-        reference = _load(original, "original") if original else None
-        try:
-            chosen = services.galleries.get(gallery or None)
-        except KeyError as exc:
-            raise refusal(str(exc.args[0]), "API score") from None
-        with refused_as_error("API score"):  # e.g. an original of another shape
-            return services.model.score(loaded, chosen, reference).to_dict()
+        with refused_as_error("API score"):
+            return scoring.score(services, image, gallery, original).required().to_dict()
 
     def contribute(image: str | None, consent: bool) -> dict:
         """Offer an image to the rating pool (only with the uploader's consent); it is paired once moderation
         clears it."""
         with refused_as_error("API contribute"):
             contributions.require_consent(consent)  # before the file is decoded
-            return contributions.contribute(services, _load(image, "image"), consent).to_dict()
+            return contributions.contribute(services, scoring.decode(image, "image"), consent).to_dict()
 
     def new_rater(campaign: str | None, request: gr.Request) -> str:
         """A new signed rater id for /next_pair and /vote (counted within the campaign's per-address limits;
@@ -147,12 +138,3 @@ def register(services: Services) -> None:
     trigger.click(moderate, [admin_token, image_id, decision], result, api_name="moderate",
                   concurrency_id="admin")
 
-
-def _load(path: str | None, what: str):
-    """Decode an uploaded file or raise ``gr.Error`` saying what is wrong with it."""
-    if not path:
-        raise refusal(f"No {what} was sent.", f"API {what}")
-    try:
-        return load_image(path, name=Path(path).name)
-    except InvalidImageError as exc:
-        raise refusal(str(exc), f"API {what}") from None

@@ -1,11 +1,14 @@
 """Admin panel for rating campaigns: the layout, over the actions of ``space.services.campaign_admin``.
 
+A reset asks the browser's own "are you sure?" first; an export comes back as a .zip to download.
+
 Images arrive as a ``.zip`` of a folder or as image files; a dataset is named
 by a local folder or a Hub id. Import progress is shown while files are checked.
 Each action's refusal reaches the admin as the message it gives.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 
@@ -32,7 +35,18 @@ set_status = _refusing(actions.set_status)
 set_results_hidden = _refusing(actions.set_results_hidden)
 reset = _refusing(actions.reset)
 clone = _refusing(actions.clone)
+texts = _refusing(actions.texts)
+edit_texts = _refusing(actions.edit_texts)
+export = _refusing(actions.export)
 campaign_table = actions.campaign_table
+
+CANCELLED = "Nothing changed: the reset was cancelled."
+
+
+def confirming(question: str) -> str:
+    """Front-end code for an event's ``js``: ask ``question`` (``{name}``: the campaign) in the browser's own
+    dialog and pass the answer on as the last input, so the handler acts only on a yes."""
+    return f"(token, name, _) => [token, name, confirm({json.dumps(question)}.replace('{{name}}', name))]"
 
 
 def build(services: Services) -> None:
@@ -63,6 +77,12 @@ def build(services: Services) -> None:
             hide_button = gr.Button("Hide live results", elem_id="campaign-admin-hide")
             reveal_button = gr.Button("Reveal live results", elem_id="campaign-admin-reveal")
         with gr.Row():
+            load_texts_button = gr.Button("Load its title and instructions", elem_id="campaign-admin-load-texts")
+            save_texts_button = gr.Button("Save title and instructions", elem_id="campaign-admin-save-texts")
+            export_button = gr.Button("Export as a dataset (.zip)", elem_id="campaign-admin-export")
+        download = gr.File(label="Download", interactive=False, visible=False, elem_id="campaign-admin-download")
+        confirmed = gr.Checkbox(False, visible=False)  # the browser's answer to "are you sure?"
+        with gr.Row():
             reset_button = gr.Button("Reset: new round, keep judgements", elem_id="campaign-admin-reset")
             archive_button = gr.Button("Reset and archive judgements", elem_id="campaign-admin-reset-archive")
             new_name = gr.Textbox(label="Name of the copy", elem_id="campaign-admin-clone-name")
@@ -87,9 +107,22 @@ def build(services: Services) -> None:
         return handler
 
     def on_reset(archive: bool):
-        def handler(token_, name_, request: gr.Request):
+        def handler(token_, name_, confirmed_, request: gr.Request):
+            if confirmed_ is not True:
+                return CANCELLED, gr.skip()
             return reset(services, token_, name_, archive, services.proxies.client(request)), campaign_table(services)
         return handler
+
+    def on_load_texts(token_, name_, request: gr.Request):
+        return texts(services, token_, name_, services.proxies.client(request))
+
+    def on_save_texts(token_, name_, title_, instructions_, request: gr.Request):
+        return (edit_texts(services, token_, name_, title_, instructions_, services.proxies.client(request)),
+                campaign_table(services))
+
+    def on_export(token_, name_, request: gr.Request):
+        path = export(services, token_, name_, services.proxies.client(request))
+        return f"Exported **{(name_ or '').strip()}**: download `{path.name}` below.", gr.File(str(path), visible=True)
 
     def on_clone(token_, name_, new_, request: gr.Request):
         return clone(services, token_, name_, new_, services.proxies.client(request)), campaign_table(services)
@@ -105,7 +138,13 @@ def build(services: Services) -> None:
     reopen_button.click(on_status("open"), [token, name], [result, table], **jobs)
     hide_button.click(on_hidden(True), [token, name], [result, table], **jobs)
     reveal_button.click(on_hidden(False), [token, name], [result, table], **jobs)
-    reset_button.click(on_reset(False), [token, name], [result, table], **jobs)
-    archive_button.click(on_reset(True), [token, name], [result, table], **jobs)
+    reset_button.click(on_reset(False), [token, name, confirmed], [result, table], **jobs, js=confirming(
+        "Reset campaign {name}? A new round begins: rankings start again from no judgements (earlier ones are kept)."))
+    archive_button.click(on_reset(True), [token, name, confirmed], [result, table], **jobs, js=confirming(
+        "Reset campaign {name} and archive its judgements? A new round begins: rankings start again from no "
+        "judgements."))
+    load_texts_button.click(on_load_texts, [token, name], [title, instructions], **jobs)
+    save_texts_button.click(on_save_texts, [token, name, title, instructions], [result, table], **jobs)
+    export_button.click(on_export, [token, name], [result, download], **jobs)
     clone_button.click(on_clone, [token, name, new_name], [result, table], **jobs)
     token.submit(on_list, token, table, **jobs)

@@ -112,13 +112,12 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
     def open_example(link: dict):
         if not link or not link["example"]:
             return (gr.skip(),) * len(score.example_outputs)
-        view = score_tab.example_view(services, link["example"])
-        return view.html, view.figure, view.references, view.scored, None
+        return score_tab.example_view(services, link["example"]).shown()
 
-    def example_map(link: dict, scored):
+    def example_explained(link: dict, scored):
         if not link or not link["example"]:
-            return gr.skip()
-        return score_tab.quality_view(services, scored)
+            return (gr.skip(),) * len(score.explain_outputs)
+        return score_tab.explain_view(services, scored)
 
     private = dict(api_visibility="private")
     rating_jobs = dict(concurrency_id="rating", concurrency_limit=services.config.rating_concurrency, **private)
@@ -131,4 +130,4 @@ def register(blocks: gr.Blocks, services: Services, rater: gr.BrowserState, camp
                 concurrency_limit=1, **private)
     loaded.then(open_live, link_state, live.outputs, concurrency_id="live", concurrency_limit=4, **private)
     loaded.then(open_example, link_state, score.example_outputs, **model_jobs) \
-        .then(example_map, [link_state, score.map_input], score.map_output, **model_jobs)
+        .then(example_explained, [link_state, score.explain_input], score.explain_outputs, **model_jobs)

@@ -1,6 +1,6 @@
 """Admin screen for contributed photos: thumbnails of those waiting, each with Approve and Reject.
 
-What ``/moderate`` does by image id, with the photos in sight (the admin
+What ``/moderate`` does by image id, with the photos in sight; Reject asks for confirmation first (the admin
 token is checked by the app's one check, ``space.services.admin_auth``). Thumbnails
 travel inside the page as ``data:`` URLs, never as file links: a photo
 waiting for moderation must not be downloadable by anyone else.
@@ -31,6 +31,11 @@ def decide(services: Services, token: str | None, image_id: str, decision: str,
     return waiting(services, token, request), f"Photo `{image_id[:12]}` {done}."
 
 
+CONFIRM_REJECT = ("(token, _) => [token, confirm('Reject this photo? Its file is deleted and raters never see it. "
+                  "This cannot be undone.')]")
+"""A rejection asks the browser's own "are you sure?" first; approving needs no confirmation."""
+
+
 def build(services: Services) -> None:
     """The admin accordion (inside the current tab)."""
     with gr.Accordion("Admin: contributed photos waiting for moderation (needs the admin token)", open=False,
@@ -39,6 +44,7 @@ def build(services: Services) -> None:
         show = gr.Button("Show photos waiting", elem_id="moderation-admin-show")
         result = gr.Markdown(elem_id="moderation-admin-result")
         photos = gr.State(None)  # None until the token was checked; then the photos waiting
+        confirmed = gr.Checkbox(False, visible=False)  # the browser's answer to "reject this photo?"
 
         @gr.render(inputs=photos)
         def cards(items: list[dict] | None) -> None:
@@ -59,9 +65,11 @@ def build(services: Services) -> None:
                                                 key=f"approve-{image_id}")
                             reject = gr.Button("Reject", variant="stop", elem_classes="moderation-reject",
                                                key=f"reject-{image_id}")
-                        for button, decision in ((approve, "approve"), (reject, "reject")):
-                            button.click(_decision(services, image_id, decision), token, [photos, result],
-                                         concurrency_id="admin", api_visibility="private")
+                        approve.click(_decision(services, image_id, "approve"), token, [photos, result],
+                                      concurrency_id="admin", api_visibility="private")
+                        reject.click(_if_confirmed(image_id, _decision(services, image_id, "reject")),
+                                     [token, confirmed], [photos, result], concurrency_id="admin",
+                                     api_visibility="private", js=CONFIRM_REJECT)
 
     def on_show(token_: str, request: gr.Request) -> tuple[list[dict], str]:
         items = waiting(services, token_, request)
@@ -74,4 +82,13 @@ def build(services: Services) -> None:
 def _decision(services: Services, image_id: str, decision: str):
     def handler(token_: str, request: gr.Request) -> tuple[list[dict], str]:
         return decide(services, token_, image_id, decision, request)
+    return handler
+
+
+def _if_confirmed(image_id: str, act):
+    """``act`` once the admin said yes in the browser's dialog; a no changes nothing."""
+    def handler(token_: str, confirmed_: bool, request: gr.Request):
+        if confirmed_ is not True:
+            return gr.skip(), f"Nothing changed: photo `{image_id[:12]}` is still waiting."
+        return act(token_, request)
     return handler

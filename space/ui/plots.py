@@ -1,26 +1,66 @@
 """Plotly figures for the Score and Leaderboard tabs (pure functions of plain data)."""
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from PIL import Image
 
 from annotations.assisted import Estimates
-
-from cvrkd import ScoreResult
+from cvrkd import QualityMap, ReferenceEffect
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=320)
 
 
-def per_reference(result: ScoreResult) -> go.Figure:
-    """One bar per reference photo, with the mean (the reported score) as a line."""
-    names = [r.name for r in result.per_reference]
-    fig = go.Figure(go.Bar(x=names, y=[r.score for r in result.per_reference],
-                           marker_color="#4f46e5", hovertemplate="%{x}: %{y:.1f}<extra></extra>"))
-    fig.add_hline(y=result.score, line_dash="dash", line_color="#111827",
-                  annotation_text=f"mean {result.score:.1f}", annotation_position="top left")
-    fig.update_layout(title="Score against each reference", yaxis=dict(range=[0, 100], title="score"),
-                      **_LAYOUT)
+def reference_effect(effect: ReferenceEffect) -> go.Figure:
+    """What comparing with each reference adds to the score the image gets alone, one bar per reference.
+
+    The axis spans at least ±5 points, so a difference of a tenth of a point looks as small as it is."""
+    added = effect.added
+    reach = max(5.0, *(abs(value) * 1.15 for value in added))
+    colours = ["#059669" if value >= 0 else "#dc2626" for value in added]
+    fig = go.Figure(go.Bar(x=added, y=effect.names, orientation="h", marker_color=colours,
+                           text=[f"{value:+.1f}" for value in added], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x:+.2f} points<extra></extra>"))
+    fig.add_vline(x=0, line_color="#111827")
+    small = ""
+    if max(map(abs, added), default=0) < 0.5:
+        small = ("<br><sub>at the bottom of the scale with or without a reference</sub>" if effect.alone <= 0 else
+                 "<br><sub>less than half a point each: the score comes from the image alone</sub>")
+    fig.update_layout(title=dict(text=f"Scored alone, with nothing to compare: {effect.alone:.1f}; "
+                                      f"what each reference adds{small}", font=dict(size=14)),
+                      xaxis=dict(range=[-reach, reach], title="points added (negative: taken away)",
+                                 zeroline=False),
+                      yaxis=dict(autorange="reversed"), **{**_LAYOUT, "height": max(220, 34 * len(added) + 110)})
+    return fig
+
+
+def quality_map(qmap: QualityMap, long_side: int = 640) -> go.Figure:
+    """The image with its lost points painted over it, on the one scale every image shares, with a colour bar."""
+    picture = Image.fromarray(qmap.pixels)
+    shrink = min(1.0, long_side / max(picture.size))
+    if shrink < 1:
+        picture = picture.resize((round(picture.width * shrink), round(picture.height * shrink)),
+                                 Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    tile = qmap.tile * shrink
+    fig = go.Figure(go.Image(source="data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(),
+                             hoverinfo="skip"))
+    fig.add_heatmap(z=qmap.loss, x0=tile / 2, dx=tile, y0=tile / 2, dy=tile, zmin=0, zmax=qmap.scale,
+                    colorscale=[[0, "rgba(220,38,38,0)"], [1, "rgba(220,38,38,0.85)"]],
+                    colorbar=dict(title=dict(text="points lost<br>per 1% of<br>the image", side="top"),
+                                  thickness=14, ticksuffix=" ", len=0.9),
+                    hovertemplate="%{z:.2f} points lost per 1% of the image<extra></extra>")
+    verdict = (f"{-qmap.total:.1f} points below the gallery's own photos, in all" if qmap.total < 0 else
+               f"{qmap.total:.1f} points above the gallery's own photos, in all")
+    fig.update_layout(title=dict(text=f"Where it loses points ({verdict})", font=dict(size=14)),
+                      xaxis=dict(visible=False, range=[0, picture.width]),
+                      yaxis=dict(visible=False, range=[picture.height, 0], scaleanchor="x"),
+                      **{**_LAYOUT, "height": 380})
     return fig
 
 

@@ -13,27 +13,33 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from cvrkd import Gallery, InvalidImageError, check_alignable, check_image_file, load_image
+from cvrkd import InvalidImageError, check_image_file
 from space.ui import plots
 from space.ui.components import raw_image
 from space.ui.errors import note_refusal
+from space.services import scoring
+from space.services.contributions import Contribution
 from space.services.examples import example_files, examples
-from space.services.galleries import MAX_SESSION_IMAGES
+from space.services.galleries import MAX_SESSION_IMAGES, UnknownGallery
 from space.services.model_service import ModelUnavailable, ScoreReport
-from space.services import contributions
 from space.services.container import Services
+from space.services.refusals import REFUSALS
+from space.services.scoring import Scored
 from space.services.texts import CONTRIBUTE_CONSENT
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 50
 SESSION_TTL_S = 6 * 3600
+SCORED_TTL_S = 600
+"""How long a session keeps its last decoded image (up to 2048 px a side, about 12 MB) for the explanation
+that follows the score within seconds; not for as long as the session lasts."""
 
 
 @dataclass
@@ -41,47 +47,43 @@ class ScoreView:
     """Everything the Score tab shows after one click."""
 
     html: str
-    figure: go.Figure | None = None
     references: list[tuple[str, str]] = field(default_factory=list)
-    scored: dict | None = None  # what the quality map needs, None when nothing was scored
+    scored: Scored | None = None  # what the explanation reads, None when nothing was scored
 
-
-def resolve_gallery(services: Services, name: str | None, session: dict[str, str] | None) -> Gallery:
-    """An installed gallery by name, or one of this session's own galleries."""
-    if session and name in session:
-        return Gallery.load(session[name])
-    return services.galleries.get(name)
+    def shown(self) -> tuple:
+        """The values of ``ScoreTab.example_outputs``: chart and map are cleared, the explanation fills them."""
+        return self.html, self.references, self.scored, None, None
 
 
 def score_view(services: Services, image_path: str | None, gallery_name: str | None,
                original_path: str | None, contribute: bool, session: dict[str, str] | None) -> ScoreView:
-    """Validate, optionally add to the pool, score; every failure becomes a plain message."""
+    """Score (and, with consent, add to the pool) through the one use case; every refusal becomes a plain message."""
     started = time.perf_counter()
-    if not image_path:
-        return ScoreView(_refused("Upload an image (or click an example) first."))
     try:
-        image = load_image(image_path, name=Path(image_path).name)
-        original = load_image(original_path, name="original") if original_path else None
-        if original is not None:
-            check_alignable(original.pixels.shape, image.pixels.shape)
-        gallery = resolve_gallery(services, gallery_name, session)
-    except (InvalidImageError, KeyError, FileNotFoundError) as exc:
-        note_refusal(_message(exc), "score tab")
-        return ScoreView(_refused(_message(exc)))
-    pooled = ""
-    if contribute:
-        added = contributions.contribute(services, image, consent=True)  # the ticked box is the owner's consent
-        pooled = (f"Added to the rating pool as <code>{added.image_id[:19]}…</code>"
-                  + (" (shown to raters once it has been checked)" if added.status == "pending" else "")
-                  + ". Thank you!")
-    try:
-        report = services.model.score(image, gallery, original)
-    except ModelUnavailable as exc:
-        return ScoreView(_refused(str(exc)) + _para(pooled))
-    elapsed = time.perf_counter() - started
+        scored = scoring.score(services, image_path, gallery_name, original_path, session=session,
+                               contribute=contribute)
+    except REFUSALS as exc:
+        note_refusal(str(exc), "score tab")
+        return ScoreView(_refused(str(exc)))
+    pooled = _para(_contribution(scored.contribution))
+    if scored.report is None:
+        return ScoreView(_refused(scored.problem) + pooled)
+    gallery = scored.gallery
     references = [(str(gallery.root / e.file), e.name) for e in gallery.images]
-    return ScoreView(_result_html(services, report, elapsed) + _para(pooled), plots.per_reference(report.nar),
-                     references, {"image": image_path, "gallery": gallery_name, "session": session or {}})
+    return ScoreView(_result_html(services, scored.report, time.perf_counter() - started) + pooled, references,
+                     scored)
+
+
+def explain_view(services: Services, scored: Scored | None) -> tuple[go.Figure | None, go.Figure | None]:
+    """The chart of what the references add and the quality map, for the last scored image (Nones without one)."""
+    if scored is None or scored.report is None:
+        return None, None
+    try:
+        explanation = scoring.explain(services, scored)
+    except ModelUnavailable as exc:  # the model went away since the score
+        logger.info("no explanation: %s", exc)
+        return None, None
+    return plots.reference_effect(explanation.reference_effect), plots.quality_map(explanation.quality_map)
 
 
 PLACEHOLDER = "<p>The score will appear here.</p>"
@@ -107,18 +109,6 @@ def upload_view(path: str | None, what: str) -> str:
 
 SCORING = '<p class="pending">Scoring… (the previous result was cleared)</p>'
 """Shown the moment Score is clicked, so an old result never sits under the new job's progress."""
-
-
-def quality_view(services: Services, scored: dict | None) -> Any:
-    """The quality-map overlay for the last scored image (None when there is none)."""
-    if not scored:
-        return None
-    try:
-        image = load_image(scored["image"])
-        return services.model.quality_overlay(image, resolve_gallery(services, scored["gallery"], scored["session"]))
-    except (InvalidImageError, ModelUnavailable, KeyError, FileNotFoundError) as exc:
-        logger.info("no quality map: %s", exc)
-        return None
 
 
 def build_gallery(services: Services, files: list[str] | None, name: str, session: dict[str, str] | None,
@@ -148,14 +138,11 @@ def score_many(services: Services, files: list[str] | None, gallery_name: str | 
     if not files:
         return pd.DataFrame(columns=columns), None, _refused("Add some images first.")
     try:
-        gallery = resolve_gallery(services, gallery_name, session)
+        gallery = services.galleries.resolve(gallery_name, session)
         services.model.require()
-    except (KeyError, ModelUnavailable) as exc:
-        return pd.DataFrame(columns=columns), None, _refused(_message(exc))
-    try:
         results = services.model.score_many(files, gallery, progress)
-    except ModelUnavailable as exc:  # the model went away since the check above
-        return pd.DataFrame(columns=columns), None, _refused(_message(exc))
+    except (UnknownGallery, ModelUnavailable) as exc:
+        return pd.DataFrame(columns=columns), None, _refused(str(exc))
     rows = [[Path(path).name, None, None, services.model.version, str(result)]
             if isinstance(result, InvalidImageError) else
             [Path(path).name, round(result.score, 2), round(result.spread, 2), result.model_version, ""]
@@ -175,8 +162,10 @@ class ScoreTab:
 
     tab: gr.Tab
     example_outputs: list
-    map_input: gr.State
-    map_output: gr.Image
+    """What ``ScoreView.shown`` fills: the result, the references, the scored state, the chart and the map."""
+    explain_input: gr.State
+    explain_outputs: list
+    """What ``explain_view`` fills: the chart and the map."""
 
 
 def example_view(services: Services, name: str) -> ScoreView:
@@ -202,7 +191,7 @@ def build(services: Services) -> ScoreTab:
         session = gr.State({}, time_to_live=SESSION_TTL_S,
                            delete_callback=lambda s: [services.galleries.delete_session_gallery(p)
                                                       for p in (s or {}).values()])
-        scored = gr.State(None)
+        scored = gr.State(None, time_to_live=SCORED_TTL_S)
         with gr.Row():
             with gr.Column(scale=5):
                 image = raw_image(label="Image to score", sources=["upload", "clipboard"], height=320,
@@ -215,11 +204,11 @@ def build(services: Services) -> ScoreTab:
                 button = gr.Button("Score", variant="primary", elem_id="score-button")
             with gr.Column(scale=6):
                 result = gr.HTML(PLACEHOLDER, elem_id="score-result")
-                chart = gr.Plot(label="Per-reference scores", elem_id="score-chart")
+                qmap = gr.Plot(label="Quality map: where the image loses points, on one scale for every image",
+                               elem_id="score-map")
+                chart = gr.Plot(label="What comparing with the references adds", elem_id="score-chart")
                 references = gr.Gallery(label="References used", columns=6, rows=1, height=150,
                                         allow_preview=True, object_fit="cover", elem_id="score-references")
-                qmap = gr.Image(label="Quality map: red marks the regions that lower the score", format="png",
-                                interactive=False, height=320, elem_id="score-map")
         rows, labels = examples(services.data_dir / "examples")
         gr.Examples(rows, inputs=[image, original], example_labels=labels,
                     label="Examples: a photo that is not in the gallery (click one, then Score)")
@@ -238,11 +227,10 @@ def build(services: Services) -> ScoreTab:
             batch_csv = gr.File(label="Scores as CSV", interactive=False)
 
     def on_score(image_path, gallery_name_, original_path, contribute_, session_):
-        view = score_view(services, image_path, gallery_name_, original_path, contribute_, session_)
-        return view.html, view.figure, view.references, view.scored, None  # the map follows
+        return score_view(services, image_path, gallery_name_, original_path, contribute_, session_).shown()
 
-    def on_map(scored_):
-        return quality_view(services, scored_)
+    def on_explain(scored_):
+        return explain_view(services, scored_)
 
     def on_build(files, name, session_, progress=gr.Progress()):
         message, session_, new = build_gallery(services, files, name, session_,
@@ -266,14 +254,14 @@ def build(services: Services) -> ScoreTab:
                      api_visibility="private")
     clearing = button.click(lambda: (SCORING, None, [], None), None, [result, chart, references, qmap],
                             queue=False, api_visibility="private")
-    scoring = clearing.then(on_score, [image, gallery, original, contribute, session],
-                            [result, chart, references, scored, qmap], **model_jobs)
-    scoring.then(on_map, [scored], [qmap], **model_jobs)
+    outputs = [result, references, scored, chart, qmap]
+    clearing.then(on_score, [image, gallery, original, contribute, session], outputs, **model_jobs) \
+        .then(on_explain, scored, [chart, qmap], **model_jobs)
     gallery_button.click(on_build, [gallery_files, gallery_name, session], [gallery_status, session, gallery],
                          **model_jobs)
     batch_button.click(on_batch, [batch_files, gallery, session], [batch_table, batch_csv, batch_status],
                        **model_jobs)
-    return ScoreTab(tab, [result, chart, references, scored, qmap], scored, qmap)
+    return ScoreTab(tab, outputs, scored, [chart, qmap])
 
 
 def _batch_file() -> Path:
@@ -293,8 +281,7 @@ def _result_html(services: Services, report: ScoreReport, elapsed: float) -> str
     parts = [f'<p class="refused">⚠ {html.escape(warning)}</p>'] if warning else []
     if report.fr is None:
         parts.append(f'<div class="score-value">{nar.score:.1f} <small>/ 100</small></div>'
-                     f"<p>± {nar.spread:.1f} across {len(nar.per_reference)} references of "
-                     f"<b>{html.escape(nar.gallery)}</b> (NAR student). Higher is better.</p>")
+                     f'<p class="score-agreement">{_agreement(nar)}</p>')
     else:
         parts.append(
             '<table><tr><th></th><th>against the gallery (NAR student)</th>'
@@ -310,16 +297,32 @@ def _result_html(services: Services, report: ScoreReport, elapsed: float) -> str
     return "".join(parts)
 
 
+def _contribution(added: Contribution | None) -> str:
+    if added is None:
+        return ""
+    return (f"Added to the rating pool as <code>{added.image_id[:19]}…</code>"
+            + (" (shown to raters once it has been checked)" if added.status == "pending" else "")
+            + ". Thank you!")
+
+
+def _agreement(nar) -> str:
+    """The spread as a sentence: how much the choice of reference matters."""
+    scores = [r.score for r in nar.per_reference]
+    if len(scores) < 2:
+        return f"One reference, <b>{html.escape(nar.gallery)}</b> (NAR student)."
+    gap = max(scores) - min(scores)
+    verdict = ("the reference chosen hardly matters" if gap < 1 else
+               "the reference chosen matters a little" if gap < 5 else "the reference chosen matters")
+    return (f"The {len(scores)} references of <b>{html.escape(nar.gallery)}</b> give scores within "
+            f"{gap:.1f} points of each other (± {nar.spread:.1f}): {verdict}. NAR student, higher is better.")
+
+
 def _refused(message: str) -> str:
     return f'<p class="refused">⚠ {html.escape(message)}</p>'
 
 
 def _para(text: str) -> str:
     return f"<p>{text}</p>" if text else ""
-
-
-def _message(exc: BaseException) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -46,7 +46,7 @@ def test_score_rate_with_keys_and_screenshot_every_tab(app_url, page, good_input
     score = page.wait_for_selector("#score-result .score-value").inner_text()
     assert 0 <= float(score.split()[0]) <= 100
     assert "converted from 16-bit" in page.inner_text("#score-result")
-    page.wait_for_selector("#score-map img")
+    page.wait_for_selector("#score-map .js-plotly-plot .colorbar")
     page.screenshot(path=shots / "score.png", full_page=True)
 
     page.get_by_role("tab", name="Rate").click()

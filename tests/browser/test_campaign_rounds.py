@@ -1,8 +1,10 @@
-"""The admin panel's reset and clone in headless Chromium: a new round under the same link (judgements kept,
-or also archived), a copy under a new name, and nothing without the admin token."""
+"""The admin panel's reset, clone, export and texts in headless Chromium: a new round under the same link
+(judgements kept, or also archived) only after the admin confirms, a copy under a new name, a campaign
+downloaded as a dataset, a new title and instructions, and nothing without the admin token."""
 from __future__ import annotations
 
 import os
+import zipfile
 
 import datasets
 import httpx
@@ -50,6 +52,9 @@ def test_the_admin_panel_resets_archives_and_clones_a_campaign_only_with_the_tok
     services = app.services
     monkeypatch.setenv("CVRKD_ADMIN_TOKEN", TOKEN)  # read on each request by the app in this process
     page = new_page(browser, viewport={"width": 1280, "height": 900})
+    asked, answer = [], {"yes": True}
+    page.on("dialog", lambda dialog: (asked.append(dialog.message),
+                                      dialog.accept() if answer["yes"] else dialog.dismiss()))
     page.goto(f"{url}?tab=model")
     page.locator("#campaign-admin").get_by_text("Admin: rating campaigns").click()
     page.fill("#campaign-admin-name input, #campaign-admin-name textarea", "talk")
@@ -60,6 +65,16 @@ def test_the_admin_panel_resets_archives_and_clones_a_campaign_only_with_the_tok
     page.click(".toast-close")
 
     page.fill("#campaign-admin-token input", TOKEN)
+    answer["yes"] = False  # one click is not enough: the admin is asked, and says no
+    asked.clear()
+    page.click("#campaign-admin-reset")
+    page.wait_for_function("() => /cancelled|is in round/.test(document.querySelector('#campaign-admin-result')"
+                           ".innerText)")
+    assert "the reset was cancelled" in page.inner_text("#campaign-admin-result"), "Reset acted on one click"
+    assert asked == ["Reset campaign talk? A new round begins: rankings start again from no judgements "
+                     "(earlier ones are kept)."]
+    assert services.campaigns.get("talk").round == 1
+    answer["yes"] = True
     page.click("#campaign-admin-reset")
     result_says(page, "is in round 2")
     assert "3 judgements of round 1 are kept in the store" in page.inner_text("#campaign-admin-result")
@@ -70,6 +85,7 @@ def test_the_admin_panel_resets_archives_and_clones_a_campaign_only_with_the_tok
 
     page.click("#campaign-admin-reset-archive")
     result_says(page, "is in round 3")
+    assert "archive its judgements" in asked[-1]
     [archive] = (services.data_dir / "archives" / "talk").iterdir()
     assert str(archive) in page.inner_text("#campaign-admin-result")
     assert len(datasets.load_dataset(str(archive), split="train")) == 3
@@ -89,3 +105,47 @@ def test_the_admin_panel_resets_archives_and_clones_a_campaign_only_with_the_tok
     toast = page.wait_for_selector(".toast-body.error")
     assert "already exists" in toast.inner_text()
     assert services.campaigns.names() == ["talk", "talk-copy"]
+
+
+def test_the_admin_panel_edits_the_texts_and_downloads_the_campaign_only_with_the_token(talk, browser, tmp_path,
+                                                                                         monkeypatch):
+    app, url = talk
+    services = app.services
+    monkeypatch.setenv("CVRKD_ADMIN_TOKEN", TOKEN)
+    page = new_page(browser, viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}?tab=model")
+    page.locator("#campaign-admin").get_by_text("Admin: rating campaigns").click()
+    page.fill("#campaign-admin-name input, #campaign-admin-name textarea", "talk")
+    page.fill("#campaign-admin-title input, #campaign-admin-title textarea", "Hacked")
+    page.click("#campaign-admin-save-texts")
+    assert "Wrong or missing admin token" in page.wait_for_selector(".toast-body.error").inner_text()
+    page.click(".toast-close")
+    page.click("#campaign-admin-export")
+    assert "Wrong or missing admin token" in page.wait_for_selector(".toast-body.error").inner_text()
+    page.click(".toast-close")
+    assert services.campaigns.get("talk").title == "Which JPEG looks better?"
+
+    page.fill("#campaign-admin-token input", TOKEN)
+    page.click("#campaign-admin-load-texts")
+    page.wait_for_function("() => document.querySelector('#campaign-admin-title input, #campaign-admin-title "
+                           "textarea').value === 'Which JPEG looks better?'")
+    page.fill("#campaign-admin-title input, #campaign-admin-title textarea", "Which one is sharper?")
+    page.locator("#campaign-admin").get_by_label("Instructions (Markdown)").fill("Look at the **edges**.")
+    page.click("#campaign-admin-save-texts")
+    result_says(page, "now reads")
+    talk_now = services.campaigns.get("talk")
+    assert (talk_now.title, talk_now.instructions) == ("Which one is sharper?", "Look at the **edges**.")
+    with httpx.Client(base_url=url, timeout=120) as client:  # what raters read changed at once
+        assert "Which one is sharper?" in client.get("rate/talk").text
+
+    page.click("#campaign-admin-export")
+    result_says(page, "Exported")
+    with page.expect_download() as downloading:
+        page.locator("#campaign-admin-download a").first.click()
+    archive = tmp_path / "talk.zip"
+    downloading.value.save_as(archive)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(tmp_path / "export")
+    [folder] = (tmp_path / "export").iterdir()
+    judgements = datasets.load_dataset(str(folder), "judgements", split="train")
+    assert len(judgements) == len(services.store.judgements("talk")) == 3

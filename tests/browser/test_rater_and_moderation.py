@@ -131,6 +131,15 @@ def test_the_admin_approves_and_rejects_photos_by_their_thumbnails(app_url, brow
     page.locator(".moderation-card", has_text=kept[:12]).get_by_role("button", name="Approve").click()
     page.wait_for_function("() => document.querySelectorAll('.moderation-card').length == 1")
     assert "approved" in page.inner_text("#moderation-admin-result")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.locator(".moderation-card", has_text=dropped[:12]).get_by_role("button", name="Reject").click()
+    page.wait_for_function("() => /Nothing changed|rejected/.test("
+                           "document.querySelector('#moderation-admin-result').innerText)")
+    assert "Nothing changed" in page.inner_text("#moderation-admin-result"), "Reject acted without asking"
+    assert asked and "Reject this photo?" in asked[0]
+    assert services.moderation.status(dropped) == "pending" and page.locator(".moderation-card").count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())
     page.locator(".moderation-card", has_text=dropped[:12]).get_by_role("button", name="Reject").click()
     page.get_by_text("No contributed photo is waiting for a decision.").wait_for()
     assert "rejected" in page.inner_text("#moderation-admin-result")

@@ -1,4 +1,4 @@
-"""Stage 3: the student fine-tunes its backbone's last stages, and everything that reads the
+"""Phase 2b: the student fine-tunes its backbone's last stages, and everything that reads the
 backbone follows the checkpoint (gallery features, caches, runtime exports, the FR teacher)."""
 import json
 from dataclasses import replace
@@ -18,7 +18,6 @@ from cvrkd.patches import PatchConfig
 from cvrkd.scorer import Scorer
 from cvrkd.train.finetune import (FinetuneConfig, Photos, SyntheticPixels, finetune, predict,
                                   tuned_backbone, with_tail)
-from cvrkd.train.finetune_protocol import training_rows
 from tests.helpers.images import photo
 
 WHOLE = PatchConfig(num_patches=0, whole_view=True)
@@ -193,14 +192,6 @@ def test_range_calibration_uses_the_whole_scale_without_clamping():
     mapped = logistic4(raw, b1, b2, b3, b4)
     assert np.all(np.diff(mapped) > 0) and mapped.min() > 0 and mapped.max() < 100
     assert mapped.min() < 15 and mapped.max() > 85  # reaches towards both ends of the scale
-
-
-def test_learning_curve_subsets_stay_inside_the_training_folds():
-    rows = np.arange(240)
-    subset = training_rows(rows, 60, seed=3)
-    assert len(subset) == len(set(subset)) == 60 and set(subset) <= set(rows)
-    assert np.array_equal(training_rows(rows, 60, seed=3), subset)  # seeded
-    assert np.array_equal(training_rows(rows, 0, seed=3), rows)
 
 
 def test_a_recalibrated_checkpoint_gets_its_own_head_export(bundles, small_gallery, tmp_path):

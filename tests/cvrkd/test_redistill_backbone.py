@@ -6,6 +6,7 @@ training set regenerated from pixels, the real CLI, the real scorer. The network
 so the round takes seconds.
 """
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from cvrkd.model import CVRKDNet, ModelConfig
 from cvrkd.patches import PatchConfig
 from cvrkd.scorer import Scorer
 from cvrkd.train.finetune import with_tail
-from cvrkd.train.redistill import agreement_vector, own_scores, trainable_base, RedistillConfig
+from cvrkd.train.redistill import ROUND_FINETUNE, RedistillConfig, agreement_vector, own_scores, trainable_base
 from cvrkd.train.registry import ModelRegistry
 from tests.helpers.images import photo
 
@@ -193,7 +194,6 @@ def test_the_gate_scores_base_and_candidate_each_through_its_own_backbone(tmp_pa
 
 
 def _without_tail(network: CVRKDNet) -> CVRKDNet:
-    from dataclasses import replace
 
     plain = CVRKDNet(replace(network.config, tuned_stages=0))
     plain.load_state_dict({k: v for k, v in network.state_dict().items() if not k.startswith("backbone_tail.")})
@@ -206,14 +206,14 @@ def test_a_base_without_a_tail_starts_from_imagenets_and_scores_the_same(tmp_pat
     against scores exactly as the served base does."""
     monkeypatch.setenv("CVRKD_DATA_DIR", str(tmp_path / "data"))
     plain = _network(1)
-    start = trainable_base(plain, RedistillConfig(tuned_stages=2))
+    start = trainable_base(plain, RedistillConfig(finetune=replace(ROUND_FINETUNE, tuned_stages=2)))
     assert start.config.tuned_stages == 2 and plain.backbone_tail is None
     views = {p.stem: np.asarray(load_image(p).pixels) for p in sorted((crowd / "pool").glob("*.png"))[:3]}
     assert own_scores(start, views, gallery) == pytest.approx(own_scores(plain, views, gallery), abs=1e-4)
     model = _bundle(tmp_path / "model", plain)
     assert _redistill(tmp_path, model, crowd, gallery, synthetic, "--bundle-out", str(tmp_path / "bundle")) == 0
     candidate, info = load_checkpoint(tmp_path / "bundle" / "student")
-    assert candidate.config.tuned_stages == RedistillConfig().tuned_stages and candidate.backbone_tail is not None
+    assert candidate.config.tuned_stages == RedistillConfig().finetune.tuned_stages and candidate.backbone_tail is not None
     assert info.extra["redistilled_from"] == load_checkpoint(model / "student")[1].version
     record = ModelRegistry(tmp_path / "registry").runs()[-1]
     assert record["n_known_order"] == 1  # the photo and its registered strongest distortion

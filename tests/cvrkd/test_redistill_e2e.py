@@ -14,7 +14,7 @@ from cvrkd import paths
 from cvrkd.checkpoint import load_checkpoint, save_checkpoint
 from cvrkd.distortions import distort
 from cvrkd.gallery import build_default_gallery
-from cvrkd.train.redistill import RedistillConfig
+from cvrkd.train.redistill import ROUND_FINETUNE, RedistillConfig
 from cvrkd.train.redistill_job import redistill_from_store
 from cvrkd.train.registry import ModelRegistry
 from cvrkd.scorer import Scorer
@@ -22,7 +22,8 @@ from cvrkd.scorer import Scorer
 TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
 pytestmark = pytest.mark.slow  # ~2-4 min; the gate's arithmetic is covered in the default run
 
-CONFIG = RedistillConfig(epochs=4, replay_types=4, min_judgements=50, bootstrap=500)
+CONFIG = RedistillConfig().with_steps(4, ROUND_FINETUNE.steps_per_epoch, replay_types=4, min_judgements=50,
+                                          bootstrap=500)
 
 
 @pytest.fixture(scope="module")

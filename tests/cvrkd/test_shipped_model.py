@@ -9,7 +9,7 @@ from cvrkd import paths
 from cvrkd.scorer import Scorer
 from cvrkd.distortions import distort
 from cvrkd.train.pseudolabels import pseudo_label
-from scripts.shipped_model_checks import TYPES, UNSEEN_KODAK
+from scripts.shipped_model_checks import TYPES, UNSEEN_KODAK, lowest_mos_scores
 from tests.helpers.images import photo
 
 SYNTHETIC_FLOOR = 0.70  # student, distorted versions of one photo vs FR pseudo-labels (measured 0.881)
@@ -91,3 +91,11 @@ def test_calibrated_scale_puts_a_sharp_photo_high_and_its_blurred_copy_low(shipp
         sharp = shipped_scorer.score(pristine).score
         blurred = shipped_scorer.score(distort(pristine, "gaussian_blur", 5, seed=2)).score
         assert sharp >= SHARP_FLOOR and blurred <= BLURRED_CEILING, (name, sharp, blurred)
+
+
+def test_the_lowest_rated_photos_get_distinct_scores_inside_the_scale(shipped_scorer, shared_data):
+    """Calibrated onto the whole 0–100 scale with nothing clamped: among the 40 lowest-MOS photos
+    no two read the same and none reads exactly 0 or 100 (the old scale showed "0.0 ± 0.0")."""
+    scores = lowest_mos_scores(shipped_scorer, shared_data)
+    assert len(set(scores)) == len(scores) == 40
+    assert all(0.0 < score < 100.0 for score in scores)

@@ -80,13 +80,13 @@ def test_global_head_learns_human_pairs_and_keeps_the_mixers(tiny, tmp_path):
     from cvrkd.model import CVRKDNet, ModelConfig
     from cvrkd.patches import PatchConfig
     from cvrkd.train.global_head import HeadConfig, HeadData, train_global_head
-    from cvrkd.train.human_pipeline import frozen_outputs, inference_views, score_matrix
+    from cvrkd.train.pipeline import frozen_outputs, inference_views, score_matrix
     from cvrkd.train.pairwise import mos_pairs
     from cvrkd.train.synthetic import reference_whole_features
 
     root, config, backbone, data, references = tiny
     assert data.whole is not None and data.whole.shape[1] == config.whole_variants
-    layout = PatchConfig(config.patches.num_patches, config.patches.size, whole_view=True)
+    layout = PatchConfig(0, config.patches.size, whole_view=True)  # the whole view, as the pipeline reads it
     gallery = build_default_gallery(root / "gallery")
     refs = inference_views(references, reference_whole_features(gallery, backbone, config,
                                                                 root / "refs-whole.safetensors"))
@@ -151,26 +151,3 @@ def test_whole_view_only_layout_trains_and_scores_with_one_backbone_pass(tiny, t
         hook.remove()
     assert passes == [1]
     assert 0 <= result.score <= 100 and len(result.per_reference) == len(gallery.images)
-
-
-def test_train_teacher_and_student_run_the_shipped_pipelines_synthetic_stages(tiny, tmp_path, data_dir, capsys):
-    """`train teacher` / `train student` (the synthetic stages of `train human`, which replaced the retired
-    `train all`) write where `train human` and `evaluate --cv` look, so those resume instead of retraining."""
-    from cvrkd.cli import main
-    from cvrkd.train.human_pipeline import HumanOptions, prepare, stage1_folder, train_teacher
-
-    root = tiny[0]
-    common = ["--synthetic", str(root / "synthetic"), "--out", str(tmp_path / "run"), "--teacher-epochs", "1"]
-    assert main(["train", "teacher", *common]) == 0
-    teacher_log = (tmp_path / "run" / "teacher" / "log.csv").read_text()
-    assert main(["train", "student", *common, "--stage1-epochs", "1"]) == 0
-    assert "checkpoint in" in capsys.readouterr().out
-    options = HumanOptions(data_root=tmp_path, synthetic=root / "synthetic", out=tmp_path / "run", teacher_epochs=1)
-    assert (stage1_folder(options) / "best").is_dir()
-    network, _ = load_checkpoint(stage1_folder(options) / "best", expected_role="student")
-    assert network.config.num_patches == 1  # --patches 0, as shipped: the whole-image view only
-    train_teacher(options, prepare(options, human=False))  # what `train human` runs first: resumed
-    assert (tmp_path / "run" / "teacher" / "log.csv").read_text() == teacher_log
-    assert main(["train", "student", *common, "--ablation", "nope"]) == 2
-    with pytest.raises(SystemExit):
-        main(["train", "all", "--out", str(tmp_path / "v1")])  # retired

@@ -66,8 +66,7 @@ def test_bad_uploads_show_a_message_and_store_nothing(services, bad_inputs):
     images_before, pool_before = len(services.store.images()), len(services.pool)
     for case, path in bad_inputs.items():
         view = score_view(services, str(path), None, None, True, None)
-        assert 'class="refused"' in view.html and view.scored is None, case
-        assert view.figure is None and not view.references, case
+        assert 'class="refused"' in view.html and view.scored is None and not view.references, case
     assert "not an image" in score_view(services, str(bad_inputs["not_an_image"]), None, None, True, None).html
     assert "megapixels" in score_view(services, str(bad_inputs["huge_pixel_count"]), None, None, True, None).html
     assert "animated" in score_view(services, str(bad_inputs["animated"]), None, None, True, None).html
@@ -79,7 +78,7 @@ def test_a_converted_upload_is_scored_and_its_conversion_shown(services, good_in
 
     view = score_view(services, str(good_inputs["cmyk"]), None, None, False, None)
     assert 'class="score-value"' in view.html and "converted from CMYK" in view.html
-    assert view.figure is not None and len(view.references) == len(services.galleries.default)
+    assert view.scored is not None and len(view.references) == len(services.galleries.default)
 
 
 def test_consented_upload_joins_the_pool_once_and_only_with_consent(no_model_app, tmp_path):
@@ -221,7 +220,7 @@ def test_without_a_trained_model_the_app_starts_refuses_to_score_and_keeps_queue
     assert app.services.model.banner() == NO_MODEL
     assert NO_MODEL.startswith("No trained model is installed")
     view = score_view(app.services, str(services.pool.path(services.pool.ids[0])), None, None, False, None)
-    assert "No trained model is installed" in view.html and view.figure is None
+    assert "No trained model is installed" in view.html and view.scored is None
     assert app.services.rating.next_pair("anon-no-model").left in app.services.pool
     fns = {fn.api_name: fn for fn in app.blocks.fns.values() if fn.api_name}
     assert (fns["score"].concurrency_id, fns["score"].concurrency_limit) == ("model",

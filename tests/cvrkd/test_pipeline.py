@@ -1,0 +1,182 @@
+"""The one training pipeline with tiny settings: every phase runs, the protocol's folds and table
+say what they claim, a killed CV resumes from its finished folds, and `cvrkd train` ships a
+calibrated bundle the scorer reads."""
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cvrkd.backbone import FrozenBackbone
+from cvrkd.checkpoint import load_checkpoint
+from cvrkd.distortions import distort
+from cvrkd.gallery import build_default_gallery
+from cvrkd.train import pipeline, protocol
+from cvrkd.train.finetune import FinetuneConfig
+from cvrkd.train.global_head import HeadConfig
+from cvrkd.train.recipe import FROZEN, RECIPES, REFERENCE, SHIPPED, Recipe, SyntheticPhase
+from cvrkd.train.synthetic import SyntheticConfig, build
+
+TINY = Recipe(synthetic=SyntheticPhase(teacher_epochs=1, student_epochs=1),
+              head=HeadConfig(hidden=16, epochs=2, steps_per_epoch=5, pairs_per_step=32, synthetic_weight=0.03))
+TINY_RECIPES = {"frozen": TINY,
+                "tuned": replace(TINY, finetune=FinetuneConfig(tuned_stages=2, epochs=1, batch=4, crop=64,
+                                                               replay_batch=2, steps_per_epoch=2)),
+                "tuned NR-only": replace(TINY, synthetic=replace(TINY.synthetic, use_reference=False),
+                                         finetune=FinetuneConfig(tuned_stages=1, epochs=1, batch=4, crop=64,
+                                                                 replay_batch=2, steps_per_epoch=1))}
+LEVELS = (1, 3, 5)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A synthetic set from two gallery photos, and two labelled sets (clive-like CSVs) of blurred
+    copies of the gallery photos, MOS falling with the blur."""
+    root = tmp_path_factory.mktemp("pipeline")
+    gallery = build_default_gallery(root / "gallery")
+    files = [str(root / "gallery" / e.file) for e in gallery.images]
+    config = SyntheticConfig(sources=files[:2], val_sources=files[1:2], distortions=["gaussian_blur"],
+                             levels=LEVELS, extra_positions=1, max_side=160)
+    build(config, root / "synthetic", FrozenBackbone())
+    for set_index, name in enumerate(("set_a", "set_b")):
+        folder = root / "data" / name / "images"
+        folder.mkdir(parents=True)
+        rows = []
+        for k, entry in enumerate(gallery.images):
+            source = np.asarray(Image.open(root / "gallery" / entry.file).convert("RGB").resize((120, 96)))
+            level = LEVELS[(k + set_index) % len(LEVELS)]
+            Image.fromarray(distort(source, "gaussian_blur", level, seed=k)).save(folder / f"{name}-{k}.png")
+            rows.append((f"images/{name}-{k}.png", 90 - 15 * level + k, 10.0))
+        with open(root / "data" / name / f"{name}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image", "mos", "mos_std"])
+            writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One work folder for the module: phase 1 trains once and every later test resumes it."""
+    return tmp_path_factory.mktemp("run")
+
+
+def _workspace(root, out):
+    return pipeline.open_workspace(root / "data", root / "synthetic", out, sets=("set_a", "set_b"),
+                                   log=lambda _: None)
+
+
+def test_the_shipped_recipe_is_a_replace_overlay_of_the_reference_row():
+    shipped, reference = RECIPES[SHIPPED], RECIPES[REFERENCE]
+    assert reference is FROZEN and reference.finetune is None
+    assert replace(shipped, finetune=None) == reference  # it differs in phase 2b only
+    assert RECIPES["fine-tuned NR-only"].synthetic.name == "nr-only"
+    ablation = RECIPES["fine-tuned without distillation"]
+    assert ablation.synthetic.distill_weight == 0 and ablation.finetune.distill_weight == 0
+    assert len({recipe.key() for recipe in RECIPES.values()}) == len(RECIPES)
+
+
+def test_recorded_folds_cover_all_562_photos_and_never_share_one():
+    for seed in (0, 1):
+        with open(protocol.fold_file(protocol.SET_NAME, 5, seed), newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        names = [row["image"] for row in rows]
+        assert len(names) == len(set(names)) == 562
+        by_fold = [{r["image"] for r in rows if int(r["fold"]) == f} for f in range(5)]
+        assert sum(len(f) for f in by_fold) == 562 and all(110 <= len(f) <= 115 for f in by_fold)
+        assert protocol.assign_folds(sorted(names), 5, seed) == {r["image"]: int(r["fold"]) for r in rows}
+    zero = protocol.recorded_folds(names, 5, 0)
+    one = protocol.recorded_folds(names, 5, 1)
+    assert zero != one  # the second seed is another split, for close calls
+
+
+def test_recorded_folds_are_those_of_the_labelled_sets(shared_data):
+    names = [row.path.name for row in pipeline.labelled_rows(shared_data)]
+    assert len(names) == 562
+    protocol.recorded_folds(names, 5, 0)  # raises if the recorded file lists other photos
+    with pytest.raises(ValueError, match="exactly the images"):
+        protocol.recorded_folds(names[:-1], 5, 0)
+
+
+def test_paired_bootstrap_sees_a_real_difference_and_not_noise():
+    rng = np.random.default_rng(0)
+    mos = rng.normal(50, 15, 400)
+    good = mos + rng.normal(0, 8, 400)
+    worse = mos + rng.normal(0, 20, 400)
+    difference, low, high = protocol.paired_difference(good, worse, mos, n_boot=300)
+    assert difference > 0 and low > 0
+    _, low, high = protocol.paired_difference(good, good + rng.normal(0, 0.5, 400), mos, n_boot=300)
+    assert low < 0 < high
+
+
+def test_every_phase_runs_in_the_folds_and_a_killed_cv_resumes(tiny_data, run_dir, tmp_path):
+    root = tiny_data
+    folds = tmp_path / "folds"
+    workspace = _workspace(root, run_dir)
+    assert len(workspace.names) == 12
+    rows = ["frozen", "tuned", "tuned NR-only"]
+    cv = protocol.cross_validate(workspace, rows, folds=3, recipes=TINY_RECIPES, folds_dir=folds,
+                                 ensembles=(("tuned", protocol.NATIVE_PROBE),))
+    assert set(cv.oof) == {*rows, *protocol.PROBES, protocol.ensemble_name(("tuned", protocol.NATIVE_PROBE))}
+    assert all(np.isfinite(scores).all() and np.unique(scores).size > 1 for scores in cv.oof.values())
+    assert all(-1 <= cv.synthetic[row] <= 1 for row in rows)
+    fold_files = sorted((run_dir / "cv").rglob("fold*.json"))
+    assert len(fold_files) == 3 * len(rows)
+    # the tuned rows trained a backbone tail of their own depth; each fold's test photos are its own
+    for path in fold_files:
+        result = json.loads(path.read_text())
+        assert len(result["names"]) == 4
+    result = protocol.table(cv, "frozen", n_boot=50)
+    assert result["rows"]["frozen"]["difference"] is None
+    assert len(result["rows"]["tuned"]["difference"]) == 3
+    markdown = protocol.markdown(result)
+    assert "| frozen |" in markdown and "reference" in markdown
+
+    # a kill after the first fold: the rerun reads that fold back instead of retraining it
+    first = sorted((run_dir / "cv").glob("tuned-*"))[0] / "seed0" / "fold0.json"
+    kept = first.read_text()
+    for path in fold_files:
+        if path != first:
+            path.unlink()
+    again = protocol.cross_validate(_workspace(root, run_dir), ["tuned"], folds=3, recipes=TINY_RECIPES,
+                                    folds_dir=folds)
+    assert first.read_text() == kept
+    assert np.allclose(again.oof["tuned"], cv.oof["tuned"], atol=1e-4)
+
+
+def test_train_final_ships_a_calibrated_bundle_the_scorer_reads(tiny_data, run_dir, tmp_path):
+    from cvrkd.scorer import Scorer
+
+    workspace = _workspace(tiny_data, run_dir)
+    recipe = TINY_RECIPES["tuned"]
+    every = np.arange(len(workspace.names))
+    raw = pipeline.predict_rows(workspace, pipeline.train_student(workspace, recipe, every,
+                                                                  workspace.out / "final" / recipe.key()), every)
+    out_of_fold = raw + np.random.default_rng(0).normal(0, raw.std() / 4, raw.shape)  # as a CV's would be
+    bundle = pipeline.train_final(workspace, recipe, "tuned", out_of_fold, {"cv_pooled_srcc": 0.5},
+                                  tmp_path / "bundle")
+    student, info = load_checkpoint(bundle / "student", expected_role="student")
+    b1, b2, _, _ = student.config.calibration
+    assert (b1, b2) == (100.0, 0.0)  # the whole scale: nothing clamped
+    assert student.config.tuned_stages == 2 and student.backbone_tail is not None
+    assert info.extra["training"]["recipe"] == "tuned" and info.extra["results"]["cv_pooled_srcc"] == 0.5
+    scorer = Scorer(bundle, cache_dir=tmp_path / "cache", backend="torch")
+    scores = [scorer.score(row.path).score for row in workspace.rows[:4]]
+    assert all(0 < s < 100 for s in scores) and len(set(scores)) == 4
+
+
+def test_cli_trains_phase_one_evaluates_and_refuses_to_ship_without_a_cv(tiny_data, tmp_path, capsys):
+    from cvrkd.cli import main
+
+    common = ["--data", str(tiny_data / "data"), "--synthetic", str(tiny_data / "synthetic"),
+              "--out", str(tmp_path / "run")]
+    assert main(["train", "synthetic", *common]) == 0
+    assert "teacher: synthetic validation SRCC" in capsys.readouterr().out
+    assert (tmp_path / "run" / "teacher" / "done").exists()
+    assert (tmp_path / "run" / "stage1" / "student" / "done").exists()
+    assert main(["train", "model", *common]) == 2
+    assert "no cross-validation" in capsys.readouterr().err
+    assert main(["evaluate", "--cv", "3", *common, "--rows", REFERENCE, "--reference", "nope"]) == 2
+    with pytest.raises(SystemExit):
+        main(["train", "human", *common])  # retired: `train model` trains every recipe
