@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from annotations.campaign_import import CONTENT_FROM, CampaignError
-from annotations.campaigns import AUTO_PAIRS, DEFAULT_LICENCE, PAIR_SETTINGS, CampaignRegistry, Settings
+from annotations.campaigns import (AUTO_PAIRS, DEFAULT_LICENCE, DEFAULT_PAIRS_PER_RATER, PAIR_SETTINGS,
+                                   CampaignRegistry, Settings)
 from annotations.builtin_pool import campaigns_with_pool
 from annotations.config import default_data_dir
 from annotations.round_reset import reset
@@ -55,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--audience", type=int, default=None, metavar="N",
                         help="a talk: N people may rate at once from one address (a venue's Wi-Fi); sizes the "
                              "per-address limits for them (default: the app's limits for any campaign)")
+    create.add_argument("--pairs-per-rater", type=int, default=None, metavar="N",
+                        help=f"the most pairs one rater answers per round before being thanked and done "
+                             f"(default {DEFAULT_PAIRS_PER_RATER}; a rater who has answered every pair is done "
+                             "sooner)")
     action("list", "list the campaigns with their status and progress", named=False)
     action("close", "stop serving pairs and taking votes")
     action("reopen", "serve pairs and take votes again")
@@ -93,7 +98,7 @@ def _run(args: argparse.Namespace, registry: CampaignRegistry, store: Annotation
     if args.action == "create":
         settings = Settings(title=args.title, instructions=args.instructions, pairs=args.pairs,
                             gold_share=args.gold_share, licence=args.licence, content_from=args.content_from,
-                            audience=args.audience)
+                            audience=args.audience, pairs_per_rater=args.pairs_per_rater)
         report = registry.create(args.name, args.images, store, settings, progress=_progress)
         print(report.summary())
     elif args.action == "list":

@@ -43,6 +43,11 @@ MAX_INSTRUCTIONS_LEN = 2000
 MAX_AUDIENCE = 5000
 """The largest room a campaign is sized for (the per-address limits grow with it)."""
 DEFAULT_LICENCE = "not stated by the campaign's creator"
+DEFAULT_PAIRS_PER_RATER = 200
+"""The most pairs one rater answers in a campaign's round unless the campaign says otherwise: a session of
+about 15 minutes at a steady pace, after which attention drifts, and no single person's taste outweighs the
+crowd's. A rater who has answered every pair the campaign serves is done sooner."""
+MAX_PAIRS_PER_RATER = 10_000
 
 Progress = Callable[[int, int, str], None]
 
@@ -92,6 +97,14 @@ class Campaign:
     resets: tuple[str, ...] = ()
     """When each reset began a new round (ISO 8601 UTC, oldest first); round 1 began at creation.
     A judgement belongs to the round during which it was stored (``annotations.rounds``)."""
+    pairs_per_rater: int | None = None
+    """The most pairs one rater answers in a round; None: ``DEFAULT_PAIRS_PER_RATER`` (see ``pair_cap``)."""
+
+    @property
+    def pair_cap(self) -> int:
+        """How many pairs one rater answers (judges or skips) in a round at most, after which they are thanked
+        and done."""
+        return DEFAULT_PAIRS_PER_RATER if self.pairs_per_rater is None else self.pairs_per_rater
 
     @property
     def is_open(self) -> bool:
@@ -150,6 +163,7 @@ class Settings:
     licence: str = DEFAULT_LICENCE
     content_from: str = "stem"
     audience: int | None = None
+    pairs_per_rater: int | None = None
 
     def checked(self, name: str) -> Settings:
         title, instructions = check_texts(name, self.title, self.instructions)
@@ -161,6 +175,7 @@ class Settings:
         if not self.licence.strip():
             raise CampaignError("the default licence must not be empty")
         check_audience(self.audience)
+        check_pairs_per_rater(self.pairs_per_rater)
         return replace(self, title=title, instructions=instructions, gold_share=float(share))
 
 
@@ -179,6 +194,7 @@ class CreateReport:
                  f"  pairs: {self.campaign.pairs} ({self.pairs_reason})"]
         if self.campaign.audience is not None:
             lines.append(f"  sized for an audience of {self.campaign.audience} people rating from one address")
+        lines.append(f"  at most {self.campaign.pair_cap} pairs per rater and round")
         lines += [f"  skipped {item.name}: {item.reason}" for item in self.skipped]
         return "\n".join(lines)
 
@@ -205,6 +221,15 @@ def check_audience(audience: Any) -> int | None:
         raise CampaignError(f"the audience must be a whole number of people from 1 to {MAX_AUDIENCE}; "
                             f"got {audience!r}")
     return audience
+
+
+def check_pairs_per_rater(cap: Any) -> int | None:
+    """None (``DEFAULT_PAIRS_PER_RATER``) or a whole number of pairs from 1 to ``MAX_PAIRS_PER_RATER``."""
+    if cap is None:
+        return None
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_PAIRS_PER_RATER:
+        raise CampaignError(f"pairs per rater must be a whole number from 1 to {MAX_PAIRS_PER_RATER}; got {cap!r}")
+    return cap
 
 
 def choose_pairs(requested: str, contents: list[str]) -> tuple[str, str]:
@@ -344,7 +369,8 @@ class CampaignRegistry:
         return Campaign(name=name, title=settings.title, instructions=settings.instructions,
                         pairs=settings.pairs, gold_share=settings.gold_share, status="open",
                         source=imported.source, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        images=images, skipped=imported.skipped, folder=staging, audience=settings.audience)
+                        images=images, skipped=imported.skipped, folder=staging, audience=settings.audience,
+                        pairs_per_rater=settings.pairs_per_rater)
 
     def set_results_hidden(self, name: str, hidden: bool) -> Campaign:
         """Hide the live ranking (votes and raters are still counted on screen) or reveal it."""

@@ -19,13 +19,20 @@ raters see more informative pairs. Active pairs alternate between
 same-content pairs (two versions of one photo: easiest for people) and
 cross-content pairs (needed to put different photos on one scale). A rater
 never gets the same pair twice in a row, and sides are always randomised.
+
+Given the pairs a rater was already served (``served``, as the app passes
+them) and those they answered, the sampler serves none of them to that rater
+again except as a repeat check (at most once each) or, once every other pair
+was served, a pair they were served and never answered (a page reloaded);
+once they answered every pair the content mode allows, it has nothing useful
+left for them and returns None.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -222,25 +229,40 @@ class ActiveSampler:
 
     # --- choosing ------------------------------------------------------------
 
-    def next_pair(self, rater_id: str, judgements_df: pd.DataFrame | None = None, weights: Weights = None) -> Pair:
+    def next_pair(self, rater_id: str, judgements_df: pd.DataFrame | None = None, weights: Weights = None,
+                  served: Mapping[frozenset[str], int] | None = None,
+                  answered: Collection[frozenset[str]] = ()) -> Pair | None:
         """The pair to show ``rater_id`` now.
 
         Pass the current judgements (and rater weights) to let the sampler
         refit when due and draw repeats from what the rater really judged;
-        without them it uses the active pairs it served this rater.
+        without them it uses the active pairs it served this rater. With
+        ``served`` (each pair already served to this rater, and how often) and
+        ``answered`` (the pairs they answered), no pair is served again except
+        as a repeat check of a pair served once, or a pair never answered once
+        all were served; None means nothing useful is left for this rater.
+        Without ``served`` a pair is always returned.
         """
         with self._lock:
             if judgements_df is not None and self.needs_update(len(judgements_df)):
                 self._update(judgements_df, weights)
-            return self._next(rater_id, judgements_df)
+            return self._next(rater_id, judgements_df, served, answered)
 
-    def _next(self, rater_id: str, judgements_df: pd.DataFrame | None) -> Pair:
+    def _next(self, rater_id: str, judgements_df: pd.DataFrame | None,
+              served: Mapping[frozenset[str], int] | None, answered: Collection[frozenset[str]]) -> Pair | None:
         last = self._last.get(rater_id)
+        avoid = {self._flat(last)} - {None}
         pair: Pair | None = None
-        if self.rng.random() < self.check_probability(rater_id):
-            pair = self._check(rater_id, last, judgements_df)
+        if served is not None:
+            avoid |= {self._flat(p) for p in served} - {None}
+            if not (self._permitted() & ~self._flagged(avoid)).any():  # every pair was served to the rater
+                pair = self._unanswered(served, answered)
+                if pair is None:
+                    return None  # and answered: repeats alone teach little
+        if pair is None and self.rng.random() < self.check_probability(rater_id):
+            pair = self._check(rater_id, last, judgements_df, avoid, served)
         if pair is None:
-            pair = self._active(rater_id, last)
+            pair = self._active(rater_id, avoid, strict=served is not None)
         self._turns[rater_id] += 1
         self._checks[rater_id] += pair.kind in _CHECKS
         self._last[rater_id] = frozenset((pair.left, pair.right))
@@ -253,13 +275,14 @@ class ActiveSampler:
     def _shown(self, a: str, b: str, kind: PairKind) -> Pair:
         return Pair(a, b, kind) if self.rng.random() < 0.5 else Pair(b, a, kind)
 
-    def _check(self, rater_id: str, last: frozenset[str] | None, judgements_df: pd.DataFrame | None) -> Pair | None:
+    def _check(self, rater_id: str, last: frozenset[str] | None, judgements_df: pd.DataFrame | None,
+               avoid: Set[int], served: Mapping[frozenset[str], int] | None) -> Pair | None:
         """Gold or repeat in the ratio ``gold_share : repeat_share``; the other kind when one cannot be made."""
         def gold() -> Pair | None:
-            return self._gold(last)
+            return self._gold(avoid)
 
         def repeat() -> Pair | None:
-            return self._repeat(rater_id, last, judgements_df)
+            return self._repeat(rater_id, last, judgements_df, served)
 
         gold_first = self.rng.random() * (self.gold_share + self.repeat_share) < self.gold_share
         makers = [(self.gold_share, gold), (self.repeat_share, repeat)]
@@ -269,20 +292,31 @@ class ActiveSampler:
                 return pair
         return None
 
-    def _gold(self, last: frozenset[str] | None) -> Pair | None:
-        options = [p for p in self.gold_pairs if frozenset(p) != last]
+    def _unanswered(self, served: Mapping[frozenset[str], int], answered: Collection[frozenset[str]]) -> Pair | None:
+        """A pair the content mode allows that the rater was served and never answered (None if there is none)."""
+        permitted = self._permitted()
+        options = sorted(sorted(p) for p in served if p not in answered
+                         and (k := self._flat(p)) is not None and permitted.flat[k])
+        if not options:
+            return None
+        return self._shown(*options[self.rng.integers(len(options))], "active")
+
+    def _gold(self, avoid: Set[int]) -> Pair | None:
+        options = [p for p in self.gold_pairs if self._flat(frozenset(p)) not in avoid]
         if not options:
             return None
         better, worse = options[self.rng.integers(len(options))]
         return self._shown(better, worse, "gold")
 
-    def _repeat(self, rater_id: str, last: frozenset[str] | None, judgements_df: pd.DataFrame | None) -> Pair | None:
+    def _repeat(self, rater_id: str, last: frozenset[str] | None, judgements_df: pd.DataFrame | None,
+                served: Mapping[frozenset[str], int] | None) -> Pair | None:
+        """A pair the rater judged, sides swapped; with ``served``, only one served to them once so far."""
         if judgements_df is not None:
             mine = judgements_df[(judgements_df["rater_id"] == rater_id) & (judgements_df["pair_kind"] == "active")]
             seen = list(zip(mine["left_image_id"], mine["right_image_id"]))
         else:
             seen = self._history.get(rater_id, [])
-        options = [p for p in seen if frozenset(p) != last]
+        options = [p for p in seen if frozenset(p) != last and (served is None or served.get(frozenset(p)) == 1)]
         if not options:
             return None
         left, right = options[self.rng.integers(len(options))]
@@ -296,6 +330,21 @@ class ActiveSampler:
     def _mask(self, same: bool) -> np.ndarray:
         return self._same if same else self._cross
 
+    def _permitted(self) -> np.ndarray:
+        """The pairs the content mode allows at all (upper triangle): only same-content pairs when every
+        active pair must be one, only cross-content when none may be, else both."""
+        if self.same_content_share >= 1.0 and self._has_same:
+            return self._same
+        if self.same_content_share <= 0.0 and self._has_cross:
+            return self._cross
+        return self._same | self._cross
+
+    def _flagged(self, positions: Set[int]) -> np.ndarray:
+        """An n x n mask, True at ``positions`` (flat indices)."""
+        mask = np.zeros((len(self.ids), len(self.ids)), dtype=bool)
+        mask.flat[list(positions)] = True
+        return mask
+
     def _flat(self, pair: frozenset[str] | None) -> int | None:
         """Position of a pair in the upper triangle of the n x n matrices (None for unknown images)."""
         indices = [self.index.get(x) for x in pair] if pair is not None else []
@@ -303,41 +352,41 @@ class ActiveSampler:
             return None
         return min(indices) * len(self.ids) + max(indices)
 
-    def _candidates(self, last: frozenset[str] | None, modes: list[bool] | None = None) -> np.ndarray:
-        """Upper-triangular mask of the pairs allowed now: one content mode, not the rater's last pair.
+    def _candidates(self, avoid: Set[int], modes: list[bool] | None = None, strict: bool = False) -> np.ndarray:
+        """Upper-triangular mask of the pairs allowed now: one content mode, none of the pairs to ``avoid`` (the
+        rater's last, or all they were served).
 
-        Falls back to the other content mode, then to repeating the last pair,
+        Falls back to the other content mode, then (unless ``strict``: then only
+        to pairs the content mode permits and not to avoid) to the pairs avoided,
         only when nothing else is left.
         """
-        avoid = self._flat(last)
+        avoided = self._flagged(avoid)
         for same in self._modes() if modes is None else modes:
-            allowed = self._mask(same).copy()
-            if avoid is not None:
-                allowed.flat[avoid] = False
+            allowed = self._mask(same) & ~avoided
             if allowed.any():
                 return allowed
-        return self._same | self._cross
+        return self._permitted() & ~avoided if strict else self._same | self._cross
 
-    def _active(self, rater_id: str, last: frozenset[str] | None) -> Pair:
+    def _active(self, rater_id: str, avoid: Set[int], strict: bool = False) -> Pair:
         if self.strategy == "random":
-            k = self._draw(self._candidates(last))
+            k = self._draw(self._candidates(avoid, strict=strict))
         elif self.strategy == "mst":
-            k = self._from_batch(last)
+            k = self._from_batch(avoid, strict)
         else:
-            k = int(np.argmax(np.where(self._candidates(last), self._gain, -np.inf)))
+            k = int(np.argmax(np.where(self._candidates(avoid, strict=strict), self._gain, -np.inf)))
         i, j = divmod(k, len(self.ids))
         if self.strategy != "random":
             self._pretend(rater_id, i, j)
         return self._shown(self.ids[i], self.ids[j], "active")
 
-    def _from_batch(self, last: frozenset[str] | None) -> int:
+    def _from_batch(self, avoid: Set[int], strict: bool) -> int:
         """Next pair of the current spanning-tree batch of the drawn content mode; a new batch when it is used up.
 
-        Skips the rater's last pair (it stays in the batch for someone else).
+        Skips the pairs to avoid (they stay in the batch for someone else).
         Only when no batch can offer another pair does the best allowed pair
         by information gain stand in.
         """
-        modes, avoid = self._modes(), self._flat(last)
+        modes = self._modes()
         for same in modes:
             if not self._mask(same).any():
                 continue
@@ -348,7 +397,7 @@ class ActiveSampler:
                 k = _take(batch, avoid)
             if k is not None:
                 return k
-        return int(np.argmax(np.where(self._candidates(last, modes), self._gain, -np.inf)))
+        return int(np.argmax(np.where(self._candidates(avoid, modes, strict), self._gain, -np.inf)))
 
     def _tree(self, mask: np.ndarray) -> list[int]:
         """A batch: the spanning tree (forest, for same-content pairs) of ``mask`` with the most information.
@@ -383,10 +432,10 @@ class ActiveSampler:
         self._gain[:, touched] = fresh.T
 
 
-def _take(batch: list[int], avoid: int | None) -> int | None:
-    """Remove and return the last pair of the batch that is not ``avoid`` (None if there is none)."""
+def _take(batch: list[int], avoid: Set[int]) -> int | None:
+    """Remove and return the last pair of the batch not in ``avoid`` (None if there is none)."""
     for position in range(len(batch) - 1, -1, -1):
-        if batch[position] != avoid:
+        if batch[position] not in avoid:
             return batch.pop(position)
     return None
 

@@ -154,6 +154,8 @@ class PageApi(Api):
         if endpoint == "/rater":
             return [answer["rater_id"]]
         if endpoint == "/next_pair":
+            if answer.get("done"):  # this rater has judged all the campaign asks of them
+                return [answer, None, None]
             return [answer["ticket"], {"url": f"{self.url}/{answer['left']}"}, {"url": f"{self.url}/{answer['right']}"}]
         return [answer]
 
@@ -199,6 +201,8 @@ async def audience_member(api: Api, rng: random.Random, join_s: float, duration_
     stop = time.monotonic() + duration_s
     while time.monotonic() < stop:
         pair = await api.call("/next_pair", rater, CAMPAIGN)
+        if pair is not None and pair[0].get("done"):
+            return  # thanked and done: this person stops rating, as a phone's owner would
         if pair is None:
             await asyncio.sleep(1.0)
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import html
 import logging
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +48,10 @@ class SpaceApp:
                         "middleware": [Middleware(CampaignFilesGuard, campaigns=self.services.campaigns)]},
         )
         options.update(kwargs)
+        # uvicorn takes the peer's address from X-Forwarded-For whenever the peer is 127.0.0.1, so behind a
+        # same-host tunnel anyone could choose theirs; it must pass the peer on as it is, and the app believes
+        # only the proxies named in CVRKD_TRUSTED_PROXIES (space.services.clients, docs/app.md)
+        os.environ["FORWARDED_ALLOW_IPS"] = ""
         return self.blocks.launch(**options)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from annotations.quality import RateLimiter
-from space.services.raters import client_of
+from space.services.clients import Client
 
 ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
 WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."
@@ -45,9 +45,10 @@ class AdminGuard:
         token = os.environ.get(ADMIN_TOKEN_ENV, "") if self._token is None else self._token
         return token.strip().encode("utf-8")
 
-    def check(self, token: object, request: object = None) -> None:
-        """Return if ``token`` is the admin token; else raise ``NotAuthorised`` (counting a wrong one)."""
-        address = client_of(request)[1]
+    def check(self, token: object, client: Client | None = None) -> None:
+        """Return if ``token`` is the admin token; else raise ``NotAuthorised`` (counting a wrong one against
+        the client's address)."""
+        address = (client or Client()).address
         key = hmac.new(self._key, address.encode(), hashlib.sha256).hexdigest()[:24]
         wait = self._failures.retry_after(key)
         if wait > 0:

@@ -25,6 +25,7 @@ from annotations.campaigns import DEFAULT_LICENCE, CampaignError, Settings
 from annotations.export import export_campaign
 from annotations.round_reset import reset as reset_campaign
 from annotations.rounds import in_current_round
+from space.services.clients import Client
 from space.services.container import Services
 
 MAX_UNZIPPED_BYTES = 2 * 1024**3
@@ -33,9 +34,9 @@ EXPORTS_KEPT_S = 24 * 3600
 """Downloads older than this are removed when the next export is made, so they cannot pile up."""
 
 
-def authorise(services: Services, token: object, request: object = None) -> None:
+def authorise(services: Services, token: object, client: Client | None = None) -> None:
     """Refuse (``NotAuthorised``) unless ``token`` is the admin token: the app's one check."""
-    services.admin.check(token, request)
+    services.admin.check(token, client)
 
 
 def campaign_table(services: Services) -> pd.DataFrame:
@@ -51,12 +52,12 @@ def campaign_table(services: Services) -> pd.DataFrame:
 
 def create(services: Services, token: object, name: str, files: list[str] | None, dataset: str,
            title: str, instructions: str, pairs: str, gold_share: float, licence: str,
-           progress=None, request: object = None, audience: float | None = None) -> str:
+           progress=None, client: Client | None = None, audience: float | None = None) -> str:
     """Create a campaign; returns a Markdown report (imported count, skipped files with reasons).
 
     ``audience`` (empty: none) sizes the per-address limits for that many people rating from one address.
     """
-    authorise(services, token, request)
+    authorise(services, token, client)
     name = (name or "").strip()
     dataset = (dataset or "").strip()
     if bool(files) == bool(dataset):
@@ -87,40 +88,40 @@ def _audience(value: float | None) -> int | None:
     return int(value) if float(value).is_integer() else value  # type: ignore[return-value]
 
 
-def set_status(services: Services, token: str | None, name: str, status: str, request: object = None) -> str:
-    authorise(services, token, request)
+def set_status(services: Services, token: str | None, name: str, status: str, client: Client | None = None) -> str:
+    authorise(services, token, client)
     campaign = services.campaigns.set_status((name or "").strip(), status)
     return f"Campaign **{campaign.name}** is now {campaign.status}."
 
 
 def set_results_hidden(services: Services, token: str | None, name: str, hidden: bool,
-                       request: object = None) -> str:
+                       client: Client | None = None) -> str:
     """Hide the campaign's live ranking until revealed (votes and raters stay on screen), or reveal it."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     campaign = services.campaigns.set_results_hidden((name or "").strip(), hidden)
     shown = "hidden until you reveal them" if campaign.results_hidden else "shown"
     return f"Live results of **{campaign.name}** are now {shown} (presenter view: `/present/{campaign.name}`)."
 
 
-def texts(services: Services, token: str | None, name: str, request: object = None) -> tuple[str, str]:
+def texts(services: Services, token: str | None, name: str, client: Client | None = None) -> tuple[str, str]:
     """The campaign's title and instructions as raters read them, to edit."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     campaign = services.campaigns.get((name or "").strip())
     return campaign.title, campaign.instructions
 
 
 def edit_texts(services: Services, token: str | None, name: str, title: str, instructions: str,
-               request: object = None) -> str:
+               client: Client | None = None) -> str:
     """Change what raters read; the images, pairs, rounds and judgements stay as they are."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     campaign = services.campaigns.set_texts((name or "").strip(), title or "", instructions or "")
     return (f"Campaign **{campaign.name}** now reads: *{campaign.title}*"
             f"{' with new instructions' if campaign.instructions else ', with no instructions'}.")
 
 
-def export(services: Services, token: str | None, name: str, request: object = None) -> Path:
+def export(services: Services, token: str | None, name: str, client: Client | None = None) -> Path:
     """The campaign as a Hugging Face dataset folder (``annotations.export``, every round), zipped for download."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     campaign = services.campaigns.get((name or "").strip())
     folder = Path(tempfile.gettempdir()) / "cvrkd-exports"
     folder.mkdir(exist_ok=True)
@@ -135,17 +136,17 @@ def export(services: Services, token: str | None, name: str, request: object = N
         return archive.replace(folder / f"{dataset.name}.zip")  # whole or absent: never a half-written zip
 
 
-def reset(services: Services, token: str | None, name: str, archive: bool, request: object = None) -> str:
+def reset(services: Services, token: str | None, name: str, archive: bool, client: Client | None = None) -> str:
     """Begin a new round of the campaign (same link and QR code); earlier judgements stay in the store, and
     with ``archive`` are also exported under the data folder's ``archives/``."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     report = reset_campaign(services.campaigns, services.store, (name or "").strip(), archive)
     return report.summary()
 
 
-def clone(services: Services, token: str | None, name: str, new: str, request: object = None) -> str:
+def clone(services: Services, token: str | None, name: str, new: str, client: Client | None = None) -> str:
     """Copy a campaign's settings and images to a new campaign (its own link) with no judgements."""
-    authorise(services, token, request)
+    authorise(services, token, client)
     try:
         campaign = services.campaigns.clone((name or "").strip(), (new or "").strip())
     except CampaignError as exc:

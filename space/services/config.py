@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvrkd import paths
+from space.services.clients import TRUSTED_PROXIES_ENV
 from space.services.pool import PoolSpec
 
 
@@ -61,3 +62,6 @@ class AppConfig:
     client after every finished job, which costs the server in proportion to the square of the clients
     waiting (see the talk scenario in docs/performance_load.md)."""
     queue_size: int = 256
+    trusted_proxies: str = field(default_factory=lambda: os.environ.get(TRUSTED_PROXIES_ENV, ""))
+    """The proxies whose ``X-Forwarded-For`` the app believes (``$CVRKD_TRUSTED_PROXIES``: addresses or networks,
+    comma-separated; empty: none, every limit counts the TCP peer). See ``space.services.clients``."""

@@ -19,6 +19,7 @@ from annotations.hub import HubSync
 from annotations.store import AnnotationStore
 from cvrkd import __version__ as cvrkd_version, build_default_gallery
 from space.services.admin_auth import AdminGuard
+from space.services.clients import Client, TrustedProxies
 from space.services.config import AppConfig
 from space.services.catalogue import ImageCatalogue
 from space.services.galleries import GalleryRegistry
@@ -50,10 +51,10 @@ class Trainer(Protocol):
     def failure(self) -> str:
         """The last lines a failed round wrote (why it failed); empty when the last round did not fail."""
 
-    def request_round(self, token: object, request: object = None) -> bool:
+    def request_round(self, token: object, client: Client | None = None) -> bool:
         """Admin: start a round now; False when one is already running."""
 
-    def rollback(self, token: object, version: object = None, request: object = None) -> str:
+    def rollback(self, token: object, version: object = None, client: Client | None = None) -> str:
         """Admin: serve an earlier version (or the shipped model); returns what is served now."""
 
 
@@ -75,10 +76,10 @@ class NoTrainer:
     def failure(self) -> str:
         return ""
 
-    def request_round(self, token: object, request: object = None) -> bool:
+    def request_round(self, token: object, client: Client | None = None) -> bool:
         raise NoTrainerAttached(self.REASON)
 
-    def rollback(self, token: object, version: object = None, request: object = None) -> str:
+    def rollback(self, token: object, version: object = None, client: Client | None = None) -> str:
         raise NoTrainerAttached(self.REASON)
 
 
@@ -108,6 +109,8 @@ class Services:
     """The one admin-token check (the trainer's when there is one), with its counter of wrong tokens."""
     hub: HubSync | None = None
     """Pushes the judgements to a Hub dataset only when ``CVRKD_HUB_DATASET`` and a token are set."""
+    proxies: TrustedProxies | None = None
+    """Turns each request into its ``Client`` at the door, believing only the proxies the operator named."""
 
     @property
     def data_dir(self) -> Path:
@@ -159,6 +162,7 @@ def build_services(config: AppConfig, trainer: Trainer | None = None) -> Service
         raters=raters, limits=limits, moderation=moderation,
         admin=getattr(trainer, "guard", None) or AdminGuard(),
         hub=HubSync.from_env(store),
+        proxies=TrustedProxies.for_app(config.trusted_proxies),
     )
     if config.score_pool:
         scores.start()

@@ -9,10 +9,11 @@ is stored with a judgement or shown on screen, so an id seen in the data set
 or over someone's shoulder cannot be used to vote.
 
 Votes are counted per signed rater id (``space.services.rating``), and new ids and
-votes per address, in memory only; an address is never stored or logged, and
-even the counters are keyed by an HMAC of it. A session id is not used as a
-key: the client chooses it (Gradio's ``session_hash``, the rating page's
-header), so a script could take a fresh one for every request. A campaign
+votes per address (the ``Client`` each door builds, ``space.services.clients``), in
+memory only; an address is never stored or logged, and even the counters are
+keyed by an HMAC of it. A session id is not used as a key: the client chooses
+it (Gradio's ``session_hash``, the rating page's header), so a script could
+take a fresh one for every request. A campaign
 made for a talk names its audience, and its per-address limits grow with it
 (``AddressLimits.for_audience``): a venue's Wi-Fi is one address.
 """
@@ -31,14 +32,13 @@ from typing import Callable
 
 from annotations.quality import RateLimiter
 from annotations.schema import DEFAULT_CAMPAIGN
+from space.services.clients import Client
 from space.services.files import secret_file
 from space.services.rating import RateLimited, RatingError
 
 SECRET_ENV = "CVRKD_RATER_SECRET"
 """Environment variable holding the signing secret (replicas of one Space must share it)."""
 SECRET_FILE = ".rater-secret"
-TRUST_PROXY_ENV = "CVRKD_TRUST_PROXY"
-"""``1``: take the client address from the last ``X-Forwarded-For`` hop (set automatically on a Space)."""
 _SIGNATURE_HEX = 32
 
 
@@ -93,22 +93,6 @@ class RaterIds:
         return hmac.new(self._secret, b"ip:" + address.encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def client_of(request: object) -> tuple[str, str]:
-    """(session, address) of a Gradio request; either is "" when unknown."""
-    if request is None:
-        return "", ""
-    session = str(getattr(request, "session_hash", "") or "")
-    headers = getattr(request, "headers", None) or {}
-    forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
-    trust = os.environ.get(TRUST_PROXY_ENV, "1" if os.environ.get("SPACE_ID") else "0").strip() == "1"
-    if trust and forwarded:
-        address = forwarded.split(",")[-1].strip()  # the hop our own proxy added; earlier ones can be forged
-    else:
-        client = getattr(request, "client", None)
-        address = str(getattr(client, "host", "") or "")
-    return session, address
-
-
 @dataclass(frozen=True)
 class AddressLimits:
     """What one address may do: votes a minute, new rater ids a minute and an hour."""
@@ -153,15 +137,15 @@ class ClientLimits:
         """The limits of ``campaign`` (None: the default pool), from its ``audience``."""
         return self.default.for_audience(getattr(campaign, "audience", None), self._votes_per_rater_minute)
 
-    def new_rater(self, request: object, campaign: object | None = None) -> None:
+    def new_rater(self, client: Client, campaign: object | None = None) -> None:
         """Count one new rater id for this client's address, or refuse it."""
         limiters = self._of(campaign)
-        self._check(request, [limiters["new_minute"], limiters["new_hour"]],
+        self._check(client, [limiters["new_minute"], limiters["new_hour"]],
                     "Too many new rater ids from your connection; please wait {wait} before starting again.")
 
-    def vote(self, request: object, campaign: object | None = None) -> None:
+    def vote(self, client: Client, campaign: object | None = None) -> None:
         """Count one vote (or review) for this client's address, or refuse it."""
-        self._check(request, [self._of(campaign)["votes"]], "Too many votes from your connection; please wait {wait}.")
+        self._check(client, [self._of(campaign)["votes"]], "Too many votes from your connection; please wait {wait}.")
 
     def _of(self, campaign: object | None) -> dict[str, RateLimiter]:
         # None (a review) counts with the default campaign's votes, as before the pool was a campaign
@@ -176,8 +160,8 @@ class ClientLimits:
                 self._limiters[key] = limiters
             return limiters
 
-    def _check(self, request: object, limiters: list[RateLimiter], message: str) -> None:
-        _, address = client_of(request)
+    def _check(self, client: Client, limiters: list[RateLimiter], message: str) -> None:
+        address = client.address
         if not address:
             return
         key = self._raters.pseudonym(address)

@@ -13,6 +13,13 @@ a retraction and the same pair is served again. Each judgement carries the
 model's scores of both images (from ``PoolScores``) so agreement can be
 measured later.
 
+A ticket shows nothing of its kind: gold and repeat checks look exactly like
+other pairs (same fields, same shapes), so the checks stay blind; the server
+keeps the kind with the ticket and stores it with the vote. No rater is served
+the same pair twice in a round except as a repeat check (``ServedPairs``); once
+the campaign has nothing new for them, or they reached its ``pair_cap``,
+``next_pair`` says they are done (``Finished``) instead of serving a pair.
+
 Each campaign has its own sampler, fitted on the judgements of its current
 round (``annotations.rounds``: a reset starts a new one, and a pair served
 before it takes no vote); the built-in pool is the campaign ``default``. A
@@ -29,7 +36,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from annotations.campaigns import Campaign, UnknownCampaign
 from annotations.quality import RateLimiter, rater_stats
@@ -39,6 +46,7 @@ from annotations.schema import DEFAULT_CAMPAIGN, InvalidJudgement, InvalidRecord
 from annotations.store import AnnotationStore
 from space.services.catalogue import ImageCatalogue
 from space.services.pool_scores import PoolScores
+from space.services.served import ServedPairs
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +91,24 @@ class Ticket:
     """The campaign's round when the pair was served: after a reset its vote is refused."""
 
     def to_dict(self) -> dict:
+        """What a client sees: the same fields for every kind of pair (its kind stays on the server)."""
         return {"ticket": self.ticket_id, "left_image_id": self.left,
-                "right_image_id": self.right, "pair_kind": self.kind, "campaign": self.campaign}
+                "right_image_id": self.right, "campaign": self.campaign}
+
+
+ALL_SEEN = "All done, thank you! You have compared every pair of images this campaign needs from you."
+ENOUGH = "All done, thank you! That is the {cap} pairs this campaign asks of each person."
+
+
+class Finished(NamedTuple):
+    """No pair for this rater: the campaign has nothing new for them, or they reached its limit per person."""
+
+    message: str
+    count: int
+
+    def to_dict(self) -> dict:
+        """What every door answers in place of a pair: the thanks, and how many pairs the rater judged."""
+        return {"done": True, **self._asdict()}
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,7 @@ class RatingService:
         self._lock = threading.Lock()
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self._answers: dict[str, Answer] = {}  # rater -> their last stored answer (the floor's start, undo)
+        self._served = ServedPairs(max_tickets)
         self.model_prior = model_prior  # the model's scores as the sampler's prior
         self._samplers: dict[str, tuple[object, ActiveSampler]] = {}  # campaign -> (sampler key, sampler)
         self._judgements: dict[str, tuple[float, int, object]] = {}  # campaign -> (read at, round, judgements)
@@ -153,24 +178,41 @@ class RatingService:
             raise RatingError(f"The campaign {campaign.name!r} is closed and takes no more votes. Thank you!")
         return campaign
 
-    def next_pair(self, rater_id: str, campaign: str | None = None) -> Ticket:
-        """The pair this rater should judge now in ``campaign`` (``""``/None: the default one)."""
+    def next_pair(self, rater_id: str, campaign: str | None = None) -> Ticket | Finished:
+        """The pair this rater should judge now in ``campaign`` (``""``/None: the default one), or ``Finished``
+        when they have seen every pair it serves or reached its ``pair_cap`` in this round."""
         rater_id = _rater(rater_id)
         found = self.open_campaign(campaign)
         name = found.name
         judgements = self._recent_judgements(found)
         gold = found.gold_pairs()
+        key = (name, found.round, rater_id)
         with self._lock:
+            known = self._served.get(key) is not None
+        answered = [] if known else self._answered(found, rater_id, judgements)  # outside the lock: a store read
+        with self._lock:
+            record = self._served.get(key) or self._served.remember(key, answered)
+            if record.answered.total() >= found.pair_cap:
+                return Finished(ENOUGH.format(cap=found.pair_cap), self._counts[name, found.round, rater_id])
             sampler = self._current_sampler(found, judgements, gold)
             weights = None
             if sampler.needs_update(len(judgements)):
                 weights = rater_stats(judgements, gold)["weight"]
-            pair = sampler.next_pair(rater_id, judgements, weights)
+            pair = sampler.next_pair(rater_id, judgements, weights, served=record.served, answered=record.answered)
+            if pair is None:
+                return Finished(ALL_SEEN, self._counts[name, found.round, rater_id])
+            record.served[frozenset((pair.left, pair.right))] += 1
             ticket = Ticket(uuid.uuid4().hex, rater_id, pair.left, pair.right, pair.kind, self._clock(), name,
                             found.round)
             self._tickets[ticket.ticket_id] = ticket
             self._expire()
         return ticket
+
+    def _answered(self, found: Campaign, rater_id: str, judgements) -> list[tuple[str, str]]:
+        """The pairs the rater judged or skipped in the campaign's current round, as the store has them."""
+        skips = in_current_round(self.store.skips(found.name), found)
+        rows = [frame[frame["rater_id"] == rater_id] for frame in (judgements, skips)]
+        return [pair for frame in rows for pair in zip(frame["left_image_id"], frame["right_image_id"])]
 
     def _recent_judgements(self, found: Campaign):
         """The judgements of the campaign's current round, re-read at most every ``JUDGEMENTS_MAX_AGE_S``."""
@@ -278,6 +320,7 @@ class RatingService:
         stored = "skip" if CHOICES[choice] is None else "judgement"
         with self._lock:
             self._answers[rater_id] = Answer(record_id, stored, ticket, self._clock())
+            self._served.answer((ticket.campaign, ticket.round, rater_id), ticket.left, ticket.right)
             if stored == "skip":
                 return Receipt("skip", record_id, self._counts[ticket.campaign, ticket.round, rater_id])
             self._counts[ticket.campaign, ticket.round, rater_id] += 1
@@ -323,6 +366,7 @@ class RatingService:
         again = Ticket(uuid.uuid4().hex, rater_id, old.left, old.right, old.kind, self._clock(), old.campaign,
                        old.round)
         with self._lock:
+            self._served.answer((old.campaign, old.round, rater_id), old.left, old.right, change=-1)
             if last.stored == "judgement":
                 self._counts[old.campaign, old.round, rater_id] -= 1
             self._judgements.pop(old.campaign, None)  # the sampler's next read leaves the answer out

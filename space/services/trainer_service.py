@@ -19,6 +19,7 @@ from typing import Callable
 
 from cvrkd import ModelRegistry, RegistryError, start_background_round
 from space.services.admin_auth import AdminGuard
+from space.services.clients import Client
 
 MIN_NEW_ENV = "CVRKD_REDISTILL_EVERY"
 FAILURE_LINES = 8
@@ -75,14 +76,14 @@ class TrainerService:
             return False
         return self._start("automatic: enough new judgements")
 
-    def request_round(self, token: object, request: object = None) -> bool:
+    def request_round(self, token: object, client: Client | None = None) -> bool:
         """Admin: start a round now; False when one is already running."""
-        self.guard.check(token, request)
+        self.guard.check(token, client)
         return self._start("requested by an admin")
 
-    def rollback(self, token: object, version: object = None, request: object = None) -> str:
+    def rollback(self, token: object, version: object = None, client: Client | None = None) -> str:
         """Admin: serve an earlier version (or the shipped model: empty version)."""
-        self.guard.check(token, request)
+        self.guard.check(token, client)
         try:
             target = self.registry.rollback(str(version or "").strip() or None)
         except RegistryError as exc:

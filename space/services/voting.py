@@ -11,27 +11,29 @@ the ticket's campaign, sized by its audience.
 """
 from __future__ import annotations
 
-from space.services.rating import Receipt, Ticket
+from space.services.clients import Client
+from space.services.rating import Finished, Receipt, Ticket
 from space.services.container import Services
 
 
-def new_rater(services: Services, request: object, campaign: str | None = None) -> str:
+def new_rater(services: Services, client: Client, campaign: str | None = None) -> str:
     """A fresh signed rater id, counted against the client's address within ``campaign``'s limits."""
-    services.limits.new_rater(request, services.rating.campaign(campaign))
+    services.limits.new_rater(client, services.rating.campaign(campaign))
     return services.raters.issue()
 
 
-def next_pair(services: Services, signed_rater: object, campaign: str | None = None) -> Ticket:
-    """The pair this rater should judge now in ``campaign`` (``""``/None: the default one)."""
+def next_pair(services: Services, signed_rater: object, campaign: str | None = None) -> Ticket | Finished:
+    """The pair this rater should judge now in ``campaign`` (``""``/None: the default one), or ``Finished``: they
+    are done there, and every door thanks them."""
     return services.rating.next_pair(services.raters.verify(signed_rater), campaign or None)
 
 
-def vote(services: Services, request: object, signed_rater: object, ticket: str, choice: str,
+def vote(services: Services, client: Client, signed_rater: object, ticket: str, choice: str,
          client_ms: float | None = None, campaign: str | None = None) -> Receipt:
     """Store an answer if every rule allows it; ``RatingError`` (nothing stored, ticket kept) otherwise."""
     public = services.raters.verify(signed_rater)
     return services.rating.vote(public, ticket, choice, client_ms, campaign=campaign,
-                                client_check=lambda found: services.limits.vote(request, found))
+                                client_check=lambda found: services.limits.vote(client, found))
 
 
 def undo(services: Services, signed_rater: object, campaign: str | None = None) -> Ticket:

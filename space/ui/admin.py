@@ -6,19 +6,20 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from cvrkd import ModelRegistry
+from space.services.clients import Client
 from space.services.container import Trainer
 from space.ui.errors import refused_as_error
 
 
-def request_round(trainer: Trainer, token: str | None, request: object = None) -> str:
+def request_round(trainer: Trainer, token: str | None, client: Client | None = None) -> str:
     with refused_as_error("admin redistill"):
-        started = trainer.request_round(token, request)
+        started = trainer.request_round(token, client)
     return "Re-distillation started." if started else "A re-distillation round is already running."
 
 
-def rollback(trainer: Trainer, token: str | None, version: str | None, request: object = None) -> str:
+def rollback(trainer: Trainer, token: str | None, version: str | None, client: Client | None = None) -> str:
     with refused_as_error("admin rollback"):
-        served = trainer.rollback(token, version, request)
+        served = trainer.rollback(token, version, client)
     return f"Now serving: {served}"
 
 

@@ -12,7 +12,7 @@ import gradio as gr
 
 from space.services import contributions, model_card, moderating, scoring, voting
 from space.services.container import Services
-from space.services.rating import Ticket
+from space.services.rating import Finished, Ticket
 from space.ui.components import checked_argument, file_argument
 from space.ui.errors import refused_as_error
 
@@ -39,18 +39,21 @@ def register(services: Services) -> None:
         """A new signed rater id for /next_pair and /vote (counted within the campaign's per-address limits;
         "" = the default one); keep it private (only its part before the dot is public)."""
         with refused_as_error("API rater"):
-            return voting.new_rater(services, request, campaign or None)
+            return voting.new_rater(services, services.proxies.client(request), campaign or None)
 
     def galleries() -> list[str]:
         """Names of the installed reference galleries (the first is the default)."""
         return services.galleries.names()
 
-    def shown(ticket: Ticket) -> tuple[dict, str, str]:
+    def shown(ticket: Ticket | Finished) -> tuple[dict, str | None, str | None]:
+        if isinstance(ticket, Finished):
+            return ticket.to_dict(), None, None
         return ticket.to_dict(), str(services.images.path(ticket.left)), str(services.images.path(ticket.right))
 
-    def next_pair(rater_id: str, campaign: str | None) -> tuple[dict, str, str]:
+    def next_pair(rater_id: str, campaign: str | None) -> tuple[dict, str | None, str | None]:
         """The next pair for this rater in a campaign ("" = the default one): ticket info, then the left and
-        right images."""
+        right images; or, once the rater has judged all the campaign asks of them, {"done": true, "message"}
+        and no images."""
         with refused_as_error("API next_pair"):
             return shown(voting.next_pair(services, rater_id, campaign))
 
@@ -58,7 +61,8 @@ def register(services: Services) -> None:
         """Answer a ticket: left, right, same or skip. The server measures the response time; a client's
         response_ms (optional) is stored only as a hint."""
         with refused_as_error("API vote"):
-            return voting.vote(services, request, rater_id, ticket, choice, response_ms).to_dict()
+            return voting.vote(services, services.proxies.client(request), rater_id, ticket, choice,
+                               response_ms).to_dict()
 
     def undo(rater_id: str) -> tuple[dict, str, str]:
         """Take back your last answer (within a few seconds of it): its pair again, as /next_pair returns."""
@@ -74,12 +78,12 @@ def register(services: Services) -> None:
     def review(rater_id: str, image_id: str, verdict: str, request: gr.Request) -> dict:
         """Say whether a contributed photo is fine to show raters ("ok") or not ("flag")."""
         with refused_as_error("API review"):
-            return moderating.review(services, request, rater_id, image_id, verdict)
+            return moderating.review(services, services.proxies.client(request), rater_id, image_id, verdict)
 
     def moderate(admin_token: str, image_id: str, decision: str, request: gr.Request) -> dict:
         """Admin: approve or reject a contributed photo; with an empty image id, list pending and flagged ones."""
         with refused_as_error("admin moderate"):
-            return moderating.moderate(services, admin_token, request, image_id, decision)
+            return moderating.moderate(services, admin_token, services.proxies.client(request), image_id, decision)
 
     def leaderboard(campaign: str | None) -> dict:
         """A campaign's ("" = the default one) scaled scores with 95% CIs, model agreement, activity and

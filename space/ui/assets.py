@@ -97,6 +97,7 @@ CSS = """
 #model-banner.untrained { background: #fee2e2; color: #7f1d1d; border: 2px solid #dc2626; }
 #score-result .score-value { font-size: 2.6rem; font-weight: 700; line-height: 1.1; }
 .refused { color: #b91c1c; font-weight: 600; }
+#rate-status .done { color: #047857; font-weight: 600; }
 .no-preview { padding: 2rem 1rem; text-align: center; color: #4b5563; }
 .rate-button button, button.rate-button { min-height: 3rem; font-size: 1.05rem; }
 .rate-image img { cursor: pointer; }

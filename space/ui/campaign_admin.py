@@ -92,41 +92,43 @@ def build(services: Services) -> None:
     def on_create(token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_, audience_,
                   request: gr.Request, progress=gr.Progress()):
         report = create(services, token_, name_, files_, dataset_, title_, instructions_, pairs_, gold_, licence_,
-                        lambda i, n, d: progress((i, n), desc=f"checking {d}"), request, audience=audience_)
+                        lambda i, n, d: progress((i, n), desc=f"checking {d}"), services.proxies.client(request),
+                        audience=audience_)
         return report, campaign_table(services)
 
     def on_status(status: str):
         def handler(token_, name_, request: gr.Request):
-            return set_status(services, token_, name_, status, request), campaign_table(services)
+            return set_status(services, token_, name_, status, services.proxies.client(request)), campaign_table(services)
         return handler
 
     def on_hidden(hidden: bool):
         def handler(token_, name_, request: gr.Request):
-            return set_results_hidden(services, token_, name_, hidden, request), campaign_table(services)
+            return set_results_hidden(services, token_, name_, hidden, services.proxies.client(request)), campaign_table(services)
         return handler
 
     def on_reset(archive: bool):
         def handler(token_, name_, confirmed_, request: gr.Request):
             if confirmed_ is not True:
                 return CANCELLED, gr.skip()
-            return reset(services, token_, name_, archive, request), campaign_table(services)
+            return reset(services, token_, name_, archive, services.proxies.client(request)), campaign_table(services)
         return handler
 
     def on_load_texts(token_, name_, request: gr.Request):
-        return texts(services, token_, name_, request)
+        return texts(services, token_, name_, services.proxies.client(request))
 
     def on_save_texts(token_, name_, title_, instructions_, request: gr.Request):
-        return edit_texts(services, token_, name_, title_, instructions_, request), campaign_table(services)
+        return (edit_texts(services, token_, name_, title_, instructions_, services.proxies.client(request)),
+                campaign_table(services))
 
     def on_export(token_, name_, request: gr.Request):
-        path = export(services, token_, name_, request)
+        path = export(services, token_, name_, services.proxies.client(request))
         return f"Exported **{(name_ or '').strip()}**: download `{path.name}` below.", gr.File(str(path), visible=True)
 
     def on_clone(token_, name_, new_, request: gr.Request):
-        return clone(services, token_, name_, new_, request), campaign_table(services)
+        return clone(services, token_, name_, new_, services.proxies.client(request)), campaign_table(services)
 
     def on_list(token_, request: gr.Request):
-        authorise(services, token_, request)
+        authorise(services, token_, services.proxies.client(request))
         return campaign_table(services)
 
     jobs = dict(concurrency_id="campaign-admin", concurrency_limit=1, api_visibility="private")

@@ -44,10 +44,10 @@ def build(services: Services) -> gr.Tab:
         card = gr.Markdown(elem_id="model-card")
 
     def on_start(admin_token: str, request: gr.Request) -> str:
-        return admin.request_round(services.trainer, admin_token, request)
+        return admin.request_round(services.trainer, admin_token, services.proxies.client(request))
 
     def on_rollback(admin_token: str, target: str, request: gr.Request) -> str:
-        return admin.rollback(services.trainer, admin_token, target, request)
+        return admin.rollback(services.trainer, admin_token, target, services.proxies.client(request))
 
     start.click(on_start, token, admin_result, api_name="redistill", concurrency_id="admin")
     rollback.click(on_rollback, [token, version], admin_result, api_name="rollback", concurrency_id="admin")

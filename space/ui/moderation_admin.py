@@ -19,14 +19,14 @@ from space.ui.errors import refused_as_error
 def waiting(services: Services, token: str | None, request: object = None) -> list[dict]:
     """Photos waiting for an admin (flagged first, then pending), with thumbnails; checks the token."""
     with refused_as_error("admin moderation screen"):
-        return moderating.waiting(services, token, request)
+        return moderating.waiting(services, token, services.proxies.client(request))
 
 
 def decide(services: Services, token: str | None, image_id: str, decision: str,
            request: object = None) -> tuple[list[dict], str]:
     """Apply one decision; returns the photos still waiting and a line saying what happened."""
     with refused_as_error("admin moderate"):
-        outcome = moderating.moderate(services, token, request, image_id, decision)
+        outcome = moderating.moderate(services, token, services.proxies.client(request), image_id, decision)
     done = "approved: it joins the rating pairs" if outcome["status"] == "approved" else "rejected: its file is deleted"
     return waiting(services, token, request), f"Photo `{image_id[:12]}` {done}."
 

@@ -21,7 +21,7 @@ from space.services import share, voting
 from space.ui import share_panel
 from space.ui.assets import SHORTCUT_HELP
 from space.services.files import secret_file
-from space.services.rating import UNDO_WINDOW_S, RateLimited, RatingError
+from space.services.rating import UNDO_WINDOW_S, Finished, RateLimited, RatingError
 from space.services.container import Services
 from space.services.texts import CONSENT, INSTRUCTIONS, campaign_texts
 
@@ -52,7 +52,7 @@ def rater_for(services: Services, kept: str | None, profile: gr.OAuthProfile | N
     public = services.raters.public_or_none(kept)
     if public is not None:
         return str(kept), public
-    signed = voting.new_rater(services, request, campaign)
+    signed = voting.new_rater(services, services.proxies.client(request), campaign)
     return signed, services.raters.verify(signed)
 
 
@@ -63,6 +63,8 @@ def pair_view(services: Services, signed_rater: str, status: str = "", campaign:
         ticket = voting.next_pair(services, signed_rater, campaign)
     except RatingError as exc:
         return PairView(None, None, None, count, _error(str(exc)))
+    if isinstance(ticket, Finished):
+        return PairView(None, None, None, count, f'<p class="done">{html.escape(ticket.message)}</p>')
     return PairView(ticket.ticket_id, str(services.images.path(ticket.left)),
                     str(services.images.path(ticket.right)), count, status)
 
@@ -74,7 +76,8 @@ def vote_view(services: Services, signed_rater: str, ticket: str | None, choice:
     if not ticket:
         return pair_view(services, signed_rater, campaign=campaign)
     try:
-        receipt = voting.vote(services, request, signed_rater, ticket, choice, campaign=campaign or "")
+        receipt = voting.vote(services, services.proxies.client(request), signed_rater, ticket, choice,
+                              campaign=campaign or "")
     except RateLimited as exc:
         rater_id = services.raters.verify(signed_rater)
         return PairView(ticket, None, None, _count(services, rater_id, campaign), _error(str(exc)), same_pair=True)

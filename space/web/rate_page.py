@@ -15,7 +15,8 @@ the built-in pool):
 
 * ``GET /rate/NAME``: the page; ``GET /api/rate/campaign/NAME``: title, instructions, open or closed;
 * ``POST /api/rate/rater`` ``{campaign}``: a new signed rater id (within the campaign's per-address limits);
-* ``POST /api/rate/next_pair`` ``{rater_id, campaign}``: a ticket and the two image URLs;
+* ``POST /api/rate/next_pair`` ``{rater_id, campaign}``: a ticket and the two image URLs, or
+  ``{done: true, message}`` when the rater has judged all the campaign asks of them;
 * ``POST /api/rate/vote`` ``{rater_id, ticket, choice, response_ms, campaign}``: the receipt;
 * ``POST /api/rate/undo`` ``{rater_id, campaign}``: the last answer taken back, its pair served again;
 * ``GET /api/rate/live/NAME``: the live numbers the presenter's view shows;
@@ -32,7 +33,6 @@ import logging
 from functools import cache
 from pathlib import Path
 from string import Template
-from types import SimpleNamespace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -42,16 +42,13 @@ from annotations.campaigns import UnknownCampaign
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services import voting
 from space.services.raters import UnknownRater
-from space.services.rating import UNDO_WINDOW_S, CampaignNotFound, RateLimited, RatingError, Ticket
+from space.services.rating import UNDO_WINDOW_S, CampaignNotFound, Finished, RateLimited, RatingError, Ticket
 from space.services.container import Services
 from space.services.texts import CONSENT, campaign_texts, plain
 
 logger = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("static") / "rate.html"
-SESSION_HEADER = "x-rating-session"
-"""A random id the page keeps for its tab, passed on like a Gradio session; no limit is keyed by it (the
-client chooses it): votes are limited per signed rater id and per address (``space.services.voting``)."""
 IMAGE_CACHE = "public, max-age=86400, immutable"
 """Image ids are content hashes: a file never changes under its id, so phones may keep it."""
 
@@ -102,7 +99,7 @@ def routes(services: Services) -> list:
     @router.post("/api/rate/rater")
     def new_rater(request: Request, body: RaterRequest | None = None) -> JSONResponse:
         try:
-            rater = voting.new_rater(services, _client(request), body.campaign if body else None)
+            rater = voting.new_rater(services, services.proxies.client(request), body.campaign if body else None)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "rater")
         return JSONResponse({"rater_id": rater})
@@ -118,7 +115,7 @@ def routes(services: Services) -> list:
     @router.post("/api/rate/vote")
     def vote(body: VoteRequest, request: Request) -> JSONResponse:
         try:
-            receipt = voting.vote(services, _client(request), body.rater_id, body.ticket, body.choice,
+            receipt = voting.vote(services, services.proxies.client(request), body.rater_id, body.ticket, body.choice,
                                   body.response_ms, campaign=body.campaign)
         except RatingError as exc:
             return _refused(_status(exc), str(exc), "vote")
@@ -149,8 +146,11 @@ def routes(services: Services) -> list:
     return list(router.routes)
 
 
-def _pair(services: Services, ticket: Ticket) -> dict:
-    """A pair as the page shows it: the ticket, both image URLs and the rater's count."""
+def _pair(services: Services, ticket: Ticket | Finished) -> dict:
+    """A pair as the page shows it: the ticket, both image URLs and the rater's count (or, when the rater is
+    done, the thanks and the count)."""
+    if isinstance(ticket, Finished):
+        return ticket.to_dict()
     return {"ticket": ticket.to_dict(), "left": image_url(ticket.left), "right": image_url(ticket.right),
             "count": services.rating.count(ticket.rater_id, ticket.campaign)}
 
@@ -177,12 +177,6 @@ def _page_template() -> Template:
 def _texts(services: Services, campaign: str) -> tuple[str, str]:
     title, instructions = campaign_texts(services.images, campaign or None)
     return title or "Which image looks better?", plain(instructions)
-
-
-def _client(request: Request) -> SimpleNamespace:
-    """What ``ClientLimits`` reads from a Gradio request: session, headers and the peer's address."""
-    return SimpleNamespace(session_hash=request.headers.get(SESSION_HEADER, "")[:64], headers=request.headers,
-                           client=request.client)
 
 
 def _status(exc: RatingError) -> int:

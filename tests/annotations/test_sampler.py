@@ -258,3 +258,51 @@ def test_mst_keeps_the_check_share_and_never_repeats_a_pair_in_a_row():
         pair = frozenset((lambda p: (p.left, p.right))(tiny.next_pair("r")))
         assert pair != last
         last = pair
+
+
+def test_with_what_a_rater_was_served_no_pair_comes_twice_except_one_repeat_each_then_none():
+    """Issue 29: one rater on four images (six pairs) was served 24 pairs, each three to five times."""
+    four = IDS[:4]
+    sampler = ActiveSampler(four, gold_pairs=[(four[0], four[3])], gold_share=0.3, repeat_share=0.3, seed=16)
+    served: Counter = Counter()
+    judged: list[dict] = []
+    columns = ["rater_id", "left_image_id", "right_image_id", "choice", "pair_kind"]
+    while (pair := sampler.next_pair("r", pd.DataFrame(judged, columns=columns), served=served,
+                                     answered=served)) is not None:  # each pair answered as it is served
+        key = frozenset((pair.left, pair.right))
+        assert served[key] == 0 or (pair.kind == "repeat" and served[key] == 1)
+        served[key] += 1
+        judged.append({"rater_id": "r", "left_image_id": pair.left, "right_image_id": pair.right, "choice": "left",
+                       "pair_kind": pair.kind})
+        assert len(judged) <= 12
+    assert len(served) == 6 and set(served.values()) <= {1, 2}
+    assert sampler.next_pair("r", served=served, answered=served) is None
+    assert sampler.next_pair("someone-else", served=Counter()) is not None
+
+
+def test_a_pair_served_and_never_answered_comes_back_only_once_every_other_was_served():
+    sampler = ActiveSampler(IDS[:4], gold_share=0, repeat_share=0, seed=18)
+    served, answered = Counter(), Counter()
+    abandoned = sampler.next_pair("r", served=served)  # the page was reloaded: never answered
+    served[frozenset((abandoned.left, abandoned.right))] += 1
+    for _ in range(5):
+        pair = sampler.next_pair("r", served=served, answered=answered)
+        key = frozenset((pair.left, pair.right))
+        assert served[key] == 0
+        served[key] += 1
+        answered[key] += 1
+    again = sampler.next_pair("r", served=served, answered=answered)
+    assert frozenset((again.left, again.right)) == frozenset((abandoned.left, abandoned.right))
+    answered[frozenset((again.left, again.right))] += 1
+    assert sampler.next_pair("r", served=served, answered=answered) is None
+
+
+def test_with_what_a_rater_was_served_same_content_pairs_never_fall_back_to_other_photos():
+    content = {i: i[:3] for i in ["catA", "catB", "dogA", "dogB"]}
+    sampler = ActiveSampler(list(content), content_of=content, gold_share=0, repeat_share=0,
+                            same_content_share=1.0, seed=17)
+    served: Counter = Counter()
+    while (pair := sampler.next_pair("r", served=served, answered=served)) is not None:
+        assert content[pair.left] == content[pair.right]
+        served[frozenset((pair.left, pair.right))] += 1
+    assert len(served) == 2

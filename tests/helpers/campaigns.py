@@ -60,3 +60,18 @@ def image_dataset(folder: Path, with_image_column: bool = True) -> Path:
         types = None
     datasets.Dataset.from_dict(rows, features=types).save_to_disk(str(folder))
     return folder
+
+
+def four_images(folder: Path, gold: bool = False) -> Path:
+    """Two photos at two JPEG qualities (six pairs with ``pairs=any``); with ``gold``, a ``metadata.csv`` marks
+    the good versions ``high`` and the bad ones ``low``."""
+    paths = jpeg_versions(folder)
+    for path in paths:
+        if path.parent.name == "q8":
+            path.unlink()
+    (folder / "q8").rmdir()
+    if gold:
+        rows = [f"{quality}/{name}.jpg,{'high' if quality == 'q90' else 'low'}"
+                for quality in ("q90", "q30") for name in ("cat", "coffee")]
+        (folder / "metadata.csv").write_text("file_name,gold\n" + "\n".join(rows) + "\n")
+    return folder

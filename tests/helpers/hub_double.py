@@ -1,7 +1,10 @@
 """A local stand-in for the Hub API, so the real CommitScheduler can run offline.
 
 ``create_repo`` only records its arguments; ``create_commit`` writes the
-uploaded bytes into a local "remote" folder. Everything else (scheduling,
+uploaded bytes into a local "remote" folder; a README's metadata block must
+parse as YAML, where the Hub would validate it online. ``upload_folder``
+selects files with the real code and sends them as one commit (the real one
+hands them to a Xet upload pipeline, which needs the Hub). Everything else (scheduling,
 file selection, locking, partial reads of growing files) is the real
 ``huggingface_hub.CommitScheduler`` code.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoUrl
 
@@ -36,3 +40,15 @@ class LocalHubApi(HfApi):
             target.write_bytes(data)
             paths.append(op.path_in_repo)
         self.commits.append(sorted(paths))
+
+    def _validate_yaml(self, content: str, **kwargs: Any) -> None:
+        if content.startswith("---"):
+            yaml.safe_load(content.split("---", 2)[1])
+
+    def upload_folder(self, *, repo_id: str, folder_path: str, path_in_repo: str | None = None,
+                      ignore_patterns: list[str] | None = None, **kwargs: Any) -> str:  # type: ignore[override]
+        additions = self._prepare_upload_folder_additions(folder_path, path_in_repo or "",
+                                                          ignore_patterns=list(ignore_patterns or []),
+                                                          repo_type=kwargs.get("repo_type"))
+        self.create_commit(repo_id, additions)
+        return f"https://huggingface.co/datasets/{repo_id}/commit/local"

@@ -50,7 +50,7 @@ def test_a_page_rates_its_campaign_and_every_acknowledged_vote_is_stored(served)
     talk_ids = set(app.services.campaigns.get("talk").ids)
     before_other = stored(app, "other")
     acknowledged = []
-    for k in range(12):
+    for k in range(6):  # the campaign's six pairs, each served once to this rater
         shown = pair(client, rater, "talk")
         ticket = shown["ticket"]
         assert ticket["campaign"] == "talk" and {ticket["left_image_id"], ticket["right_image_id"]} <= talk_ids

@@ -145,18 +145,22 @@ def test_the_secret_comes_from_the_environment_or_is_made_once(tmp_path, monkeyp
     assert ours.verify(ours.issue("hf-abc")) == "hf-abc"
 
 
-def test_addresses_come_from_the_proxy_only_when_trusted_and_are_never_kept(monkeypatch):
-    from space.services.raters import TRUST_PROXY_ENV, AddressLimits, ClientLimits, RaterIds, client_of
+def test_addresses_come_from_a_forwarded_header_only_through_named_proxies_and_are_never_kept(monkeypatch):
+    from space.services.clients import Client, TrustedProxies
+    from space.services.raters import AddressLimits, ClientLimits, RaterIds
 
     request = SimpleNamespace(session_hash="s1", client=SimpleNamespace(host="10.0.0.1"),
-                              headers={"x-forwarded-for": "1.2.3.4, 5.6.7.8"})
-    monkeypatch.delenv("SPACE_ID", raising=False)
-    monkeypatch.delenv(TRUST_PROXY_ENV, raising=False)
-    assert client_of(request) == ("s1", "10.0.0.1")  # a forged header changes nothing
-    monkeypatch.setenv("SPACE_ID", "someone/space")
-    assert client_of(request) == ("s1", "5.6.7.8")  # the hop the Space's proxy added
+                              headers={"x-forwarded-for": "1.2.3.4, 5.6.7.8:4431"})
+    monkeypatch.setenv("SPACE_ID", "someone/space")  # a Space trusts no proxy it was not told about either
+    assert TrustedProxies("").client(request) == Client("10.0.0.1")  # a forged header changes nothing
+    assert TrustedProxies("10.0.0.0/8").client(request) == Client("5.6.7.8")  # the hop the named proxy added
+    assert TrustedProxies("10.0.0.0/8, 5.6.7.8").client(request) == Client("1.2.3.4")  # a chain of named proxies
+    assert TrustedProxies("192.168.0.0/16").client(request) == Client("10.0.0.1")  # not a named proxy
+    assert TrustedProxies("10.0.0.0/8").client(None) == Client()  # a call from Python: no address
+    with pytest.raises(ValueError, match="'example.org' is not an IP address or network"):
+        TrustedProxies("10.0.0.0/8, example.org")
     raters = RaterIds(b"k" * 32)
     limits = ClientLimits(raters, AddressLimits(9, 9, 9), votes_per_rater_minute=9)
-    limits.vote(request)
+    limits.vote(Client("5.6.7.8"))
     kept = repr(vars(limits._of(None)["votes"]))
     assert "5.6.7.8" not in kept and raters.pseudonym("5.6.7.8") in kept

@@ -139,7 +139,7 @@ def test_the_server_measures_the_response_time_and_refuses_answers_faster_than_a
 def test_tickets_fetched_ahead_give_no_burst_of_votes(served, wide_floor):
     app, client = served
     rater = app.services.raters.issue()
-    tickets = [next_pair(client, rater, "plain") for _ in range(10)]
+    tickets = [next_pair(client, rater, "plain") for _ in range(5)]  # five of the campaign's six pairs
     human_pause(app)
     codes = [vote(client, rater, ticket).status_code for ticket in tickets]
     assert codes[0] == 200 and set(codes[1:]) == {429}  # each answer needs its own look, after the previous one
