@@ -11,7 +11,7 @@ import pandas as pd
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services import share
 from space.ui import plots, share_panel
-from space.services.insights import Insights
+from space.services.insights import HIDDEN_NOTE, Insights
 from space.services.container import Services
 from space.ui.errors import refused_as_error
 
@@ -37,6 +37,9 @@ def summary_markdown(services: Services, insights: Insights) -> str:
     """The headline numbers in words."""
     if insights.n_judgements == 0:
         return NO_VOTES
+    if insights.results_hidden:
+        return (f"**{_plural(insights.n_judgements, 'judgement')}** from **{_plural(insights.n_raters, 'rater')}** "
+                f"(computed {insights.computed_at}). **{HIDDEN_NOTE}**")
     a = insights.agreement
     scored, total = services.scores.coverage(insights.campaign)
     share = f"**{a.share:.0%}** of {a.pairs} pairs" if a.share is not None else "not measurable yet"
@@ -142,7 +145,7 @@ def disagreement_table(services: Services, insights: Insights) -> pd.DataFrame:
 
 def build(services: Services) -> LeaderboardTab:
     """Lay out the Leaderboard tab; it refreshes when opened, on demand and when another campaign is chosen."""
-    with gr.Tab("Leaderboard", id="leaderboard") as tab:
+    with gr.Tab("Leaderboard", id="leaderboard", elem_id="leaderboard") as tab:
         with gr.Row():
             campaign = gr.Dropdown(services.images.names(), value=DEFAULT_CAMPAIGN, label="Campaign",
                                    allow_custom_value=True, elem_id="leaderboard-campaign", scale=1)
@@ -170,7 +173,7 @@ def build(services: Services) -> LeaderboardTab:
     def on_open(name: str | None, request: gr.Request):
         with refused_as_error("leaderboard"):
             insights = services.insights.current(name or None)
-        empty = insights.n_judgements == 0
+        empty = insights.n_judgements == 0 or insights.results_hidden
         chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
         return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
                 None if empty else plots.ranking(insights.ranking),
