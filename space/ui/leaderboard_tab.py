@@ -10,7 +10,7 @@ import pandas as pd
 
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services import share
-from space.ui import plots, share_panel
+from space.ui import cards, plots, share_panel
 from space.services.insights import HIDDEN_NOTE, Insights
 from space.services.container import Services
 from space.ui.errors import refused_as_error
@@ -65,16 +65,32 @@ NOT_ENOUGH = "not enough judgements"
 """Shown instead of an interval that the judgements cannot support yet (see ``annotations.scaling``)."""
 
 
+def interval_text(low: float, high: float) -> str:
+    """A 95% interval as shown everywhere on this tab; in words when the judgements cannot support one."""
+    return NOT_ENOUGH if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+
+
 def ranking_table(insights: Insights) -> pd.DataFrame:
     """The ranking as shown: the 95% interval in words when there is none yet."""
     ranking = insights.ranking
     table = ranking.drop(columns=["image_id", "ci_low", "ci_high"]).copy()
     for column in ("score", "model_score"):
         table[column] = table[column].astype(float).round(2)
-    intervals = [NOT_ENOUGH if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+    intervals = [interval_text(low, high)
                  for low, high in zip(ranking["ci_low"].astype(float), ranking["ci_high"].astype(float))]
     table.insert(table.columns.get_loc("score") + 1, "interval_95", intervals)
     return table
+
+
+def with_intervals(frame: pd.DataFrame, intervals: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Each named value and its 95% interval in one column ("0.52 [0.10, 0.93]"), so the table stays narrow
+    enough to read on a phone."""
+    shown = frame.copy()
+    for column, (low, high) in intervals.items():
+        shown[column] = ["–" if pd.isna(value) else f"{value:.2f}" if pd.isna(lo) or pd.isna(hi)
+                         else f"{value:.2f} {interval_text(lo, hi)}"
+                         for value, lo, hi in zip(frame[column], frame[low], frame[high])]
+    return shown.drop(columns=[bound for pair in intervals.values() for bound in pair])
 
 
 def rater_table(insights: Insights) -> pd.DataFrame:
@@ -153,21 +169,18 @@ def build(services: Services) -> LeaderboardTab:
         # Full width under the chooser: squeezed into its row it was laid out 14 px wide on a phone.
         summary = gr.Markdown(elem_id="leaderboard-summary")
         with gr.Column(visible=False) as details:  # no empty charts before the first votes
-            ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
-            ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
-                                   interactive=False, max_height=360, elem_id="leaderboard-table")
+            # Tables are HTML cards on a phone (space.ui.cards); plots carry short titles and no toolbar there.
+            ranking_plot = gr.Plot(show_label=False, elem_id="leaderboard-ranking")
+            ranking = gr.HTML(elem_id="leaderboard-table")
             with gr.Row():
-                activity_plot = gr.Plot(label="Activity")
-                raters_plot = gr.Plot(label="Raters")
-            raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
-                                  interactive=False, max_height=300)
+                activity_plot = gr.Plot(show_label=False, elem_id="leaderboard-activity")
+                raters_plot = gr.Plot(show_label=False, elem_id="leaderboard-raters-plot")
+            raters = gr.HTML(elem_id="leaderboard-raters")
             gr.Markdown("### Human-only and model-assisted estimates")
             assisted = gr.Markdown(elem_id="leaderboard-assisted")
-            calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
-            disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
-                                         interactive=False, max_height=300, elem_id="leaderboard-disagreements")
-            estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
-                                     interactive=False, max_height=360, elem_id="leaderboard-estimates")
+            calibration_plot = gr.Plot(show_label=False, elem_id="leaderboard-calibration")
+            disagreements = gr.HTML(elem_id="leaderboard-disagreements")
+            estimates = gr.HTML(elem_id="leaderboard-estimates")
         panel = share_panel.build("leaderboard", "Live view for a presenter: link and QR code")
 
     def on_open(name: str | None, request: gr.Request):
@@ -175,13 +188,23 @@ def build(services: Services) -> LeaderboardTab:
             insights = services.insights.current(name or None)
         empty = insights.n_judgements == 0 or insights.results_hidden
         chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
+        assisted_text, calibration, flagged, both = assisted_section(services, insights)
         return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
                 None if empty else plots.ranking(insights.ranking),
-                ranking_table(insights),
+                cards.table(ranking_table(insights), "All images, best first (quality in logits; model score 0–100)",
+                            heading="title"),
                 None if empty else plots.activity(insights.activity),
                 None if empty else plots.raters(insights.raters),
-                rater_table(insights),
-                *assisted_section(services, insights),
+                cards.table(rater_table(insights), "Rater statistics (anonymous; weights used for scaling)",
+                            heading="rater"),
+                assisted_text, calibration,
+                cards.table(with_intervals(flagged, {"prior": ("prior_low", "prior_high"),
+                                                     "human_only": ("human_low", "human_high")}),
+                            "Where model and people disagree (prior and human-only, 95% intervals)", heading="image",
+                            empty="None: model and people agree within their uncertainty."),
+                cards.table(with_intervals(both, {label: (f"{label}_low", f"{label}_high")
+                                                  for label in ("human_only", "model_assisted")}),
+                            "Both estimates per image (Thurstone units, 95% intervals)", heading="image"),
                 *share_panel.show(services, share.link(request, insights.campaign, view="live")))
 
     outputs = [campaign, summary, details, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted,
