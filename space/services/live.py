@@ -164,8 +164,7 @@ def ranking_figure(insights: Insights, images: ImageCatalogue, top: int = TOP) -
     rows = list(range(len(shown)))[::-1]  # best at the top
     labels = [f"{row['rank']}. {row['title']}"[:40] for row in shown]
     score = np.array([row["score_100"] for row in shown], dtype=float)
-    high = np.array([np.nan if row["ci_high_100"] is None else row["ci_high_100"] for row in shown])
-    low = np.array([np.nan if row["ci_low_100"] is None else row["ci_low_100"] for row in shown])
+    high, low = (np.array([row[key] for row in shown], dtype=float) for key in ("ci_high_100", "ci_low_100"))
     fig = go.Figure(go.Scatter(
         x=score, y=rows, mode="markers", marker=dict(color="#4f46e5", size=18),
         error_x=dict(type="data", symmetric=False, array=np.nan_to_num(high - score),

@@ -87,10 +87,14 @@ def with_intervals(frame: pd.DataFrame, intervals: dict[str, tuple[str, str]]) -
     enough to read on a phone."""
     shown = frame.copy()
     for column, (low, high) in intervals.items():
-        shown[column] = ["–" if pd.isna(value) else f"{value:.2f}" if pd.isna(lo) or pd.isna(hi)
-                         else f"{value:.2f} {interval_text(lo, hi)}"
-                         for value, lo, hi in zip(frame[column], frame[low], frame[high])]
+        shown[column] = [_with_interval(*values) for values in zip(frame[column], frame[low], frame[high])]
     return shown.drop(columns=[bound for pair in intervals.values() for bound in pair])
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if pd.isna(value):
+        return "–"
+    return f"{value:.2f}" if pd.isna(low) or pd.isna(high) else f"{value:.2f} {interval_text(low, high)}"
 
 
 def rater_table(insights: Insights) -> pd.DataFrame:
@@ -126,6 +130,19 @@ def assisted_section(services: Services, insights: Insights) -> tuple:
         if insights.estimates.use_prior else None
     return (assisted_markdown(insights, services.config.model_prior), figure, disagreement_table(services, insights),
             estimates_table(services, insights))
+
+
+def assisted_cards(services: Services, insights: Insights) -> tuple:
+    """``assisted_section`` as shown: the two tables as cards, each estimate beside its interval."""
+    text, figure, flagged, both = assisted_section(services, insights)
+    return (text, figure,
+            cards.table(with_intervals(flagged, {"prior": ("prior_low", "prior_high"),
+                                                 "human_only": ("human_low", "human_high")}),
+                        "Where model and people disagree (prior and human-only, 95% intervals)", heading="image",
+                        empty="None: model and people agree within their uncertainty."),
+            cards.table(with_intervals(both, {label: (f"{label}_low", f"{label}_high")
+                                              for label in ("human_only", "model_assisted")}),
+                        "Both estimates per image (Thurstone units, 95% intervals)", heading="image"))
 
 
 def _titles(services: Services, table: pd.DataFrame) -> list[str]:
@@ -188,7 +205,6 @@ def build(services: Services) -> LeaderboardTab:
             insights = services.insights.current(name or None)
         empty = insights.n_judgements == 0 or insights.results_hidden
         chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
-        assisted_text, calibration, flagged, both = assisted_section(services, insights)
         return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
                 None if empty else plots.ranking(insights.ranking),
                 cards.table(ranking_table(insights), "All images, best first (quality in logits; model score 0–100)",
@@ -197,14 +213,7 @@ def build(services: Services) -> LeaderboardTab:
                 None if empty else plots.raters(insights.raters),
                 cards.table(rater_table(insights), "Rater statistics (anonymous; weights used for scaling)",
                             heading="rater"),
-                assisted_text, calibration,
-                cards.table(with_intervals(flagged, {"prior": ("prior_low", "prior_high"),
-                                                     "human_only": ("human_low", "human_high")}),
-                            "Where model and people disagree (prior and human-only, 95% intervals)", heading="image",
-                            empty="None: model and people agree within their uncertainty."),
-                cards.table(with_intervals(both, {label: (f"{label}_low", f"{label}_high")
-                                                  for label in ("human_only", "model_assisted")}),
-                            "Both estimates per image (Thurstone units, 95% intervals)", heading="image"),
+                *assisted_cards(services, insights),
                 *share_panel.show(services, share.link(request, insights.campaign, view="live")))
 
     outputs = [campaign, summary, details, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted,
