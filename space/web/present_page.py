@@ -72,18 +72,19 @@ main {{ display: grid; grid-template-columns: minmax(280px, 38vw) 1fr; gap: 3vw;
 h1 {{ font-size: clamp(28px, 3.4vw, 64px); margin: 0 0 2vh; }}
 #numbers {{ display: flex; gap: 4vw; font-size: clamp(18px, 1.6vw, 30px); }}
 .number {{ font-size: clamp(40px, 5vw, 96px); font-weight: 700; }}
-#ranking {{ list-style: none; margin: 2vh 0 0; padding: 0; font-size: clamp(16px, 1.5vw, 30px); }}
-#ranking li {{ display: grid; grid-template-columns: 6vh minmax(0, 1fr) 14vw 9ch; align-items: center; gap: 1vw;
-               height: 6vh; }}
-#ranking .thumb {{ width: 6vh; height: 5.4vh; object-fit: cover; border-radius: 4px; background: #1e293b; }}
+/* Rows of 5.3vh: the top 12 and the scale fit under the numbers on a 16:9 or 4:3 projector. */
+#ranking {{ list-style: none; margin: 2vh 0 0; padding: 0; font-size: clamp(14px, 1.4vw, 30px); }}
+#ranking li {{ display: grid; grid-template-columns: 5.6vh minmax(0, 1fr) 14vw 13ch; align-items: center; gap: 1vw;
+               height: 5.3vh; }}
+#ranking .thumb {{ width: 5.6vh; height: 4.8vh; object-fit: cover; border-radius: 4px; background: #1e293b; }}
 #ranking .name {{ overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
 #ranking .bar {{ position: relative; height: 1.2vh; background: #1e293b; border-radius: 1vh; }}
 #ranking .range {{ position: absolute; top: 0; bottom: 0; background: #a5b4fc; border-radius: 1vh; }}
 #ranking .dot {{ position: absolute; top: 50%; width: 2vh; height: 2vh; margin: -1vh 0 0 -1vh; border-radius: 50%;
                 background: #818cf8; border: 2px solid #f8fafc; }}
-#ranking .score {{ text-align: right; font-variant-numeric: tabular-nums; }}
-#ranking .score b {{ font-size: 1.3em; }}
-#ranking .interval {{ display: block; font-size: .7em; color: #cbd5e1; }}
+#ranking .score {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+#ranking .score b {{ font-size: 1.2em; }}
+#ranking .interval {{ display: inline-block; min-width: 6.5em; margin-left: .4em; font-size: .7em; color: #cbd5e1; }}
 #scale {{ font-size: clamp(12px, 1vw, 20px); color: #cbd5e1; }}
 #hidden {{ font-size: clamp(20px, 2vw, 38px); color: #fbbf24; }}
 #local-warning {{ font-size: clamp(14px, 1.2vw, 22px); color: #fbbf24; margin: 0; }}
