@@ -124,3 +124,18 @@ def test_the_live_scale_puts_the_average_image_at_50_and_keeps_the_order():
     shown = on_100(logits, float(logits.mean()))
     assert shown[1] + shown[2] == 100.0 and list(shown) == sorted(shown, reverse=True)
     assert 0 < shown[-1] < shown[0] < 100
+
+
+def test_the_top_12_and_the_scale_fit_a_projector(talk, browser):
+    app, url = talk
+    rating = app.services.rating
+    for k in range(20):  # the built-in pool: more images than the presenter shows
+        ticket = rating.next_pair(f"anon-fit-{k % 4}", None)
+        rating.vote(f"anon-fit-{k % 4}", ticket.ticket_id, "left")
+    for screen in (PROJECTOR, {"width": 1280, "height": 720}, {"width": 1024, "height": 768}):
+        page = new_page(browser, viewport=screen)
+        page.goto(url + "present/default")
+        page.wait_for_function("() => document.querySelectorAll('#ranking li').length === 12")
+        box = page.locator("#scale").bounding_box()
+        assert box["y"] + box["height"] <= screen["height"], screen
+        assert page.evaluate("() => document.scrollingElement.scrollHeight") <= screen["height"], screen
