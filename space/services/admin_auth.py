@@ -1,7 +1,10 @@
 """The one admin-token check, used by every admin action (trainer, moderation, campaigns).
 
-The token is compared in constant time as bytes (``hmac.compare_digest``
-refuses non-ASCII ``str``). Wrong tokens are counted per client address: after
+The token is compared exactly, in constant time, as bytes
+(``hmac.compare_digest`` refuses non-ASCII ``str``): a token sent with a space
+or newline around it is a wrong token, because a check that forgives one
+character forgives others. Only the configured token loses surrounding
+whitespace (a secrets file ends in a newline). Wrong tokens are counted per client address: after
 ``max_failures`` in ``window_s`` every admin request from that address is
 refused, the right token included, until the window has passed, so the token
 cannot be guessed at network speed. Counters live in memory only, keyed by an
@@ -21,6 +24,7 @@ from space.services.clients import Client
 
 ADMIN_TOKEN_ENV = "CVRKD_ADMIN_TOKEN"
 WRONG_TOKEN = "Wrong or missing admin token (set CVRKD_ADMIN_TOKEN on the server)."
+PADDED = " The token you sent starts or ends with a space or line break; send it without."
 TOO_MANY = "Too many wrong admin tokens from your connection; try again in {wait}."
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 600.0
@@ -53,8 +57,8 @@ class AdminGuard:
         wait = self._failures.retry_after(key)
         if wait > 0:
             raise NotAuthorised(TOO_MANY.format(wait=f"{wait / 60:.0f} min" if wait >= 90 else f"{wait:.0f} s"))
-        given = ("" if token is None else str(token)).strip().encode("utf-8")
+        sent = "" if token is None else str(token)
         expected = self._expected()
-        if not expected or not hmac.compare_digest(given, expected):
+        if not expected or not hmac.compare_digest(sent.encode("utf-8"), expected):
             self._failures.allow(key)
-            raise NotAuthorised(WRONG_TOKEN)
+            raise NotAuthorised(WRONG_TOKEN + (PADDED if sent != sent.strip() else ""))

@@ -10,7 +10,7 @@ own refresh interval on top, see ``space.services.live``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -57,19 +57,33 @@ class Insights:
     """Human-only and model-assisted estimates, the calibration of the model's prior, disagreements."""
     campaign: str = DEFAULT_CAMPAIGN
     computed_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    results_hidden: bool = False
+    """The campaign's presenter hides the results: no ranking, agreement or estimates (see ``withheld``)."""
+
+    def withheld(self) -> Insights:
+        """What anyone may see of a hidden campaign: how many votes, raters and when, not what they say.
+
+        The ranking, the model's agreement with people and both estimates are emptied (rater statistics
+        stay: they rate the raters, not the images)."""
+        return replace(self, ranking=self.ranking.iloc[0:0], agreement=Agreement(), results_hidden=True,
+                       estimates=replace(self.estimates, table=self.estimates.table.iloc[0:0], calibration=None,
+                                         use_prior=False))
 
     def to_dict(self) -> dict:
         """Plain JSON for API clients."""
         return {
-            "campaign": self.campaign, "n_judgements": self.n_judgements, "n_raters": self.n_raters,
-            "ranking": _records(self.ranking), "agreement": self.agreement.to_dict(),
-            "activity": _records(self.activity), "raters": _records(self.raters),
-            "estimates": _records(self.estimates.table),
+            "campaign": self.campaign, "results_hidden": self.results_hidden,
+            "n_judgements": self.n_judgements, "n_raters": self.n_raters,
+            "ranking": json_rows(self.ranking), "agreement": self.agreement.to_dict(),
+            "activity": json_rows(self.activity), "raters": json_rows(self.raters),
+            "estimates": json_rows(self.estimates.table),
             "calibration": self.estimates.calibration.to_dict() if self.estimates.calibration else None,
-            "disagreements": _records(self.estimates.flagged()),
+            "disagreements": json_rows(self.estimates.flagged()),
             "computed_at": self.computed_at,
         }
 
+
+HIDDEN_NOTE = "Results are hidden until the presenter reveals them."
 
 RANKING_COLUMNS = ["rank", "image_id", "title", "score", "ci_low", "ci_high", "n_judgements", "model_score"]
 RATER_COLUMNS = ["rater", "judgements", "gold_accuracy", "repeat_consistency", "left_share",
@@ -141,14 +155,16 @@ class InsightsService:
         self.model_prior = model_prior  # the model's scores as a prior for the model-assisted estimate
         self._estimates: dict[str, Estimates] = {}  # campaign -> the last fit, to start the next one from
         self._lock = threading.Lock()
-        self._cached: dict[str, tuple[tuple, Insights]] = {}  # campaign -> (key, insights)
+        self._cached: dict[str, tuple[tuple, Insights, Insights]] = {}  # campaign -> (key, insights, withheld)
 
     def current(self, campaign: str | None = None) -> Insights:
-        """The insights of a campaign's current round (default: the pool); raises ``UnknownCampaign`` for a
-        bad name.
+        """The insights of a campaign's current round (default: the pool), withheld while its results are
+        hidden; raises ``UnknownCampaign`` for a bad name.
 
-        Recomputed only when judgements or model scores changed; one
-        computation at a time, callers arriving meanwhile get its result.
+        This is the one place that hides a ranking: the Leaderboard tab, ``/leaderboard``, the Live tab,
+        ``/live``, the presenter view and the rating page's live route all read it here (an admin's
+        ``campaign export`` reads the store itself). Recomputed only when judgements or model scores
+        changed; one computation at a time, callers arriving meanwhile get its result.
         """
         found = self.images.campaign(campaign)
         with self._lock:
@@ -159,9 +175,10 @@ class InsightsService:
                    tuple(ids))
             cached = self._cached.get(found.name)
             if cached is None or cached[0] != key:
-                cached = (key, self._compute(found.name, judgements, model_scores, found.gold_pairs(), ids))
+                computed = self._compute(found.name, judgements, model_scores, found.gold_pairs(), ids)
+                cached = (key, computed, computed.withheld())
                 self._cached[found.name] = cached
-            return cached[1]
+            return cached[2] if found.results_hidden else cached[1]
 
     def _compute(self, campaign: str, judgements: pd.DataFrame, model_scores: dict[str, float],
                  gold: list[tuple[str, str]], image_ids: list[str]) -> Insights:
@@ -186,7 +203,7 @@ class InsightsService:
         )
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def json_rows(frame: pd.DataFrame) -> list[dict]:
     """Rows as JSON-safe dicts (NaN -> None)."""
     clean = frame.astype(object).where(pd.notna(frame), None)
     return [{k: _plain(v) for k, v in row.items()} for row in clean.to_dict(orient="records")]

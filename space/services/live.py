@@ -12,47 +12,65 @@ import html
 import io
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
 from annotations.campaigns import Campaign
-from space.services.insights import Insights, InsightsService
+from space.services.insights import HIDDEN_NOTE, Insights, InsightsService, json_rows
 from space.services.catalogue import ImageCatalogue
 
 LIVE_INTERVAL_S = 4.0
 TOP = 12
 """Images shown in the live ranking: readable from the back of a room."""
-HIDDEN_NOTE = "Results are hidden until the presenter reveals them."
+SCALE_NOTE = "score 0–100 (50 = average image), 95% interval"
+"""What the live views' numbers mean, under the ranking (see ``on_100``)."""
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What every live view shows until the next refresh."""
+    """What every live view shows until the next refresh (a hidden campaign's insights come withheld)."""
 
     header: str
     figure: go.Figure | None
     insights: Insights
     title: str = ""
-    results_hidden: bool = False
 
-    def hidden(self) -> Snapshot:
-        """The same numbers of votes and raters, without the ranking or the model's agreement."""
-        return replace(self, header=header(self.title, self.insights, hidden=True), figure=None,
-                       results_hidden=True)
+    @property
+    def results_hidden(self) -> bool:
+        return self.insights.results_hidden
 
     def to_dict(self, top: int = TOP) -> dict:
         """Plain JSON for ``/live``: the numbers and the top of the ranking (none while results are hidden)."""
-        ranking = [] if self.results_hidden else self.insights.to_dict()["ranking"][:top]
-        keep = ("rank", "image_id", "title", "score", "ci_low", "ci_high", "n_judgements", "model_score")
         return {"campaign": self.insights.campaign, "title": self.title,
                 "n_judgements": self.insights.n_judgements, "n_raters": self.insights.n_raters,
-                "model_agrees": None if self.results_hidden else self.insights.agreement.share,
+                "model_agrees": self.insights.agreement.share,
                 "computed_at": self.insights.computed_at, "results_hidden": self.results_hidden,
-                "ranking": [{key: row.get(key) for key in keep} for row in ranking]}
+                "ranking": live_ranking(self.insights, top)}
+
+
+def on_100(logits: np.ndarray, centre: float) -> np.ndarray:
+    """Bradley–Terry logits on 0–100: how often people would prefer the image to one of average quality
+    (``centre``, the mean of the campaign's scores), ties aside. 50 is average; the order is the logits'."""
+    return 100.0 / (1.0 + np.exp(-(np.asarray(logits, dtype=float) - centre)))
+
+
+def live_ranking(insights: Insights, top: int = TOP) -> list[dict]:
+    """The top of the ranking as every live view shows it (the Live tab's figure, ``/live`` and the
+    presenter view): the scaled score and its 95% interval in logits and on 0–100 (``on_100``), with the
+    image's id and title for its thumbnail and label. An interval is None where the judgements cannot
+    support one yet."""
+    ranking = insights.ranking
+    if ranking.empty:
+        return []
+    centre = float(ranking["score"].astype(float).mean())
+    return [row | {f"{key}_100": None if row[key] is None else round(float(on_100(row[key], centre)), 1)
+                   for key in ("score", "ci_low", "ci_high")}
+            for row in json_rows(ranking.head(top))]
 
 
 class LiveBoard:
@@ -79,17 +97,14 @@ class LiveBoard:
         """How many snapshots were built (a test checks that viewers share them)."""
 
     def snapshot(self, campaign: str | None) -> Snapshot:
-        """The campaign's current snapshot, without the ranking while the presenter hides it (every live
-        view, ``/live`` and the presenter page ask here); raises ``UnknownCampaign`` for a bad name."""
+        """The campaign's current snapshot (every live view, ``/live`` and the presenter page ask here);
+        raises ``UnknownCampaign`` for a bad name. Hiding or revealing the results rebuilds it at once, so no
+        poll after a hide sees the ranking."""
         found = self.images.campaign(campaign)
-        shared = self._shared(found)
-        return shared.hidden() if found.results_hidden else shared
-
-    def _shared(self, found: Campaign) -> Snapshot:
         key = found.name
         with self._lock:
             cached = self._snapshots.get(key)
-            if cached is not None:
+            if cached is not None and cached[1].results_hidden == found.results_hidden:
                 if self._clock() - cached[0] >= self.interval_s and key not in self._rebuilding:
                     worker = threading.Thread(target=self._rebuild, args=(key, found), daemon=True,
                                               name=f"live-{key}")
@@ -126,8 +141,9 @@ class LiveBoard:
                     del self._rebuilding[key]
 
 
-def header(title: str, insights: Insights, hidden: bool = False) -> str:
+def header(title: str, insights: Insights) -> str:
     """Big numbers for the projector (only votes and raters while the results are hidden)."""
+    hidden = insights.results_hidden
     share = insights.agreement.share
     agreement = f"{share:.0%}" if share is not None else "–"
     cells = [(f"{insights.n_judgements}", "votes"), (f"{insights.n_raters}", "raters")]
@@ -140,29 +156,31 @@ def header(title: str, insights: Insights, hidden: bool = False) -> str:
 
 
 def ranking_figure(insights: Insights, images: ImageCatalogue, top: int = TOP) -> go.Figure | None:
-    """Best images at the top, each with its 95% interval and a thumbnail, in large type."""
-    if insights.n_judgements == 0:
+    """Best images at the top, each with its thumbnail and its score and 95% interval on 0–100
+    (``live_ranking``), in large type; None before the first vote and while the results are hidden."""
+    shown = live_ranking(insights, top)
+    if not shown:
         return None
-    table = insights.ranking.head(top).reset_index(drop=True)
-    rows = list(range(len(table)))[::-1]  # best at the top
-    labels = [f"{k + 1}. {title}"[:40] for k, title in enumerate(table["title"])]
-    score = table["score"].astype(float)
+    rows = list(range(len(shown)))[::-1]  # best at the top
+    labels = [f"{row['rank']}. {row['title']}"[:40] for row in shown]
+    score = np.array([row["score_100"] for row in shown], dtype=float)
+    high, low = (np.array([row[key] for row in shown], dtype=float) for key in ("ci_high_100", "ci_low_100"))
     fig = go.Figure(go.Scatter(
         x=score, y=rows, mode="markers", marker=dict(color="#4f46e5", size=18),
-        error_x=dict(type="data", symmetric=False, array=(table["ci_high"].astype(float) - score).fillna(0),
-                     arrayminus=(score - table["ci_low"].astype(float)).fillna(0), color="#a5b4fc", thickness=4),
-        hovertemplate="%{text}: %{x:.2f}<extra></extra>", text=labels,
+        error_x=dict(type="data", symmetric=False, array=np.nan_to_num(high - score),
+                     arrayminus=np.nan_to_num(score - low), color="#a5b4fc", thickness=4),
+        hovertemplate="%{text}: %{x:.0f}<extra></extra>", text=labels,
     ))
-    for row, image_id in zip(rows, table["image_id"]):
-        thumb = _thumbnail(str(images.path(image_id))) if image_id in images else None
+    for row, image in zip(rows, shown):
+        thumb = _thumbnail(str(images.path(image["image_id"]))) if image["image_id"] in images else None
         if thumb:
             fig.add_layout_image(source=thumb, xref="paper", yref="y", x=-0.005, y=row, sizex=0.1, sizey=0.9,
                                  xanchor="right", yanchor="middle", layer="above")
     fig.update_layout(
-        template="plotly_white", height=max(420, 70 * len(table) + 80), font=dict(size=22),
+        template="plotly_white", height=max(420, 70 * len(shown) + 80), font=dict(size=22),
         margin=dict(l=470, r=20, t=20, b=60), showlegend=False,
-        xaxis=dict(title="quality (Bradley–Terry, 95% interval)", zeroline=False),
-        yaxis=dict(tickvals=rows, ticktext=labels, range=[-0.6, len(table) - 0.4], ticklabelstandoff=100),
+        xaxis=dict(title=SCALE_NOTE, zeroline=False, range=[0, 100]),
+        yaxis=dict(tickvals=rows, ticktext=labels, range=[-0.6, len(shown) - 0.4], ticklabelstandoff=100),
     )
     return fig
 

@@ -5,6 +5,8 @@ import json
 
 import gradio as gr
 
+from space.ui import cards
+
 SHORTCUTS = {"ArrowLeft": "rate-left", "a": "rate-left", "ArrowRight": "rate-right", "d": "rate-right",
              "ArrowDown": "rate-same", "s": "rate-same", "ArrowUp": "rate-skip", "w": "rate-skip"}
 """Key -> id of the Rate tab button it presses."""
@@ -13,8 +15,8 @@ SHORTCUT_HELP = "Keys: **←** or **A** left · **→** or **D** right · **↓*
 
 _KEYS_JS = ",".join(f'"{key}":"{target}"' for key, target in SHORTCUTS.items())
 
-STACKED_MEDIA = "(max-width: 640px)"
-"""Where the Rate tab stacks its two images (the phone rules of ``CSS``)."""
+STACKED_MEDIA = cards.NARROW_MEDIA
+"""Where the Rate tab stacks its two images and tables become cards (the phone rules of ``CSS``)."""
 
 SIDES = (("#rate-left-image [data-testid=block-label]", "Left", "Top"),
          ("#rate-right-image [data-testid=block-label]", "Right", "Bottom"),
@@ -122,8 +124,12 @@ CSS = """
   #live-header .live-title { font-size: 1.8rem; }
   #live-header .live-number { font-size: 2.6rem; }
   #live-header .live-label { font-size: 1rem; }
+  /* plotly's toolbar would cover a narrow plot's title; zoom and download are for wide screens */
+  #leaderboard .modebar-container { display: none; }
+  /* a closed accordion's arrow is a tall glyph turned on its side: keep its box inside the panel */
+  #leaderboard .label-wrap .icon { flex: none; width: 1em; height: 1em; line-height: 1em; text-align: center; }
 }
-"""
+""" + cards.CSS
 
 I18N = gr.I18n(en={"common.complete": "Complete"})
 """Words Gradio's own English locale lacks: its status tracker tells screen readers "common.complete" when

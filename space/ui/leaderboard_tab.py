@@ -10,8 +10,8 @@ import pandas as pd
 
 from annotations.schema import DEFAULT_CAMPAIGN
 from space.services import share
-from space.ui import plots, share_panel
-from space.services.insights import Insights
+from space.ui import cards, plots, share_panel
+from space.services.insights import HIDDEN_NOTE, Insights
 from space.services.container import Services
 from space.ui.errors import refused_as_error
 
@@ -37,6 +37,9 @@ def summary_markdown(services: Services, insights: Insights) -> str:
     """The headline numbers in words."""
     if insights.n_judgements == 0:
         return NO_VOTES
+    if insights.results_hidden:
+        return (f"**{_plural(insights.n_judgements, 'judgement')}** from **{_plural(insights.n_raters, 'rater')}** "
+                f"(computed {insights.computed_at}). **{HIDDEN_NOTE}**")
     a = insights.agreement
     scored, total = services.scores.coverage(insights.campaign)
     share = f"**{a.share:.0%}** of {a.pairs} pairs" if a.share is not None else "not measurable yet"
@@ -62,16 +65,36 @@ NOT_ENOUGH = "not enough judgements"
 """Shown instead of an interval that the judgements cannot support yet (see ``annotations.scaling``)."""
 
 
+def interval_text(low: float, high: float) -> str:
+    """A 95% interval as shown everywhere on this tab; in words when the judgements cannot support one."""
+    return NOT_ENOUGH if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+
+
 def ranking_table(insights: Insights) -> pd.DataFrame:
     """The ranking as shown: the 95% interval in words when there is none yet."""
     ranking = insights.ranking
     table = ranking.drop(columns=["image_id", "ci_low", "ci_high"]).copy()
     for column in ("score", "model_score"):
         table[column] = table[column].astype(float).round(2)
-    intervals = [NOT_ENOUGH if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+    intervals = [interval_text(low, high)
                  for low, high in zip(ranking["ci_low"].astype(float), ranking["ci_high"].astype(float))]
     table.insert(table.columns.get_loc("score") + 1, "interval_95", intervals)
     return table
+
+
+def with_intervals(frame: pd.DataFrame, intervals: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Each named value and its 95% interval in one column ("0.52 [0.10, 0.93]"), so the table stays narrow
+    enough to read on a phone."""
+    shown = frame.copy()
+    for column, (low, high) in intervals.items():
+        shown[column] = [_with_interval(*values) for values in zip(frame[column], frame[low], frame[high])]
+    return shown.drop(columns=[bound for pair in intervals.values() for bound in pair])
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if pd.isna(value):
+        return "–"
+    return f"{value:.2f}" if pd.isna(low) or pd.isna(high) else f"{value:.2f} {interval_text(low, high)}"
 
 
 def rater_table(insights: Insights) -> pd.DataFrame:
@@ -109,6 +132,19 @@ def assisted_section(services: Services, insights: Insights) -> tuple:
             estimates_table(services, insights))
 
 
+def assisted_cards(services: Services, insights: Insights) -> tuple:
+    """``assisted_section`` as shown: the two tables as cards, each estimate beside its interval."""
+    text, figure, flagged, both = assisted_section(services, insights)
+    return (text, figure,
+            cards.table(with_intervals(flagged, {"prior": ("prior_low", "prior_high"),
+                                                 "human_only": ("human_low", "human_high")}),
+                        "Where model and people disagree (prior and human-only, 95% intervals)", heading="image",
+                        empty="None: model and people agree within their uncertainty."),
+            cards.table(with_intervals(both, {label: (f"{label}_low", f"{label}_high")
+                                              for label in ("human_only", "model_assisted")}),
+                        "Both estimates per image (Thurstone units, 95% intervals)", heading="image"))
+
+
 def _titles(services: Services, table: pd.DataFrame) -> list[str]:
     return [services.images.title(i) if i in services.images else i for i in table["image_id"]]
 
@@ -142,7 +178,7 @@ def disagreement_table(services: Services, insights: Insights) -> pd.DataFrame:
 
 def build(services: Services) -> LeaderboardTab:
     """Lay out the Leaderboard tab; it refreshes when opened, on demand and when another campaign is chosen."""
-    with gr.Tab("Leaderboard", id="leaderboard") as tab:
+    with gr.Tab("Leaderboard", id="leaderboard", elem_id="leaderboard") as tab:
         with gr.Row():
             campaign = gr.Dropdown(services.images.names(), value=DEFAULT_CAMPAIGN, label="Campaign",
                                    allow_custom_value=True, elem_id="leaderboard-campaign", scale=1)
@@ -150,35 +186,34 @@ def build(services: Services) -> LeaderboardTab:
         # Full width under the chooser: squeezed into its row it was laid out 14 px wide on a phone.
         summary = gr.Markdown(elem_id="leaderboard-summary")
         with gr.Column(visible=False) as details:  # no empty charts before the first votes
-            ranking_plot = gr.Plot(label="Ranking", elem_id="leaderboard-ranking")
-            ranking = gr.Dataframe(label="All images, best first (quality in logits; model score 0–100)",
-                                   interactive=False, max_height=360, elem_id="leaderboard-table")
+            # Tables are HTML cards on a phone (space.ui.cards); plots carry short titles and no toolbar there.
+            ranking_plot = gr.Plot(show_label=False, elem_id="leaderboard-ranking")
+            ranking = gr.HTML(elem_id="leaderboard-table")
             with gr.Row():
-                activity_plot = gr.Plot(label="Activity")
-                raters_plot = gr.Plot(label="Raters")
-            raters = gr.Dataframe(label="Rater statistics (anonymous; weights used for scaling)",
-                                  interactive=False, max_height=300)
+                activity_plot = gr.Plot(show_label=False, elem_id="leaderboard-activity")
+                raters_plot = gr.Plot(show_label=False, elem_id="leaderboard-raters-plot")
+            raters = gr.HTML(elem_id="leaderboard-raters")
             gr.Markdown("### Human-only and model-assisted estimates")
             assisted = gr.Markdown(elem_id="leaderboard-assisted")
-            calibration_plot = gr.Plot(label="Calibration of the model's prior", elem_id="leaderboard-calibration")
-            disagreements = gr.Dataframe(label="Where model and people disagree (prior and human-only, 95% intervals)",
-                                         interactive=False, max_height=300, elem_id="leaderboard-disagreements")
-            estimates = gr.Dataframe(label="Both estimates per image (Thurstone units, 95% intervals)",
-                                     interactive=False, max_height=360, elem_id="leaderboard-estimates")
+            calibration_plot = gr.Plot(show_label=False, elem_id="leaderboard-calibration")
+            disagreements = gr.HTML(elem_id="leaderboard-disagreements")
+            estimates = gr.HTML(elem_id="leaderboard-estimates")
         panel = share_panel.build("leaderboard", "Live view for a presenter: link and QR code")
 
     def on_open(name: str | None, request: gr.Request):
         with refused_as_error("leaderboard"):
             insights = services.insights.current(name or None)
-        empty = insights.n_judgements == 0
+        empty = insights.n_judgements == 0 or insights.results_hidden
         chooser = gr.Dropdown(choices=services.images.names(), value=insights.campaign)
         return (chooser, summary_markdown(services, insights), gr.Column(visible=not empty),
                 None if empty else plots.ranking(insights.ranking),
-                ranking_table(insights),
+                cards.table(ranking_table(insights), "All images, best first (quality in logits; model score 0–100)",
+                            heading="title"),
                 None if empty else plots.activity(insights.activity),
                 None if empty else plots.raters(insights.raters),
-                rater_table(insights),
-                *assisted_section(services, insights),
+                cards.table(rater_table(insights), "Rater statistics (anonymous; weights used for scaling)",
+                            heading="rater"),
+                *assisted_cards(services, insights),
                 *share_panel.show(services, share.link(request, insights.campaign, view="live")))
 
     outputs = [campaign, summary, details, ranking_plot, ranking, activity_plot, raters_plot, raters, assisted,

@@ -30,8 +30,9 @@ def build(services: Services, campaign: gr.State) -> LiveTab:
     with gr.Tab("Live", id="live", visible=False) as tab:
         header = gr.HTML(elem_id="live-view")
         plot = gr.Plot(show_label=False, elem_id="live-plot")
-        gr.Markdown(f"Refreshes itself every {LIVE_INTERVAL_S:g} s. Scores are Bradley–Terry with 95% "
-                    "bootstrap intervals; agreement counts pairs where most people and the model chose alike.",
+        gr.Markdown(f"Refreshes itself every {LIVE_INTERVAL_S:g} s. Scores are Bradley–Terry on 0–100: how "
+                    "often people would prefer the image to one of average quality (50), with 95% bootstrap "
+                    "intervals; agreement counts pairs where most people and the model chose alike.",
                     elem_id="live-note")
     timer = gr.Timer(LIVE_INTERVAL_S, active=False)
 

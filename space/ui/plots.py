@@ -64,19 +64,30 @@ def quality_map(qmap: QualityMap, long_side: int = 640) -> go.Figure:
     return fig
 
 
+LABEL_CHARS = 22
+"""Longest image label on a ranking's axis, so the plot keeps most of a phone's width (hover shows the rest)."""
+
+
 def ranking(table: pd.DataFrame, limit: int = 40) -> go.Figure:
-    """Scaled quality with 95% intervals, best at the top."""
+    """Scaled quality with 95% intervals, best at the top.
+
+    Titles are short enough for a phone (about 320 px); the explanation is on the axis."""
     top = table.head(limit).iloc[::-1]
+    labels = [f"{rank}. {_short(title)}" for rank, title in zip(top["rank"], top["title"])]
     fig = go.Figure(go.Scatter(
-        x=top["score"], y=top["title"], mode="markers", marker=dict(color="#4f46e5", size=8),
+        x=top["score"], y=labels, mode="markers", marker=dict(color="#4f46e5", size=8), text=top["title"],
         error_x=dict(type="data", symmetric=False, array=(top["ci_high"] - top["score"]).fillna(0),
                      arrayminus=(top["score"] - top["ci_low"]).fillna(0), color="#a5b4fc"),
-        hovertemplate="%{y}: %{x:.2f}<extra></extra>",
+        hovertemplate="%{text}: %{x:.2f}<extra></extra>",
     ))
     layout = {**_LAYOUT, "height": max(320, 22 * len(top) + 80)}
-    fig.update_layout(title="Scaled quality (Bradley–Terry) with 95% bootstrap intervals",
-                      xaxis_title="quality (logits, higher = better)", **layout)
+    fig.update_layout(title="Ranking, best first", xaxis_title="quality (logits), 95% interval",
+                      yaxis=dict(automargin=True), **layout)
     return fig
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= LABEL_CHARS else title[:LABEL_CHARS - 1] + "…"
 
 
 def activity(table: pd.DataFrame) -> go.Figure:
@@ -96,8 +107,7 @@ def raters(table: pd.DataFrame) -> go.Figure:
     colours = ["#dc2626" if flagged else "#4f46e5" for flagged in table["flagged"]]
     fig = go.Figure(go.Bar(x=table["rater"], y=table["judgements"], marker_color=colours,
                            hovertemplate="%{x}: %{y} judgements<extra></extra>"))
-    fig.update_layout(title="Judgements per rater (red: flagged for review)", yaxis_title="judgements",
-                      **_LAYOUT)
+    fig.update_layout(title="Judgements per rater", yaxis_title="judgements (red: flagged)", **_LAYOUT)
     return fig
 
 
@@ -125,7 +135,7 @@ def calibration(estimates: Estimates, titles: dict[str, str] | None = None) -> g
                         fillcolor="rgba(16,185,129,0.15)", line=dict(width=0), hoverinfo="skip",
                         name="prior, 95%")
         fig.add_scatter(x=x, y=line, mode="lines", line=dict(color="#059669"), name="calibration (prior mean)")
-    fig.update_layout(title="Calibration: model score vs people (red: disagreement)",
-                      xaxis_title="model score (0–100)", yaxis_title="quality (Thurstone units)",
+    fig.update_layout(title="Model score vs people",
+                      xaxis_title="model score (0–100)", yaxis_title="people (Thurstone units; red: disagree)",
                       legend=dict(orientation="h", y=-0.25), **{**_LAYOUT, "height": 380})
     return fig

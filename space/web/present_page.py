@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from annotations.campaigns import UnknownCampaign
-from space.services.live import HIDDEN_NOTE, LIVE_INTERVAL_S
+from space.services.insights import HIDDEN_NOTE
+from space.services.live import LIVE_INTERVAL_S, SCALE_NOTE
 from space.services.share import local_warning, page_link, qr_files
 from space.services.container import Services
 
@@ -51,7 +52,7 @@ def render(campaign: str, title: str, link: str) -> str:
     the live numbers and ranking on the right."""
     warning = local_warning(link)
     config = json.dumps({"campaign": campaign, "interval_ms": int(LIVE_INTERVAL_S * 1000),
-                         "hidden_note": HIDDEN_NOTE}).replace("</", "<\\/")
+                         "hidden_note": HIDDEN_NOTE, "scale_note": SCALE_NOTE}).replace("</", "<\\/")
     return PAGE.format(title=html.escape(title), link=html.escape(link), config=config,
                        qr=html.escape(f"{quote(campaign)}/qr.png"),
                        warning=f'<p id="local-warning" role="alert">⚠ {html.escape(warning)}</p>' if warning else "")
@@ -71,7 +72,20 @@ main {{ display: grid; grid-template-columns: minmax(280px, 38vw) 1fr; gap: 3vw;
 h1 {{ font-size: clamp(28px, 3.4vw, 64px); margin: 0 0 2vh; }}
 #numbers {{ display: flex; gap: 4vw; font-size: clamp(18px, 1.6vw, 30px); }}
 .number {{ font-size: clamp(40px, 5vw, 96px); font-weight: 700; }}
-#ranking {{ font-size: clamp(18px, 1.8vw, 34px); line-height: 1.5; }}
+/* Rows of 5.3vh: the top 12 and the scale fit under the numbers on a 16:9 or 4:3 projector. */
+#ranking {{ list-style: none; margin: 2vh 0 0; padding: 0; font-size: clamp(14px, 1.4vw, 30px); }}
+#ranking li {{ display: grid; grid-template-columns: 5.6vh minmax(0, 1fr) 14vw 13ch; align-items: center; gap: 1vw;
+               height: 5.3vh; }}
+#ranking .thumb {{ width: 5.6vh; height: 4.8vh; object-fit: cover; border-radius: 4px; background: #1e293b; }}
+#ranking .name {{ overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
+#ranking .bar {{ position: relative; height: 1.2vh; background: #1e293b; border-radius: 1vh; }}
+#ranking .range {{ position: absolute; top: 0; bottom: 0; background: #a5b4fc; border-radius: 1vh; }}
+#ranking .dot {{ position: absolute; top: 50%; width: 2vh; height: 2vh; margin: -1vh 0 0 -1vh; border-radius: 50%;
+                background: #818cf8; border: 2px solid #f8fafc; }}
+#ranking .score {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+#ranking .score b {{ font-size: 1.2em; }}
+#ranking .interval {{ display: inline-block; min-width: 6.5em; margin-left: .4em; font-size: .7em; color: #cbd5e1; }}
+#scale {{ font-size: clamp(12px, 1vw, 20px); color: #cbd5e1; }}
 #hidden {{ font-size: clamp(20px, 2vw, 38px); color: #fbbf24; }}
 #local-warning {{ font-size: clamp(14px, 1.2vw, 22px); color: #fbbf24; margin: 0; }}
 #fullscreen {{ position: fixed; right: 1vw; bottom: 1vh; font-size: 16px; opacity: .6; }}
@@ -82,7 +96,7 @@ h1 {{ font-size: clamp(28px, 3.4vw, 64px); margin: 0 0 2vh; }}
 <section id="results"><h1 id="title">{title}</h1>
 <div id="numbers"><div><div class="number" id="votes">0</div>votes</div>
 <div><div class="number" id="raters">0</div>raters</div></div>
-<p id="hidden" hidden></p><ol id="ranking"></ol></section>
+<p id="hidden" hidden></p><ol id="ranking"></ol><p id="scale" hidden></p></section>
 </main>
 <button id="fullscreen" type="button">Full screen</button>
 <script>
@@ -98,13 +112,42 @@ async function refresh() {{
     const note = document.getElementById("hidden");
     note.hidden = !live.results_hidden;
     note.textContent = live.results_hidden ? CONFIG.hidden_note : "";
-    const list = document.getElementById("ranking");
-    list.replaceChildren(...live.ranking.map(row => {{
-      const item = document.createElement("li");
-      item.textContent = row.title + (row.score == null ? "" : " \\u00b7 " + row.score.toFixed(2));
-      return item;
-    }}));
+    document.getElementById("ranking").replaceChildren(...live.ranking.map(row));
+    const scale = document.getElementById("scale");
+    scale.hidden = !live.ranking.length;
+    scale.textContent = CONFIG.scale_note;
   }} catch (error) {{ /* the next poll tries again */ }}
+}}
+// One image of the ranking as /live gives it (space.services.live.live_ranking): thumbnail, title, the score on
+// 0-100 and its 95% interval as a bar and in numbers.
+function row(image) {{
+  const item = document.createElement("li");
+  const part = (tag, className, text) => {{
+    const element = document.createElement(tag);
+    element.className = className;
+    if (text !== undefined) element.textContent = text;
+    return element;
+  }};
+  const thumb = part("img", "thumb");
+  thumb.src = "../api/rate/image/" + encodeURIComponent(image.image_id);
+  thumb.alt = "";
+  const bar = part("span", "bar");
+  const known = image.ci_low_100 != null && image.ci_high_100 != null;
+  if (known) {{
+    const range = part("span", "range");
+    range.style.left = image.ci_low_100 + "%";
+    range.style.width = (image.ci_high_100 - image.ci_low_100) + "%";
+    bar.append(range);
+  }}
+  const dot = part("span", "dot");
+  dot.style.left = image.score_100 + "%";
+  bar.append(dot);
+  const score = part("span", "score");
+  score.append(part("b", "", Math.round(image.score_100)),
+               part("span", "interval", known ? Math.round(image.ci_low_100) + "\\u2013" + Math.round(image.ci_high_100)
+                                              : "few votes"));
+  item.append(thumb, part("span", "name", image.rank + ". " + image.title), bar, score);
+  return item;
 }}
 refresh();
 setInterval(refresh, CONFIG.interval_ms);

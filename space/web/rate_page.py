@@ -81,10 +81,11 @@ def routes(services: Services) -> list:
             found = services.images.campaign(campaign)
         except UnknownCampaign:
             return HTMLResponse(render_page(services, DEFAULT_CAMPAIGN, problem=(
-                f"There is no campaign called “{campaign}”; check the link.")), status_code=404)
-        problem = "" if found.is_open else (
-            f"The campaign “{found.name}” is closed and takes no more votes. Thank you!")
-        return HTMLResponse(render_page(services, found.name, problem=problem))
+                f"⚠ There is no campaign called “{campaign}”; check the link.")), status_code=404)
+        if found.is_open:
+            return HTMLResponse(render_page(services, found.name))
+        return HTMLResponse(render_page(services, found.name, notice=(
+            f"The campaign “{found.name}” is closed and takes no more votes. Thank you!")))
 
     @router.get("/api/rate/campaign/{campaign}")
     def campaign_info(campaign: str) -> JSONResponse:
@@ -160,10 +161,12 @@ def image_url(image_id: str) -> str:
     return f"api/rate/image/{image_id}"
 
 
-def render_page(services: Services, campaign: str, problem: str = "") -> str:
-    """The page with the campaign's title and instructions (as text: a campaign's owner wrote them)."""
+def render_page(services: Services, campaign: str, problem: str = "", notice: str = "") -> str:
+    """The page with the campaign's title and instructions (as text: a campaign's owner wrote them), and
+    instead of a pair either a ``problem`` (red, read out at once) or a neutral ``notice``."""
     title, instructions = _texts(services, campaign)
-    values = {"campaign": campaign, "title": title, "instructions": instructions, "problem": problem,
+    values = {"campaign": campaign, "title": title, "instructions": instructions, "problem": problem or notice,
+              "problem_kind": "notice" if notice else "", "problem_role": "status" if notice else "alert",
               "consent": plain(CONSENT), "undo_s": f"{UNDO_WINDOW_S:.0f}"}
     return _page_template().substitute({key: html.escape(value, quote=True) for key, value in values.items()})
 

@@ -102,3 +102,50 @@ def test_the_ranking_says_not_enough_judgements_instead_of_a_zero_width_interval
         return text;
     }""")
     assert "not enough judgements" in shown and "[0.00, 0.00]" not in shown
+
+
+OVERFLOWS = """() => {  // what sticks out sideways in the Leaderboard tab: off screen, scrolled, or clipped in a plot
+    const width = document.documentElement.clientWidth, found = [];
+    const tab = document.querySelector('#leaderboard-summary').closest('[role=tabpanel]');
+    for (const element of tab.querySelectorAll('*')) {
+        const box = element.getBoundingClientRect();
+        if (!box.width || !box.height || getComputedStyle(element).visibility === 'hidden') continue;
+        const name = element.tagName + ' ' + (element.id || element.getAttribute('class') || '') + ' "'
+            + (element.textContent || '').trim().slice(0, 40) + '" ' + Math.round(box.width) + ' px';
+        if (box.left < -0.5 || box.right > width + 0.5) found.push('off screen: ' + name);
+        const style = getComputedStyle(element);
+        if (element instanceof HTMLElement && !['visible', 'clip'].includes(style.overflowX)
+            && element.scrollWidth > element.clientWidth + 1) found.push('scrolls sideways: ' + name);
+        const plot = element instanceof SVGTextElement && element.closest('.js-plotly-plot');
+        if (plot) {
+            const frame = plot.getBoundingClientRect();
+            if (box.left < frame.left - 0.5 || box.right > frame.right + 0.5) found.push('clipped: ' + name);
+        }
+    }
+    return found;
+}"""
+TAB = "[role=tabpanel]:has(#leaderboard-summary)"
+
+
+def test_the_whole_leaderboard_reads_on_a_phone_without_sideways_scrolling(app_url, browser, shots):
+    """Before, its tables were 883–1,655 px wide in a 326 px box (only rank and title showed), plot titles
+    were cut off at the plot's edge, and plotly's toolbar covered a label."""
+    _, url = app_url
+    page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    page.set_default_timeout(120_000)
+    page.goto(f"{url}?tab=leaderboard")
+    page.wait_for_function("() => /\\d+ judgements/.test(document.querySelector('#leaderboard-summary')?.innerText)")
+    page.wait_for_selector("#leaderboard-calibration .js-plotly-plot .gtitle")  # the last plot
+    page.screenshot(path=str(shots / "phone-leaderboard.png"), full_page=True)
+    plots = page.locator(f"{TAB} .js-plotly-plot").all()
+    assert len(plots) == 4
+    for plot in plots:
+        plot.scroll_into_view_if_needed()
+        plot.tap()  # a tap is a phone's hover: it used to bring up the toolbar
+    page.wait_for_selector("#leaderboard-table td", state="attached")
+    assert page.evaluate(OVERFLOWS) == []
+    assert page.evaluate("() => document.scrollingElement.scrollWidth") <= PHONE["width"]
+    assert not any(bar.is_visible() for bar in page.locator(f"{TAB} .modebar").all())
+    card = page.locator("#leaderboard-table tr").nth(1)  # a row is a card: its title on top, every value labelled
+    title, rank = (card.locator(cell).bounding_box() for cell in ("td.heading", "td[data-label=rank]"))
+    assert title["y"] < rank["y"] and title["width"] == rank["width"]

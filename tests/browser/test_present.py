@@ -2,6 +2,7 @@
 code to join, live numbers, and a ranking hidden until the presenter reveals it."""
 from __future__ import annotations
 
+import math
 import os
 
 import httpx
@@ -74,3 +75,67 @@ def test_an_unknown_campaign_has_no_presenter_view(talk):
     answer = httpx.get(url + "present/nope", timeout=60)
     assert answer.status_code == 404 and "unknown campaign" in answer.text
     assert httpx.get(url + "present/nope/qr.png", timeout=60).status_code == 404
+
+
+def test_the_presenters_ranking_shows_thumbnails_and_scores_on_0_to_100_with_intervals(talk, browser, shots):
+    """Before, each row was a file name and a raw logit ("kodim01.png · 0.15")."""
+    app, url = talk
+    vote(url, 9)
+    live = httpx.get(url + "api/rate/live/talk", timeout=60).json()
+    ranked = live["ranking"]
+    assert ranked and all(0 <= row["score_100"] <= 100 for row in ranked)
+    assert [row["score_100"] for row in ranked] == sorted((row["score_100"] for row in ranked), reverse=True)
+    with_interval = [row for row in ranked if row["ci_low"] is not None]
+    assert all(row["ci_low_100"] <= row["score_100"] <= row["ci_high_100"] for row in with_interval)
+    page = new_page(browser, viewport=PROJECTOR)
+    page.goto(url + "present/talk")
+    page.wait_for_selector("#ranking li")
+    page.wait_for_function("() => [...document.querySelectorAll('#ranking .thumb')]"
+                           ".every(image => image.complete && image.naturalWidth > 0)")
+    rows = page.locator("#ranking li")
+    assert rows.count() == len(ranked)
+    for k, row in enumerate(ranked):
+        shown = rows.nth(k)
+        assert shown.locator(".name").inner_text() == f"{row['rank']}. {row['title']}"
+        assert shown.locator(".score b").inner_text() == str(js_round(row["score_100"]))
+        interval = shown.locator(".interval").inner_text()
+        if row["ci_low_100"] is None:
+            assert interval == "few votes"
+        else:
+            assert interval == f"{js_round(row['ci_low_100'])}–{js_round(row['ci_high_100'])}"
+            assert shown.locator(".range").count() == 1
+    box = page.locator("#scale").bounding_box()
+    assert box["y"] + box["height"] <= PROJECTOR["height"]  # the whole ranking on the projector
+    assert "0–100" in page.locator("#scale").inner_text()
+    page.screenshot(path=str(shots / "present-ranking.png"))
+
+
+def js_round(value: float) -> int:
+    """``Math.round`` as the page rounds (half up), not Python's half to even."""
+    return math.floor(value + 0.5)
+
+
+def test_the_live_scale_puts_the_average_image_at_50_and_keeps_the_order():
+    import numpy as np
+
+    from space.services.live import on_100
+
+    logits = np.array([2.0, 0.5, -0.5, -2.0])
+    shown = on_100(logits, float(logits.mean()))
+    assert shown[1] + shown[2] == 100.0 and list(shown) == sorted(shown, reverse=True)
+    assert 0 < shown[-1] < shown[0] < 100
+
+
+def test_the_top_12_and_the_scale_fit_a_projector(talk, browser):
+    app, url = talk
+    rating = app.services.rating
+    for k in range(20):  # the built-in pool: more images than the presenter shows
+        ticket = rating.next_pair(f"anon-fit-{k % 4}", None)
+        rating.vote(f"anon-fit-{k % 4}", ticket.ticket_id, "left")
+    for screen in (PROJECTOR, {"width": 1280, "height": 720}, {"width": 1024, "height": 768}):
+        page = new_page(browser, viewport=screen)
+        page.goto(url + "present/default")
+        page.wait_for_function("() => document.querySelectorAll('#ranking li').length === 12")
+        box = page.locator("#scale").bounding_box()
+        assert box["y"] + box["height"] <= screen["height"], screen
+        assert page.evaluate("() => document.scrollingElement.scrollHeight") <= screen["height"], screen
