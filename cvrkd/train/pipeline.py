@@ -299,7 +299,7 @@ def train_final(workspace: Workspace, recipe: Recipe, name: str, out_of_fold: np
                                                                                            workspace.mos))))
     calibrated.load_state_dict(student.state_dict())
     calibrated.eval()
-    extra = {"training": {"command": f"python -m cvrkd train --recipe '{name}'", "recipe": name,
+    extra = {"training": {"command": f"python -m cvrkd train model --recipe '{name}'", "recipe": name,
                           **recipe.to_dict(), "human_images": len(rows)},
              "results": {"synthetic_val_srcc": synthetic_val_srcc(workspace, calibrated), **cv}}
     bundle = ship_to or workspace.out / "bundle"

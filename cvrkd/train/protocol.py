@@ -190,7 +190,7 @@ def table(cv: CrossValidation, reference: str, n_boot: int = 2000) -> dict:
                     for f in range(int(cv.folds.max()) + 1)]
         pooled = correlations(predicted, cv.mos, n_boot=0).values
         difference = None
-        if name != reference and reference in cv.oof:
+        if n_boot and name != reference and reference in cv.oof:
             difference = paired_difference(predicted, cv.oof[reference], cv.mos, n_boot, cv.seed)
         rows[name] = {"mean": {m: float(np.mean([v[m] for v in per_fold])) for m in ("srcc", "plcc", "krcc")},
                       "per_fold_srcc": [float(v["srcc"]) for v in per_fold],
