@@ -14,7 +14,6 @@ import pytest
 from annotations.__main__ import main as cli
 from space.services.live import HIDDEN_NOTE
 from tests.helpers.app import launched, model_options
-from tests.helpers.browser import new_page
 from tests.helpers.campaigns import jpeg_versions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -69,3 +70,17 @@ def launched(app) -> Iterator[str]:
         yield url
     finally:
         app.close()
+
+
+def jpeg_campaign_app(bundle: Path, tmp_path_factory, label: str, campaigns: dict):
+    """An app on the test model (no pool scoring) whose campaigns (name -> ``Settings``) each hold
+    JPEG versions of the same photos."""
+    from space.app import create_app
+    from tests.helpers.campaigns import jpeg_versions
+
+    photos = tmp_path_factory.mktemp(f"{label}-photos")
+    jpeg_versions(photos)
+    app = create_app(data_dir=tmp_path_factory.mktemp(label), score_pool=False, **model_options(bundle))
+    for name, settings in campaigns.items():
+        app.services.campaigns.create(name, photos, app.services.store, settings)
+    return app

@@ -7,8 +7,7 @@ import os
 import httpx
 import pytest
 
-from tests.helpers.app import launched, model_options, signed
-from tests.helpers.campaigns import jpeg_versions
+from tests.helpers.app import jpeg_campaign_app, launched, signed
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -16,13 +15,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="module")
 def served(untrained_bundle, tmp_path_factory):
     from annotations.campaigns import Settings
-    from space.app import create_app
 
-    photos = tmp_path_factory.mktemp("files-photos")
-    jpeg_versions(photos)
-    app = create_app(data_dir=tmp_path_factory.mktemp("files-app"), score_pool=False,
-                     **model_options(untrained_bundle))
-    app.services.campaigns.create("talk", photos, app.services.store, Settings(title="Which JPEG looks better?"))
+    app = jpeg_campaign_app(untrained_bundle, tmp_path_factory, "files-app",
+                            {"talk": Settings(title="Which JPEG looks better?")})
     with launched(app) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield app, url, client
 

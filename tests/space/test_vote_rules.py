@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.helpers.app import free_port, model_options
+from tests.helpers.app import free_port, jpeg_campaign_app
 from tests.helpers.campaigns import jpeg_versions
 from tests.helpers import ROOT
 
@@ -28,14 +28,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="module")
 def served(untrained_bundle, tmp_path_factory):
     from annotations.campaigns import Settings
-    from space.app import create_app
 
-    photos = tmp_path_factory.mktemp("vote-rules-photos")
-    jpeg_versions(photos)
-    app = create_app(data_dir=tmp_path_factory.mktemp("vote-rules"), score_pool=False,
-                     **model_options(untrained_bundle))
-    app.services.campaigns.create("room", photos, app.services.store, Settings(audience=200))
-    app.services.campaigns.create("plain", photos, app.services.store, Settings())
+    app = jpeg_campaign_app(untrained_bundle, tmp_path_factory, "vote-rules",
+                            {"room": Settings(audience=200), "plain": Settings()})
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     with httpx.Client(base_url=url, timeout=60) as client:
         yield app, client
