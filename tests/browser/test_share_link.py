@@ -26,8 +26,9 @@ def shared_link(page, url: str) -> tuple[str, str]:
     page.wait_for_function("() => document.querySelector('#rate-link textarea, #rate-link input')?.value")
     page.wait_for_selector("#rate-qr img")
     link = page.locator("#rate-link textarea, #rate-link input").first.input_value()
-    # the warning is filled by the same event: read it once Gradio's progress text has left it
-    page.wait_for_function("() => !/processing/.test(document.querySelector('#rate-share-warning').innerText)")
+    # the warning is filled by the same event: read it once Gradio's queue and progress text has left it
+    page.wait_for_function(
+        "() => !/processing|queue:/.test(document.querySelector('#rate-share-warning').innerText)")
     return link, page.inner_text("#rate-share-warning")
 
 

@@ -27,7 +27,7 @@ def test_a_pristine_photo_is_painted_far_less_lossy_than_its_blurred_copy(shippe
     """Before, each map was divided by its own peak, so a photo at 66 was as red as its blurred copy at 12."""
     sharp, soft = quality_map(shipped, pristine), quality_map(shipped, blurred)
     assert shipped.score(pristine).score > shipped.score(blurred).score + 30
-    assert soft.loss.mean() > 5 * sharp.loss.mean()
+    assert soft.loss.mean() > 3 * sharp.loss.mean()  # each map divided by its own peak gave about 2x
     assert np.percentile(soft.loss, 90) > QualityMap.scale / 2 > np.percentile(sharp.loss, 90)
     assert sharp.scale == soft.scale == QualityMap.scale  # one scale, not one per image
 
