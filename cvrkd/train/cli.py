@@ -182,7 +182,7 @@ def run_redistill(args: argparse.Namespace) -> int:
 
 
 def register_evaluate(commands: argparse._SubParsersAction) -> None:
-    from cvrkd.train.recipe import RECIPES, REFERENCE, SHIPPED
+    from cvrkd.train.recipe import CANDIDATE, RECIPES, REFERENCE, SHIPPED
 
     parser = commands.add_parser("evaluate", help="SRCC/PLCC/KRCC with bootstrap CIs on a CSV of human "
                                  "scores, or (--cv K) the cross-validation table of training recipes")
@@ -191,7 +191,8 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
                         "photo in the recorded folds; prints the table (the options below --cv apply)")
     group = parser.add_argument_group("cross-validation (--cv)")
     _pipeline_options(group)
-    group.add_argument("--rows", nargs="+", default=[REFERENCE, SHIPPED], choices=sorted(RECIPES),
+    group.add_argument("--rows", nargs="+", default=list(dict.fromkeys([REFERENCE, SHIPPED, CANDIDATE])),
+                       choices=sorted(RECIPES),
                        metavar="RECIPE", help=f"recipes to cross-validate (the ridge probes always run); "
                        f"choose from {sorted(RECIPES)}")
     group.add_argument("--reference", default=REFERENCE, help="the row every difference is measured against")

@@ -70,8 +70,12 @@ RECIPES: dict[str, Recipe] = {
         FINETUNED, synthetic=replace(FROZEN.synthetic, distill_weight=0.0),
         finetune=replace(FINETUNED.finetune, distill_weight=0.0)),
 }
-SHIPPED = "fine-tuned student"
+SHIPPED = "frozen student"
+"""The recipe of the model in ``cvrkd/weights`` (and ``train model``'s default)."""
 REFERENCE = "frozen student"
+"""The CV table's reference row: every difference is measured against it."""
+CANDIDATE = "fine-tuned student"
+"""The recipe being cross-validated against the reference (``evaluate --cv``'s default rows)."""
 
 
 def recipe(name: str) -> Recipe:

@@ -16,7 +16,7 @@ from cvrkd.gallery import build_default_gallery
 from cvrkd.train import pipeline, protocol
 from cvrkd.train.finetune import FinetuneConfig
 from cvrkd.train.global_head import HeadConfig
-from cvrkd.train.recipe import FROZEN, RECIPES, REFERENCE, SHIPPED, Recipe, SyntheticPhase
+from cvrkd.train.recipe import CANDIDATE, FROZEN, RECIPES, REFERENCE, SHIPPED, Recipe, SyntheticPhase
 from cvrkd.train.synthetic import SyntheticConfig, build
 
 TINY = Recipe(synthetic=SyntheticPhase(teacher_epochs=1, student_epochs=1),
@@ -67,10 +67,10 @@ def _workspace(root, out):
                                    log=lambda _: None)
 
 
-def test_the_shipped_recipe_is_a_replace_overlay_of_the_reference_row():
-    shipped, reference = RECIPES[SHIPPED], RECIPES[REFERENCE]
-    assert reference is FROZEN and reference.finetune is None
-    assert replace(shipped, finetune=None) == reference  # it differs in phase 2b only
+def test_the_candidate_recipe_is_a_replace_overlay_of_the_reference_row():
+    candidate, reference = RECIPES[CANDIDATE], RECIPES[REFERENCE]
+    assert reference is FROZEN and reference.finetune is None and SHIPPED in RECIPES
+    assert replace(candidate, finetune=None) == reference  # it differs in phase 2b only
     assert RECIPES["fine-tuned NR-only"].synthetic.name == "nr-only"
     ablation = RECIPES["fine-tuned without distillation"]
     assert ablation.synthetic.distill_weight == 0 and ablation.finetune.distill_weight == 0

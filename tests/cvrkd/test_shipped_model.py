@@ -11,7 +11,7 @@ from cvrkd.scorer import Scorer
 from cvrkd.distortions import distort
 from cvrkd.train.pipeline import SYNTHETIC_FLOOR as SYNTHETIC_VALIDATION_FLOOR  # measured 0.781
 from cvrkd.train.pseudolabels import pseudo_label
-from cvrkd.train.recipe import RECIPES
+from cvrkd.train.recipe import SHIPPED
 from scripts.shipped_model_checks import TYPES, UNSEEN_KODAK, lowest_mos_scores
 from tests.helpers.images import photo
 
@@ -35,7 +35,7 @@ def test_shipped_bundle_records_its_training(shipped_scorer):
         assert loaded.info.patches.whole_view
     student = shipped_scorer.student.info.extra
     assert student["training"]["command"].startswith("python -m cvrkd train model --recipe")
-    assert student["training"]["recipe"] in RECIPES
+    assert student["training"]["recipe"] == SHIPPED  # the recipe `train model` defaults to
     assert student["training"]["human_images"] == 562 and student["training"]["synthetic"]["student_epochs"] >= 1
     assert 0.5 < student["results"]["cv_pooled_srcc"] < 1  # cross-validated, never the in-sample figure
     assert student["results"]["synthetic_val_srcc"] >= SYNTHETIC_VALIDATION_FLOOR
