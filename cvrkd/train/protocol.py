@@ -12,6 +12,7 @@ killed run continues where it stopped.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from cvrkd.evaluation import correlations
 from cvrkd.feature_cache import FeatureCache
 from cvrkd.features import native_statistics
+from cvrkd.model import GlobalStatisticsHead
 from cvrkd.train.pipeline import Workspace, predict_rows, synthetic_val_srcc, train_student
 from cvrkd.train.recipe import RECIPES, Recipe
 
@@ -74,8 +76,6 @@ def recorded_folds(names: list[str], folds: int, seed: int, set_name: str = SET_
 def native_vectors(workspace: Workspace) -> np.ndarray:
     """[N, 2C]: per-channel mean and std of each frozen stage map over every pixel of the whole
     view (not over 7x7 cells)."""
-    import hashlib
-
     digest = hashlib.sha256("|".join(workspace.names).encode()).hexdigest()[:12]
     key = f"native-{digest}-{workspace.backbone.fingerprint()}"
 
@@ -87,8 +87,7 @@ def native_vectors(workspace: Workspace) -> np.ndarray:
 
 def cell_vectors(workspace: Workspace) -> np.ndarray:
     """[N, 2C]: mean and std over the 7x7 cells of the frozen whole view."""
-    whole = workspace.human.whole[:, 0].float()
-    return torch.cat([whole.mean(dim=(2, 3)), whole.std(dim=(2, 3))], dim=1).numpy()
+    return GlobalStatisticsHead.statistics(workspace.human.whole[:, 0].float()).numpy()
 
 
 def ridge_predictions(vectors: np.ndarray, mos: np.ndarray, splits: list) -> np.ndarray:
