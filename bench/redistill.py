@@ -104,7 +104,7 @@ def train_seed(seed: Seeding, rows: np.ndarray, folder: Path, log) -> Path:
     bundle = folder / "bundle"
     if (bundle / "student" / "config.json").is_file():
         return bundle
-    tuned = train_student(seed.workspace, seed.recipe, rows, folder)
+    tuned = train_student(seed.workspace, seed.recipe, rows)
     return save_bundle(seed.workspace, seed.recipe, tuned, {"bench": "seed", "photos": len(rows)}, bundle)
 
 

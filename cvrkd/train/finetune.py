@@ -20,6 +20,7 @@ checkpointed, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from dataclasses import asdict, dataclass, replace
@@ -68,9 +69,18 @@ class FinetuneConfig:
     """Cap on the steps of an epoch (0 = one pass over the photos, or over the judgements):
     what bounds a re-distillation round's time."""
     seed: int = 0
+    tuned_share: float = 1.0
+    """WiSE-FT: the result is start + share x (tuned - start), tensor by tensor, where the start
+    is the phase-2a student with ImageNet's tail. Below 1 it keeps part of what the frozen
+    features knew, in one network: nothing is added per score."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def trained(self) -> "FinetuneConfig":
+        """The settings that decide the training run (the share only mixes its result), so rows
+        that differ in the share alone share one run."""
+        return replace(self, tuned_share=1.0)
 
 
 # ------------------------------------------------------------------------ data
@@ -219,6 +229,7 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
     out_dir.mkdir(parents=True, exist_ok=True)
     base = FrozenBackbone(student.config.backbone)  # ImageNet's: the teacher's, and the tail's start
     network = with_tail(student, base, config.tuned_stages)
+    start_network = copy.deepcopy(network) if config.tuned_share != 1.0 else None
     backbone = tuned_backbone(network)
     groups = _parameter_groups(network, config)
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
@@ -258,7 +269,19 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
             total += float(loss.detach())
         _save_state(out_dir, network, optimizer, schedule, epoch + 1)
         log(f"fine-tune epoch {epoch + 1}/{config.epochs}: loss {total / steps:.4f}")
+    if start_network is not None:
+        return mix_weights(start_network, network, config.tuned_share).eval()
     return network.eval()
+
+
+def mix_weights(base: CVRKDNet, tuned: CVRKDNet, share: float) -> CVRKDNet:
+    """base + share x (tuned - base), tensor by tensor of the state dict, the backbone tail
+    included (WiSE-FT)."""
+    mixed = copy.deepcopy(base)
+    start, end = base.state_dict(), tuned.state_dict()
+    mixed.load_state_dict({k: start[k] + share * (end[k] - start[k]) if start[k].is_floating_point() else end[k]
+                           for k in start})
+    return mixed
 
 
 class MosBatches:

@@ -15,6 +15,7 @@ resumes from the work folder.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -214,8 +215,9 @@ def synthetic_head_data(workspace: Workspace, network: CVRKDNet) -> HeadData:
                     frozen.branches)
 
 
-def train_student(workspace: Workspace, recipe: Recipe, rows: np.ndarray, work: Path) -> CVRKDNet:
-    """Every phase of ``recipe`` with the labelled photos ``rows``; phase 2b resumes from ``work``."""
+def train_student(workspace: Workspace, recipe: Recipe, rows: np.ndarray) -> CVRKDNet:
+    """Every phase of ``recipe`` with the labelled photos ``rows``; phase 2b resumes from its
+    state folder (:func:`finetune_folder`)."""
     stage1 = synthetic_student(workspace, recipe.synthetic, recipe.seed)
     key = ("frozen", recipe.synthetic, recipe.seed)
     if key not in workspace._networks:
@@ -227,8 +229,17 @@ def train_student(workspace: Workspace, recipe: Recipe, rows: np.ndarray, work: 
     if recipe.finetune is None:
         return head
     guide = teacher(workspace, recipe.synthetic, recipe.seed) if recipe.finetune.distill_weight else None
-    return phase2b.finetune(head, workspace.photos.subset(rows), workspace.gallery, recipe.finetune, work / "state",
-                            workspace.replay, guide, workspace.log)
+    return phase2b.finetune(head, workspace.photos.subset(rows), workspace.gallery, recipe.finetune,
+                            finetune_folder(workspace, recipe, rows), workspace.replay, guide, workspace.log)
+
+
+def finetune_folder(workspace: Workspace, recipe: Recipe, rows: np.ndarray) -> Path:
+    """Where phase 2b of ``recipe`` on these photos keeps its state: named by the training
+    settings and the photos' names, so rows that only mix the result differently (WiSE-FT
+    shares) and a rerun after a kill find the same run."""
+    trained = replace(recipe, finetune=recipe.finetune.trained())
+    photos = hashlib.sha256("|".join(workspace.names[i] for i in rows).encode()).hexdigest()[:12]
+    return workspace.out / "phase2b" / f"{trained.key()}-{photos}"
 
 
 # ---------------------------------------------------------------------- predict
@@ -294,7 +305,7 @@ def train_final(workspace: Workspace, recipe: Recipe, name: str, out_of_fold: np
     recipe's out-of-fold scores (asymptotes at 0 and 100: nothing is clamped, so distinct raw
     scores stay distinct), saved with the teacher as one bundle."""
     rows = np.arange(len(workspace.rows))
-    student = train_student(workspace, recipe, rows, workspace.out / "final" / recipe.key())
+    student = train_student(workspace, recipe, rows)
     calibrated = CVRKDNet(replace(student.config, calibration=tuple(range_logistic_params(out_of_fold,
                                                                                            workspace.mos))))
     calibrated.load_state_dict(student.state_dict())

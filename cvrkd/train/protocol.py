@@ -145,7 +145,7 @@ def cross_validate(workspace: Workspace, rows: list[str], folds: int = 5, seed: 
             done = folder / f"fold{fold}.json"
             if not done.exists():
                 workspace.log(f"{name}: fold {fold + 1}/{folds} (seed {seed}), {len(train_rows)} training photos")
-                network = train_student(workspace, recipe, train_rows, folder / f"fold{fold}")
+                network = train_student(workspace, recipe, train_rows)
                 result = {"names": [workspace.names[i] for i in test_rows],
                           "predicted": predict_rows(workspace, network, test_rows).tolist(),
                           "synthetic_val_srcc": synthetic_val_srcc(workspace, network)}

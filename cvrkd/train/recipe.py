@@ -59,9 +59,20 @@ FROZEN = Recipe()
 """The student shipped until 2026-12: phases 1 and 2a, backbone frozen (the CV reference row)."""
 FINETUNED = replace(FROZEN, finetune=FinetuneConfig(tuned_stages=7))
 """Phase 2b through the whole backbone (Lite0's 7 stages; the stem stays ImageNet's)."""
+
+
+def wise(share: float) -> Recipe:
+    """The fine-tuned student's weights mixed with its start's (WiSE-FT): one training run for
+    every share."""
+    return replace(FINETUNED, finetune=replace(FINETUNED.finetune, tuned_share=share))
+
+
 RECIPES: dict[str, Recipe] = {
     "frozen student": FROZEN,
     "fine-tuned student": FINETUNED,
+    "fine-tuned student, WiSE-FT 0.5": wise(0.5),
+    "fine-tuned student, WiSE-FT 0.3": wise(0.3),
+    "fine-tuned student, WiSE-FT 0.7": wise(0.7),
     "fine-tuned student, last 4 stages": replace(FINETUNED, finetune=replace(FINETUNED.finetune, tuned_stages=4)),
     "fine-tuned student, crop 384": replace(FINETUNED, finetune=replace(FINETUNED.finetune, crop=384)),
     "fine-tuned student, seed 1": replace(FINETUNED, seed=1, finetune=replace(FINETUNED.finetune, seed=1)),
@@ -74,7 +85,7 @@ SHIPPED = "frozen student"
 """The recipe of the model in ``cvrkd/weights`` (and ``train model``'s default)."""
 REFERENCE = "frozen student"
 """The CV table's reference row: every difference is measured against it."""
-CANDIDATE = "fine-tuned student"
+CANDIDATE = "fine-tuned student, WiSE-FT 0.5"
 """The recipe being cross-validated against the reference (``evaluate --cv``'s default rows)."""
 
 

@@ -36,7 +36,6 @@ weaker, because the gallery photos are also the references.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
@@ -59,7 +58,8 @@ from cvrkd.gallery import Gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import CVRKDNet
 from cvrkd.patches import fit_to_patch
-from cvrkd.train.finetune import FinetuneConfig, Photos, SyntheticPixels, finetune, predict, with_tail
+from cvrkd.train.finetune import (FinetuneConfig, Photos, SyntheticPixels, finetune, mix_weights, predict,
+                                  with_tail)
 from cvrkd.train.pairwise import judgement_pairs
 from cvrkd.train.registry import ModelRegistry
 
@@ -315,16 +315,6 @@ def choose_mix(base: CVRKDNet, tuned: CVRKDNet, check: SyntheticPixels | ReplayP
         if tried[f"{share:g}"] >= tried["base"] - config.srcc_tolerance:
             return share, tried
     return min(config.mix_choices), tried
-
-
-def mix_weights(base: CVRKDNet, tuned: CVRKDNet, share: float) -> CVRKDNet:
-    """base + share x (tuned − base), tensor by tensor of the state dict, the backbone tail
-    included (WiSE-FT)."""
-    mixed = copy.deepcopy(base)
-    start, end = base.state_dict(), tuned.state_dict()
-    mixed.load_state_dict({k: start[k] + share * (end[k] - start[k]) if start[k].is_floating_point() else end[k]
-                           for k in start})
-    return mixed
 
 
 # ----------------------------------------------------------------------- round

@@ -147,6 +147,21 @@ def test_finetuning_moves_the_tail_and_resumes_after_a_kill_to_the_same_weights(
     assert whole.config.tuned_stages == 2 and start.backbone_tail is None  # the input is not changed
 
 
+def test_a_wise_ft_share_mixes_the_finished_run_with_its_start_without_training_again(small_gallery, tmp_path):
+    start = _network(1)
+    tuned = finetune(start, _photos(), small_gallery, SMALL, tmp_path / "run", log=lambda m: None)
+    messages = []
+    half = finetune(start, _photos(), small_gallery, replace(SMALL, tuned_share=0.5), tmp_path / "run",
+                    log=messages.append)
+    assert messages == []  # the finished run is read back, not trained again
+    assert SMALL.trained() == replace(SMALL, tuned_share=0.5).trained()
+    origin = with_tail(start, FrozenBackbone(), 2).state_dict()
+    mixed, end = half.state_dict(), tuned.state_dict()
+    for key in ("backbone_tail.0.0.conv_pw.weight", "global_head.mlp.1.weight"):
+        assert torch.allclose(mixed[key], (origin[key] + end[key]) / 2, atol=1e-6), key
+        assert not torch.allclose(mixed[key], end[key])
+
+
 def test_finetuned_student_round_trips_through_a_checkpoint_and_scores_like_training(small_gallery, tmp_path):
     tuned = finetune(_network(1), _photos(), small_gallery, SMALL, tmp_path / "run", log=lambda m: None)
     save_checkpoint(tuned, CheckpointInfo("student", "lite0", tuned.config, WHOLE, trained=True),

@@ -151,8 +151,7 @@ def test_train_final_ships_a_calibrated_bundle_the_scorer_reads(tiny_data, run_d
     workspace = _workspace(tiny_data, run_dir)
     recipe = TINY_RECIPES["tuned"]
     every = np.arange(len(workspace.names))
-    raw = pipeline.predict_rows(workspace, pipeline.train_student(workspace, recipe, every,
-                                                                  workspace.out / "final" / recipe.key()), every)
+    raw = pipeline.predict_rows(workspace, pipeline.train_student(workspace, recipe, every), every)
     out_of_fold = raw + np.random.default_rng(0).normal(0, raw.std() / 4, raw.shape)  # as a CV's would be
     bundle = pipeline.train_final(workspace, recipe, "tuned", out_of_fold, {"cv_pooled_srcc": 0.5},
                                   tmp_path / "bundle")
@@ -180,3 +179,13 @@ def test_cli_trains_phase_one_evaluates_and_refuses_to_ship_without_a_cv(tiny_da
     assert main(["evaluate", "--cv", "3", *common, "--rows", REFERENCE, "--reference", "nope"]) == 2
     with pytest.raises(SystemExit):
         main(["train", "human", *common])  # retired: `train model` trains every recipe
+
+
+def test_rows_that_differ_only_in_the_wise_ft_share_share_one_phase_2b_run(tiny_data, run_dir):
+    workspace = _workspace(tiny_data, run_dir)
+    tuned = TINY_RECIPES["tuned"]
+    half = replace(tuned, finetune=replace(tuned.finetune, tuned_share=0.5))
+    first, other = np.arange(4), np.arange(1, 5)
+    assert pipeline.finetune_folder(workspace, half, first) == pipeline.finetune_folder(workspace, tuned, first)
+    assert pipeline.finetune_folder(workspace, tuned, first) != pipeline.finetune_folder(workspace, tuned, other)
+    assert half.key() != tuned.key()  # its CV row keeps its own predictions

@@ -17,9 +17,9 @@ from cvrkd.feature_cache import FeatureCache
 from cvrkd.gallery import create_gallery
 from cvrkd.imageio import load_image
 from cvrkd.model import CVRKDNet, ModelConfig
-from cvrkd.train.finetune import with_tail
-from cvrkd.train.redistill import (RedistillConfig, ReplayPixels, choose_mix, gallery_replay, mix_weights,
-                                   own_scores, replay_sets)
+from cvrkd.train.finetune import mix_weights, with_tail
+from cvrkd.train.redistill import (RedistillConfig, ReplayPixels, choose_mix, gallery_replay, own_scores,
+                                   replay_sets)
 from tests.helpers.images import photo
 
 SMALL = ModelConfig(num_patches=1, dim=16, lq_depth=1, diff_depth=1, distill_layers=1)
