@@ -10,7 +10,7 @@ import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -79,14 +79,19 @@ def image_training_features(backbone: FrozenBackbone, pixels: np.ndarray, patche
     return grid, whole_view_variants(backbone, pixels, whole_variants, key, seed)
 
 
+def names_digest(names: Iterable[str]) -> str:
+    """A short name for a list of photos (in order), for cache keys and run folders: results
+    computed for other photos are never read back."""
+    return hashlib.sha256("|".join(names).encode()).hexdigest()[:12]
+
+
 def mos_set(rows: list[MosRow], backbone: FrozenBackbone, patches: PatchConfig, cache: FeatureCache,
             extra_positions: int = 4, whole_variants: int = 4, seed: int = 0,
             log: Log = print) -> HumanSet:
     """MOS-labelled photos (:func:`read_mos_csv` rows) with all their Thurstone pairs; features
     cached as one tensor."""
     names = [row.path.name for row in rows]
-    digest = hashlib.sha256("|".join(names).encode()).hexdigest()[:12]
-    key = (f"human-{digest}-{backbone.fingerprint()}-{patches.key()}-e{extra_positions}"
+    key = (f"human-{names_digest(names)}-{backbone.fingerprint()}-{patches.key()}-e{extra_positions}"
            f"-v{whole_variants}-s{seed}")
 
     def compute() -> torch.Tensor:

@@ -15,7 +15,6 @@ resumes from the work folder.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -35,7 +34,7 @@ from cvrkd.model import CVRKDNet
 from cvrkd.patches import PatchConfig
 from cvrkd.train import finetune as phase2b
 from cvrkd.train.global_head import HeadData, train_global_head
-from cvrkd.train.human import HumanSet, MosRow, mos_set, read_mos_csv
+from cvrkd.train.human import HumanSet, MosRow, mos_set, names_digest, read_mos_csv
 from cvrkd.train.pairwise import mos_pairs
 from cvrkd.train.recipe import Recipe, SyntheticPhase
 from cvrkd.train.synthetic import (SyntheticConfig, SyntheticSet, load, reference_features,
@@ -238,8 +237,7 @@ def finetune_folder(workspace: Workspace, recipe: Recipe, rows: np.ndarray) -> P
     settings and the photos' names, so rows that only mix the result differently (WiSE-FT
     shares) and a rerun after a kill find the same run."""
     trained = replace(recipe, finetune=recipe.finetune.trained())
-    photos = hashlib.sha256("|".join(workspace.names[i] for i in rows).encode()).hexdigest()[:12]
-    return workspace.out / "phase2b" / f"{trained.key()}-{photos}"
+    return workspace.out / "phase2b" / f"{trained.key()}-{names_digest(workspace.names[i] for i in rows)}"
 
 
 # ---------------------------------------------------------------------- predict

@@ -12,7 +12,6 @@ killed run continues where it stopped.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from cvrkd.evaluation import correlations
 from cvrkd.feature_cache import FeatureCache
 from cvrkd.features import native_statistics
 from cvrkd.model import GlobalStatisticsHead
+from cvrkd.train.human import names_digest
 from cvrkd.train.pipeline import Workspace, predict_rows, synthetic_val_srcc, train_student
 from cvrkd.train.recipe import RECIPES, Recipe
 
@@ -76,8 +76,7 @@ def recorded_folds(names: list[str], folds: int, seed: int, set_name: str = SET_
 def native_vectors(workspace: Workspace) -> np.ndarray:
     """[N, 2C]: per-channel mean and std of each frozen stage map over every pixel of the whole
     view (not over 7x7 cells)."""
-    digest = hashlib.sha256("|".join(workspace.names).encode()).hexdigest()[:12]
-    key = f"native-{digest}-{workspace.backbone.fingerprint()}"
+    key = f"native-{names_digest(workspace.names)}-{workspace.backbone.fingerprint()}"
 
     def compute() -> torch.Tensor:
         return torch.stack([native_statistics(workspace.backbone, pixels) for pixels in workspace.photos.pixels])
