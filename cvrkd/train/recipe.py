@@ -81,7 +81,7 @@ RECIPES: dict[str, Recipe] = {
         FINETUNED, synthetic=replace(FROZEN.synthetic, distill_weight=0.0),
         finetune=replace(FINETUNED.finetune, distill_weight=0.0)),
 }
-SHIPPED = "frozen student"
+SHIPPED = "fine-tuned student, WiSE-FT 0.5"
 """The recipe of the model in ``cvrkd/weights`` (and ``train model``'s default)."""
 REFERENCE = "frozen student"
 """The CV table's reference row: every difference is measured against it."""
