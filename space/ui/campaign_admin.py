@@ -45,8 +45,13 @@ CANCELLED = "Nothing changed: the reset was cancelled."
 
 def confirming(question: str) -> str:
     """Front-end code for an event's ``js``: ask ``question`` (``{name}``: the campaign) in the browser's own
-    dialog and pass the answer on as the last input, so the handler acts only on a yes."""
-    return f"(token, name, _) => [token, name, confirm({json.dumps(question)}.replace('{{name}}', name))]"
+    dialog and pass the answer on as the last input, so the handler acts only on a yes. The token and
+    the name are read from the fields as shown: a value typed just before the click may not have
+    reached the front end's state yet (the dialog then named no campaign)."""
+    shown = "(id, kept) => document.querySelector(`#${id} input, #${id} textarea`)?.value ?? kept"
+    return (f"(token, name, _) => {{ const shown = {shown}; token = shown('campaign-admin-token', token); "
+            f"name = shown('campaign-admin-name', name); "
+            f"return [token, name, confirm({json.dumps(question)}.replace('{{name}}', name))]; }}")
 
 
 def build(services: Services) -> None:
