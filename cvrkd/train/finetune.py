@@ -229,7 +229,6 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
     out_dir.mkdir(parents=True, exist_ok=True)
     base = FrozenBackbone(student.config.backbone)  # ImageNet's: the teacher's, and the tail's start
     network = with_tail(student, base, config.tuned_stages)
-    start_network = copy.deepcopy(network) if config.tuned_share != 1.0 else None
     backbone = tuned_backbone(network)
     groups = _parameter_groups(network, config)
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
@@ -269,8 +268,8 @@ def finetune(student: CVRKDNet, photos: Photos, gallery: Gallery, config: Finetu
             total += float(loss.detach())
         _save_state(out_dir, network, optimizer, schedule, epoch + 1)
         log(f"fine-tune epoch {epoch + 1}/{config.epochs}: loss {total / steps:.4f}")
-    if start_network is not None:
-        return mix_weights(start_network, network, config.tuned_share).eval()
+    if config.tuned_share != 1.0:  # the start is rebuilt from the untouched input, not kept through training
+        return mix_weights(with_tail(student, base, config.tuned_stages), network, config.tuned_share).eval()
     return network.eval()
 
 
