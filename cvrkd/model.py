@@ -41,6 +41,9 @@ class ModelConfig:
     ImageNet backbone as it is. Scoring runs the backbone with this tail in place."""
     backbone: str = "lite0"
     """The backbone a tuned tail belongs to (only read when ``tuned_stages`` > 0)."""
+    readout: bool = False
+    """The score also reads a fixed linear readout of the whole view's statistics
+    (:class:`LinearReadout`, fitted after training by :mod:`cvrkd.train.readout`)."""
     calibration: tuple[float, ...] = ()
     """4-parameter logistic (b1, b2, b3, b4) from the network's raw output to the human (MOS)
     scale, fitted on cross-validated predictions; empty = raw output (synthetic scale)."""
@@ -155,6 +158,29 @@ class GlobalStatisticsHead(nn.Module):
         return self.mlp(standard).squeeze(1) * SCORE_RANGE[1]
 
 
+class LinearReadout(nn.Module):
+    """A second member in the same pass: a linear function of the whole view's statistics (the
+    numbers the global head reads), mixed with the head's score as
+    ``head_weight x (score - head_center) + statistics . weight + bias``.
+
+    Why: a ridge regression refitted on the fine-tuned backbone's statistics ranked photos
+    better than the head trained with that backbone (cross-validated in docs/results.md), and
+    the two together keep the reference branch in the score for no extra backbone pass. Its
+    numbers are buffers, set by a closed-form fit, never by gradients."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(2 * channels))
+        self.register_buffer("bias", torch.zeros(()))
+        self.register_buffer("head_weight", torch.ones(()))
+        self.register_buffer("head_center", torch.zeros(()))
+
+    def forward(self, score: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        """The head's ``score`` [B] and the whole view [1 or B, C, 7, 7] -> the mixed score [B]."""
+        linear = GlobalStatisticsHead.statistics(view) @ self.weight + self.bias
+        return self.head_weight * (score - self.head_center) + linear
+
+
 class CVRKDNet(nn.Module):
     """Scores an LQ image from its features and one reference's features."""
 
@@ -178,6 +204,7 @@ class CVRKDNet(nn.Module):
         self.mix = nn.Parameter(torch.tensor(1.0)) if config.global_head else None
         self.backbone_tail = (tail_structure(config.backbone, config.tuned_stages)
                               if config.tuned_stages else None)
+        self.readout = LinearReadout(sum(config.stage_channels)) if config.readout else None
 
     def branch_vectors(self, lq: torch.Tensor, reference: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -206,6 +233,8 @@ class CVRKDNet(nn.Module):
         if self.global_head is not None:
             branches = vectors if self.config.head_reads_branches else None
             score = self.mix * score + self.global_head(lq[:, -1], branches)
+        if self.readout is not None:
+            score = self.readout(score, lq[:, -1])
         return ModelOutput(score=score, diff_features=inner, vectors=vectors)
 
     def score_references(self, lq: torch.Tensor, references: torch.Tensor) -> torch.Tensor:

@@ -363,17 +363,25 @@ def _scores(network: CVRKDNet, lq: torch.Tensor, reference_views: torch.Tensor,
 def predict(network: CVRKDNet, images: list[np.ndarray], gallery: Gallery) -> np.ndarray:
     """Raw scores (mean over the gallery's references) of whole views, as the scorer computes
     them with this network's tuned backbone."""
+    return views_and_scores(network, images, gallery)[1]
+
+
+@torch.no_grad()
+def views_and_scores(network: CVRKDNet, images: list[np.ndarray], gallery: Gallery
+                     ) -> tuple[torch.Tensor, np.ndarray]:
+    """[N, C, 7, 7] whole views through this network's backbone, and their :func:`predict` scores."""
     network.eval()
     backbone = tuned_backbone(network)
     references = view_features(backbone, [whole_view(image.pixels)[0] for image in gallery.load_images()])
-    scores = []
+    views, scores = [], []
     for image in images:
         lq = view_features(backbone, [image])[0]
+        views.append(lq[-1])
         if network.config.use_reference:
             scores.append(float(network.score_references(lq, references).mean()))
         else:
             scores.append(float(network(lq[None]).score[0]))
-    return np.array(scores)
+    return torch.stack(views), np.array(scores)
 
 
 def synthetic_srcc(network: CVRKDNet, replay: SyntheticPixels, gallery: Gallery) -> float:

@@ -36,6 +36,7 @@ from cvrkd.train import finetune as phase2b
 from cvrkd.train.global_head import HeadData, train_global_head
 from cvrkd.train.human import HumanSet, MosRow, mos_set, names_digest, read_mos_csv
 from cvrkd.train.pairwise import mos_pairs
+from cvrkd.train.readout import with_readout
 from cvrkd.train.recipe import Recipe, SyntheticPhase
 from cvrkd.train.synthetic import (SyntheticConfig, SyntheticSet, load, reference_features,
                                    reference_whole_features)
@@ -225,19 +226,22 @@ def train_student(workspace: Workspace, recipe: Recipe, rows: np.ndarray) -> CVR
     frozen, synthetic_pairs = workspace._networks[key]
     head = train_global_head(stage1, human_head_data(workspace.human, frozen, rows),
                              replace(recipe.head, seed=recipe.seed), synthetic_pairs)
-    if recipe.finetune is None:
-        return head
-    guide = teacher(workspace, recipe.synthetic, recipe.seed) if recipe.finetune.distill_weight else None
-    return phase2b.finetune(head, workspace.photos.subset(rows), workspace.gallery, recipe.finetune,
-                            finetune_folder(workspace, recipe, rows), workspace.replay, guide, workspace.log)
+    student = head
+    if recipe.finetune is not None:
+        guide = teacher(workspace, recipe.synthetic, recipe.seed) if recipe.finetune.distill_weight else None
+        student = phase2b.finetune(head, workspace.photos.subset(rows), workspace.gallery, recipe.finetune,
+                                   finetune_folder(workspace, recipe, rows), workspace.replay, guide,
+                                   workspace.log)
+    if recipe.readout_share:
+        student = with_readout(student, workspace.photos.subset(rows), workspace.gallery, recipe.readout_share)
+    return student
 
 
 def finetune_folder(workspace: Workspace, recipe: Recipe, rows: np.ndarray) -> Path:
     """Where phase 2b of ``recipe`` on these photos keeps its state: named by the training
-    settings and the photos' names, so rows that only mix the result differently (WiSE-FT
-    shares) and a rerun after a kill find the same run."""
-    trained = replace(recipe, finetune=recipe.finetune.trained())
-    return workspace.out / "phase2b" / f"{trained.key()}-{names_digest(workspace.names[i] for i in rows)}"
+    settings and the photos' names, so rows that only use the result differently (WiSE-FT
+    shares, readouts) and a rerun after a kill find the same run."""
+    return workspace.out / "phase2b" / f"{recipe.trained().key()}-{names_digest(workspace.names[i] for i in rows)}"
 
 
 # ---------------------------------------------------------------------- predict

@@ -20,10 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import spearmanr
-from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from cvrkd.evaluation import correlations
 from cvrkd.feature_cache import FeatureCache
@@ -31,6 +28,7 @@ from cvrkd.features import native_statistics
 from cvrkd.model import GlobalStatisticsHead
 from cvrkd.train.human import names_digest
 from cvrkd.train.pipeline import Workspace, predict_rows, synthetic_val_srcc, train_student
+from cvrkd.train.readout import ridge
 from cvrkd.train.recipe import RECIPES, Recipe
 
 FOLDS_DIR = Path(__file__).resolve().parent / "folds"
@@ -92,7 +90,7 @@ def cell_vectors(workspace: Workspace) -> np.ndarray:
 def ridge_predictions(vectors: np.ndarray, mos: np.ndarray, splits: list) -> np.ndarray:
     predicted = np.zeros(len(mos))
     for train_rows, test_rows in splits:
-        probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
+        probe = ridge()
         probe.fit(vectors[train_rows], mos[train_rows])
         predicted[test_rows] = probe.predict(vectors[test_rows])
     return predicted

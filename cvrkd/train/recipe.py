@@ -46,13 +46,25 @@ class Recipe:
     finetune: FinetuneConfig | None = None
     """Phase 2b: end to end through the backbone's last ``tuned_stages`` stages; None stops at 2a."""
     seed: int = 0
+    readout_share: float = 0.0
+    """Phase 2c (:mod:`cvrkd.train.readout`): the share of a ridge readout on the trained
+    student's whole-view statistics in its score (0 = none; 1 = the readout alone, an NR score)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def key(self) -> str:
-        """Names a run folder: results of other settings are never read as this recipe's."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        """Names a run folder: results of other settings are never read as this recipe's. A recipe
+        without a readout keeps the key it had before phase 2c existed, so its runs stay valid."""
+        settings = self.to_dict()
+        if not self.readout_share:
+            del settings["readout_share"]
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+    def trained(self) -> "Recipe":
+        """The settings that decide phase 2b's run: the WiSE-FT share and the readout only use its
+        result, so rows that differ in those alone share one run."""
+        return replace(self, finetune=self.finetune.trained(), readout_share=0.0)
 
 
 FROZEN = Recipe()
@@ -67,9 +79,17 @@ def wise(share: float) -> Recipe:
     return replace(FINETUNED, finetune=replace(FINETUNED.finetune, tuned_share=share))
 
 
+def with_readout(share: float) -> Recipe:
+    """The fine-tuned student with a ridge readout refitted on its own features (phase 2c)."""
+    return replace(FINETUNED, readout_share=share)
+
+
 RECIPES: dict[str, Recipe] = {
     "frozen student": FROZEN,
     "fine-tuned student": FINETUNED,
+    "fine-tuned student + readout 0.5": with_readout(0.5),
+    "fine-tuned student + readout 0.7": with_readout(0.7),
+    "fine-tuned backbone, readout alone (NR)": with_readout(1.0),
     "fine-tuned student, WiSE-FT 0.5": wise(0.5),
     "fine-tuned student, WiSE-FT 0.3": wise(0.3),
     "fine-tuned student, WiSE-FT 0.7": wise(0.7),

@@ -27,6 +27,7 @@ TINY_RECIPES = {"frozen": TINY,
                 "tuned NR-only": replace(TINY, synthetic=replace(TINY.synthetic, use_reference=False),
                                          finetune=FinetuneConfig(tuned_stages=1, epochs=1, batch=4, crop=64,
                                                                  replay_batch=2, steps_per_epoch=1))}
+TINY_RECIPES["tuned + readout"] = replace(TINY_RECIPES["tuned"], readout_share=0.5)
 LEVELS = (1, 3, 5)
 
 
@@ -115,7 +116,7 @@ def test_every_phase_runs_in_the_folds_and_a_killed_cv_resumes(tiny_data, run_di
     folds = tmp_path / "folds"
     workspace = _workspace(root, run_dir)
     assert len(workspace.names) == 12
-    rows = ["frozen", "tuned", "tuned NR-only"]
+    rows = ["frozen", "tuned", "tuned NR-only", "tuned + readout"]
     cv = protocol.cross_validate(workspace, rows, folds=3, recipes=TINY_RECIPES, folds_dir=folds,
                                  ensembles=(("tuned", protocol.NATIVE_PROBE),))
     assert set(cv.oof) == {*rows, *protocol.PROBES, protocol.ensemble_name(("tuned", protocol.NATIVE_PROBE))}
@@ -134,7 +135,7 @@ def test_every_phase_runs_in_the_folds_and_a_killed_cv_resumes(tiny_data, run_di
     assert "| frozen |" in markdown and "reference" in markdown
 
     # a kill after the first fold: the rerun reads that fold back instead of retraining it
-    first = sorted((run_dir / "cv").glob("tuned-*"))[0] / "seed0" / "fold0.json"
+    first = run_dir / "cv" / f"tuned-{TINY_RECIPES['tuned'].key()}" / "seed0" / "fold0.json"
     kept = first.read_text()
     for path in fold_files:
         if path != first:
@@ -149,7 +150,7 @@ def test_train_final_ships_a_calibrated_bundle_the_scorer_reads(tiny_data, run_d
     from cvrkd.scorer import Scorer
 
     workspace = _workspace(tiny_data, run_dir)
-    recipe = TINY_RECIPES["tuned"]
+    recipe = TINY_RECIPES["tuned + readout"]
     every = np.arange(len(workspace.names))
     raw = pipeline.predict_rows(workspace, pipeline.train_student(workspace, recipe, every), every)
     out_of_fold = raw + np.random.default_rng(0).normal(0, raw.std() / 4, raw.shape)  # as a CV's would be
@@ -158,7 +159,7 @@ def test_train_final_ships_a_calibrated_bundle_the_scorer_reads(tiny_data, run_d
     student, info = load_checkpoint(bundle / "student", expected_role="student")
     b1, b2, _, _ = student.config.calibration
     assert (b1, b2) == (100.0, 0.0)  # the whole scale: nothing clamped
-    assert student.config.tuned_stages == 2 and student.backbone_tail is not None
+    assert student.config.tuned_stages == 2 and student.backbone_tail is not None and student.readout is not None
     assert info.extra["training"]["recipe"] == "tuned" and info.extra["results"]["cv_pooled_srcc"] == 0.5
     scorer = Scorer(bundle, cache_dir=tmp_path / "cache", backend="torch")
     scores = [scorer.score(row.path).score for row in workspace.rows[:4]]
@@ -181,11 +182,17 @@ def test_cli_trains_phase_one_evaluates_and_refuses_to_ship_without_a_cv(tiny_da
         main(["train", "human", *common])  # retired: `train model` trains every recipe
 
 
-def test_rows_that_differ_only_in_the_wise_ft_share_share_one_phase_2b_run(tiny_data, run_dir):
+def test_rows_that_differ_only_in_the_wise_ft_share_or_readout_share_one_phase_2b_run(tiny_data, run_dir):
     workspace = _workspace(tiny_data, run_dir)
     tuned = TINY_RECIPES["tuned"]
     half = replace(tuned, finetune=replace(tuned.finetune, tuned_share=0.5))
     first, other = np.arange(4), np.arange(1, 5)
-    assert pipeline.finetune_folder(workspace, half, first) == pipeline.finetune_folder(workspace, tuned, first)
+    for variant in (half, TINY_RECIPES["tuned + readout"]):
+        assert pipeline.finetune_folder(workspace, variant, first) == pipeline.finetune_folder(workspace, tuned, first)
+        assert variant.key() != tuned.key()  # its CV row keeps its own predictions
     assert pipeline.finetune_folder(workspace, tuned, first) != pipeline.finetune_folder(workspace, tuned, other)
-    assert half.key() != tuned.key()  # its CV row keeps its own predictions
+
+
+def test_recipes_without_a_readout_keep_the_run_folders_they_had_before_phase_2c():
+    assert RECIPES["frozen student"].key() == "72babe55be"
+    assert RECIPES["fine-tuned student"].key() == "494d0d55e4"
