@@ -5,7 +5,8 @@
    FR pseudo-labels of distorted Kodak photos, distilled from the teacher (:mod:`training`).
 2. **Human**: (a) a global head on frozen features learns MOS pairs (:mod:`global_head`); (b)
    optionally the whole student fine-tunes through the backbone on crops of the photos, with
-   synthetic replay and the teacher's distillation (:mod:`finetune`).
+   synthetic replay and the teacher's distillation (:mod:`finetune`); (c) optionally a ridge
+   readout on the trained student's own whole-view statistics joins its score (:mod:`readout`).
 3. **Crowd rounds** fine-tune a served student on people's judgements through the same
    phase-2b loop (:mod:`redistill`).
 
@@ -233,7 +234,9 @@ def train_student(workspace: Workspace, recipe: Recipe, rows: np.ndarray) -> CVR
                                    finetune_folder(workspace, recipe, rows), workspace.replay, guide,
                                    workspace.log)
     if recipe.readout_share:
-        student = with_readout(student, workspace.photos.subset(rows), workspace.gallery, recipe.readout_share)
+        replay = workspace.replay if recipe.readout_synthetic_weight else None
+        student = with_readout(student, workspace.photos.subset(rows), workspace.gallery, recipe.readout_share,
+                               replay, recipe.readout_synthetic_weight)
     return student
 
 

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cvrkd.gallery import Gallery
 from cvrkd.model import CVRKDNet, GlobalStatisticsHead
-from cvrkd.train.finetune import Photos, views_and_scores
+from cvrkd.train.finetune import Photos, SyntheticPixels, views_and_scores
 
 ALPHAS = np.logspace(-2, 5, 29)
 
@@ -30,17 +30,25 @@ def ridge() -> Pipeline:
     return make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS))
 
 
-def with_readout(network: CVRKDNet, photos: Photos, gallery: Gallery, share: float) -> CVRKDNet:
+def with_readout(network: CVRKDNet, photos: Photos, gallery: Gallery, share: float,
+                 replay: SyntheticPixels | None = None, synthetic_weight: float = 0.0) -> CVRKDNet:
     """A copy of ``network`` whose score is ``(1 - share)`` x its own standardised score plus
     ``share`` x a ridge readout's standardised prediction, both standardised over ``photos`` (the
-    training photos, on which the ridge is fitted)."""
+    training photos, on which the ridge is fitted). With ``replay``, the synthetic images and
+    their pseudo-labels join the fit with ``synthetic_weight`` x the photos' total weight."""
     if network.readout is not None:
         raise ValueError("the network already has a readout")
     if not 0 < share <= 1:
         raise ValueError(f"a readout share is in (0, 1], got {share}")
     views, scores = views_and_scores(network, photos.pixels, gallery)
     statistics = GlobalStatisticsHead.statistics(views).double().numpy()
-    probe = ridge().fit(statistics, photos.mos)
+    inputs, targets, weights = statistics, photos.mos, np.ones(len(photos))
+    if replay is not None and synthetic_weight > 0:
+        replayed = GlobalStatisticsHead.statistics(views_and_scores(network, replay.images, gallery)[0])
+        inputs = np.vstack([statistics, replayed.double().numpy()])
+        targets = np.concatenate([photos.mos, replay.labels])
+        weights = np.concatenate([weights, np.full(len(replay), synthetic_weight * len(photos) / len(replay))])
+    probe = ridge().fit(inputs, targets, standardscaler__sample_weight=weights, ridgecv__sample_weight=weights)
     fitted = probe.predict(statistics)
     scaler, regression = probe[0], probe[-1]
     slope = regression.coef_ / scaler.scale_

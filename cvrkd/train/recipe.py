@@ -2,8 +2,8 @@
 
 A :class:`Recipe` is the synthetic phase (FR teacher, then the CVRKD student's token mixers on
 distorted Kodak photos, distilled from the teacher), the human phase (a global head on frozen
-features, then optionally fine-tuning end to end through the backbone on the labelled photos)
-and, for re-distillation, crowd rounds (:class:`cvrkd.train.redistill.RedistillConfig`, which
+features, then optionally fine-tuning end to end through the backbone on the labelled photos,
+then optionally a ridge readout refitted on the tuned features) and, for re-distillation, crowd rounds (:class:`cvrkd.train.redistill.RedistillConfig`, which
 overlays the same :class:`~cvrkd.train.finetune.FinetuneConfig`). Variants are
 ``dataclasses.replace`` overlays of one base, never copies, so a row of the CV table differs
 from the shipped recipe in exactly the fields it names.
@@ -49,22 +49,26 @@ class Recipe:
     readout_share: float = 0.0
     """Phase 2c (:mod:`cvrkd.train.readout`): the share of a ridge readout on the trained
     student's whole-view statistics in its score (0 = none; 1 = the readout alone, an NR score)."""
+    readout_synthetic_weight: float = 0.0
+    """The synthetic training images' total weight in the readout's fit, as a share of the
+    labelled photos' (0 = photos only): replay, so the readout learns synthetic distortions too."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def key(self) -> str:
-        """Names a run folder: results of other settings are never read as this recipe's. A recipe
-        without a readout keeps the key it had before phase 2c existed, so its runs stay valid."""
+        """Names a run folder: results of other settings are never read as this recipe's. Phase-2c
+        settings at their defaults are left out, so runs recorded before they existed stay valid."""
         settings = self.to_dict()
-        if not self.readout_share:
-            del settings["readout_share"]
+        for name in ("readout_share", "readout_synthetic_weight"):
+            if not settings[name]:
+                del settings[name]
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
     def trained(self) -> "Recipe":
         """The settings that decide phase 2b's run: the WiSE-FT share and the readout only use its
         result, so rows that differ in those alone share one run."""
-        return replace(self, finetune=self.finetune.trained(), readout_share=0.0)
+        return replace(self, finetune=self.finetune.trained(), readout_share=0.0, readout_synthetic_weight=0.0)
 
 
 FROZEN = Recipe()
@@ -79,33 +83,36 @@ def wise(share: float) -> Recipe:
     return replace(FINETUNED, finetune=replace(FINETUNED.finetune, tuned_share=share))
 
 
-def with_readout(share: float) -> Recipe:
+def with_readout(share: float, synthetic_weight: float = 0.0) -> Recipe:
     """The fine-tuned student with a ridge readout refitted on its own features (phase 2c)."""
-    return replace(FINETUNED, readout_share=share)
+    return replace(FINETUNED, readout_share=share, readout_synthetic_weight=synthetic_weight)
 
 
+SHIPPED = "fine-tuned student + readout 0.5"
+"""The recipe of the model in ``cvrkd/weights`` (and ``train model``'s default)."""
+_SHIPPED = with_readout(0.5)
 RECIPES: dict[str, Recipe] = {
     "frozen student": FROZEN,
     "fine-tuned student": FINETUNED,
-    "fine-tuned student + readout 0.5": with_readout(0.5),
-    "fine-tuned student + readout 0.7": with_readout(0.7),
+    SHIPPED: _SHIPPED,
+    # the ablations of the shipped recipe: each changes one phase-1 setting (and its phase 2b)
+    f"{SHIPPED}, NR-only": replace(_SHIPPED, synthetic=replace(_SHIPPED.synthetic, use_reference=False)),
+    f"{SHIPPED}, without distillation": replace(
+        _SHIPPED, synthetic=replace(_SHIPPED.synthetic, distill_weight=0.0),
+        finetune=replace(_SHIPPED.finetune, distill_weight=0.0)),
     "fine-tuned backbone, readout alone (NR)": with_readout(1.0),
+    "fine-tuned student + readout 0.3": with_readout(0.3),
+    "fine-tuned student + readout 0.5 with synthetic replay": with_readout(0.5, synthetic_weight=0.25),
     "fine-tuned student, WiSE-FT 0.5": wise(0.5),
     "fine-tuned student, WiSE-FT 0.3": wise(0.3),
     "fine-tuned student, WiSE-FT 0.7": wise(0.7),
     "fine-tuned student, last 4 stages": replace(FINETUNED, finetune=replace(FINETUNED.finetune, tuned_stages=4)),
     "fine-tuned student, crop 384": replace(FINETUNED, finetune=replace(FINETUNED.finetune, crop=384)),
     "fine-tuned student, seed 1": replace(FINETUNED, seed=1, finetune=replace(FINETUNED.finetune, seed=1)),
-    "fine-tuned NR-only": replace(FINETUNED, synthetic=replace(FROZEN.synthetic, use_reference=False)),
-    "fine-tuned without distillation": replace(
-        FINETUNED, synthetic=replace(FROZEN.synthetic, distill_weight=0.0),
-        finetune=replace(FINETUNED.finetune, distill_weight=0.0)),
 }
-SHIPPED = "fine-tuned student, WiSE-FT 0.5"
-"""The recipe of the model in ``cvrkd/weights`` (and ``train model``'s default)."""
 REFERENCE = "frozen student"
 """The CV table's reference row: every difference is measured against it."""
-CANDIDATE = "fine-tuned student, WiSE-FT 0.5"
+CANDIDATE = SHIPPED
 """The recipe being cross-validated against the reference (``evaluate --cv``'s default rows)."""
 
 

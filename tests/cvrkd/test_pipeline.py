@@ -27,7 +27,7 @@ TINY_RECIPES = {"frozen": TINY,
                 "tuned NR-only": replace(TINY, synthetic=replace(TINY.synthetic, use_reference=False),
                                          finetune=FinetuneConfig(tuned_stages=1, epochs=1, batch=4, crop=64,
                                                                  replay_batch=2, steps_per_epoch=1))}
-TINY_RECIPES["tuned + readout"] = replace(TINY_RECIPES["tuned"], readout_share=0.5)
+TINY_RECIPES["tuned + readout"] = replace(TINY_RECIPES["tuned"], readout_share=0.5, readout_synthetic_weight=0.25)
 LEVELS = (1, 3, 5)
 
 
@@ -71,9 +71,9 @@ def _workspace(root, out):
 def test_the_candidate_recipe_is_a_replace_overlay_of_the_reference_row():
     candidate, reference = RECIPES[CANDIDATE], RECIPES[REFERENCE]
     assert reference is FROZEN and reference.finetune is None and SHIPPED in RECIPES
-    assert replace(candidate, finetune=None) == reference  # it differs in phase 2b only
-    assert RECIPES["fine-tuned NR-only"].synthetic.name == "nr-only"
-    ablation = RECIPES["fine-tuned without distillation"]
+    assert replace(candidate, finetune=None, readout_share=0.0) == reference  # it differs in phases 2b-c only
+    assert RECIPES[f"{SHIPPED}, NR-only"].synthetic.name == "nr-only"
+    ablation = RECIPES[f"{SHIPPED}, without distillation"]
     assert ablation.synthetic.distill_weight == 0 and ablation.finetune.distill_weight == 0
     assert len({recipe.key() for recipe in RECIPES.values()}) == len(RECIPES)
 
