@@ -87,7 +87,7 @@ def run_model(args: argparse.Namespace) -> int:
     import json
 
     from cvrkd.train import protocol
-    from cvrkd.train.pipeline import train_final
+    from cvrkd.train.pipeline import BelowFloorError, train_final
     from cvrkd.train.recipe import REFERENCE, recipe
 
     results = args.out / "cv_results_seed0.json"
@@ -100,7 +100,11 @@ def run_model(args: argparse.Namespace) -> int:
     row = protocol.table(cv, REFERENCE, n_boot=0)["rows"][args.recipe]
     record = {"cv_pooled_srcc": row["pooled_srcc"], "cv_srcc": row["mean"]["srcc"], "cv_plcc": row["mean"]["plcc"],
               "cv_krcc": row["mean"]["krcc"], "cv_photos": len(space.rows)}
-    bundle = train_final(space, recipe(args.recipe), args.recipe, cv.oof[args.recipe], record, args.ship)
+    try:
+        bundle = train_final(space, recipe(args.recipe), args.recipe, cv.oof[args.recipe], record, args.ship)
+    except BelowFloorError as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     print(f"model bundle in {bundle}")
     return 0
 

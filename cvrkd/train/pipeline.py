@@ -304,22 +304,32 @@ def teacher_val_srcc(workspace: Workspace, network: CVRKDNet) -> float:
 
 
 # ------------------------------------------------------------------------- ship
+class BelowFloorError(ValueError):
+    """A trained student ranks the synthetic validation set under the floor: it is not shipped."""
+
+
 def train_final(workspace: Workspace, recipe: Recipe, name: str, out_of_fold: np.ndarray, cv: dict,
-                ship_to: Path | None = None) -> Path:
+                ship_to: Path | None = None, floor: float = SYNTHETIC_FLOOR) -> Path:
     """Every phase on every labelled photo, calibrated onto the whole 0–100 scale from the
     recipe's out-of-fold scores (asymptotes at 0 and 100: nothing is clamped, so distinct raw
-    scores stay distinct), saved with the teacher as one bundle."""
+    scores stay distinct), saved with the teacher as one bundle: in ``ship_to`` only when its
+    synthetic validation SRCC reaches ``floor`` (else in the work folder, and
+    :class:`BelowFloorError` says so)."""
     rows = np.arange(len(workspace.rows))
     student = train_student(workspace, recipe, rows)
     calibrated = CVRKDNet(replace(student.config, calibration=tuple(range_logistic_params(out_of_fold,
                                                                                            workspace.mos))))
     calibrated.load_state_dict(student.state_dict())
     calibrated.eval()
+    synthetic = synthetic_val_srcc(workspace, calibrated)
     extra = {"training": {"command": f"python -m cvrkd train model --recipe '{name}'", "recipe": name,
                           **recipe.to_dict(), "human_images": len(rows)},
-             "results": {"synthetic_val_srcc": synthetic_val_srcc(workspace, calibrated), **cv}}
-    bundle = ship_to or workspace.out / "bundle"
+             "results": {"synthetic_val_srcc": synthetic, **cv}}
+    bundle = ship_to if ship_to is not None and synthetic >= floor else workspace.out / "bundle"
     save_bundle(workspace, recipe, calibrated, extra, bundle)
+    if ship_to is not None and bundle != ship_to:
+        raise BelowFloorError(f"synthetic validation SRCC {synthetic:.3f} is under the floor {floor}: "
+                              f"nothing shipped to {ship_to}; the bundle is in {bundle}")
     return bundle
 
 

@@ -154,8 +154,11 @@ def test_train_final_ships_a_calibrated_bundle_the_scorer_reads(tiny_data, run_d
     every = np.arange(len(workspace.names))
     raw = pipeline.predict_rows(workspace, pipeline.train_student(workspace, recipe, every), every)
     out_of_fold = raw + np.random.default_rng(0).normal(0, raw.std() / 4, raw.shape)  # as a CV's would be
+    with pytest.raises(pipeline.BelowFloorError, match="nothing shipped"):
+        pipeline.train_final(workspace, recipe, "tuned", out_of_fold, {}, tmp_path / "refused", floor=1.01)
+    assert not (tmp_path / "refused").exists()  # under the synthetic floor: kept in the work folder only
     bundle = pipeline.train_final(workspace, recipe, "tuned", out_of_fold, {"cv_pooled_srcc": 0.5},
-                                  tmp_path / "bundle")
+                                  tmp_path / "bundle", floor=-1.0)
     student, info = load_checkpoint(bundle / "student", expected_role="student")
     b1, b2, _, _ = student.config.calibration
     assert (b1, b2) == (100.0, 0.0)  # the whole scale: nothing clamped
