@@ -53,7 +53,7 @@ def with_readout(network: CVRKDNet, photos: Photos, gallery: Gallery, share: flo
     scaler, regression = probe[0], probe[-1]
     slope = regression.coef_ / scaler.scale_
     intercept = regression.intercept_ - scaler.mean_ @ slope
-    readout_scale = share / fitted.std()
+    readout_scale = share / max(fitted.std(), 1e-6)
     mixed = CVRKDNet(replace(network.config, readout=True))
     missing, unexpected = mixed.load_state_dict(network.state_dict(), strict=False)
     if unexpected or any(not key.startswith("readout.") for key in missing):

@@ -3,10 +3,11 @@
 A :class:`Recipe` is the synthetic phase (FR teacher, then the CVRKD student's token mixers on
 distorted Kodak photos, distilled from the teacher), the human phase (a global head on frozen
 features, then optionally fine-tuning end to end through the backbone on the labelled photos,
-then optionally a ridge readout refitted on the tuned features) and, for re-distillation, crowd rounds (:class:`cvrkd.train.redistill.RedistillConfig`, which
-overlays the same :class:`~cvrkd.train.finetune.FinetuneConfig`). Variants are
-``dataclasses.replace`` overlays of one base, never copies, so a row of the CV table differs
-from the shipped recipe in exactly the fields it names.
+then optionally a ridge readout refitted on the tuned features) and, for re-distillation, crowd
+rounds (:class:`cvrkd.train.redistill.RedistillConfig`, which overlays the same
+:class:`~cvrkd.train.finetune.FinetuneConfig`). Variants are ``dataclasses.replace`` overlays of
+one base, never copies, so a row of the CV table differs from the shipped recipe in exactly the
+fields it names.
 """
 from __future__ import annotations
 
