@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cvrkd.gallery import Gallery
 from cvrkd.model import CVRKDNet, GlobalStatisticsHead
-from cvrkd.train.finetune import Photos, SyntheticPixels, views_and_scores
+from cvrkd.train.finetune import Photos, SyntheticPixels, tuned_backbone, view_features, views_and_scores
 
 ALPHAS = np.logspace(-2, 5, 29)
 
@@ -44,7 +44,7 @@ def with_readout(network: CVRKDNet, photos: Photos, gallery: Gallery, share: flo
     statistics = GlobalStatisticsHead.statistics(views).double().numpy()
     inputs, targets, weights = statistics, photos.mos, np.ones(len(photos))
     if replay is not None and synthetic_weight > 0:
-        replayed = GlobalStatisticsHead.statistics(views_and_scores(network, replay.images, gallery)[0])
+        replayed = GlobalStatisticsHead.statistics(view_features(tuned_backbone(network), replay.images)[:, -1])
         inputs = np.vstack([statistics, replayed.double().numpy()])
         targets = np.concatenate([photos.mos, replay.labels])
         weights = np.concatenate([weights, np.full(len(replay), synthetic_weight * len(photos) / len(replay))])

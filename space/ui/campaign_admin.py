@@ -43,25 +43,30 @@ campaign_table = actions.campaign_table
 CANCELLED = "Nothing changed: the reset was cancelled."
 
 
+TOKEN_FIELD = "campaign-admin-token"
+NAME_FIELD = "campaign-admin-name"
+"""The element ids of the token and campaign-name fields, which the confirmation reads as shown."""
+
+
 def confirming(question: str) -> str:
     """Front-end code for an event's ``js``: ask ``question`` (``{name}``: the campaign) in the browser's own
     dialog and pass the answer on as the last input, so the handler acts only on a yes. The token and
     the name are read from the fields as shown: a value typed just before the click may not have
     reached the front end's state yet (the dialog then named no campaign)."""
     shown = "(id, kept) => document.querySelector(`#${id} input, #${id} textarea`)?.value ?? kept"
-    return (f"(token, name, _) => {{ const shown = {shown}; token = shown('campaign-admin-token', token); "
-            f"name = shown('campaign-admin-name', name); "
+    return (f"(token, name, _) => {{ const shown = {shown}; token = shown('{TOKEN_FIELD}', token); "
+            f"name = shown('{NAME_FIELD}', name); "
             f"return [token, name, confirm({json.dumps(question)}.replace('{{name}}', name))]; }}")
 
 
 def build(services: Services) -> None:
     """The admin accordion (inside the current tab)."""
     with gr.Accordion("Admin: rating campaigns (needs the admin token)", open=False, elem_id="campaign-admin"):
-        token = gr.Textbox(label="Admin token", type="password", elem_id="campaign-admin-token")
+        token = gr.Textbox(label="Admin token", type="password", elem_id=TOKEN_FIELD)
         table = gr.Dataframe(label="Campaigns", interactive=False, max_height=260)
         with gr.Row():
             name = gr.Textbox(label="Name (lowercase letters, digits, '-'; used in the link)",
-                              elem_id="campaign-admin-name")
+                              elem_id=NAME_FIELD)
             title = gr.Textbox(label="Title shown to raters", elem_id="campaign-admin-title")
         instructions = gr.Textbox(label="Instructions (Markdown)", lines=2)
         files = gr.File(label="Images: a .zip of a folder, or image files", file_count="multiple",
