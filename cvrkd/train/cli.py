@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from cvrkd import paths
+from cvrkd.allocator import training_command
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,6 +33,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+@training_command
 def run_data(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -83,6 +85,7 @@ def register_model(stages: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_model)
 
 
+@training_command
 def run_model(args: argparse.Namespace) -> int:
     import json
 
@@ -116,6 +119,7 @@ def register_synthetic(stages: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_synthetic)
 
 
+@training_command
 def run_synthetic(args: argparse.Namespace) -> int:
     from cvrkd.train import pipeline
     from cvrkd.train.recipe import FROZEN
@@ -154,6 +158,7 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_redistill)
 
 
+@training_command
 def run_redistill(args: argparse.Namespace) -> int:
     import json
 
@@ -215,6 +220,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_evaluate)
 
 
+@training_command
 def run_evaluate(args: argparse.Namespace) -> int:
     import csv
 

@@ -142,10 +142,13 @@ def cross_validate(workspace: Workspace, rows: list[str], folds: int = 5, seed: 
             done = folder / f"fold{fold}.json"
             if not done.exists():
                 workspace.log(f"{name}: fold {fold + 1}/{folds} (seed {seed}), {len(train_rows)} training photos")
+                fold_started = time.perf_counter()
                 network = train_student(workspace, recipe, train_rows)
                 result = {"names": [workspace.names[i] for i in test_rows],
                           "predicted": predict_rows(workspace, network, test_rows).tolist(),
-                          "synthetic_val_srcc": synthetic_val_srcc(workspace, network)}
+                          "synthetic_val_srcc": synthetic_val_srcc(workspace, network),
+                          "minutes": (time.perf_counter() - fold_started) / 60}
+                workspace.log(f"{name}: fold {fold + 1}/{folds} took {result['minutes']:.1f} min")
                 done.parent.mkdir(parents=True, exist_ok=True)
                 temporary = done.with_suffix(".tmp")
                 temporary.write_text(json.dumps(result))
