@@ -46,10 +46,8 @@ from cvrkd.train.training import TrainConfig, Trainer, new_network, with_whole
 Log = Callable[[str], None]
 LABELLED_SETS = ("clive_dev", "clive_extra")
 """The MOS-labelled sets under the data folder that train the shipped student (562 photos)."""
-DATA_LAYOUT = PatchConfig(num_patches=10, size=224, whole_view=True)
-"""What is cached per image: 10 grid patches and whole-view variants; the networks read the
-whole view only (``LAYOUT``)."""
-LAYOUT = replace(DATA_LAYOUT, num_patches=0)
+LAYOUT = PatchConfig(num_patches=0, size=224, whole_view=True)
+"""What the networks read of an image: its whole view."""
 SYNTHETIC_FLOOR = 0.75
 """Synthetic validation SRCC a shipped student must keep (no forgetting of synthetic distortions)."""
 
@@ -111,7 +109,7 @@ class Workspace:
     @cached_property
     def images(self) -> torch.Tensor:
         """[N, 1, C, 7, 7]: the labelled photos' plain whole views."""
-        return inference_views(self.human.features, self.human.whole)
+        return self.human.whole[:, :1].float()
 
 
 def open_workspace(data_root: Path, synthetic: Path, out: Path, sets: tuple[str, ...] = LABELLED_SETS,
@@ -131,7 +129,7 @@ def open_workspace(data_root: Path, synthetic: Path, out: Path, sets: tuple[str,
     if sets:
         rows = [row for row in labelled_rows(data_root, sets) if row.path.name not in exclude]
         workspace.rows = rows
-        workspace.human = mos_set(rows, backbone, DATA_LAYOUT, FeatureCache(out / "cache"), log=log)
+        workspace.human = mos_set(rows, backbone, FeatureCache(out / "cache"), log=log)
     return workspace
 
 
