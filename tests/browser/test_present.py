@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import httpx
 import pytest
@@ -92,8 +93,7 @@ def test_the_presenters_ranking_shows_thumbnails_and_scores_on_0_to_100_with_int
     """Before, each row was a file name and a raw logit ("kodim01.png · 0.15")."""
     app, url = talk
     vote(url, 9)
-    live = httpx.get(url + "api/rate/live/talk", timeout=60).json()
-    ranked = live["ranking"]
+    ranked = settled_live(app, url)["ranking"]
     assert ranked and all(0 <= row["score_100"] <= 100 for row in ranked)
     assert [row["score_100"] for row in ranked] == sorted((row["score_100"] for row in ranked), reverse=True)
     with_interval = [row for row in ranked if row["ci_low"] is not None]
@@ -119,6 +119,21 @@ def test_the_presenters_ranking_shows_thumbnails_and_scores_on_0_to_100_with_int
     assert box["y"] + box["height"] <= PROJECTOR["height"]  # the whole ranking on the projector
     assert "0–100" in page.locator("#scale").inner_text()
     page.screenshot(path=str(shots / "present-ranking.png"))
+
+
+def settled_live(app, url: str) -> dict:
+    """``/live`` once its snapshot holds every judgement written: it rebuilds in the background at most
+    every few seconds, so a poll right after voting may still show the previous ranking, and the page
+    loaded next a newer one."""
+    written = len(app.services.store.judgements("talk"))
+    deadline = time.monotonic() + 120
+    while True:
+        live = httpx.get(url + "api/rate/live/talk", timeout=60).json()
+        if live["n_judgements"] == written:
+            return live
+        assert time.monotonic() < deadline, f"the live snapshot shows {live['n_judgements']} of {written} judgements"
+        app.services.live.wait()
+        time.sleep(0.5)
 
 
 def js_round(value: float) -> int:
