@@ -3,7 +3,7 @@
 Why: PyTorch allocates every CPU activation with ``malloc``. glibc serves large blocks with
 ``mmap`` and unmaps them on ``free``, so each training step faults its activations into memory
 again: a quarter of a training run's CPU time went to the kernel. Serving every block from the
-heap and never trimming it makes a fine-tuning step of the shipped recipe about 1.4x faster
+heap and never trimming it makes a phase-2b step of the shipped recipe about 1.3x faster
 (``python bench/allocator.py``), at the price of holding the run's peak memory until it ends.
 Training only: a long-lived server should give memory back.
 """

@@ -1,5 +1,5 @@
 """Training keeps freed memory in the heap (cvrkd.allocator): what makes a fine-tuning step
-about 1.4x faster on CPU (bench/allocator.py)."""
+about 1.3x faster on CPU (bench/allocator.py)."""
 from __future__ import annotations
 
 import argparse
