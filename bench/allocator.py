@@ -5,7 +5,7 @@ Each setting runs in its own process (the allocator's state is per process), alt
 noisy machine loads both alike. Two workloads:
 
 * ``backbone``: the forward and backward pass of a batch of native-resolution crops through the
-  whole Lite0 backbone (median seconds a step);
+  whole Lite0 backbone (median seconds a step, as ``bench/finetune_cost.py`` times it);
 * ``phase2b``: the real phase-2b loop (:func:`cvrkd.train.finetune.finetune`) of the shipped
   student for ``--steps`` steps on labelled photos, with synthetic replay and the teacher's
   distillation (seconds a step, the epoch's set-up included).
@@ -28,25 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def backbone_step(batch: int, crop: int, steps: int) -> float:
-    """Median seconds of one forward + backward pass through the whole backbone."""
-    import torch
-
-    from cvrkd.backbone import FrozenBackbone
-    from cvrkd.train.finetune import pooled_views
-
-    backbone = FrozenBackbone()
-    backbone.with_tail(backbone.tail(7))
-    images = torch.rand(batch, 3, crop, crop)
-    times = []
-    for _ in range(steps + 1):  # the first step warms up
-        started = time.perf_counter()
-        pooled_views(backbone, images).square().mean().backward()
-        times.append(time.perf_counter() - started)
-    rest = sorted(times[1:])
-    return rest[len(rest) // 2]
 
 
 @dataclass
@@ -90,10 +71,12 @@ def phase2b_step(batch: int, crop: int, steps: int, data: Path) -> float:
 
 def measure(keep: bool, workload: str, batch: int, crop: int, steps: int, data: Path) -> dict:
     """Seconds a step in this process, with or without the training allocator setting."""
+    from bench.finetune_cost import step_seconds
     from cvrkd.allocator import keep_freed_memory
 
     applied = keep_freed_memory() if keep else False
-    seconds = backbone_step(batch, crop, steps) if workload == "backbone" else phase2b_step(batch, crop, steps, data)
+    seconds = (step_seconds(7, batch, crop, steps) if workload == "backbone"
+               else phase2b_step(batch, crop, steps, data))
     return {"keep": keep, "applied": applied, "seconds": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
