@@ -1,29 +1,30 @@
 """Does the crowd loop teach the model about photos it never saw? And does the app stay responsive?
 
-The case the product exists for: people rate photos the model was not trained on. clive_dev
-is split three ways by image (per split, seeded): a *seed* set, a *crowd* set and an
-*evaluation* set.
+The case the product exists for: people rate photos the model was not trained on. The 562
+labelled photos are split three ways by image (per split, seeded): a *seed* set, a *crowd*
+set and an *evaluation* set (262 / 150 / 150 by default).
 
-* The seed model learns from the seed set only: stage 1 (the synthetic-only student and the
-  FR teacher of a ``train human`` run, which never saw a human-rated photo), stage 2 (global
-  head) and stage 3 (fine-tuned backbone tail) on the seed photos' MOS.
-* A simulated crowd (Thurstone observers from MOS and ``mos_std``, 10% careless raters)
-  judges pairs within the crowd set and pairs of a crowd photo against a seed photo, through
-  the real path: an annotation store with the images in a pool folder (plus the strongest
-  distortion of some crowd photos, registered as the pool registers them: the gate's
-  known-order check), then ``redistill_from_store`` (what ``python -m cvrkd redistill`` and the
-  app's trainer run), starting from the seed.
-* SRCC is measured on the evaluation set, which nobody rated, for the seed and the
-  re-distilled candidate, each scored through its own backbone.
-* Upper bound: the seed retrained (stages 2 and 3) with the crowd set's true MOS added.
-* The flipped crowd (every answer reversed) must still be rejected.
+* The seed model is the shipped recipe trained on the seed set only (every phase of
+  ``cvrkd.train.pipeline``; phase 1 never sees a human-rated photo, so it is shared).
+* A simulated crowd (Thurstone observers from MOS and ``mos_std``, 40 raters, 10% careless)
+  judges random pairs of crowd photos, through the real path: an annotation store with the
+  images in a pool folder (plus the strongest distortion of some crowd photos, registered as
+  the pool registers them: the gate's known-order check), then ``redistill_from_store``
+  (what ``python -m cvrkd redistill`` and the app's trainer run), starting from the seed.
+  Each round design (``--designs``) learns from the same judgements.
+* SRCC is measured on the evaluation set, which nobody rated, for the seed and each
+  candidate, each scored through its own backbone.
+* Upper bound: the shipped recipe trained on the seed and crowd sets with their true MOS.
+* The flipped crowd (every answer reversed) must be rejected.
 
-Per split: the gain, the gate's decision and the round's time. Then the mean gain with its
-spread over the splits, and the p95 score latency while idle vs while a round runs in a
-background process (the app's trainer mechanism), side by side. Every split's result is
-written as it finishes and its training resumes, so a killed run continues.
+Per split: every row's SRCC, its gain, the gate's decision and the round's time. Then each
+row's mean gain over the splits with a paired bootstrap 95% interval (the evaluation photos
+of every split resampled, the same photos for both models), its share of the upper bound's
+gain, and the p95 score latency while idle vs while a round runs in a background process
+(the app's trainer mechanism), side by side. Every row is written as it finishes and
+training resumes, so a killed run continues.
 
-    python bench/redistill.py --synthetic runs/synthetic --human-run runs/human-ft \\
+    python bench/redistill.py --synthetic runs/synthetic --human-run runs/cv562 \\
         --out runs/redistill-bench --json runs/redistill-bench/results.json
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ from cvrkd.checkpoint import load_checkpoint  # noqa: E402
 from cvrkd.evaluation import correlations  # noqa: E402
 from cvrkd.train.finetune import predict  # noqa: E402
 from cvrkd.train.recipe import SHIPPED  # noqa: E402
-from cvrkd.train.redistill import RedistillConfig  # noqa: E402
+from cvrkd.train.redistill import ROUND_DESIGNS, RedistillConfig  # noqa: E402
 from cvrkd.train.redistill_job import redistill_from_store, start_background_round  # noqa: E402
 from cvrkd.train.registry import ModelRegistry  # noqa: E402
 
@@ -167,56 +168,73 @@ def make_store(folder: Path, seed: Seeding, crowd_rows: np.ndarray, seed_rows: n
 
 
 def evaluation_srcc(network, seed: Seeding, rows: np.ndarray, bootstrap: int, split: int) -> dict:
-    """SRCC (bootstrap 95% CI) on the never-rated photos, scored through the network's own backbone."""
+    """SRCC (bootstrap 95% CI) on the never-rated photos, scored through the network's own backbone,
+    with the scores (the paired intervals of the summary resample them)."""
     predicted = predict(network, [seed.photos.pixels[r] for r in rows], seed.gallery)
     result = correlations(predicted, seed.mos[rows], n_boot=bootstrap, seed=split)
-    return {"srcc": result.values["srcc"], "srcc_ci": list(result.ci["srcc"])}
+    return {"srcc": result.values["srcc"], "srcc_ci": list(result.ci["srcc"]), "predicted": predicted.tolist()}
 
 
 def run_split(args, seed: Seeding, split: int, log) -> dict:
     folder = args.out / f"split{split}"
     done = folder / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    result = json.loads(done.read_text()) if done.exists() else {}
     seed_rows, crowd_rows, eval_rows = split_three(len(seed.names), args.seed_photos, args.crowd_photos,
                                                    args.eval_photos, split)
     log(f"split {split}: seed {len(seed_rows)}, crowd {len(crowd_rows)}, evaluation {len(eval_rows)} photos")
     seed_bundle = train_seed(seed, seed_rows, folder / "seed", log)
     base, _ = load_checkpoint(seed_bundle / "student")
-    result = {"split": split, "seed_photos": len(seed_rows), "crowd_photos": len(crowd_rows),
-              "eval_photos": len(eval_rows), "judgements": args.judgements,
-              "seed": evaluation_srcc(base, seed, eval_rows, args.bootstrap, split)}
+    result.update({"split": split, "seed_photos": len(seed_rows), "crowd_photos": len(crowd_rows),
+                   "eval_photos": len(eval_rows), "judgements": args.judgements,
+                   "mos": seed.mos[eval_rows].tolist()})
+    if "seed" not in result:
+        result["seed"] = evaluation_srcc(base, seed, eval_rows, args.bootstrap, split)
     log(f"split {split}: seed SRCC {result['seed']['srcc']:.3f}")
-    config = replace(args.round, seed=split)
-    rounds = {"crowd": False, **({"flipped": True} if split < args.flipped_splits else {})}
-    for name, flip in rounds.items():
-        store = make_store(folder / name, seed, crowd_rows, seed_rows, args.judgements, args.within_share,
-                           args.gold, split, flip)
-        registry = folder / f"{name}-registry"
+    rounds = {round_name(design): (design, False) for design in args.designs}
+    if split < args.flipped_splits:
+        rounds["flipped crowd"] = (args.designs[0], True)
+    for name, (design, flip) in rounds.items():
+        if name in result:
+            continue
+        store = make_store(folder / ("flipped" if flip else "crowd"), seed, crowd_rows, seed_rows, args.judgements,
+                           args.within_share, args.gold, split, flip)
+        registry = folder / f"{name.replace(' ', '-')}-registry"
         shutil.rmtree(registry / "versions", ignore_errors=True)
-        outcome = redistill_from_store(store, registry, images_dir=folder / name / "pool",
+        outcome = redistill_from_store(store, registry, images_dir=store.parent / "pool",
                                        model_dir=seed_bundle, gallery_dir=seed.gallery.root,
                                        cache_dir=args.out / "cache", synthetic_dir=args.synthetic,
-                                       config=config, log=log)
+                                       config=replace(args.round, seed=split, design=design), log=log)
         candidate, _ = load_checkpoint(ModelRegistry(registry).path(outcome.candidate_version))
         record = outcome.record
         result[name] = {**evaluation_srcc(candidate, seed, eval_rows, args.bootstrap, split),
-                        "gate": record["decision"], "reason": record["reason"], "mix": record["mix"],
-                        "seconds": record["seconds"], "n_train": record["n_train"],
+                        "design": design, "gate": record["decision"], "reason": record["reason"],
+                        "mix": record["mix"], "seconds": record["seconds"], "n_train": record["n_train"],
                         "n_validation": record["n_validation"],
                         "agreement": [record["base_agreement"], record["candidate_agreement"]],
                         "agreement_gain_ci": record["agreement_gain_ci"],
                         "synthetic_check_srcc": [record["base_synthetic_srcc"], record["candidate_synthetic_srcc"]],
                         "known_order": [record["base_known_order"], record["candidate_known_order"],
                                         record["n_known_order"]]}
-        log(f"split {split} {name}: {result[name]}")
-    if not args.skip_upper:
+        log(f"split {split} {name}: SRCC {result[name]['srcc']:.3f}, {result[name]['gate']} ({result[name]['reason']})")
+        _write(done, result)
+    if not args.skip_upper and "upper_bound" not in result:
         upper_bundle = train_seed(seed, np.sort(np.concatenate([seed_rows, crowd_rows])), folder / "upper", log)
         result["upper_bound"] = evaluation_srcc(load_checkpoint(upper_bundle / "student")[0], seed, eval_rows,
                                                 args.bootstrap, split)
         log(f"split {split}: upper bound SRCC {result['upper_bound']['srcc']:.3f}")
-    done.write_text(json.dumps(result, indent=2))
+        _write(done, result)
     return result
+
+
+def round_name(design: str) -> str:
+    return f"round ({design})"
+
+
+def _write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result, indent=2))
+    temporary.replace(path)
 
 
 def latency(args, seed: Seeding, log) -> dict:
@@ -244,8 +262,9 @@ def latency(args, seed: Seeding, log) -> dict:
                                      images_dir=folder / "crowd" / "pool", model_dir=folder / "seed" / "bundle",
                                      cache_dir=args.out / "cache", gallery_dir=seed.gallery.root,
                                      extra_args=["--synthetic", str(args.synthetic.resolve()),
-                                                 "--epochs", str(args.round.epochs),
-                                                 "--steps", str(args.round.steps_per_epoch)])
+                                                 "--design", args.designs[0],
+                                                 "--epochs", str(args.round.finetune.epochs),
+                                                 "--steps", str(args.round.finetune.steps_per_epoch)])
     busy: list[float] = []
     while process.poll() is None:
         busy.extend(timed(probe))
@@ -259,36 +278,71 @@ def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
 
-def summarise(splits: list[dict]) -> dict:
-    gains = [s["crowd"]["srcc"] - s["seed"]["srcc"] for s in splits]
-    out = {"mean_gain": float(np.mean(gains)), "gain_std": float(np.std(gains, ddof=1)) if len(gains) > 1 else None,
-           "gains": gains, "promoted": sum(s["crowd"]["gate"] == "promoted" for s in splits),
-           "splits": len(splits), "round_seconds": [s["crowd"]["seconds"] for s in splits],
-           "flipped": [s["flipped"]["gate"] for s in splits if "flipped" in s]}
-    uppers = [s["upper_bound"]["srcc"] - s["seed"]["srcc"] for s in splits if "upper_bound" in s]
-    if uppers:
-        out["upper_bound_mean_gain"] = float(np.mean(uppers))
+def mean_gain(splits: list[dict], row: str, draws: int = 2000) -> dict:
+    """The mean over splits of ``row``'s SRCC minus the seed's on the evaluation photos, with a
+    paired bootstrap 95% interval: each draw resamples every split's photos, the same photos for
+    both models."""
+    from scipy.stats import spearmanr
+
+    def gain(split: dict, pick: np.ndarray) -> float:
+        mos = np.asarray(split["mos"])[pick]
+        return (spearmanr(np.asarray(split[row]["predicted"])[pick], mos)[0]
+                - spearmanr(np.asarray(split["seed"]["predicted"])[pick], mos)[0])
+
+    chosen = [s for s in splits if row in s]
+    if not chosen:
+        return {}
+    rng = np.random.default_rng(0)
+    means = [np.mean([gain(s, rng.integers(0, len(s["mos"]), len(s["mos"]))) for s in chosen])
+             for _ in range(draws)]
+    return {"mean": float(np.mean([gain(s, np.arange(len(s["mos"]))) for s in chosen])),
+            "ci": [float(v) for v in np.percentile(means, [2.5, 97.5])], "splits": len(chosen)}
+
+
+def summarise(splits: list[dict], designs: list[str]) -> dict:
+    out = {"upper_bound": mean_gain(splits, "upper_bound"), "rounds": {}}
+    for design in designs:
+        name = round_name(design)
+        gains = mean_gain(splits, name)
+        if gains and out["upper_bound"]:
+            gains["share_of_upper_bound"] = gains["mean"] / out["upper_bound"]["mean"]
+        out["rounds"][name] = {**gains, "promoted": sum(s[name]["gate"] == "promoted" for s in splits if name in s),
+                               "round_seconds": [s[name]["seconds"] for s in splits if name in s]}
+    out["flipped"] = [s["flipped crowd"]["gate"] for s in splits if "flipped crowd" in s]
     return out
 
 
 def markdown(figures: dict) -> str:
+    rows = [name for name in ("round (readout)", "round (finetune)", "flipped crowd")
+            if any(name in s for s in figures["splits"])]
     lines = [f"settings: {figures['settings']}", "",
-             "| split | seed SRCC [95% CI] | after the round | gain | gate | round (min) | upper bound | flipped crowd |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| split | row | SRCC on never-rated photos [95% CI] | gain over the seed | gate | round (min) |",
+             "|---|---|---|---|---|---|"]
     for s in figures["splits"]:
-        seed, crowd = s["seed"], s["crowd"]
-        upper = f"{s['upper_bound']['srcc']:.3f}" if "upper_bound" in s else "n/a"
-        flipped = f"{s['flipped']['gate']} ({s['flipped']['reason']})" if "flipped" in s else "n/a"
-        lines.append(f"| {s['split']} | {seed['srcc']:.3f} [{seed['srcc_ci'][0]:.3f}, {seed['srcc_ci'][1]:.3f}] | "
-                     f"{crowd['srcc']:.3f} [{crowd['srcc_ci'][0]:.3f}, {crowd['srcc_ci'][1]:.3f}] | "
-                     f"{crowd['srcc'] - seed['srcc']:+.3f} | {crowd['gate']} ({crowd['reason']}) | "
-                     f"{crowd['seconds'] / 60:.1f} | {upper} | {flipped} |")
+        seed = s["seed"]
+        lines.append(f"| {s['split']} | seed | {seed['srcc']:.3f} [{seed['srcc_ci'][0]:.3f}, {seed['srcc_ci'][1]:.3f}] "
+                     "| — | — | — |")
+        for name in [*rows, "upper_bound"]:
+            if name not in s:
+                continue
+            r = s[name]
+            gate = f"{r['gate']} ({r['reason']})" if "gate" in r else "—"
+            minutes = f"{r['seconds'] / 60:.1f}" if "seconds" in r else "—"
+            lines.append(f"| {s['split']} | {name.replace('_', ' ')} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, "
+                         f"{r['srcc_ci'][1]:.3f}] | {r['srcc'] - seed['srcc']:+.3f} | {gate} | {minutes} |")
     summary = figures["summary"]
-    spread = "n/a" if summary["gain_std"] is None else f"{summary['gain_std']:.3f}"
-    lines += ["", f"mean gain {summary['mean_gain']:+.3f} (sd {spread}) over {summary['splits']} splits; "
-              f"promoted {summary['promoted']}/{summary['splits']}"]
-    if "upper_bound_mean_gain" in summary:
-        lines.append(f"upper bound (true MOS of the crowd set): mean gain {summary['upper_bound_mean_gain']:+.3f}")
+    lines += ["", "| row | mean gain [paired 95% interval] | share of the upper bound's gain | promoted |",
+              "|---|---|---|---|"]
+    for name, r in summary["rounds"].items():
+        if r.get("splits"):
+            share = f"{r['share_of_upper_bound']:.0%}" if "share_of_upper_bound" in r else "—"
+            lines.append(f"| {name} | {r['mean']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] | {share} | "
+                         f"{r['promoted']}/{r['splits']} |")
+    upper = summary["upper_bound"]
+    if upper:
+        lines.append(f"| upper bound (the recipe with the crowd photos' MOS) | {upper['mean']:+.3f} "
+                     f"[{upper['ci'][0]:+.3f}, {upper['ci'][1]:+.3f}] | 100% | — |")
+    lines += ["", f"flipped crowd: {', '.join(summary['flipped']) or 'not run'}"]
     if figures.get("latency"):
         lat = figures["latency"]
         lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
@@ -303,16 +357,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=paths.shared_data_dir())
     parser.add_argument("--synthetic", type=Path, default=Path("runs/synthetic"),
                         help="the synthetic training set (replayed, and the gate's synthetic check)")
-    parser.add_argument("--human-run", type=Path, default=Path("runs/human-ft"),
-                        help="a `train human` work folder whose teacher and stage-1 student (no human photo "
-                        "seen) the seeds start from; trained there if missing")
+    parser.add_argument("--human-run", type=Path, default=Path("runs/cv562"),
+                        help="the work folder of `evaluate --cv` whose phase 1 (teacher and stage-1 student, no "
+                        "human photo seen) the seeds start from; trained there if missing")
     parser.add_argument("--out", type=Path, default=Path("runs/redistill-bench"))
     parser.add_argument("--splits", type=int, default=3)
-    parser.add_argument("--seed-photos", type=int, default=100)
-    parser.add_argument("--crowd-photos", type=int, default=100)
-    parser.add_argument("--eval-photos", type=int, default=100)
-    parser.add_argument("--judgements", type=int, default=2000)
-    parser.add_argument("--within-share", type=float, default=0.5,
+    parser.add_argument("--seed-photos", type=int, default=262)
+    parser.add_argument("--crowd-photos", type=int, default=150)
+    parser.add_argument("--eval-photos", type=int, default=150)
+    parser.add_argument("--judgements", type=int, default=4000)
+    parser.add_argument("--within-share", type=float, default=1.0,
                         help="share of judgements between two crowd photos (the rest: crowd vs seed photo)")
     parser.add_argument("--gold", type=int, default=24, help="crowd photos whose strongest distortion is in the pool")
     parser.add_argument("--flipped-splits", type=int, default=1, help="splits that also run the flipped crowd")
@@ -320,6 +374,9 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--recipe", default=SHIPPED, help="the training recipe of the seed model "
                         "(cvrkd.train.recipe.RECIPES)")
+    parser.add_argument("--designs", nargs="+", choices=ROUND_DESIGNS, default=list(ROUND_DESIGNS),
+                        help="round designs to compare on the same judgements (the first also meets the "
+                        "flipped crowd and the latency check)")
     parser.add_argument("--round-epochs", type=int, default=RedistillConfig().finetune.epochs)
     parser.add_argument("--round-steps", type=int, default=RedistillConfig().finetune.steps_per_epoch)
     parser.add_argument("--bootstrap", type=int, default=1000)
@@ -335,7 +392,7 @@ def main() -> None:
     splits = [run_split(args, seed, split, log) for split in range(args.splits)]
     figures = {"settings": {k: v for k, v in vars(args).items() if k != "round"} |
                {"round": args.round.to_dict(), "seed_recipe": seed.recipe.to_dict()},
-               "splits": splits, "summary": summarise(splits),
+               "splits": splits, "summary": summarise(splits, args.designs),
                "latency": None if args.skip_latency else latency(args, seed, log)}
     print(markdown(figures))
     if args.json:

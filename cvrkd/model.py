@@ -44,6 +44,9 @@ class ModelConfig:
     readout: bool = False
     """The score also reads a fixed linear readout of the whole view's statistics
     (:class:`LinearReadout`, fitted after training by :mod:`cvrkd.train.readout`)."""
+    readout_memory: int = 0
+    """Labelled photos whose whole-view statistics and MOS the readout keeps (not the photos):
+    a crowd round refits the readout on them and on people's judgements together."""
     calibration: tuple[float, ...] = ()
     """4-parameter logistic (b1, b2, b3, b4) from the network's raw output to the human (MOS)
     scale, fitted on cross-validated predictions; empty = raw output (synthetic scale)."""
@@ -168,12 +171,15 @@ class LinearReadout(nn.Module):
     the two together keep the reference branch in the score for no extra backbone pass. Its
     numbers are buffers, set by a closed-form fit, never by gradients."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, memory: int = 0) -> None:
         super().__init__()
         self.register_buffer("weight", torch.zeros(2 * channels))
         self.register_buffer("bias", torch.zeros(()))
         self.register_buffer("head_weight", torch.ones(()))
         self.register_buffer("head_center", torch.zeros(()))
+        if memory:  # what it was fitted on, kept for crowd rounds; the score never reads it
+            self.register_buffer("memory_statistics", torch.zeros(memory, 2 * channels))
+            self.register_buffer("memory_mos", torch.zeros(memory))
 
     def forward(self, score: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
         """The head's ``score`` [B] and the whole view [1 or B, C, 7, 7] -> the mixed score [B]."""
@@ -204,7 +210,8 @@ class CVRKDNet(nn.Module):
         self.mix = nn.Parameter(torch.tensor(1.0)) if config.global_head else None
         self.backbone_tail = (tail_structure(config.backbone, config.tuned_stages)
                               if config.tuned_stages else None)
-        self.readout = LinearReadout(sum(config.stage_channels)) if config.readout else None
+        self.readout = (LinearReadout(sum(config.stage_channels), config.readout_memory)
+                        if config.readout else None)
 
     def branch_vectors(self, lq: torch.Tensor, reference: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -133,6 +133,8 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 
 def register_redistill(commands: argparse._SubParsersAction) -> None:
+    from cvrkd.train.redistill import ROUND_DESIGNS, RedistillConfig
+
     parser = commands.add_parser("redistill", help="one re-distillation round on human judgements")
     parser.add_argument("--store", type=Path, required=True, help="annotation store folder")
     parser.add_argument("--out", type=Path, required=True, help="model registry folder")
@@ -148,6 +150,10 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--bundle-out", type=Path, help="also write the candidate, promoted or not (the gate's "
                         "decision is in its config), with the teacher as a complete model bundle here, "
                         "for `cvrkd score --model`")
+    parser.add_argument("--design", choices=ROUND_DESIGNS, default=RedistillConfig.design,
+                        help="readout: fit the readout again on the photos it keeps and the judgements "
+                        "(minutes); finetune: fine-tune the backbone on the judgements with synthetic replay "
+                        f"(default: {RedistillConfig.design})")
     parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs")
     parser.add_argument("--steps", type=int, default=25, help="steps per epoch (bounds the round's time)")
     parser.add_argument("--mix", type=float, help="keep this share of the fine-tuning step in the candidate "
@@ -173,7 +179,7 @@ def run_redistill(args: argparse.Namespace) -> int:
             return 2
     options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
     config = RedistillConfig().with_steps(args.epochs, args.steps, min_judgements=args.min_judgements,
-                                          seed=args.seed, **options)
+                                          seed=args.seed, design=args.design, **options)
     result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
                                   model_dir=args.model, gallery_dir=args.gallery,
                                   cache_dir=args.cache, synthetic_dir=args.synthetic, config=config,

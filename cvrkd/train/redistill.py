@@ -1,25 +1,30 @@
-"""Re-distillation: fine-tune the student on people's judgements through its backbone, then gate it.
+"""Re-distillation: a crowd round learns from people's judgements of new photos, then is gated.
 
-A round trains what stage 3 trains (:mod:`cvrkd.train.finetune`, the same loop): the
-student's backbone tail (its last ``tuned_stages`` stages; a student without one, from an
-older bundle, starts from ImageNet's), its mixers and global head, end to end on
-native-resolution crops and flips of the judged photos. The losses:
+A round has one of two designs (``RedistillConfig.design``):
 
-* people: the reliability-weighted fidelity loss of each judgement on the score difference
-  (:func:`cvrkd.train.pairwise.judgement_pairs`; the seed model learnt clive_dev's MOS pairs
-  with the same loss);
-* replay: pseudo-label pairs among synthetic distortions, and distillation of the FR
-  teacher's inner features on them with their aligned originals (so it does not forget).
+* ``readout``: the readout (phase 2c, :mod:`cvrkd.train.readout`) is fitted again, in one
+  likelihood, on the labelled photos it keeps (their whole-view statistics and MOS, stored in
+  the network, not the photos) and on the judgements of the new photos; the backbone and the
+  head stay. Nothing the model knew is replayed: it is still in the fit.
+* ``finetune``: phase 2b's loop (:mod:`cvrkd.train.finetune`) trains the student's backbone
+  tail (its last ``tuned_stages`` stages; a student without one, from an older bundle, starts
+  from ImageNet's), its mixers and global head, end to end on native-resolution crops and
+  flips of the judged photos, with the losses:
 
-The number of steps is bounded (``epochs`` x ``steps_per_epoch``): a round on 2,000
-judgements fits in 15 minutes on a 2-core CPU (docs/results.md).
+  * people: the reliability-weighted fidelity loss of each judgement on the score difference
+    (:func:`cvrkd.train.pairwise.judgement_pairs`; the seed model learnt MOS pairs with the
+    same loss);
+  * replay: pseudo-label pairs among synthetic distortions, and distillation of the FR
+    teacher's inner features on them with their aligned originals (so it does not forget).
 
-The candidate is then the weight-space mix base + share x (fine-tuned - base) over the whole
-state dict, the tail included (WiSE-FT, Wortsman et al. 2022): the largest of
-``mix_choices`` that the gate's synthetic check accepts.
+  Its steps are bounded (``epochs`` x ``steps_per_epoch``), so its time does not grow with the
+  judgements. The candidate is then the weight-space mix base + share x (fine-tuned - base)
+  over the whole state dict, the tail included (WiSE-FT, Wortsman et al. 2022): the largest of
+  ``mix_choices`` that the gate's synthetic check accepts.
 
 Gate: judgements are split by *image*; a judgement touching a held-out image is never
-trained on and is used for validation. The candidate is promoted only if its pairwise
+trained on and is used for validation. Both models score every image those judgements show
+(the held-out photo and its partner). The candidate is promoted only if its pairwise
 agreement with people beats the served model's by more than the bootstrap noise (the 95% CI
 of the paired difference lies above zero), its SRCC on the synthetic validation split has not
 dropped by more than ``srcc_tolerance``, and it keeps pool photos above their own strongest
@@ -61,6 +66,7 @@ from cvrkd.patches import fit_to_patch
 from cvrkd.train.finetune import (FinetuneConfig, Photos, SyntheticPixels, finetune, mix_weights, predict,
                                   with_tail)
 from cvrkd.train.pairwise import judgement_pairs
+from cvrkd.train.readout import readout_statistics, refit_readout
 from cvrkd.train.registry import ModelRegistry
 
 Log = Callable[[str], None]
@@ -75,8 +81,16 @@ grow with the number of judgements (each step: ``batch // 2`` judgements drawn, 
 training judgement among their photos, plus ``replay_batch`` replayed crops)."""
 
 
+ROUND_DESIGNS = ("readout", "finetune")
+
+
 @dataclass
 class RedistillConfig:
+    design: str = "finetune"
+    """``readout``: fit the readout again on the photos it keeps (statistics and MOS) and on the
+    judgements together; the backbone and the head stay (:func:`cvrkd.train.readout.refit_readout`).
+    ``finetune``: phase 2b on the judgements with synthetic replay, then a WiSE-FT mix; the
+    readout stays as it was fitted."""
     finetune: FinetuneConfig = ROUND_FINETUNE
     """What the round trains with; its ``tuned_stages`` is what a base without a tail (an older
     bundle) starts tuning, while a base with a tail keeps its own depth."""
@@ -155,14 +169,17 @@ def load_views(images: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 def replay_sets(synthetic_dir: Path | None, gallery: Gallery, cache: FeatureCache, config: RedistillConfig,
-                log: Log = print) -> tuple[SyntheticPixels | ReplayPixels, SyntheticPixels | ReplayPixels, str]:
+                log: Log = print, replayed: bool = True
+                ) -> tuple[SyntheticPixels | ReplayPixels | None, SyntheticPixels | ReplayPixels, str]:
     """(replayed set, the gate's synthetic check set, origin): the original synthetic training
-    set when it is there (``synthetic``), else the built-in photos (``gallery``)."""
+    set when it is there (``synthetic``), else the built-in photos (``gallery``). ``replayed=False``
+    (a round that replays nothing) skips regenerating the synthetic set's train split."""
     if synthetic_dir is not None:
         if not (Path(synthetic_dir) / "labels.csv").is_file():
             raise FileNotFoundError(f"no synthetic training set in {synthetic_dir} (see `cvrkd train data`)")
-        return (SyntheticPixels(synthetic_dir, "train", limit=config.replay_rows, seed=config.seed),
-                SyntheticPixels(synthetic_dir, "val"), "synthetic")
+        replay = SyntheticPixels(synthetic_dir, "train", limit=config.replay_rows, seed=config.seed) if replayed \
+            else None
+        return replay, SyntheticPixels(synthetic_dir, "val"), "synthetic"
     return (*gallery_replay(gallery, cache, config.replay_types, log), "gallery")
 
 
@@ -220,8 +237,12 @@ def own_scores(network: CVRKDNet, images: dict[str, np.ndarray], gallery: Galler
 
 
 def agreement_vector(scores: dict[str, float], judgements: pd.DataFrame) -> np.ndarray:
-    """1 where the model orders a decisive human judgement the same way, else 0 (ties skipped)."""
+    """1 where the model orders a decisive human judgement the same way, else 0 (ties skipped).
+    Every judged image needs a score: a missing one would read as a vote for the right image."""
     decisive = judgements[judgements["choice"] != "tie"]
+    missing = (set(decisive["left_image_id"]) | set(decisive["right_image_id"])) - set(scores)
+    if missing:
+        raise ValueError(f"{len(missing)} judged images have no score, e.g. {sorted(missing)[:3]}")
     left = decisive["left_image_id"].map(scores).to_numpy(float)
     right = decisive["right_image_id"].map(scores).to_numpy(float)
     model_left = left > right
@@ -350,10 +371,15 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
                         & judgements["right_image_id"].isin(image_paths)]
     record = {"run_id": run_id, "started_at": started, "base_version": base_info.version,
               "n_judgements": int(len(usable)), "config": config.to_dict()}
+    refusal = None
     if len(usable) < config.min_judgements:
-        decision = Decision(False, f"only {len(usable)} usable judgements (< {config.min_judgements})",
-                            float("nan"), float("nan"), (float("nan"), float("nan")), float("nan"),
-                            float("nan"), 0)
+        refusal = f"only {len(usable)} usable judgements (< {config.min_judgements})"
+    elif config.design == "readout" and not _keeps_memory(base):
+        refusal = ("the served model keeps no readout memory (it was trained before rounds refit the readout): "
+                   "use the design 'finetune'")
+    if refusal:
+        decision = Decision(False, refusal, float("nan"), float("nan"), (float("nan"), float("nan")),
+                            float("nan"), float("nan"), 0)
         return _finish(registry, record, decision, None, started)
     image_ids = sorted(set(usable["left_image_id"]) | set(usable["right_image_id"]))
     held = split_images(image_ids, config.holdout_fraction, config.seed)
@@ -371,31 +397,45 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     train_ids = sorted(set(train_judgements["left_image_id"]) | set(train_judgements["right_image_id"]))
     labels = judged_labels(train_judgements, train_ids, weights,
                            pair_emphasis(train_judgements, set(flagged), config.disagreement_weight))
-    replay, check, origin = replay_sets(synthetic_dir, gallery, cache, config, log)
-    record["replay"] = origin
-    state = registry.root / "training" / _round_key(base_info.version, usable, config)
-    tuned = finetune(start, Photos([views[i] for i in train_ids], np.zeros(len(train_ids))), gallery,
-                     config.finetune_config(start.config.tuned_stages), state, replay, teacher,
-                     log=lambda m: log(m.replace("fine-tune", "re-distill")), pairs=labels)
-    share, tried = choose_mix(start, tuned, check, gallery, config, log)
-    candidate = mix_weights(start, tuned, share).eval()
-    record.update(mix=share, mix_check_srcc=tried, tuned_stages=start.config.tuned_stages,
+    replay, check, origin = replay_sets(synthetic_dir, gallery, cache, config, log,
+                                        replayed=config.design == "finetune")
+    record.update(replay=origin, design=config.design)
+    train_views = [views[i] for i in train_ids]
+    if config.design == "readout":
+        log(f"refitting the readout on its {start.readout.memory_mos.numel()} kept photos and {len(labels)} "
+            "judgements")
+        candidate = refit_readout(start, readout_statistics(start, train_views, gallery), labels)
+        checks = (synthetic_srcc(start, check, gallery), synthetic_srcc(candidate, check, gallery))
+        record.update(mix=None, mix_check_srcc={"base": checks[0], "candidate": checks[1]})
+    else:
+        state = registry.root / "training" / _round_key(base_info.version, usable, config)
+        tuned = finetune(start, Photos(train_views, np.zeros(len(train_ids))), gallery,
+                         config.finetune_config(start.config.tuned_stages), state, replay, teacher,
+                         log=lambda m: log(m.replace("fine-tune", "re-distill")), pairs=labels)
+        share, tried = choose_mix(start, tuned, check, gallery, config, log)
+        candidate = mix_weights(start, tuned, share).eval()
+        checks = (tried["base"], tried[f"{share:g}"])
+        record.update(mix=share, mix_check_srcc=tried)
+        shutil.rmtree(state, ignore_errors=True)
+    record.update(tuned_stages=start.config.tuned_stages,
                   backbones={"base": _fingerprint(start), "candidate": _fingerprint(candidate)})
-    cand_scores = own_scores(candidate, {i: views[i] for i in image_ids if i in held}, gallery)
+    # every image a validation judgement shows, the trained partner of a held-out photo included:
+    # both models are judged on the same pairs, each with its own scores
+    shown = sorted(set(val_judgements["left_image_id"]) | set(val_judgements["right_image_id"]))
+    cand_scores = own_scores(candidate, {i: views[i] for i in shown}, gallery)
     decision = decide(agreement_vector(base_scores, val_judgements),
-                      agreement_vector(cand_scores, val_judgements),
-                      tried["base"], tried[f"{share:g}"], config,
+                      agreement_vector(cand_scores, val_judgements), *checks, config,
                       _known_order(start, candidate, known_order, image_paths, gallery))
-    record["held_out_scores"] = {"base": {i: base_scores[i] for i in cand_scores}, "candidate": cand_scores}
+    record["validation_scores"] = {"base": {i: base_scores[i] for i in shown}, "candidate": cand_scores}
     gate = {"decision": "promoted" if decision.promote else "rejected", **asdict(decision)}
     info = CheckpointInfo("student", base_info.backbone, candidate.config, base_info.patches, trained=True,
-                          extra={"redistilled_from": base_info.version, "run_id": run_id, "mix": share,
+                          extra={"redistilled_from": base_info.version, "run_id": run_id, "design": config.design,
+                                 "mix": record["mix"],
                                  "n_train_judgements": int(len(train_judgements)),
                                  "gate": {k: v for k, v in gate.items() if k != "promote"}})
     version = registry.add(candidate, info)
     if decision.promote:
         registry.promote(version, reason=decision.reason)
-    shutil.rmtree(state, ignore_errors=True)
     return _finish(registry, record, decision, version, started)
 
 
@@ -437,6 +477,10 @@ def _known_order(base: CVRKDNet, candidate: CVRKDNet, pairs: list[tuple[str, str
     views = load_views({i: image_paths[i] for i in sorted({image_id for pair in pairs for image_id in pair})})
     return (known_order_kept(own_scores(base, views, gallery), pairs),
             known_order_kept(own_scores(candidate, views, gallery), pairs), len(pairs))
+
+
+def _keeps_memory(network: CVRKDNet) -> bool:
+    return network.readout is not None and hasattr(network.readout, "memory_mos")
 
 
 def _fingerprint(network: CVRKDNet) -> str:

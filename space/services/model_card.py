@@ -18,8 +18,9 @@ from space.services.model_service import ModelService
 RUN_COLUMNS = ["recorded_at", "run_id", "decision", "reason", "base_version", "candidate_version",
                "n_judgements", "n_train", "n_validation", "seconds"]
 """Preferred column order for the runs table; other keys a run records follow these."""
-HIDDEN_RUN_KEYS = {"config"}
-"""Too wide for a table; the full record stays in ``runs.jsonl``."""
+HIDDEN_RUN_KEYS = {"config", "validation_scores"}
+"""Too wide for a table (the settings, every validation image's two scores); the full record stays in
+``runs.jsonl``."""
 
 
 def summary(model: ModelService) -> dict:

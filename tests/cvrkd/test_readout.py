@@ -13,7 +13,8 @@ from cvrkd.model import CVRKDNet, GlobalStatisticsHead, ModelConfig
 from cvrkd.patches import PatchConfig
 from cvrkd.scorer import Scorer
 from cvrkd.train.finetune import Photos, predict, views_and_scores
-from cvrkd.train.readout import ridge, with_readout
+from cvrkd.train.pairwise import judgement_pairs
+from cvrkd.train.readout import readout_share, readout_statistics, refit_readout, ridge, with_readout
 from tests.helpers.images import photo
 
 WHOLE = PatchConfig(num_patches=0, whole_view=True)
@@ -83,3 +84,39 @@ def test_a_student_with_a_readout_scores_alike_from_its_checkpoint_in_torch_and_
     for backend in ("torch", "onnxruntime"):
         scorer = Scorer(tmp_path / "bundle", backend=backend, cache_dir=tmp_path / backend, gallery=gallery)
         assert scorer.score(image).score == pytest.approx(expected, abs=0.01), backend
+
+
+def _readout_part(network: CVRKDNet, statistics: np.ndarray) -> np.ndarray:
+    readout = network.readout
+    return statistics @ readout.weight.double().numpy() + float(readout.bias)
+
+
+def test_the_readout_keeps_the_statistics_and_mos_it_was_fitted_on_not_the_photos(gallery, photos):
+    fitted = with_readout(_network(1), photos, gallery, 0.4)
+    views, _ = views_and_scores(_network(1), photos.pixels, gallery)
+    statistics = GlobalStatisticsHead.statistics(views)
+    assert torch.allclose(fitted.readout.memory_statistics, statistics.float())
+    assert np.allclose(fitted.readout.memory_mos.numpy(), photos.mos)
+    assert readout_share(fitted) == pytest.approx(0.4)
+
+
+def test_a_refit_without_judgements_is_the_readout_it_started_from(gallery, photos):
+    fitted = with_readout(_network(1), photos, gallery, 0.5)
+    none = judgement_pairs(np.zeros(0, int), np.zeros(0, int), [])
+    refitted = refit_readout(fitted, np.zeros((0, fitted.readout.weight.numel())), none)
+    assert np.allclose(predict(refitted, photos.pixels, gallery), predict(fitted, photos.pixels, gallery), atol=1e-3)
+    assert fitted.readout is not refitted.readout
+
+
+def test_judgements_of_new_photos_move_the_readout_their_way_and_keep_its_share(gallery, photos):
+    known, new = photos.subset(np.arange(7)), photos.subset(np.arange(7, 10))
+    fitted = with_readout(_network(1), known, gallery, 0.5)
+    statistics = readout_statistics(fitted, new.pixels, gallery)
+    # people say the reverse of the MOS among the new photos: the noisiest looks best
+    first, second = np.array([2, 2, 1] * 40), np.array([1, 0, 0] * 40)
+    pairs = judgement_pairs(first, second, ["left"] * 120)
+    before, after = _readout_part(fitted, statistics), _readout_part(refit_readout(fitted, statistics, pairs),
+                                                                     statistics)
+    assert not (before[2] > before[1] > before[0])
+    assert after[2] > after[1] > after[0]
+    assert readout_share(refit_readout(fitted, statistics, pairs)) == pytest.approx(0.5)

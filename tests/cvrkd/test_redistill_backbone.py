@@ -24,7 +24,8 @@ from cvrkd.model import CVRKDNet, ModelConfig
 from cvrkd.patches import PatchConfig
 from cvrkd.scorer import Scorer
 from cvrkd.train.finetune import with_tail
-from cvrkd.train.redistill import ROUND_FINETUNE, RedistillConfig, agreement_vector, own_scores, trainable_base
+from cvrkd.train.redistill import (ROUND_FINETUNE, RedistillConfig, agreement_vector, own_scores, split_images,
+                                   trainable_base)
 from cvrkd.train.registry import ModelRegistry
 from tests.helpers.images import photo
 
@@ -173,24 +174,28 @@ def test_the_gate_scores_base_and_candidate_each_through_its_own_backbone(tmp_pa
     store = AnnotationStore(crowd / "annotations")
     judgements = store.judgements()
     pool = {p.stem: p for p in (crowd / "pool").glob("*.png")}
-    held = set(record["held_out_scores"]["candidate"])
-    assert held and held == set(record["held_out_scores"]["base"])
+    shown = set(record["validation_scores"]["candidate"])
+    assert shown and shown == set(record["validation_scores"]["base"])
     for bundle, which in ((model, "base"), (tmp_path / "bundle", "candidate")):
         scorer = Scorer(bundle, backend="torch", cache_dir=tmp_path / "cache", gallery=gallery)
-        served = {i: scorer.score(pool[i]).score for i in held}
-        recorded = record["held_out_scores"][which]
+        served = {i: scorer.score(pool[i]).score for i in shown}
+        recorded = record["validation_scores"][which]
         assert served == pytest.approx({i: min(100.0, max(0.0, v)) for i, v in recorded.items()}, abs=1e-3), which
     # the features really differ: the candidate's network on the base's backbone scores otherwise
-    views = {i: np.asarray(load_image(pool[i]).pixels) for i in sorted(held)}
+    views = {i: np.asarray(load_image(pool[i]).pixels) for i in sorted(shown)}
     on_base_backbone = with_tail(_without_tail(candidate), FrozenBackbone(), 2)
     on_base_backbone.backbone_tail.load_state_dict(base.backbone_tail.state_dict())
     mismatched = own_scores(on_base_backbone, views, gallery)
-    assert any(abs(mismatched[i] - record["held_out_scores"]["candidate"][i]) > 1e-2 for i in held)
-    val = judgements[judgements["left_image_id"].isin(held) | judgements["right_image_id"].isin(held)]
-    val = val[val["left_image_id"].isin(pool) & val["right_image_id"].isin(pool)]
+    assert any(abs(mismatched[i] - record["validation_scores"]["candidate"][i]) > 1e-2 for i in shown)
+    judged = judgements[judgements["left_image_id"].isin(pool) & judgements["right_image_id"].isin(pool)]
+    held = split_images(sorted(set(judged["left_image_id"]) | set(judged["right_image_id"])),
+                        RedistillConfig().holdout_fraction, 0)
+    val = judged[judged["left_image_id"].isin(held) | judged["right_image_id"].isin(held)]
     assert record["n_validation"] == len(val)
+    # both models are scored on every image of the validation pairs, trained partners included
+    assert shown == set(val["left_image_id"]) | set(val["right_image_id"]) and shown > held
     assert record["candidate_agreement"] == pytest.approx(
-        agreement_vector(record["held_out_scores"]["candidate"], val).mean())
+        agreement_vector(record["validation_scores"]["candidate"], val).mean())
 
 
 def _without_tail(network: CVRKDNet) -> CVRKDNet:
@@ -262,3 +267,46 @@ def test_judgements_move_the_scores_the_way_people_answered(gallery, tmp_path):
         scores = predict(tuned, pixels, gallery)
         gaps[choice] = scores[0] - scores[3]
     assert gaps["left"] > gaps["right"]  # "left" = the cleaner photo won every pair
+
+
+def _with_memory(gallery) -> CVRKDNet:
+    """A tailed student whose readout was fitted on (and keeps) 8 labelled photos."""
+    from cvrkd.train.finetune import Photos
+    from cvrkd.train.readout import with_readout
+
+    rng = np.random.default_rng(1)
+    pixels = [np.clip(photo(120, 96) + rng.normal(0, 6 * i, (96, 120, 3)), 0, 255).astype(np.uint8)
+              for i in range(8)]
+    return with_readout(_tailed(0), Photos(pixels, np.linspace(85, 25, 8)), gallery, 0.4)
+
+
+def test_a_readout_round_changes_only_the_readout_and_its_bundle_scores(tmp_path, crowd, gallery, synthetic,
+                                                                        capsys, monkeypatch):
+    monkeypatch.setenv("CVRKD_DATA_DIR", str(tmp_path / "data"))
+    base = _with_memory(gallery)
+    model = _bundle(tmp_path / "model", base)
+    assert _redistill(tmp_path, model, crowd, gallery, synthetic, "--design", "readout",
+                      "--bundle-out", str(tmp_path / "bundle")) == 0
+    report = json.loads(capsys.readouterr().out)
+    candidate, info = load_checkpoint(tmp_path / "bundle" / "student")
+    assert info.extra["design"] == "readout" and report["candidate_version"] == info.version
+    before, after = base.state_dict(), candidate.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"readout.weight", "readout.bias"}  # backbone, head and kept photos stay
+    record = ModelRegistry(tmp_path / "registry").runs()[-1]
+    assert record["backbones"]["base"] == record["backbones"]["candidate"]
+
+    image = next((crowd / "pool").glob("*.png"))
+    assert main(["score", str(image), "--model", str(tmp_path / "bundle"), "--gallery", str(gallery.root),
+                 "--backend", "torch", "--json"]) == 0
+    served = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = own_scores(candidate, {"x": np.asarray(load_image(image).pixels)}, gallery)["x"]
+    assert served["score"] == pytest.approx(min(100.0, max(0.0, expected)), abs=1e-3)
+
+
+def test_a_readout_round_refuses_a_model_that_keeps_no_readout_memory(tmp_path, crowd, gallery, synthetic, capsys):
+    model = _bundle(tmp_path / "model", _tailed(0))
+    assert _redistill(tmp_path, model, crowd, gallery, synthetic, "--design", "readout") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["decision"] == "rejected" and "keeps no readout memory" in report["reason"]
+    assert report["candidate_version"] is None

@@ -1,6 +1,7 @@
 """The gate's arithmetic: split by image, agreement, bootstrap margin, SRCC tolerance."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from cvrkd.train.redistill import RedistillConfig, agreement_vector, decide, split_images
 
@@ -18,6 +19,14 @@ def test_agreement_counts_decisive_judgements_only():
         "left_image_id": ["a", "b", "c", "a"], "right_image_id": ["b", "c", "a", "c"],
         "choice": ["left", "left", "right", "tie"]})
     assert agreement_vector(scores, judgements).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_agreement_refuses_a_judged_image_without_a_score():
+    """A missing score once read as a vote for the right-hand image: a candidate scored on the
+    held-out photos only lost about half of every pair with a trained partner."""
+    judgements = pd.DataFrame({"left_image_id": ["a"], "right_image_id": ["b"], "choice": ["left"]})
+    with pytest.raises(ValueError, match="no score"):
+        agreement_vector({"a": 80.0}, judgements)
 
 
 def test_gate_needs_a_gain_above_noise_and_no_synthetic_drop():
