@@ -271,7 +271,9 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
     ``known_order``: (base share, candidate share, pairs) of known-order pairs kept. People can be
     wrong together (a crowd answering the reverse of the question agrees with its own held-out
     judgements too, and the synthetic check does not see the pool's photos); this check needs no
-    people."""
+    people. Nor is a crowd trusted whose held-out answers agree with the served model less often
+    than chance, beyond noise: that model was validated against human MOS, so such people answer
+    another question (a refitted readout can follow them and still pass both other checks)."""
     rng = np.random.default_rng(config.seed)
     diff = candidate_correct - base_correct
     if len(diff) == 0:
@@ -280,6 +282,7 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
         picks = rng.integers(0, len(diff), (config.bootstrap, len(diff)))
         gains = diff[picks].mean(axis=1)
     low, high = float(np.percentile(gains, 2.5)), float(np.percentile(gains, 97.5))
+    base_high = float(np.percentile(base_correct[picks].mean(axis=1), 97.5)) if len(diff) else float("nan")
     base_agree = float(base_correct.mean()) if len(base_correct) else float("nan")
     cand_agree = float(candidate_correct.mean()) if len(candidate_correct) else float("nan")
     # every check that fails is named: a flipped crowd fails the synthetic check and the
@@ -287,6 +290,9 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
     problems = []
     if len(diff) < 10:
         problems.append(f"too few held-out judgements ({len(diff)})")
+    elif base_high < 0.5:
+        problems.append(f"the people agree with the served model on {base_agree:.0%} of held-out pairs, less "
+                        "often than chance: they answer another question")
     elif low <= 0:
         problems.append(f"agreement gain not above noise (95% CI {low:+.3f}..{high:+.3f})")
     if candidate_srcc < base_srcc - config.srcc_tolerance:

@@ -42,6 +42,22 @@ def test_gate_needs_a_gain_above_noise_and_no_synthetic_drop():
     assert not decide(base[:5], better[:5], 0.9, 0.9, config).promote
 
 
+def test_gate_distrusts_people_who_agree_with_the_served_model_less_often_than_chance():
+    """A reversed crowd taught a refitted readout its answers while the synthetic and known-order
+    checks both held (bench/redistill.py, split 0): the served model, validated against MOS,
+    agreed with that crowd on 32% of held-out pairs."""
+    config = RedistillConfig(bootstrap=500)
+    rng = np.random.default_rng(0)
+    base = (rng.random(2000) < 0.32).astype(float)
+    better = np.maximum(base, (rng.random(2000) < 0.08).astype(float))
+    reversed_crowd = decide(base, better, 0.76, 0.80, config, known_order=(1.0, 1.0, 24))
+    assert not reversed_crowd.promote and "less often than chance" in reversed_crowd.reason
+    honest = (rng.random(2000) < 0.68).astype(float)
+    assert decide(honest, np.maximum(honest, (rng.random(2000) < 0.08).astype(float)), 0.76, 0.80, config).promote
+    near_chance = (rng.random(60) < 0.45).astype(float)  # too few pairs to call it reversed
+    assert "less often than chance" not in decide(near_chance, near_chance, 0.76, 0.76, config).reason
+
+
 def test_gate_refuses_a_candidate_that_puts_photos_below_their_own_distortions():
     """A crowd answering the reverse of the question agrees with its own held-out judgements, so the
     agreement check alone promotes a candidate trained on it; known-order pairs need no people."""
