@@ -199,7 +199,7 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
         store = make_store(folder / ("flipped" if flip else "crowd"), seed, crowd_rows, seed_rows, args.judgements,
                            args.within_share, args.gold, split, flip)
         registry = folder / f"{name.replace(' ', '-')}-registry"
-        shutil.rmtree(registry / "versions", ignore_errors=True)
+        shutil.rmtree(registry, ignore_errors=True)  # a rerun of this row starts from the seed again
         outcome = redistill_from_store(store, registry, images_dir=store.parent / "pool",
                                        model_dir=seed_bundle, gallery_dir=seed.gallery.root,
                                        cache_dir=args.out / "cache", synthetic_dir=args.synthetic,
