@@ -49,6 +49,7 @@ from annotations.store import AnnotationStore  # noqa: E402
 from cvrkd import paths  # noqa: E402
 from cvrkd.checkpoint import load_checkpoint  # noqa: E402
 from cvrkd.evaluation import correlations  # noqa: E402
+from cvrkd.gallery import atomic_write_text  # noqa: E402
 from cvrkd.train.finetune import predict  # noqa: E402
 from cvrkd.train.recipe import SHIPPED  # noqa: E402
 from cvrkd.train.redistill import ROUND_DESIGNS, RedistillConfig  # noqa: E402
@@ -216,25 +217,18 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
                         "known_order": [record["base_known_order"], record["candidate_known_order"],
                                         record["n_known_order"]]}
         log(f"split {split} {name}: SRCC {result[name]['srcc']:.3f}, {result[name]['gate']} ({result[name]['reason']})")
-        _write(done, result)
+        atomic_write_text(done, json.dumps(result, indent=2))
     if not args.skip_upper and "upper_bound" not in result:
         upper_bundle = train_seed(seed, np.sort(np.concatenate([seed_rows, crowd_rows])), folder / "upper", log)
         result["upper_bound"] = evaluation_srcc(load_checkpoint(upper_bundle / "student")[0], seed, eval_rows,
                                                 args.bootstrap, split)
         log(f"split {split}: upper bound SRCC {result['upper_bound']['srcc']:.3f}")
-        _write(done, result)
+        atomic_write_text(done, json.dumps(result, indent=2))
     return result
 
 
 def round_name(design: str) -> str:
     return f"round ({design})"
-
-
-def _write(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(result, indent=2))
-    temporary.replace(path)
 
 
 def latency(args, seed: Seeding, log) -> dict:
