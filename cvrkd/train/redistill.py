@@ -2,10 +2,13 @@
 
 A round has one of two designs (``RedistillConfig.design``):
 
-* ``readout``: the readout (phase 2c, :mod:`cvrkd.train.readout`) is fitted again, in one
-  likelihood, on the labelled photos it keeps (their whole-view statistics and MOS, stored in
-  the network, not the photos) and on the judgements of the new photos; the backbone and the
-  head stay. Nothing the model knew is replayed: it is still in the fit.
+* ``readout`` (the default): the readout (phase 2c, :mod:`cvrkd.train.readout`) is fitted
+  again, in one likelihood, on the labelled photos it keeps (their whole-view statistics and
+  MOS, stored in the network, not the photos) and on the judgements of the new photos; the
+  backbone and the head stay. Nothing the model knew is replayed: it is still in the fit.
+  Once the gate has judged the fit on the training judgements, the candidate is the same fit
+  on every judgement (the held-out ones too), checked again on everything that needs no
+  held-out people (``final_fit_on_all``).
 * ``finetune``: phase 2b's loop (:mod:`cvrkd.train.finetune`) trains the student's backbone
   tail (its last ``tuned_stages`` stages; a student without one, from an older bundle, starts
   from ImageNet's), its mixers and global head, end to end on native-resolution crops and
@@ -86,7 +89,7 @@ ROUND_DESIGNS = ("readout", "finetune")
 
 @dataclass
 class RedistillConfig:
-    design: str = "finetune"
+    design: str = "readout"
     """``readout``: fit the readout again on the photos it keeps (statistics and MOS) and on the
     judgements together; the backbone and the head stay (:func:`cvrkd.train.readout.refit_readout`).
     ``finetune``: phase 2b on the judgements with synthetic replay, then a WiSE-FT mix; the
@@ -111,6 +114,9 @@ class RedistillConfig:
     """Training judgements that touch an image where the base model and the crowd disagree
     beyond their uncertainty (``annotations.assisted.disagreements``) count this many times
     in the pair loss: they are where the model has the most to learn. 1 turns it off."""
+    final_fit_on_all: bool = True
+    """``readout`` design: the candidate is refitted on every judgement once the gate has judged the
+    fit on the training judgements (the synthetic and known-order checks run again on it)."""
     seed: int = 0
     threads: int = 1
 
@@ -180,19 +186,22 @@ def replay_sets(synthetic_dir: Path | None, gallery: Gallery, cache: FeatureCach
         replay = SyntheticPixels(synthetic_dir, "train", limit=config.replay_rows, seed=config.seed) if replayed \
             else None
         return replay, SyntheticPixels(synthetic_dir, "val"), "synthetic"
-    return (*gallery_replay(gallery, cache, config.replay_types, log), "gallery")
+    return (*gallery_replay(gallery, cache, config.replay_types, log, replayed), "gallery")
 
 
-def gallery_replay(gallery: Gallery, cache: FeatureCache, types: int = 25,
-                   log: Log = print) -> tuple[ReplayPixels, ReplayPixels]:
+def gallery_replay(gallery: Gallery, cache: FeatureCache, types: int = 25, log: Log = print,
+                   replayed: bool = True) -> tuple[ReplayPixels | None, ReplayPixels]:
     """Every distortion type once per built-in photo (levels rotate) plus the pristine photo, with
-    FR pseudo-labels (cached: they cost seconds each); ``REPLAY_VALIDATION_PHOTOS`` are the check."""
+    FR pseudo-labels (cached: they cost seconds each); ``REPLAY_VALIDATION_PHOTOS`` are the check.
+    ``replayed=False``: the check's photos only (the replayed part is None)."""
     from cvrkd.distortions import DISTORTIONS, LEVELS, distort
     from cvrkd.train.pseudolabels import FAST_METRICS, fr_metrics, label_from_metrics
 
     photos = gallery.load_images()
     rows = []  # (photo name, image, original)
     for photo_index, photo in enumerate(photos):
+        if not replayed and photo.name not in REPLAY_VALIDATION_PHOTOS:
+            continue
         pristine = fit_to_patch(resize_long_side(photo.pixels, REPLAY_SIDE), 224)[0]
         rows.append((photo.name, pristine, pristine))
         for type_index, name in enumerate(list(DISTORTIONS)[:types]):
@@ -205,14 +214,16 @@ def gallery_replay(gallery: Gallery, cache: FeatureCache, types: int = 25,
                              label_from_metrics(fr_metrics(original, image, FAST_METRICS))
                              for _, image, original in rows])
 
-    labels = cache.get_or_compute(f"replay-labels-{gallery.fingerprint()}-t{types}-s{REPLAY_SIDE}", compute).numpy()
+    part_key = "" if replayed else "-check"
+    labels = cache.get_or_compute(f"replay-labels-{gallery.fingerprint()}-t{types}-s{REPLAY_SIDE}{part_key}",
+                                  compute).numpy()
     check = np.array([name in REPLAY_VALIDATION_PHOTOS for name, _, _ in rows])
 
     def part(keep: np.ndarray) -> ReplayPixels:
         chosen = np.flatnonzero(keep)
         return ReplayPixels([rows[i][1] for i in chosen], [rows[i][2] for i in chosen], labels[chosen])
 
-    return part(~check), part(check)
+    return (part(~check) if replayed else None), part(check)
 
 
 def split_images(image_ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -411,38 +422,53 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
         log(f"refitting the readout on its {start.readout.memory_mos.numel()} kept photos and {len(labels)} "
             "judgements")
         candidate = refit_readout(start, readout_statistics(start, train_views, gallery), labels)
-        checks = (synthetic_srcc(start, check, gallery), synthetic_srcc(candidate, check, gallery))
-        record.update(mix=None, mix_check_srcc={"base": checks[0], "candidate": checks[1]})
+        served = _fit_on_every_judgement(start, usable, image_ids, views, weights, flagged, gallery, config) \
+            if config.final_fit_on_all else candidate
+        checks = (synthetic_srcc(start, check, gallery), synthetic_srcc(served, check, gallery))
+        record.update(mix=None, mix_check_srcc={"base": checks[0], "candidate": checks[1]},
+                      fitted_on="every judgement" if served is not candidate else "the training judgements")
     else:
         state = registry.root / "training" / _round_key(base_info.version, usable, config)
         tuned = finetune(start, Photos(train_views, np.zeros(len(train_ids))), gallery,
                          config.finetune_config(start.config.tuned_stages), state, replay, teacher,
                          log=lambda m: log(m.replace("fine-tune", "re-distill")), pairs=labels)
         share, tried = choose_mix(start, tuned, check, gallery, config, log)
-        candidate = mix_weights(start, tuned, share).eval()
+        candidate = served = mix_weights(start, tuned, share).eval()
         checks = (tried["base"], tried[f"{share:g}"])
         record.update(mix=share, mix_check_srcc=tried)
         shutil.rmtree(state, ignore_errors=True)
     record.update(tuned_stages=start.config.tuned_stages,
-                  backbones={"base": _fingerprint(start), "candidate": _fingerprint(candidate)})
+                  backbones={"base": _fingerprint(start), "candidate": _fingerprint(served)})
     # every image a validation judgement shows, the trained partner of a held-out photo included:
-    # both models are judged on the same pairs, each with its own scores
+    # both models are judged on the same pairs, each with its own scores; the agreement is the fit
+    # that never saw those judgements, the checks without people are the model that would serve
     shown = sorted(set(val_judgements["left_image_id"]) | set(val_judgements["right_image_id"]))
     cand_scores = own_scores(candidate, {i: views[i] for i in shown}, gallery)
     decision = decide(agreement_vector(base_scores, val_judgements),
                       agreement_vector(cand_scores, val_judgements), *checks, config,
-                      _known_order(start, candidate, known_order, image_paths, gallery))
+                      _known_order(start, served, known_order, image_paths, gallery))
     record["validation_scores"] = {"base": {i: base_scores[i] for i in shown}, "candidate": cand_scores}
     gate = {"decision": "promoted" if decision.promote else "rejected", **asdict(decision)}
-    info = CheckpointInfo("student", base_info.backbone, candidate.config, base_info.patches, trained=True,
+    info = CheckpointInfo("student", base_info.backbone, served.config, base_info.patches, trained=True,
                           extra={"redistilled_from": base_info.version, "run_id": run_id, "design": config.design,
                                  "mix": record["mix"],
-                                 "n_train_judgements": int(len(train_judgements)),
+                                 "n_fitted_judgements": int(len(usable if served is not candidate
+                                                                else train_judgements)),
                                  "gate": {k: v for k, v in gate.items() if k != "promote"}})
-    version = registry.add(candidate, info)
+    version = registry.add(served, info)
     if decision.promote:
         registry.promote(version, reason=decision.reason)
     return _finish(registry, record, decision, version, started)
+
+
+def _fit_on_every_judgement(start: CVRKDNet, judgements: pd.DataFrame, image_ids: list[str],
+                            views: dict[str, np.ndarray], weights: dict[str, float] | None, flagged: list[str],
+                            gallery: Gallery, config: RedistillConfig) -> CVRKDNet:
+    """The readout refitted on every judgement, the held-out ones included: what serves once the gate
+    has judged the same fit on the training judgements alone."""
+    labels = judged_labels(judgements, image_ids, weights,
+                           pair_emphasis(judgements, set(flagged), config.disagreement_weight))
+    return refit_readout(start, readout_statistics(start, [views[i] for i in image_ids], gallery), labels)
 
 
 def disagreement_images(base_scores: dict[str, float], version: str, judgements: pd.DataFrame,

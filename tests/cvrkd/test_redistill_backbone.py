@@ -117,10 +117,12 @@ def crowd(tmp_path_factory):
 
 
 def _redistill(tmp_path, model, crowd, gallery, synthetic, *extra):
+    """``cvrkd redistill`` on the crowd; the design is ``finetune`` unless ``extra`` names another."""
+    design = [] if "--design" in extra else ["--design", "finetune"]
     return main(["redistill", "--store", str(crowd / "annotations"), "--images", str(crowd / "pool"),
                  "--model", str(model), "--out", str(tmp_path / "registry"), "--gallery", str(gallery.root),
                  "--cache", str(tmp_path / "cache"), "--synthetic", str(synthetic), "--epochs", "1",
-                 "--steps", "3", "--min-judgements", "20", "--mix", "1", *extra])
+                 "--steps", "3", "--min-judgements", "20", "--mix", "1", *design, *extra])
 
 
 def test_redistill_bundle_out_scores_through_cvrkd_score(tmp_path, crowd, gallery, synthetic, capsys,
@@ -295,6 +297,11 @@ def test_a_readout_round_changes_only_the_readout_and_its_bundle_scores(tmp_path
     assert changed == {"readout.weight", "readout.bias"}  # backbone, head and kept photos stay
     record = ModelRegistry(tmp_path / "registry").runs()[-1]
     assert record["backbones"]["base"] == record["backbones"]["candidate"]
+    # the gate judged the fit that never saw the held-out judgements; what serves is fitted on all of them
+    assert record["fitted_on"] == "every judgement" and info.extra["n_fitted_judgements"] == record["n_judgements"]
+    held_out_scores = own_scores(candidate, {i: np.asarray(load_image(crowd / "pool" / f"{i}.png").pixels)
+                                             for i in record["validation_scores"]["candidate"]}, gallery)
+    assert held_out_scores != pytest.approx(record["validation_scores"]["candidate"], abs=1e-6)
 
     image = next((crowd / "pool").glob("*.png"))
     assert main(["score", str(image), "--model", str(tmp_path / "bundle"), "--gallery", str(gallery.root),

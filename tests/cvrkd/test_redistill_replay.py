@@ -75,6 +75,16 @@ def test_without_the_synthetic_set_the_built_in_photos_are_distorted_and_pseudo_
     assert cached[1].labels.tolist() == check.labels.tolist()  # labels come from the cache the second time
 
 
+def test_a_round_that_replays_nothing_labels_the_check_photos_only(gallery, tmp_path):
+    """The readout design replays nothing: only the check's photos are distorted and pseudo-labelled."""
+    replay, check, origin = replay_sets(None, gallery, FeatureCache(tmp_path / "cache"), RedistillConfig(replay_types=2),
+                                        replayed=False)
+    full = replay_sets(None, gallery, FeatureCache(tmp_path / "full"), RedistillConfig(replay_types=2))[1]
+    assert replay is None and origin == "gallery"
+    assert check.labels.tolist() == full.labels.tolist()
+    assert all(np.array_equal(a, b) for a, b in zip(check.images, full.images))
+
+
 def test_mix_keeps_the_chosen_share_of_the_fine_tuning_step_tail_included():
     torch.manual_seed(0)
     base = with_tail(CVRKDNet(SMALL), FrozenBackbone(), 1)
