@@ -57,6 +57,8 @@ from cvrkd.train.redistill_job import redistill_from_store, start_background_rou
 from cvrkd.train.registry import ModelRegistry  # noqa: E402
 
 GOLD_TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
+ROUND_ROWS = ("round (readout)", "round (readout, training judgements only)", "round (finetune)")
+"""Every round row the bench can write (``round_name``), in table order."""
 
 
 @dataclass
@@ -191,7 +193,7 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
     if "seed" not in result:
         result["seed"] = evaluation_srcc(base, seed, eval_rows, args.bootstrap, split)
     log(f"split {split}: seed SRCC {result['seed']['srcc']:.3f}")
-    rounds = {round_name(design): (design, False) for design in args.designs}
+    rounds = {round_name(design, args.round): (design, False) for design in args.designs}
     if split < args.flipped_splits:
         rounds["flipped crowd"] = (args.designs[0], True)
     for name, (design, flip) in rounds.items():
@@ -213,6 +215,7 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
                         "n_validation": record["n_validation"],
                         "agreement": [record["base_agreement"], record["candidate_agreement"]],
                         "agreement_gain_ci": record["agreement_gain_ci"],
+                        "likelihood_gain": [record["likelihood_gain"], *record["likelihood_gain_ci"]],
                         "synthetic_check_srcc": [record["base_synthetic_srcc"], record["candidate_synthetic_srcc"]],
                         "known_order": [record["base_known_order"], record["candidate_known_order"],
                                         record["n_known_order"]]}
@@ -227,7 +230,10 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
     return result
 
 
-def round_name(design: str) -> str:
+def round_name(design: str, config: RedistillConfig) -> str:
+    """A row per design; a readout round whose served fit saw the training judgements only is its own row."""
+    if design == "readout" and not config.final_fit_on_all:
+        return "round (readout, training judgements only)"
     return f"round ({design})"
 
 
@@ -293,10 +299,9 @@ def mean_gain(splits: list[dict], row: str, draws: int = 2000) -> dict:
             "ci": [float(v) for v in np.percentile(means, [2.5, 97.5])], "splits": len(chosen)}
 
 
-def summarise(splits: list[dict], designs: list[str]) -> dict:
+def summarise(splits: list[dict], names: list[str]) -> dict:
     out = {"upper_bound": mean_gain(splits, "upper_bound"), "rounds": {}}
-    for design in designs:
-        name = round_name(design)
+    for name in names:
         gains = mean_gain(splits, name)
         if gains and out["upper_bound"]:
             gains["share_of_upper_bound"] = gains["mean"] / out["upper_bound"]["mean"]
@@ -307,8 +312,7 @@ def summarise(splits: list[dict], designs: list[str]) -> dict:
 
 
 def markdown(figures: dict) -> str:
-    rows = [name for name in ("round (readout)", "round (finetune)", "flipped crowd")
-            if any(name in s for s in figures["splits"])]
+    rows = [name for name in (*ROUND_ROWS, "flipped crowd") if any(name in s for s in figures["splits"])]
     lines = [f"settings: {figures['settings']}", "",
              "| split | row | SRCC on never-rated photos [95% CI] | gain over the seed | gate | round (min) |",
              "|---|---|---|---|---|---|"]
@@ -371,12 +375,15 @@ def main() -> None:
     parser.add_argument("--designs", nargs="+", choices=ROUND_DESIGNS, default=list(ROUND_DESIGNS),
                         help="round designs to compare on the same judgements (the first also meets the "
                         "flipped crowd and the latency check)")
+    parser.add_argument("--training-judgements-only", action="store_true",
+                        help="readout rounds serve the gate's fit (training judgements only), not the refit on all")
     parser.add_argument("--round-epochs", type=int, default=RedistillConfig().finetune.epochs)
     parser.add_argument("--round-steps", type=int, default=RedistillConfig().finetune.steps_per_epoch)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    args.round = RedistillConfig().with_steps(args.round_epochs, args.round_steps, bootstrap=args.bootstrap)
+    args.round = RedistillConfig().with_steps(args.round_epochs, args.round_steps, bootstrap=args.bootstrap,
+                                              final_fit_on_all=not args.training_judgements_only)
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -386,7 +393,7 @@ def main() -> None:
     splits = [run_split(args, seed, split, log) for split in range(args.splits)]
     figures = {"settings": {k: v for k, v in vars(args).items() if k != "round"} |
                {"round": args.round.to_dict(), "seed_recipe": seed.recipe.to_dict()},
-               "splits": splits, "summary": summarise(splits, args.designs),
+               "splits": splits, "summary": summarise(splits, [n for n in ROUND_ROWS if any(n in s for s in splits)]),
                "latency": None if args.skip_latency else latency(args, seed, log)}
     print(markdown(figures))
     if args.json:

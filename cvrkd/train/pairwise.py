@@ -19,6 +19,9 @@ OBSERVER_SCALE = 20.0 * math.sqrt(2.0)
 """Score difference (0–100 scale) at which the model says 'a beats b' with probability Φ(1):
 two observers' noise of about 20 MOS points each, as in the human data (mean mos_std 19.4)."""
 MIN_SPREAD = 1.0
+CARELESS = 0.05
+"""Share of crowd answers our likelihoods take as random (a lapse, a mis-tap): one wrong answer
+then costs a bounded penalty instead of an unbounded one."""
 
 
 @dataclass

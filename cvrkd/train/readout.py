@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from cvrkd.gallery import Gallery
 from cvrkd.model import CVRKDNet, GlobalStatisticsHead
 from cvrkd.train.finetune import Photos, SyntheticPixels, tuned_backbone, view_features, views_and_scores
-from cvrkd.train.pairwise import OBSERVER_SCALE, PairLabels
+from cvrkd.train.pairwise import CARELESS, OBSERVER_SCALE, PairLabels
 
 ALPHAS = np.logspace(-2, 5, 29)
 
@@ -88,7 +88,7 @@ def readout_share(network: CVRKDNet) -> float:
     return float((readout.memory_statistics.double() @ readout.weight.double() + readout.bias).std(unbiased=False))
 
 
-def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, careless: float = 0.05
+def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, careless: float = CARELESS
                   ) -> CVRKDNet:
     """A copy of ``network`` whose readout is fitted again on the photos it keeps (their MOS) and on
     people's judgements ``pairs`` over new photos (their whole-view ``statistics``, through this

@@ -27,9 +27,11 @@ A round has one of two designs (``RedistillConfig.design``):
 
 Gate: judgements are split by *image*; a judgement touching a held-out image is never
 trained on and is used for validation. Both models score every image those judgements show
-(the held-out photo and its partner). The candidate is promoted only if its pairwise
-agreement with people beats the served model's by more than the bootstrap noise (the 95% CI
-of the paired difference lies above zero), its SRCC on the synthetic validation split has not
+(the held-out photo and its partner). The candidate is promoted only if it predicts people's
+held-out answers better than the served model by more than the bootstrap noise (the 95% CI of
+the paired difference in log-likelihood per judgement lies above zero: each model's score
+differences read as a Thurstone observer's, at the observer scale that fits its own scores),
+its SRCC on the synthetic validation split has not
 dropped by more than ``srcc_tolerance``, and it keeps pool photos above their own strongest
 distortions as often as the base (within ``known_order_tolerance``): the one check that
 needs no people, so a crowd answering the reverse of the question cannot pass it. Every score
@@ -56,6 +58,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
+from scipy.stats import norm
 
 from cvrkd.backbone import FrozenBackbone
 from cvrkd.checkpoint import CheckpointInfo
@@ -68,7 +72,7 @@ from cvrkd.model import CVRKDNet
 from cvrkd.patches import fit_to_patch
 from cvrkd.train.finetune import (FinetuneConfig, Photos, SyntheticPixels, finetune, mix_weights, predict,
                                   with_tail)
-from cvrkd.train.pairwise import judgement_pairs
+from cvrkd.train.pairwise import CARELESS, judgement_pairs
 from cvrkd.train.readout import readout_statistics, refit_readout
 from cvrkd.train.registry import ModelRegistry
 
@@ -147,12 +151,27 @@ class ReplayPixels:
 
 
 @dataclass
+class HeldOut:
+    """Per decisive held-out judgement, for the served model and the candidate: 1/0 agreement,
+    and the log-probability each gives the answer people gave (:func:`held_out_answers`)."""
+
+    agreement: tuple[np.ndarray, np.ndarray]
+    log_likelihood: tuple[np.ndarray, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.agreement[0])
+
+
+@dataclass
 class Decision:
     promote: bool
     reason: str
     base_agreement: float
     candidate_agreement: float
     agreement_gain_ci: tuple[float, float]
+    likelihood_gain: float
+    """Mean log-likelihood of people's held-out answers, candidate minus served model (nats per judgement)."""
+    likelihood_gain_ci: tuple[float, float]
     base_synthetic_srcc: float
     candidate_synthetic_srcc: float
     n_validation: int
@@ -260,6 +279,35 @@ def agreement_vector(scores: dict[str, float], judgements: pd.DataFrame) -> np.n
     return (model_left == (decisive["choice"] == "left").to_numpy()).astype(float)
 
 
+def answer_log_likelihood(scores: dict[str, float], judgements: pd.DataFrame) -> np.ndarray:
+    """Per decisive judgement, the log-probability the scores give the answer people gave: each
+    score difference read by a Thurstone observer (``CARELESS`` of answers random) at the one
+    observer scale that fits these scores and answers best. The scale is the model's own (a model
+    gains nothing by stretching its scores) and one number fitted on thousands of answers, so
+    fitting it on them favours neither model."""
+    decisive = judgements[judgements["choice"] != "tie"]
+    agreement_vector(scores, decisive)  # every judged image has a score
+    gaps = (decisive["left_image_id"].map(scores).to_numpy(float)
+            - decisive["right_image_id"].map(scores).to_numpy(float))
+    left = (decisive["choice"] == "left").to_numpy()
+    spread = float(np.std(gaps)) or 1.0
+
+    def log_likelihood(log_scale: float) -> np.ndarray:
+        p_left = CARELESS / 2 + (1 - CARELESS) * norm.cdf(gaps / (spread * np.exp(log_scale)))
+        return np.where(left, np.log(p_left), np.log1p(-p_left))
+
+    best = minimize_scalar(lambda v: -log_likelihood(v).sum(), bounds=(-6.0, 6.0), method="bounded")
+    return log_likelihood(float(best.x))
+
+
+def held_out_answers(base_scores: dict[str, float], candidate_scores: dict[str, float],
+                     judgements: pd.DataFrame) -> HeldOut:
+    """What the gate compares: both models on the same decisive held-out judgements."""
+    return HeldOut((agreement_vector(base_scores, judgements), agreement_vector(candidate_scores, judgements)),
+                   (answer_log_likelihood(base_scores, judgements),
+                    answer_log_likelihood(candidate_scores, judgements)))
+
+
 def known_order_kept(scores: dict[str, float], pairs: list[tuple[str, str]]) -> float:
     """Share of (better, worse) pairs the scores put in that order; nan without pairs."""
     if not pairs:
@@ -273,39 +321,46 @@ def synthetic_srcc(network: CVRKDNet, check: SyntheticPixels | ReplayPixels, gal
     return float(correlations(predicted, np.asarray(check.labels), n_boot=0).values["srcc"])
 
 
-def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: float,
-           candidate_srcc: float, config: RedistillConfig,
+def decide(held: HeldOut, base_srcc: float, candidate_srcc: float, config: RedistillConfig,
            known_order: tuple[float, float, int] = (float("nan"), float("nan"), 0)) -> Decision:
-    """Promote only a candidate that agrees with people better than the base beyond noise, keeps the
-    synthetic skill and keeps photos above their own heavy distortions.
+    """Promote only a candidate that predicts people's held-out answers better than the base beyond
+    noise, keeps the synthetic skill and keeps photos above their own heavy distortions.
 
-    ``known_order``: (base share, candidate share, pairs) of known-order pairs kept. People can be
-    wrong together (a crowd answering the reverse of the question agrees with its own held-out
-    judgements too, and the synthetic check does not see the pool's photos); this check needs no
-    people. Nor is a crowd trusted whose held-out answers agree with the served model less often
-    than chance, beyond noise: that model was validated against human MOS, so such people answer
-    another question (a refitted readout can follow them and still pass both other checks)."""
+    The likelihood, not the 0/1 agreement, decides: it also counts how sure each model is, so it
+    sees a gain that the agreement leaves inside its noise (``bench/redistill.py`` reports both
+    intervals per split). ``known_order``: (base share, candidate share, pairs) of
+    known-order pairs kept. People can be wrong together (a crowd answering the reverse of the
+    question agrees with its own held-out judgements too, and the synthetic check does not see the
+    pool's photos); this check needs no people. Nor is a crowd trusted whose held-out answers agree
+    with the served model less often than chance, beyond noise: that model was validated against
+    human MOS, so such people answer another question (a refitted readout can follow them and
+    still pass both other checks)."""
     rng = np.random.default_rng(config.seed)
-    diff = candidate_correct - base_correct
-    if len(diff) == 0:
-        gains = np.array([0.0])
-    else:
-        picks = rng.integers(0, len(diff), (config.bootstrap, len(diff)))
-        gains = diff[picks].mean(axis=1)
-    low, high = float(np.percentile(gains, 2.5)), float(np.percentile(gains, 97.5))
-    base_high = float(np.percentile(base_correct[picks].mean(axis=1), 97.5)) if len(diff) else float("nan")
-    base_agree = float(base_correct.mean()) if len(base_correct) else float("nan")
-    cand_agree = float(candidate_correct.mean()) if len(candidate_correct) else float("nan")
+    base_correct, candidate_correct = held.agreement
+    n = len(held)
+    picks = rng.integers(0, n, (config.bootstrap, n)) if n else np.zeros((1, 0), int)
+
+    def mean_and_interval(values: np.ndarray) -> tuple[float, float, float]:
+        if not n:
+            return float("nan"), float("nan"), float("nan")
+        draws = values[picks].mean(axis=1)
+        return float(values.mean()), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+    base_agree, _, base_high = mean_and_interval(base_correct)
+    cand_agree = float(candidate_correct.mean()) if n else float("nan")
+    _, low, high = mean_and_interval(candidate_correct - base_correct)
+    gain, gain_low, gain_high = mean_and_interval(held.log_likelihood[1] - held.log_likelihood[0])
     # every check that fails is named: a flipped crowd fails the synthetic check and the
     # known-order check together, and the record should say both
     problems = []
-    if len(diff) < 10:
-        problems.append(f"too few held-out judgements ({len(diff)})")
+    if n < 10:
+        problems.append(f"too few held-out judgements ({n})")
     elif base_high < 0.5:
         problems.append(f"the people agree with the served model on {base_agree:.0%} of held-out pairs, less "
                         "often than chance: they answer another question")
-    elif low <= 0:
-        problems.append(f"agreement gain not above noise (95% CI {low:+.3f}..{high:+.3f})")
+    elif gain_low <= 0:
+        problems.append(f"held-out likelihood gain not above noise ({gain:+.4f} per judgement, 95% CI "
+                        f"{gain_low:+.4f}..{gain_high:+.4f})")
     if candidate_srcc < base_srcc - config.srcc_tolerance:
         problems.append(f"synthetic SRCC fell {base_srcc - candidate_srcc:.3f} (> tolerance {config.srcc_tolerance})")
     if known_order[2] and known_order[1] < known_order[0] - config.known_order_tolerance:
@@ -313,9 +368,10 @@ def decide(base_correct: np.ndarray, candidate_correct: np.ndarray, base_srcc: f
                         f"{known_order[1]:.0%} of {known_order[2]} known-order pairs, the base {known_order[0]:.0%}")
     promote = not problems
     reason = "; ".join(problems) if problems else \
-        f"agreement +{cand_agree - base_agree:.3f} (95% CI {low:+.3f}..{high:+.3f})"
-    return Decision(promote, reason, base_agree, cand_agree, (low, high), base_srcc, candidate_srcc, len(diff),
-                    *known_order)
+        (f"held-out likelihood {gain:+.4f} per judgement (95% CI {gain_low:+.4f}..{gain_high:+.4f}); "
+         f"agreement {cand_agree - base_agree:+.3f}")
+    return Decision(promote, reason, base_agree, cand_agree, (low, high), gain, (gain_low, gain_high),
+                    base_srcc, candidate_srcc, n, *known_order)
 
 
 # -------------------------------------------------------------------- training
@@ -395,8 +451,8 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
         refusal = ("the served model keeps no readout memory (it was trained before rounds refit the readout): "
                    "use the design 'finetune'")
     if refusal:
-        decision = Decision(False, refusal, float("nan"), float("nan"), (float("nan"), float("nan")),
-                            float("nan"), float("nan"), 0)
+        nothing = (float("nan"), float("nan"))
+        decision = Decision(False, refusal, *nothing, nothing, float("nan"), nothing, *nothing, 0)
         return _finish(registry, record, decision, None, started)
     image_ids = sorted(set(usable["left_image_id"]) | set(usable["right_image_id"]))
     held = split_images(image_ids, config.holdout_fraction, config.seed)
@@ -444,8 +500,7 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     # that never saw those judgements, the checks without people are the model that would serve
     shown = sorted(set(val_judgements["left_image_id"]) | set(val_judgements["right_image_id"]))
     cand_scores = own_scores(candidate, {i: views[i] for i in shown}, gallery)
-    decision = decide(agreement_vector(base_scores, val_judgements),
-                      agreement_vector(cand_scores, val_judgements), *checks, config,
+    decision = decide(held_out_answers(base_scores, cand_scores, val_judgements), *checks, config,
                       _known_order(start, served, known_order, image_paths, gallery))
     record["validation_scores"] = {"base": {i: base_scores[i] for i in shown}, "candidate": cand_scores}
     gate = {"decision": "promoted" if decision.promote else "rejected", **asdict(decision)}

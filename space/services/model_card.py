@@ -78,6 +78,56 @@ def runs(registry: Path) -> pd.DataFrame:
     return frame[ordered]
 
 
+GATE_COLUMNS = ["started", "run", "design", "candidate", "decision", "agreement with people: served → candidate",
+                "agreement gain [95% interval]", "likelihood gain per judgement [95% interval]",
+                "synthetic check SRCC: served → candidate",
+                "known-order pairs kept: served → candidate", "judgements fitted / held out", "minutes", "reason"]
+"""The Model tab's view of each round: its candidate and every figure the gate decided on."""
+
+
+def gate_table(registry: Path) -> pd.DataFrame:
+    """Each recorded round, newest first, as people read it: the candidate, whether it was promoted,
+    and the gate's figures (agreement with held-out judgements, and the gain in their likelihood
+    that decides, each with its interval; the synthetic check; the known-order check); a figure a
+    refused round never measured reads "—"."""
+    records = [r for r in ModelRegistry(registry).runs() if isinstance(r, dict)]
+    return pd.DataFrame([_gate_row(r) for r in records[::-1]], columns=GATE_COLUMNS)
+
+
+def _gate_row(record: dict) -> list[str]:
+    base, candidate = record.get("base_agreement"), record.get("candidate_agreement")
+    low, high = (record.get("agreement_gain_ci") or [None, None])[:2]
+    gain = "—" if not _measured(base, candidate, low, high) else \
+        f"{100 * (candidate - base):+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+    likelihood = record.get("likelihood_gain")
+    likely_low, likely_high = (record.get("likelihood_gain_ci") or [None, None])[:2]
+    likelihood_gain = "—" if not _measured(likelihood, likely_low, likely_high) else \
+        f"{likelihood:+.4f} [{likely_low:+.4f}, {likely_high:+.4f}]"
+    known = record.get("n_known_order") or 0
+    fitted = record.get("n_judgements") if record.get("fitted_on") == "every judgement" else record.get("n_train")
+    started = record.get("started_at")
+    return [pd.Timestamp(started, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M") if _measured(started) else "—",
+            str(record.get("run_id", "—")), str(record.get("design", "—")), str(record.get("candidate_version") or "—"),
+            str(record.get("decision", "—")),
+            _pair(base, candidate, "{:.1%}"), gain, likelihood_gain,
+            _pair(record.get("base_synthetic_srcc"), record.get("candidate_synthetic_srcc"), "{:.3f}"),
+            (_pair(record.get("base_known_order"), record.get("candidate_known_order"), "{:.0%}") + f" of {known}")
+            if known else "—",
+            f"{fitted} / {record.get('n_validation')}" if _measured(fitted, record.get("n_validation")) else "—",
+            f"{record['seconds'] / 60:.1f}" if _measured(record.get("seconds")) else "—",
+            str(record.get("reason", ""))]
+
+
+def _measured(*values) -> bool:
+    return all(isinstance(v, (int, float)) and v == v for v in values)  # v == v: not NaN
+
+
+def _pair(served, candidate, pattern: str) -> str:
+    if not _measured(served, candidate):
+        return "—"
+    return f"{pattern.format(served)} → {pattern.format(candidate)}"
+
+
 def _views(patches: dict) -> str:
     """What the network reads, in words: grid patches and/or the whole image."""
     grid = f"{patches.get('num_patches')} × {patches.get('size')} px"

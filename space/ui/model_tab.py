@@ -26,10 +26,12 @@ def build(services: Services) -> gr.Tab:
         summary = gr.Markdown(elem_id="model-summary")
         with gr.Accordion("Full checkpoint record (config.json)", open=False):
             record = gr.JSON()
-        gr.Markdown("### Re-distillation runs")
+        gr.Markdown("### Re-distillation runs\n\nEach round's candidate and what the gate measured: agreement "
+                    "with people on judgements it never trained on (promoted only if the gain's 95% interval "
+                    "is above 0), the synthetic check and the known-order check.")
         trainer = gr.Markdown(elem_id="model-trainer")
         runs_empty = gr.Markdown(NO_RUNS)
-        runs = gr.Dataframe(interactive=False, visible=False, max_height=300)
+        runs = gr.Dataframe(interactive=False, visible=False, max_height=300, wrap=True, elem_id="model-runs")
         curves = gr.Plot(visible=False, label="Agreement with people on held-out judgements, per run")
         with gr.Accordion("Admin: re-distil now or roll back (needs the admin token)", open=False):
             token = gr.Textbox(label="Admin token", type="password")
@@ -53,7 +55,7 @@ def build(services: Services) -> gr.Tab:
     rollback.click(on_rollback, [token, version], admin_result, api_name="rollback", concurrency_id="admin")
 
     def on_open():
-        table = model_card.runs(services.data_dir / "registry")
+        table = model_card.gate_table(services.data_dir / "registry")
         doc = model_card.model_doc(REPO_ROOT) or "*No model card (`docs/model.md`) in this checkout.*"
         return (model_card.summary_markdown(services.model), model_card.summary(services.model),
                 trainer_markdown(services.trainer), gr.Markdown(visible=table.empty),

@@ -70,8 +70,12 @@ def test_score_rate_with_keys_and_screenshot_every_tab(app_url, page, good_input
     assert app.services.insights.current().estimates.table["human_score"].notna().any()
     page.screenshot(path=shots / "leaderboard.png", full_page=True)
 
+    _record_a_round(app)
     page.get_by_role("tab", name="Model").click()
     page.wait_for_function("() => document.querySelector('#model-trainer').innerText.includes('Trainer')")
+    runs = page.wait_for_selector("#model-runs")
+    page.wait_for_function("() => document.querySelector('#model-runs').innerText.includes('+1.7 points')")
+    assert "promoted" in runs.inner_text() and "0.759 → 0.761" in runs.inner_text()
     page.screenshot(path=shots / "model.png", full_page=True)
 
     page.reload()  # the anonymous rater id lives in the browser, so it survives a reload
@@ -86,3 +90,18 @@ def test_score_rate_with_keys_and_screenshot_every_tab(app_url, page, good_input
         Path(target).mkdir(parents=True, exist_ok=True)
         for shot in shots.iterdir():
             shutil.copy(shot, Path(target) / shot.name)
+
+
+def _record_a_round(app) -> None:
+    """A round's record as the trainer writes it (the figures of a bench round: docs/results.md), so the
+    Model tab has a candidate and its gate figures to show."""
+    from cvrkd.train.registry import ModelRegistry
+
+    ModelRegistry(app.services.data_dir / "registry").record_run({
+        "run_id": "example", "started_at": 1.8e9, "design": "readout", "decision": "promoted",
+        "candidate_version": "0123456789ab", "reason": "held-out likelihood +0.0085 per judgement (95% CI +0.0055..+0.0113); agreement +0.017",
+        "base_agreement": 0.653, "candidate_agreement": 0.670, "agreement_gain_ci": [0.007, 0.028],
+        "likelihood_gain": 0.0085, "likelihood_gain_ci": [0.0055, 0.0113],
+        "base_synthetic_srcc": 0.759, "candidate_synthetic_srcc": 0.761, "base_known_order": 1.0,
+        "candidate_known_order": 1.0, "n_known_order": 24, "fitted_on": "every judgement", "n_judgements": 4000,
+        "n_train": 2240, "n_validation": 1760, "seconds": 120.0})

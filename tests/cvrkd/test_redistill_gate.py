@@ -1,9 +1,15 @@
-"""The gate's arithmetic: split by image, agreement, bootstrap margin, SRCC tolerance."""
+"""The gate's arithmetic: split by image, agreement, likelihood, bootstrap margin, SRCC tolerance."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from cvrkd.train.redistill import RedistillConfig, agreement_vector, decide, split_images
+from cvrkd.train.redistill import (HeldOut, RedistillConfig, agreement_vector, answer_log_likelihood, decide,
+                                   held_out_answers, split_images)
+
+
+def _held(base: np.ndarray, candidate: np.ndarray) -> HeldOut:
+    """Held-out answers where each model gives the answer it agrees with probability 0.7."""
+    return HeldOut((base, candidate), tuple(np.log(np.where(v > 0, 0.7, 0.3)) for v in (base, candidate)))
 
 
 def test_split_is_stable_and_close_to_the_fraction():
@@ -34,12 +40,49 @@ def test_gate_needs_a_gain_above_noise_and_no_synthetic_drop():
     rng = np.random.default_rng(0)
     base = (rng.random(400) < 0.70).astype(float)
     better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
-    assert decide(base, better, 0.9, 0.9, config).promote
-    same = decide(base, base.copy(), 0.9, 0.9, config)
+    assert decide(_held(base, better), 0.9, 0.9, config).promote
+    same = decide(_held(base, base.copy()), 0.9, 0.9, config)
     assert not same.promote and "noise" in same.reason
-    forgot = decide(base, better, 0.9, 0.85, config)
+    forgot = decide(_held(base, better), 0.9, 0.85, config)
     assert not forgot.promote and "synthetic SRCC" in forgot.reason
-    assert not decide(base[:5], better[:5], 0.9, 0.9, config).promote
+    assert not decide(_held(base[:5], better[:5]), 0.9, 0.9, config).promote
+
+
+def _thurstone_crowd(quality: dict[str, float], count: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ids = list(quality)
+    left, right = (rng.choice(ids, count), rng.choice(ids, count))
+    keep = left != right
+    left, right = left[keep], right[keep]
+    seen = np.array([quality[a] - quality[b] for a, b in zip(left, right)]) + rng.normal(0, 20, keep.sum())
+    return pd.DataFrame({"left_image_id": left, "right_image_id": right,
+                         "choice": np.where(seen > 0, "left", "right")})
+
+
+def test_a_models_own_score_scale_neither_helps_nor_hurts_its_likelihood():
+    quality = {f"p{i}": float(q) for i, q in enumerate(np.linspace(10, 90, 40))}
+    judgements = _thurstone_crowd(quality, 800, 0)
+    stretched = {k: 7.0 * v - 300.0 for k, v in quality.items()}
+    assert answer_log_likelihood(stretched, judgements) == pytest.approx(answer_log_likelihood(quality, judgements),
+                                                                         abs=1e-6)
+    with pytest.raises(ValueError, match="no score"):
+        answer_log_likelihood({"p0": 1.0}, judgements)
+
+
+def test_the_likelihood_sees_a_better_model_the_agreement_cannot():
+    """Two models that order every pair the same way; the candidate's score gaps follow the people's
+    certainty (the true quality), the served model's are the same order bent (a cube)."""
+    config = RedistillConfig(bootstrap=1000)
+    rng = np.random.default_rng(1)
+    quality = {f"p{i}": float(q) for i, q in enumerate(rng.uniform(0, 100, 150))}
+    judgements = _thurstone_crowd(quality, 2000, 1)
+    candidate = {k: v + rng.normal(0, 8) for k, v in quality.items()}
+    served = {k: ((v - 50.0) / 50.0) ** 3 for k, v in candidate.items()}
+    held = held_out_answers(served, candidate, judgements)
+    decision = decide(held, 0.9, 0.9, config)
+    assert decision.agreement_gain_ci == (0.0, 0.0)  # the 0/1 agreement cannot tell them apart
+    assert decision.promote and decision.likelihood_gain_ci[0] > 0, decision.reason
+    assert not decide(held_out_answers(candidate, served, judgements), 0.9, 0.9, config).promote
 
 
 def test_gate_distrusts_people_who_agree_with_the_served_model_less_often_than_chance():
@@ -50,12 +93,13 @@ def test_gate_distrusts_people_who_agree_with_the_served_model_less_often_than_c
     rng = np.random.default_rng(0)
     base = (rng.random(2000) < 0.32).astype(float)
     better = np.maximum(base, (rng.random(2000) < 0.08).astype(float))
-    reversed_crowd = decide(base, better, 0.76, 0.80, config, known_order=(1.0, 1.0, 24))
+    reversed_crowd = decide(_held(base, better), 0.76, 0.80, config, known_order=(1.0, 1.0, 24))
     assert not reversed_crowd.promote and "less often than chance" in reversed_crowd.reason
     honest = (rng.random(2000) < 0.68).astype(float)
-    assert decide(honest, np.maximum(honest, (rng.random(2000) < 0.08).astype(float)), 0.76, 0.80, config).promote
+    helped = np.maximum(honest, (rng.random(2000) < 0.08).astype(float))
+    assert decide(_held(honest, helped), 0.76, 0.80, config).promote
     near_chance = (rng.random(60) < 0.45).astype(float)  # too few pairs to call it reversed
-    assert "less often than chance" not in decide(near_chance, near_chance, 0.76, 0.76, config).reason
+    assert "less often than chance" not in decide(_held(near_chance, near_chance), 0.76, 0.76, config).reason
 
 
 def test_gate_refuses_a_candidate_that_puts_photos_below_their_own_distortions():
@@ -65,13 +109,13 @@ def test_gate_refuses_a_candidate_that_puts_photos_below_their_own_distortions()
     rng = np.random.default_rng(0)
     base = (rng.random(400) < 0.70).astype(float)
     better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
-    kept = decide(base, better, 0.9, 0.9, config, known_order=(1.0, 23 / 24, 24))  # one pair of 24: tolerated
+    kept = decide(_held(base, better), 0.9, 0.9, config, known_order=(1.0, 23 / 24, 24))  # one pair of 24: tolerated
     assert kept.promote and (kept.base_known_order, kept.candidate_known_order, kept.n_known_order) == (1.0, 23 / 24, 24)
-    reversed_ = decide(base, better, 0.9, 0.9, config, known_order=(1.0, 0.75, 24))
+    reversed_ = decide(_held(base, better), 0.9, 0.9, config, known_order=(1.0, 0.75, 24))
     assert not reversed_.promote and "below their own strongest distortions" in reversed_.reason
     assert "75% of 24" in reversed_.reason
-    assert decide(base, better, 0.9, 0.9, config, known_order=(0.5, 0.75, 24)).promote  # a gain is welcome
-    assert decide(base, better, 0.9, 0.9, config).promote  # no known-order pairs (a campaign): no check
+    assert decide(_held(base, better), 0.9, 0.9, config, known_order=(0.5, 0.75, 24)).promote  # a gain is welcome
+    assert decide(_held(base, better), 0.9, 0.9, config).promote  # no known-order pairs (a campaign): no check
 
 
 def test_known_order_share_counts_pairs_in_the_right_order():
@@ -129,6 +173,6 @@ def test_every_failing_check_is_named_in_the_reason():
     rng = np.random.default_rng(0)
     base = (rng.random(400) < 0.70).astype(float)
     better = np.maximum(base, (rng.random(400) < 0.3).astype(float))
-    both = decide(base, better, 0.8, 0.44, config, known_order=(1.0, 0.54, 24))
+    both = decide(_held(base, better), 0.8, 0.44, config, known_order=(1.0, 0.54, 24))
     assert not both.promote
     assert "synthetic SRCC" in both.reason and "below their own strongest distortions" in both.reason

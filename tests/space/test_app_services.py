@@ -212,6 +212,39 @@ def test_model_tab_lists_registry_runs_newest_first(tmp_path):
     assert table["started_at"].iloc[0].startswith("2023-11-14")
 
 
+def test_model_tab_shows_each_rounds_candidate_and_gate_figures(tmp_path):
+    from cvrkd.train.registry import ModelRegistry
+    from space.services.model_card import GATE_COLUMNS, gate_table
+
+    assert gate_table(tmp_path).empty and list(gate_table(tmp_path).columns) == GATE_COLUMNS
+    registry = ModelRegistry(tmp_path)
+    registry.record_run({"run_id": "r1", "started_at": 1.7e9, "decision": "rejected", "design": "readout",
+                         "reason": "only 3 usable judgements (< 50)", "candidate_version": None,
+                         "base_agreement": float("nan"), "candidate_agreement": float("nan"),
+                         "agreement_gain_ci": [float("nan"), float("nan")], "n_known_order": 0})
+    registry.record_run({"run_id": "r2", "started_at": 1.7e9, "decision": "promoted", "design": "readout",
+                         "candidate_version": "abc123", "reason": "agreement +0.017 (95% CI +0.007..+0.028)",
+                         "base_agreement": 0.653, "candidate_agreement": 0.67, "agreement_gain_ci": [0.007, 0.028],
+                         "likelihood_gain": 0.0085, "likelihood_gain_ci": [0.0055, 0.0113],
+                         "base_synthetic_srcc": 0.7591, "candidate_synthetic_srcc": 0.7612,
+                         "base_known_order": 1.0, "candidate_known_order": 23 / 24, "n_known_order": 24,
+                         "fitted_on": "every judgement", "n_judgements": 4000, "n_train": 2400, "n_validation": 1600,
+                         "seconds": 126.0})
+    promoted, refused = gate_table(tmp_path).to_dict(orient="records")
+    assert promoted["run"] == "r2" and promoted["candidate"] == "abc123" and promoted["decision"] == "promoted"
+    assert promoted["agreement with people: served → candidate"] == "65.3% → 67.0%"
+    assert promoted["agreement gain [95% interval]"] == "+1.7 points [+0.7, +2.8]"
+    assert promoted["likelihood gain per judgement [95% interval]"] == "+0.0085 [+0.0055, +0.0113]"
+    assert promoted["synthetic check SRCC: served → candidate"] == "0.759 → 0.761"
+    assert promoted["known-order pairs kept: served → candidate"] == "100% → 96% of 24"
+    assert promoted["judgements fitted / held out"] == "4000 / 1600" and promoted["minutes"] == "2.1"
+    assert promoted["started"].startswith("2023-11-14")
+    # a refused round measured nothing: its figures read as missing, never as numbers
+    assert refused["candidate"] == "—" and refused["agreement gain [95% interval]"] == "—"
+    assert refused["likelihood gain per judgement [95% interval]"] == "—"
+    assert refused["agreement with people: served → candidate"] == "—" and "usable judgements" in refused["reason"]
+
+
 def test_without_a_trained_model_the_app_starts_refuses_to_score_and_keeps_queues_apart(no_model_app, services):
     from space.services.model_service import NO_MODEL
     from space.ui.score_tab import score_view

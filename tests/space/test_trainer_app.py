@@ -86,7 +86,10 @@ def test_a_round_started_from_the_model_tab_is_promoted_and_served(tmp_path, mon
         assert record["decision"] == "promoted", record["reason"]
         # hot swap: the app now serves the round's candidate, without a restart
         assert app.services.model.version == record["candidate_version"] != shipped_version
-        table = model_card.runs(tmp_path / "data" / "registry")
-        assert len(table) == 1 and table["decision"].iloc[0] == "promoted"
+        shown_round = model_card.gate_table(tmp_path / "data" / "registry").to_dict(orient="records")
+        assert len(shown_round) == 1 and shown_round[0]["decision"] == "promoted"
+        assert shown_round[0]["candidate"] == record["candidate_version"]
+        assert shown_round[0]["likelihood gain per judgement [95% interval]"] != "—"
+        assert shown_round[0]["known-order pairs kept: served → candidate"] != "—"  # the pool's gold pairs
     finally:
         app.close()
