@@ -76,12 +76,12 @@ def load_mos(csv: Path) -> pd.DataFrame:
     return table.rename(columns={"image": "image_id"})[["image_id", "mos", "mos_std"]]
 
 
-def load_prior(csv: Path, scores: pd.DataFrame) -> dict[str, float]:
-    """Model scores (columns image,score) by image id of ``scores``, matched by file name."""
+def load_prior(csv: Path, scores: pd.DataFrame, column: str = "score") -> dict[str, float]:
+    """Model scores (columns image and ``column``) by image id of ``scores``, matched by file name."""
     table = pd.read_csv(csv)
-    if not {"image", "score"} <= set(table.columns):
-        raise SystemExit(f"{csv} needs the columns image,score")
-    by_name = dict(zip(table["image"].map(lambda x: Path(str(x)).name), table["score"].astype(float)))
+    if not {"image", column} <= set(table.columns):
+        raise SystemExit(f"{csv} needs the columns image,{column}")
+    by_name = dict(zip(table["image"].map(lambda x: Path(str(x)).name), table[column].astype(float)))
     prior = {i: by_name[Path(i).name] for i in scores["image_id"] if Path(i).name in by_name}
     if not prior:
         raise SystemExit(f"no image of {csv} matches an image of the MOS file by file name")
@@ -481,6 +481,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--prior-scores", type=Path, default=None,
                         help="CSV with image,score: a model's scores, matched to --mos by file name; adds the arms "
                              + " and ".join(f'"{a}"' for a in PRIOR_ARMS))
+    parser.add_argument("--prior-column", default="score",
+                        help="the --prior-scores column to read (e.g. a row of `evaluate --cv`'s cv_scores_seed0.csv)")
     parser.add_argument("--check-at", type=int, nargs="*", default=[1000, 3000],
                         help="extra checkpoints (the shuffled-prior check is read there)")
     parser.add_argument("--seeds", type=int, default=5)
@@ -495,7 +497,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
 
     scores = load_mos(args.mos or args.data / "clive_dev" / "clive_dev.csv")
-    prior = load_prior(args.prior_scores, scores) if args.prior_scores else None
+    prior = load_prior(args.prior_scores, scores, args.prior_column) if args.prior_scores else None
     arms = [("random", "random", 0.0, None), ("active", "information", 0.0, None),
             ("active, MST batches", "mst", 0.0, None), ("active, 20% careless", "information", 0.2, None)]
     arms += [(f"oracle design ({name})", "random", 0.0, design_matrix(scores, name)) for name in args.oracle]

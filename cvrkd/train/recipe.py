@@ -105,6 +105,7 @@ RECIPES: dict[str, Recipe] = {
         finetune=replace(_SHIPPED.finetune, distill_weight=0.0)),
     # a cheaper phase 2b (the CV of the shipped recipe is to take at most an hour)
     f"{SHIPPED}, 5 epochs": replace(_SHIPPED, finetune=replace(_SHIPPED.finetune, epochs=5)),
+    f"{SHIPPED}, last 5 stages": replace(_SHIPPED, finetune=replace(_SHIPPED.finetune, tuned_stages=5)),
     "fine-tuned backbone, readout alone (NR)": with_readout(1.0),
     "fine-tuned student + readout 0.5 with synthetic replay": with_readout(0.5, synthetic_weight=0.25),
     "fine-tuned student, WiSE-FT 0.5": wise(0.5),
