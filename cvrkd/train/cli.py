@@ -154,9 +154,11 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
                         help="readout: fit the readout again on the photos it keeps and the judgements "
                         "(minutes); finetune: fine-tune the backbone on the judgements with synthetic replay "
                         f"(default: {RedistillConfig.design})")
-    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs")
-    parser.add_argument("--steps", type=int, default=25, help="steps per epoch (bounds the round's time)")
-    parser.add_argument("--mix", type=float, help="keep this share of the fine-tuning step in the candidate "
+    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (design finetune)")
+    parser.add_argument("--steps", type=int, default=25,
+                        help="steps per epoch (design finetune; bounds the round's time)")
+    parser.add_argument("--mix", type=float, help="design finetune: keep this share of the fine-tuning step in "
+                        "the candidate "
                         "(WiSE-FT; 1 = plain fine-tuning; default: the largest of 0.5, 0.35, 0.25 that "
                         "the synthetic check accepts)")
     parser.add_argument("--min-judgements", type=int, default=50)
