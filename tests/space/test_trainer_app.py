@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow  # the trainer process loads the shipped teacher a
 
 def _student_with_a_scrambled_readout(folder):
     """The shipped bundle with noise 10x the spread of its readout's weights added to them (the photos
-    it keeps stay): it still orders the pool's distortions better than chance (about 0.8 of
-    same-photo pairs against 0.95), and a readout round can repair it, so it has something to promote."""
+    it keeps stay): it orders the pool's distortions worse, though still better than chance, and a
+    readout round can repair it, so the round has something to promote."""
     from cvrkd.checkpoint import load_checkpoint, save_checkpoint
 
     shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("runtime"))
@@ -84,6 +84,7 @@ def test_a_round_started_from_the_model_tab_is_promoted_and_served(tmp_path, mon
         record = ModelRegistry(tmp_path / "data" / "registry").runs()[-1]
         assert record["design"] == "readout" and record["replay"] == "gallery"
         assert record["decision"] == "promoted", record["reason"]
+        assert 0.5 < record["base_agreement"] < record["candidate_agreement"]  # a worse base, not a reversed one
         # hot swap: the app now serves the round's candidate, without a restart
         assert app.services.model.version == record["candidate_version"] != shipped_version
         shown_round = model_card.gate_table(tmp_path / "data" / "registry").to_dict(orient="records")
