@@ -334,7 +334,8 @@ def decide(held: HeldOut, base_srcc: float, candidate_srcc: float, config: Redis
     pool's photos); this check needs no people. Nor is a crowd trusted whose held-out answers agree
     with the served model less often than chance, beyond noise: that model was validated against
     human MOS, so such people answer another question (a refitted readout can follow them and
-    still pass both other checks)."""
+    still pass both other checks), unless the known-order pairs show the served model itself
+    reversed."""
     rng = np.random.default_rng(config.seed)
     base_correct, candidate_correct = held.agreement
     n = len(held)
@@ -352,10 +353,13 @@ def decide(held: HeldOut, base_srcc: float, candidate_srcc: float, config: Redis
     gain, gain_low, gain_high = mean_and_interval(held.log_likelihood[1] - held.log_likelihood[0])
     # every check that fails is named: a flipped crowd fails the synthetic check and the
     # known-order check together, and the record should say both
+    # the served model is the reference for "less often than chance" unless the check that needs no
+    # people shows it reversed itself (a photo below its own strongest distortion more often than not)
+    served_reversed = bool(known_order[2]) and known_order[0] < 0.5
     problems = []
     if n < 10:
         problems.append(f"too few held-out judgements ({n})")
-    elif base_high < 0.5:
+    elif base_high < 0.5 and not served_reversed:
         problems.append(f"the people agree with the served model on {base_agree:.0%} of held-out pairs, less "
                         "often than chance: they answer another question")
     elif gain_low <= 0:

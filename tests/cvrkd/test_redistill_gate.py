@@ -98,6 +98,9 @@ def test_gate_distrusts_people_who_agree_with_the_served_model_less_often_than_c
     honest = (rng.random(2000) < 0.68).astype(float)
     helped = np.maximum(honest, (rng.random(2000) < 0.08).astype(float))
     assert decide(_held(honest, helped), 0.76, 0.80, config).promote
+    # unless the served model is the reversed one: it puts photos below their own heavy distortions
+    fixed = decide(_held(base, better), 0.76, 0.80, config, known_order=(0.29, 1.0, 24))
+    assert fixed.promote, fixed.reason
     near_chance = (rng.random(60) < 0.45).astype(float)  # too few pairs to call it reversed
     assert "less often than chance" not in decide(_held(near_chance, near_chance), 0.76, 0.76, config).reason
 
