@@ -269,14 +269,20 @@ def own_scores(network: CVRKDNet, images: dict[str, np.ndarray], gallery: Galler
 def agreement_vector(scores: dict[str, float], judgements: pd.DataFrame) -> np.ndarray:
     """1 where the model orders a decisive human judgement the same way, else 0 (ties skipped).
     Every judged image needs a score: a missing one would read as a vote for the right image."""
-    decisive = judgements[judgements["choice"] != "tie"]
-    missing = (set(decisive["left_image_id"]) | set(decisive["right_image_id"])) - set(scores)
-    if missing:
-        raise ValueError(f"{len(missing)} judged images have no score, e.g. {sorted(missing)[:3]}")
+    decisive = _decisive_with_scores(scores, judgements)
     left = decisive["left_image_id"].map(scores).to_numpy(float)
     right = decisive["right_image_id"].map(scores).to_numpy(float)
     model_left = left > right
     return (model_left == (decisive["choice"] == "left").to_numpy()).astype(float)
+
+
+def _decisive_with_scores(scores: dict[str, float], judgements: pd.DataFrame) -> pd.DataFrame:
+    """The judgements that are not ties; every image they show must have a score."""
+    decisive = judgements[judgements["choice"] != "tie"]
+    missing = (set(decisive["left_image_id"]) | set(decisive["right_image_id"])) - set(scores)
+    if missing:
+        raise ValueError(f"{len(missing)} judged images have no score, e.g. {sorted(missing)[:3]}")
+    return decisive
 
 
 def answer_log_likelihood(scores: dict[str, float], judgements: pd.DataFrame) -> np.ndarray:
@@ -285,8 +291,7 @@ def answer_log_likelihood(scores: dict[str, float], judgements: pd.DataFrame) ->
     observer scale that fits these scores and answers best. The scale is the model's own (a model
     gains nothing by stretching its scores) and one number fitted on thousands of answers, so
     fitting it on them favours neither model."""
-    decisive = judgements[judgements["choice"] != "tie"]
-    agreement_vector(scores, decisive)  # every judged image has a score
+    decisive = _decisive_with_scores(scores, judgements)
     gaps = (decisive["left_image_id"].map(scores).to_numpy(float)
             - decisive["right_image_id"].map(scores).to_numpy(float))
     left = (decisive["choice"] == "left").to_numpy()
@@ -339,7 +344,7 @@ def decide(held: HeldOut, base_srcc: float, candidate_srcc: float, config: Redis
     rng = np.random.default_rng(config.seed)
     base_correct, candidate_correct = held.agreement
     n = len(held)
-    picks = rng.integers(0, n, (config.bootstrap, n)) if n else np.zeros((1, 0), int)
+    picks = rng.integers(0, n, (config.bootstrap, n))
 
     def mean_and_interval(values: np.ndarray) -> tuple[float, float, float]:
         if not n:
@@ -477,19 +482,20 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     replay, check, origin = replay_sets(synthetic_dir, gallery, cache, config, log,
                                         replayed=config.design == "finetune")
     record.update(replay=origin, design=config.design)
-    train_views = [views[i] for i in train_ids]
     if config.design == "readout":
         log(f"refitting the readout on its {start.readout.memory_mos.numel()} kept photos and {len(labels)} "
             "judgements")
-        candidate = refit_readout(start, readout_statistics(start, train_views, gallery), labels)
-        served = _fit_on_every_judgement(start, usable, image_ids, views, weights, flagged, gallery, config) \
+        # one backbone pass per judged image: the gate's fit reads the training images' rows
+        statistics = dict(zip(image_ids, readout_statistics(start, [views[i] for i in image_ids], gallery)))
+        candidate = refit_readout(start, np.stack([statistics[i] for i in train_ids]), labels)
+        served = _fit_on_every_judgement(start, usable, image_ids, statistics, weights, flagged, config) \
             if config.final_fit_on_all else candidate
         checks = (synthetic_srcc(start, check, gallery), synthetic_srcc(served, check, gallery))
         record.update(mix=None, mix_check_srcc={"base": checks[0], "candidate": checks[1]},
                       fitted_on="every judgement" if served is not candidate else "the training judgements")
     else:
         state = registry.root / "training" / _round_key(base_info.version, usable, config)
-        tuned = finetune(start, Photos(train_views, np.zeros(len(train_ids))), gallery,
+        tuned = finetune(start, Photos([views[i] for i in train_ids], np.zeros(len(train_ids))), gallery,
                          config.finetune_config(start.config.tuned_stages), state, replay, teacher,
                          log=lambda m: log(m.replace("fine-tune", "re-distill")), pairs=labels)
         share, tried = choose_mix(start, tuned, check, gallery, config, log)
@@ -521,13 +527,13 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
 
 
 def _fit_on_every_judgement(start: CVRKDNet, judgements: pd.DataFrame, image_ids: list[str],
-                            views: dict[str, np.ndarray], weights: dict[str, float] | None, flagged: list[str],
-                            gallery: Gallery, config: RedistillConfig) -> CVRKDNet:
+                            statistics: dict[str, np.ndarray], weights: dict[str, float] | None,
+                            flagged: list[str], config: RedistillConfig) -> CVRKDNet:
     """The readout refitted on every judgement, the held-out ones included: what serves once the gate
     has judged the same fit on the training judgements alone."""
     labels = judged_labels(judgements, image_ids, weights,
                            pair_emphasis(judgements, set(flagged), config.disagreement_weight))
-    return refit_readout(start, readout_statistics(start, [views[i] for i in image_ids], gallery), labels)
+    return refit_readout(start, np.stack([statistics[i] for i in image_ids]), labels)
 
 
 def disagreement_images(base_scores: dict[str, float], version: str, judgements: pd.DataFrame,
