@@ -178,8 +178,19 @@ def evaluation_srcc(network, seed: Seeding, rows: np.ndarray, bootstrap: int, sp
     return {"srcc": result.values["srcc"], "srcc_ci": list(result.ci["srcc"]), "predicted": predicted.tolist()}
 
 
+def claim_for_recipe(folder: Path, recipe) -> None:
+    """A split folder resumes only the seed recipe it began with: rows of another recipe are never
+    read back as this one's."""
+    claim = folder / "seed_recipe.json"
+    if claim.exists() and json.loads(claim.read_text())["key"] != recipe.key():
+        raise SystemExit(f"{folder} holds a bench of another seed recipe ({claim}); choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(claim, json.dumps({"key": recipe.key(), "recipe": recipe.to_dict()}, indent=2))
+
+
 def run_split(args, seed: Seeding, split: int, log) -> dict:
     folder = args.out / f"split{split}"
+    claim_for_recipe(folder, seed.recipe)
     done = folder / "result.json"
     result = json.loads(done.read_text()) if done.exists() else {}
     seed_rows, crowd_rows, eval_rows = split_three(len(seed.names), args.seed_photos, args.crowd_photos,
