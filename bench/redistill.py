@@ -51,6 +51,7 @@ from cvrkd.checkpoint import load_checkpoint  # noqa: E402
 from cvrkd.evaluation import correlations  # noqa: E402
 from cvrkd.gallery import atomic_write_text  # noqa: E402
 from cvrkd.train.finetune import predict  # noqa: E402
+from cvrkd.train.protocol import paired_difference  # noqa: E402
 from cvrkd.train.recipe import SHIPPED  # noqa: E402
 from cvrkd.train.redistill import ROUND_DESIGNS, RedistillConfig  # noqa: E402
 from cvrkd.train.redistill_job import redistill_from_store, start_background_round  # noqa: E402
@@ -293,21 +294,14 @@ def mean_gain(splits: list[dict], row: str, draws: int = 2000) -> dict:
     """The mean over splits of ``row``'s SRCC minus the seed's on the evaluation photos, with a
     paired bootstrap 95% interval: each draw resamples every split's photos, the same photos for
     both models."""
-    from scipy.stats import spearmanr
-
-    def gain(split: dict, pick: np.ndarray) -> float:
-        mos = np.asarray(split["mos"])[pick]
-        return (spearmanr(np.asarray(split[row]["predicted"])[pick], mos)[0]
-                - spearmanr(np.asarray(split["seed"]["predicted"])[pick], mos)[0])
-
     chosen = [s for s in splits if row in s]
     if not chosen:
         return {}
-    rng = np.random.default_rng(0)
-    means = [np.mean([gain(s, rng.integers(0, len(s["mos"]), len(s["mos"]))) for s in chosen])
-             for _ in range(draws)]
-    return {"mean": float(np.mean([gain(s, np.arange(len(s["mos"]))) for s in chosen])),
-            "ci": [float(v) for v in np.percentile(means, [2.5, 97.5])], "splits": len(chosen)}
+    gain, low, high = paired_difference(
+        np.concatenate([s[row]["predicted"] for s in chosen]), np.concatenate([s["seed"]["predicted"] for s in chosen]),
+        np.concatenate([s["mos"] for s in chosen]), draws, groups=np.repeat(np.arange(len(chosen)),
+                                                                           [len(s["mos"]) for s in chosen]))
+    return {"mean": gain, "ci": [low, high], "splits": len(chosen)}
 
 
 def summarise(splits: list[dict], names: list[str]) -> dict:

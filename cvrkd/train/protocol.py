@@ -167,17 +167,20 @@ def cross_validate(workspace: Workspace, rows: list[str], folds: int = 5, seed: 
 
 # ------------------------------------------------------------------------ table
 def paired_difference(candidate: np.ndarray, reference: np.ndarray, mos: np.ndarray, n_boot: int = 2000,
-                      seed: int = 0) -> tuple[float, float, float]:
+                      seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float, float]:
     """Pooled SRCC of ``candidate`` minus ``reference``, with the 95% interval of a paired
-    bootstrap over photos (the same resampled photos for both)."""
+    bootstrap over photos (the same resampled photos for both). With ``groups`` (a bench's
+    splits), the mean over groups of each group's difference, photos resampled within each."""
+    parts = [np.arange(len(mos))] if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+    def difference(picks: list[np.ndarray]) -> float:
+        return float(np.mean([spearmanr(candidate[p], mos[p])[0] - spearmanr(reference[p], mos[p])[0]
+                              for p in picks]))
+
     rng = np.random.default_rng(seed)
-    difference = spearmanr(candidate, mos)[0] - spearmanr(reference, mos)[0]
-    draws = np.empty(n_boot)
-    for b in range(n_boot):
-        pick = rng.integers(0, len(mos), len(mos))
-        draws[b] = spearmanr(candidate[pick], mos[pick])[0] - spearmanr(reference[pick], mos[pick])[0]
+    draws = [difference([part[rng.integers(0, len(part), len(part))] for part in parts]) for _ in range(n_boot)]
     low, high = np.percentile(draws, [2.5, 97.5])
-    return float(difference), float(low), float(high)
+    return difference(parts), float(low), float(high)
 
 
 def table(cv: CrossValidation, reference: str, n_boot: int = 2000) -> dict:

@@ -111,6 +111,22 @@ def test_paired_bootstrap_sees_a_real_difference_and_not_noise():
     assert low < 0 < high
 
 
+def test_a_grouped_paired_bootstrap_averages_each_groups_own_difference():
+    """A bench's splits: photos of one split are never ranked against another split's."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(1)
+    mos = rng.normal(50, 15, 300)
+    candidate, reference = mos + rng.normal(0, 5, 300), mos + rng.normal(0, 15, 300)
+    groups = np.repeat([0, 1, 2], 100)
+    shifted = candidate + 100 * groups  # pooled over groups this would rank by group, not by photo
+    difference, low, high = protocol.paired_difference(shifted, reference, mos, n_boot=200, groups=groups)
+    each = [spearmanr(candidate[groups == g], mos[groups == g])[0] - spearmanr(reference[groups == g],
+                                                                                mos[groups == g])[0]
+            for g in range(3)]
+    assert difference == pytest.approx(np.mean(each)) and 0 < low < difference < high
+
+
 def test_every_phase_runs_in_the_folds_and_a_killed_cv_resumes(tiny_data, run_dir, tmp_path):
     root = tiny_data
     folds = tmp_path / "folds"
