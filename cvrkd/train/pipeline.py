@@ -270,12 +270,20 @@ def score_matrix(network: CVRKDNet, images: torch.Tensor, references: torch.Tens
     return _per_reference(network, images, references)[0].numpy()
 
 
-def predict_rows(workspace: Workspace, network: CVRKDNet, rows: np.ndarray) -> np.ndarray:
+def predict_rows(workspace: Workspace, network: CVRKDNet, rows: np.ndarray, flips: bool = False) -> np.ndarray:
     """Raw scores of the labelled photos ``rows`` as the app computes them (whole view, the
-    student's own backbone, mean over the gallery)."""
+    student's own backbone, mean over the gallery); with ``flips``, averaged with their mirror
+    images' (:attr:`Recipe.test_flips`)."""
     if network.backbone_tail is None:
+        if flips:
+            raise ValueError("test-time flips need a fine-tuned student (the frozen one reads cached views)")
         return score_matrix(network, workspace.images[rows], workspace.eval_references).mean(1)
-    return phase2b.predict(network, [workspace.photos.pixels[i] for i in rows], workspace.gallery)
+    photos = [workspace.photos.pixels[i] for i in rows]
+    scores = phase2b.predict(network, photos, workspace.gallery)
+    if flips:
+        mirrored = phase2b.predict(network, [np.ascontiguousarray(p[:, ::-1]) for p in photos], workspace.gallery)
+        scores = (scores + mirrored) / 2
+    return scores
 
 
 def synthetic_val_srcc(workspace: Workspace, network: CVRKDNet) -> float:
@@ -313,6 +321,8 @@ def train_final(workspace: Workspace, recipe: Recipe, name: str, out_of_fold: np
     scores stay distinct), saved with the teacher as one bundle: in ``ship_to`` only when its
     synthetic validation SRCC reaches ``floor`` (else in the work folder, and
     :class:`BelowFloorError` says so)."""
+    if recipe.test_flips:
+        raise ValueError(f"{name!r} averages test-time flips, which the app does not: it is a CV row, not a model")
     rows = np.arange(len(workspace.rows))
     student = train_student(workspace, recipe, rows)
     calibrated = CVRKDNet(replace(student.config, calibration=tuple(range_logistic_params(out_of_fold,

@@ -145,7 +145,7 @@ def cross_validate(workspace: Workspace, rows: list[str], folds: int = 5, seed: 
                 fold_started = time.perf_counter()
                 network = train_student(workspace, recipe, train_rows)
                 result = {"names": [workspace.names[i] for i in test_rows],
-                          "predicted": predict_rows(workspace, network, test_rows).tolist(),
+                          "predicted": predict_rows(workspace, network, test_rows, recipe.test_flips).tolist(),
                           "synthetic_val_srcc": synthetic_val_srcc(workspace, network),
                           "minutes": (time.perf_counter() - fold_started) / 60}
                 workspace.log(f"{name}: fold {fold + 1}/{folds} took {result['minutes']:.1f} min")

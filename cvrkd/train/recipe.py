@@ -53,23 +53,28 @@ class Recipe:
     readout_synthetic_weight: float = 0.0
     """The synthetic training images' total weight in the readout's fit, as a share of the
     labelled photos' (0 = photos only): replay, so the readout learns synthetic distortions too."""
+    test_flips: bool = False
+    """Score each photo and its mirror image and average the two (test-time augmentation: two
+    backbone passes a score). A CV row only: the app scores one view."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def key(self) -> str:
         """Names a run folder: results of other settings are never read as this recipe's. Phase-2c
-        settings at their defaults are left out, so runs recorded before they existed stay valid."""
+        settings and test-time flips at their defaults are left out, so runs recorded before they
+        existed stay valid."""
         settings = self.to_dict()
-        for name in ("readout_share", "readout_synthetic_weight"):
+        for name in ("readout_share", "readout_synthetic_weight", "test_flips"):
             if not settings[name]:
                 del settings[name]
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
     def trained(self) -> "Recipe":
-        """The settings that decide phase 2b's run: the WiSE-FT share and the readout only use its
-        result, so rows that differ in those alone share one run."""
-        return replace(self, finetune=self.finetune.trained(), readout_share=0.0, readout_synthetic_weight=0.0)
+        """The settings that decide phase 2b's run: the WiSE-FT share, the readout and test-time
+        flips only use its result, so rows that differ in those alone share one run."""
+        return replace(self, finetune=self.finetune.trained(), readout_share=0.0, readout_synthetic_weight=0.0,
+                       test_flips=False)
 
 
 FROZEN = Recipe()
@@ -113,6 +118,7 @@ RECIPES: dict[str, Recipe] = {
     "fine-tuned student": FINETUNED,
     SHIPPED: _SHIPPED,
     **ablations(SHIPPED, _SHIPPED),
+    f"{SHIPPED}, test-time flips": replace(_SHIPPED, test_flips=True),
     ALL_STAGES: _ALL_STAGES,
     **ablations(ALL_STAGES, _ALL_STAGES),
     "fine-tuned student + readout 0.3": with_readout(0.3),

@@ -206,10 +206,26 @@ def test_rows_that_differ_only_in_the_wise_ft_share_or_readout_share_one_phase_2
     tuned = TINY_RECIPES["tuned"]
     half = replace(tuned, finetune=replace(tuned.finetune, tuned_share=0.5))
     first, other = np.arange(4), np.arange(1, 5)
-    for variant in (half, TINY_RECIPES["tuned + readout"]):
+    for variant in (half, TINY_RECIPES["tuned + readout"], replace(tuned, test_flips=True)):
         assert pipeline.finetune_folder(workspace, variant, first) == pipeline.finetune_folder(workspace, tuned, first)
         assert variant.key() != tuned.key()  # its CV row keeps its own predictions
     assert pipeline.finetune_folder(workspace, tuned, first) != pipeline.finetune_folder(workspace, tuned, other)
+
+
+def test_test_time_flips_average_each_photo_with_its_mirror_and_never_ship(tiny_data, run_dir, tmp_path):
+    workspace = _workspace(tiny_data, run_dir)
+    flipped = replace(TINY_RECIPES["tuned"], test_flips=True)
+    rows = np.arange(4)
+    network = pipeline.train_student(workspace, flipped, rows)
+    plain = pipeline.predict_rows(workspace, network, rows)
+    both = pipeline.predict_rows(workspace, network, rows, flips=True)
+    for row in rows:  # the mirror of the mirror is the photo: flipping the photos changes nothing
+        workspace.photos.pixels[row] = np.ascontiguousarray(workspace.photos.pixels[row][:, ::-1])
+    mirrored = pipeline.predict_rows(workspace, network, rows)
+    assert np.allclose(both, (plain + mirrored) / 2) and not np.allclose(both, plain)
+    assert np.allclose(pipeline.predict_rows(workspace, network, rows, flips=True), both)
+    with pytest.raises(ValueError, match="CV row"):
+        pipeline.train_final(workspace, flipped, "flips", plain, {}, tmp_path / "bundle", floor=-1.0)
 
 
 def test_recipes_without_a_readout_keep_the_run_folders_they_had_before_phase_2c():
