@@ -79,7 +79,8 @@ def register_model(stages: argparse._SubParsersAction) -> None:
     parser = stages.add_parser("model", help="train a recipe's teacher and student on every labelled photo "
                                "and calibrate it (run `evaluate --cv` with the same --out first)")
     _pipeline_options(parser)
-    parser.add_argument("--recipe", default=SHIPPED, choices=sorted(RECIPES), help=f"default: {SHIPPED!r}")
+    parser.add_argument("--recipe", default=SHIPPED, choices=sorted(n for n, r in RECIPES.items() if r.servable),
+                        help=f"default: {SHIPPED!r}")
     parser.add_argument("--folds", type=int, default=5, help="the CV whose out-of-fold scores calibrate it")
     parser.add_argument("--ship", type=Path, help="install teacher + student here (e.g. cvrkd/weights)")
     parser.set_defaults(handler=run_model)

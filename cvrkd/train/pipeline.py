@@ -321,7 +321,7 @@ def train_final(workspace: Workspace, recipe: Recipe, name: str, out_of_fold: np
     scores stay distinct), saved with the teacher as one bundle: in ``ship_to`` only when its
     synthetic validation SRCC reaches ``floor`` (else in the work folder, and
     :class:`BelowFloorError` says so)."""
-    if recipe.test_flips:
+    if not recipe.servable:
         raise ValueError(f"{name!r} averages test-time flips, which the app does not: it is a CV row, not a model")
     rows = np.arange(len(workspace.rows))
     student = train_student(workspace, recipe, rows)

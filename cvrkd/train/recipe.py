@@ -70,6 +70,11 @@ class Recipe:
                 del settings[name]
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
+    @property
+    def servable(self) -> bool:
+        """Whether a model of this recipe scores as the app does (one view per score)."""
+        return not self.test_flips
+
     def trained(self) -> "Recipe":
         """The settings that decide phase 2b's run: the WiSE-FT share, the readout and test-time
         flips only use its result, so rows that differ in those alone share one run."""
