@@ -124,6 +124,7 @@ RECIPES: dict[str, Recipe] = {
     SHIPPED: _SHIPPED,
     **ablations(SHIPPED, _SHIPPED),
     f"{SHIPPED}, test-time flips": replace(_SHIPPED, test_flips=True),
+    f"{SHIPPED}, lr 2e-4": replace(_SHIPPED, finetune=replace(_SHIPPED.finetune, lr_backbone=2e-4, lr_mixers=2e-4)),
     ALL_STAGES: _ALL_STAGES,
     **ablations(ALL_STAGES, _ALL_STAGES),
     "fine-tuned student + readout 0.3": with_readout(0.3),
