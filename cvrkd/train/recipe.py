@@ -136,9 +136,10 @@ RECIPES: dict[str, Recipe] = {
     "fine-tuned student, WiSE-FT 0.5": wise(0.5),
     "fine-tuned student, WiSE-FT 0.3": wise(0.3),
     "fine-tuned student, WiSE-FT 0.7": wise(0.7),
-    "fine-tuned student, last 4 stages": replace(FINETUNED, finetune=replace(FINETUNED.finetune, tuned_stages=4)),
-    "fine-tuned student, crop 384": replace(FINETUNED, finetune=replace(FINETUNED.finetune, crop=384)),
-    "fine-tuned student, seed 1": replace(FINETUNED, seed=1, finetune=replace(FINETUNED.finetune, seed=1)),
+    # the shipped recipe's other fine-tuning families: depth, crop, and a second training seed
+    f"{ALL_STAGES}, last 4 stages": replace(_SHIPPED, finetune=replace(_SHIPPED.finetune, tuned_stages=4)),
+    f"{SHIPPED}, crop 384": replace(_SHIPPED, finetune=replace(_SHIPPED.finetune, crop=384)),
+    f"{SHIPPED}, seed 1": replace(_SHIPPED, seed=1, finetune=replace(_SHIPPED.finetune, seed=1)),
 }
 REFERENCE = "frozen student"
 """The CV table's reference row: every difference is measured against it."""
