@@ -58,8 +58,10 @@ def test_eight_threads_and_two_processes_append_4000_rows(tmp_path):
     for t in threads:
         t.join()
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
+        # read through the same buffered stream as the "ready" line: that read may already hold ids
+        # (communicate() reads the pipe underneath it and would miss them)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        assert proc.wait(timeout=120) == 0, err
         acked.extend(out.split())
 
     assert len(acked) == len(set(acked)) == 4000
