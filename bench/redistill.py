@@ -58,8 +58,6 @@ from cvrkd.train.redistill_job import redistill_from_store, start_background_rou
 from cvrkd.train.registry import ModelRegistry  # noqa: E402
 
 GOLD_TYPES = ("gaussian_blur", "jpeg", "white_noise", "pixelate")
-ROUND_ROWS = ("round (readout)", "round (readout, training judgements only)", "round (finetune)")
-"""Every round row the bench can write (``round_name``), in table order."""
 
 
 @dataclass
@@ -207,7 +205,7 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
     log(f"split {split}: seed SRCC {result['seed']['srcc']:.3f}")
     rounds = {round_name(design, args.round): (design, False) for design in args.designs}
     if split < args.flipped_splits:
-        rounds["flipped crowd"] = (args.designs[0], True)
+        rounds[flipped_name(args.designs[0], args.round)] = (args.designs[0], True)
     for name, (design, flip) in rounds.items():
         if name in result:
             continue
@@ -242,11 +240,29 @@ def run_split(args, seed: Seeding, split: int, log) -> dict:
     return result
 
 
+def readout_settings(design: str, config: RedistillConfig) -> list[str]:
+    """The readout settings a row's name carries: a resumed result keeps its meaning when a default
+    changes (a served fit on the training judgements only, synthetic anchors)."""
+    if design != "readout":
+        return []
+    return ((["training judgements only"] if not config.final_fit_on_all else [])
+            + ([f"synthetic anchor {config.synthetic_anchor:g}"] if config.synthetic_anchor > 0 else []))
+
+
 def round_name(design: str, config: RedistillConfig) -> str:
-    """A row per design; a readout round whose served fit saw the training judgements only is its own row."""
-    if design == "readout" and not config.final_fit_on_all:
-        return "round (readout, training judgements only)"
-    return f"round ({design})"
+    """A row per design and readout setting."""
+    return f"round ({', '.join([design, *readout_settings(design, config)])})"
+
+
+def flipped_name(design: str, config: RedistillConfig) -> str:
+    """The flipped crowd's row: it meets the first design with the same settings."""
+    settings = readout_settings(design, config)
+    return f"flipped crowd ({', '.join(settings)})" if settings else "flipped crowd"
+
+
+def rows_of(splits: list[dict], prefix: str) -> list[str]:
+    """Every row starting with ``prefix`` that some split holds, in the order first written."""
+    return list(dict.fromkeys(name for s in splits for name in s if name.startswith(prefix)))
 
 
 def latency(args, seed: Seeding, log) -> dict:
@@ -275,6 +291,7 @@ def latency(args, seed: Seeding, log) -> dict:
                                      cache_dir=args.out / "cache", gallery_dir=seed.gallery.root,
                                      extra_args=["--synthetic", str(args.synthetic.resolve()),
                                                  "--design", args.designs[0],
+                                                 "--synthetic-anchor", str(args.round.synthetic_anchor),
                                                  "--epochs", str(args.round.finetune.epochs),
                                                  "--steps", str(args.round.finetune.steps_per_epoch)])
     busy: list[float] = []
@@ -312,12 +329,12 @@ def summarise(splits: list[dict], names: list[str]) -> dict:
             gains["share_of_upper_bound"] = gains["mean"] / out["upper_bound"]["mean"]
         out["rounds"][name] = {**gains, "promoted": sum(s[name]["gate"] == "promoted" for s in splits if name in s),
                                "round_seconds": [s[name]["seconds"] for s in splits if name in s]}
-    out["flipped"] = [s["flipped crowd"]["gate"] for s in splits if "flipped crowd" in s]
+    out["flipped"] = {name: [s[name]["gate"] for s in splits if name in s] for name in rows_of(splits, "flipped crowd")}
     return out
 
 
 def markdown(figures: dict) -> str:
-    rows = [name for name in (*ROUND_ROWS, "flipped crowd") if any(name in s for s in figures["splits"])]
+    rows = rows_of(figures["splits"], "round (") + rows_of(figures["splits"], "flipped crowd")
     lines = [f"settings: {figures['settings']}", "",
              "| split | row | SRCC on never-rated photos [95% CI] | gain over the seed | gate | round (min) |",
              "|---|---|---|---|---|---|"]
@@ -345,7 +362,8 @@ def markdown(figures: dict) -> str:
     if upper:
         lines.append(f"| upper bound (the recipe with the crowd photos' MOS) | {upper['mean']:+.3f} "
                      f"[{upper['ci'][0]:+.3f}, {upper['ci'][1]:+.3f}] | 100% | — |")
-    lines += ["", f"flipped crowd: {', '.join(summary['flipped']) or 'not run'}"]
+    lines += [""] + [f"{name}: {', '.join(gates)}" for name, gates in summary["flipped"].items()] \
+        + (["flipped crowd: not run"] if not summary["flipped"] else [])
     if figures.get("latency"):
         lat = figures["latency"]
         lines += ["", "| score latency | p95 (s) | median (s) | calls |", "|---|---|---|---|",
@@ -380,6 +398,8 @@ def main() -> None:
     parser.add_argument("--designs", nargs="+", choices=ROUND_DESIGNS, default=list(ROUND_DESIGNS),
                         help="round designs to compare on the same judgements (the first also meets the "
                         "flipped crowd and the latency check)")
+    parser.add_argument("--synthetic-anchor", type=float, default=RedistillConfig().synthetic_anchor,
+                        help="readout rounds: the weight of the replayed synthetic anchors (0 = none)")
     parser.add_argument("--training-judgements-only", action="store_true",
                         help="readout rounds serve the gate's fit (training judgements only), not the refit on all")
     parser.add_argument("--round-epochs", type=int, default=RedistillConfig().finetune.epochs)
@@ -388,7 +408,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.round = RedistillConfig().with_steps(args.round_epochs, args.round_steps, bootstrap=args.bootstrap,
-                                              final_fit_on_all=not args.training_judgements_only)
+                                              final_fit_on_all=not args.training_judgements_only,
+                                              synthetic_anchor=args.synthetic_anchor)
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -398,7 +419,7 @@ def main() -> None:
     splits = [run_split(args, seed, split, log) for split in range(args.splits)]
     figures = {"settings": {k: v for k, v in vars(args).items() if k != "round"} |
                {"round": args.round.to_dict(), "seed_recipe": seed.recipe.to_dict()},
-               "splits": splits, "summary": summarise(splits, [n for n in ROUND_ROWS if any(n in s for s in splits)]),
+               "splits": splits, "summary": summarise(splits, rows_of(splits, "round (")),
                "latency": None if args.skip_latency else latency(args, seed, log)}
     print(markdown(figures))
     if args.json:

@@ -155,6 +155,10 @@ def register_redistill(commands: argparse._SubParsersAction) -> None:
                         help="readout: fit the readout again on the photos it keeps and the judgements "
                         "(minutes); finetune: fine-tune the backbone on the judgements with synthetic replay "
                         f"(default: {RedistillConfig.design})")
+    parser.add_argument("--synthetic-anchor", type=float, default=RedistillConfig.synthetic_anchor,
+                        help="design readout: hold the readout to its own scores of the replayed synthetic "
+                        "images, this many times the kept photos' weight in all (0 = no anchors; "
+                        f"default: {RedistillConfig.synthetic_anchor:g})")
     parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (design finetune)")
     parser.add_argument("--steps", type=int, default=25,
                         help="steps per epoch (design finetune; bounds the round's time)")
@@ -182,7 +186,8 @@ def run_redistill(args: argparse.Namespace) -> int:
             return 2
     options = {"mix_choices": (args.mix,)} if args.mix is not None else {}
     config = RedistillConfig().with_steps(args.epochs, args.steps, min_judgements=args.min_judgements,
-                                          seed=args.seed, design=args.design, **options)
+                                          seed=args.seed, design=args.design,
+                                          synthetic_anchor=args.synthetic_anchor, **options)
     result = redistill_from_store(args.store, args.out, images_dir=args.images, base_dir=args.base,
                                   model_dir=args.model, gallery_dir=args.gallery,
                                   cache_dir=args.cache, synthetic_dir=args.synthetic, config=config,

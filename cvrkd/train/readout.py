@@ -88,8 +88,8 @@ def readout_share(network: CVRKDNet) -> float:
     return float((readout.memory_statistics.double() @ readout.weight.double() + readout.bias).std(unbiased=False))
 
 
-def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, careless: float = CARELESS
-                  ) -> CVRKDNet:
+def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, careless: float = CARELESS,
+                  anchors: np.ndarray | None = None, anchor_weight: float = 0.0) -> CVRKDNet:
     """A copy of ``network`` whose readout is fitted again on the photos it keeps (their MOS) and on
     people's judgements ``pairs`` over new photos (their whole-view ``statistics``, through this
     network's backbone) together. Nothing else changes, so the backbone, the head and the
@@ -98,7 +98,13 @@ def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, 
     The fit maximises one likelihood: each kept photo's MOS is Gaussian around the ridge's
     prediction (its spread and penalty are the ridge's own, chosen by leave-one-out on the kept
     photos), and each judgement is a Thurstone observer's answer on the predictions (observer
-    noise ``OBSERVER_SCALE``; a ``careless`` share of answers is random)."""
+    noise ``OBSERVER_SCALE``; a ``careless`` share of answers is random).
+
+    ``anchors``: whole-view statistics of images the kept photos do not cover (replayed synthetic
+    distortions); each is a Gaussian observation of what the kept photos' ridge predicts for it,
+    ``anchor_weight`` x the kept photos' weight in all. The new photos then move the readout only
+    where it leaves the ranking of distortions as it was: the round distils the base's own
+    scores instead of forgetting them."""
     readout = network.readout
     if readout is None or not hasattr(readout, "memory_mos"):
         raise ValueError("the network keeps no readout memory (it was trained before crowd rounds refit it)")
@@ -110,6 +116,10 @@ def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, 
     noise = float(regression.cv_results_[:, list(ALPHAS).index(alpha)].mean())  # leave-one-out squared error
     center, spread = scaler.mean_, scaler.scale_
     kept_z = torch.from_numpy((kept - center) / spread)
+    anchors = np.zeros((0, kept.shape[1])) if anchors is None or anchor_weight <= 0 else np.asarray(anchors, float)
+    anchor_z = torch.from_numpy((anchors - center) / spread)
+    anchor_targets = torch.from_numpy(probe.predict(anchors) if len(anchors) else np.zeros(0))
+    anchor_each = anchor_weight * len(kept) / max(len(anchors), 1)
     new_z = torch.from_numpy((np.asarray(statistics, float) - center) / spread)
     targets = torch.from_numpy(mos)
     coef = torch.from_numpy(regression.coef_.copy()).requires_grad_(True)
@@ -124,7 +134,9 @@ def refit_readout(network: CVRKDNet, statistics: np.ndarray, pairs: PairLabels, 
         agree = careless / 2 + (1 - careless) * torch.special.ndtr((predicted[first] - predicted[second])
                                                                     / OBSERVER_SCALE)
         answers = -(weight * (prob * torch.log(agree) + (1 - prob) * torch.log1p(-agree))).sum()
-        total = (((kept_z @ coef + bias - targets) ** 2).sum() + alpha * (coef ** 2).sum()) / (2 * noise) + answers
+        squared = ((kept_z @ coef + bias - targets) ** 2).sum() \
+            + anchor_each * ((anchor_z @ coef + bias - anchor_targets) ** 2).sum()
+        total = (squared + alpha * (coef ** 2).sum()) / (2 * noise) + answers
         total.backward()
         return total
 

@@ -6,6 +6,8 @@ A round has one of two designs (``RedistillConfig.design``):
   again, in one likelihood, on the labelled photos it keeps (their whole-view statistics and
   MOS, stored in the network, not the photos) and on the judgements of the new photos; the
   backbone and the head stay. Nothing the model knew is replayed: it is still in the fit.
+  The kept MOS say nothing of distortions, so replayed synthetic images join the fit as
+  anchors held to the base readout's own scores of them (``synthetic_anchor``).
   Once the gate has judged the fit on the training judgements, the candidate is the same fit
   on every judgement (the held-out ones too), checked again on everything that needs no
   held-out people (``final_fit_on_all``).
@@ -118,6 +120,12 @@ class RedistillConfig:
     """Training judgements that touch an image where the base model and the crowd disagree
     beyond their uncertainty (``annotations.assisted.disagreements``) count this many times
     in the pair loss: they are where the model has the most to learn. 1 turns it off."""
+    synthetic_anchor: float = 0.0
+    """``readout`` design: the replayed synthetic images join the refit as anchors, each held to what
+    the base's readout says of it, this many times the kept photos' weight in all
+    (:func:`cvrkd.train.readout.refit_readout`): the kept photos' MOS say nothing about
+    distortions, so without anchors a round may trade the synthetic ranking for the new photos.
+    0 turns it off."""
     final_fit_on_all: bool = True
     """``readout`` design: the candidate is refitted on every judgement once the gate has judged the
     fit on the training judgements (the synthetic and known-order checks run again on it)."""
@@ -479,16 +487,19 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
     train_ids = sorted(set(train_judgements["left_image_id"]) | set(train_judgements["right_image_id"]))
     labels = judged_labels(train_judgements, train_ids, weights,
                            pair_emphasis(train_judgements, set(flagged), config.disagreement_weight))
+    anchored = config.design == "readout" and config.synthetic_anchor > 0
     replay, check, origin = replay_sets(synthetic_dir, gallery, cache, config, log,
-                                        replayed=config.design == "finetune")
+                                        replayed=config.design == "finetune" or anchored)
     record.update(replay=origin, design=config.design)
     if config.design == "readout":
         log(f"refitting the readout on its {start.readout.memory_mos.numel()} kept photos and {len(labels)} "
-            "judgements")
+            f"judgements" + (f", with {len(replay)} synthetic anchors" if anchored else ""))
         # one backbone pass per judged image: the gate's fit reads the training images' rows
         statistics = dict(zip(image_ids, readout_statistics(start, [views[i] for i in image_ids], gallery)))
-        candidate = refit_readout(start, np.stack([statistics[i] for i in train_ids]), labels)
-        served = _fit_on_every_judgement(start, usable, image_ids, statistics, weights, flagged, config) \
+        anchors = readout_statistics(start, replay.images, gallery) if anchored else None
+        candidate = refit_readout(start, np.stack([statistics[i] for i in train_ids]), labels,
+                                  anchors=anchors, anchor_weight=config.synthetic_anchor)
+        served = _fit_on_every_judgement(start, usable, image_ids, statistics, weights, flagged, config, anchors) \
             if config.final_fit_on_all else candidate
         checks = (synthetic_srcc(start, check, gallery), synthetic_srcc(served, check, gallery))
         record.update(mix=None, mix_check_srcc={"base": checks[0], "candidate": checks[1]},
@@ -528,12 +539,14 @@ def _run_round(judgements, image_paths, base, base_info, teacher, gallery, regis
 
 def _fit_on_every_judgement(start: CVRKDNet, judgements: pd.DataFrame, image_ids: list[str],
                             statistics: dict[str, np.ndarray], weights: dict[str, float] | None,
-                            flagged: list[str], config: RedistillConfig) -> CVRKDNet:
+                            flagged: list[str], config: RedistillConfig, anchors: np.ndarray | None = None
+                            ) -> CVRKDNet:
     """The readout refitted on every judgement, the held-out ones included: what serves once the gate
     has judged the same fit on the training judgements alone."""
     labels = judged_labels(judgements, image_ids, weights,
                            pair_emphasis(judgements, set(flagged), config.disagreement_weight))
-    return refit_readout(start, np.stack([statistics[i] for i in image_ids]), labels)
+    return refit_readout(start, np.stack([statistics[i] for i in image_ids]), labels, anchors=anchors,
+                         anchor_weight=config.synthetic_anchor)
 
 
 def disagreement_images(base_scores: dict[str, float], version: str, judgements: pd.DataFrame,

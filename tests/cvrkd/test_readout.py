@@ -86,6 +86,27 @@ def test_a_student_with_a_readout_scores_alike_from_its_checkpoint_in_torch_and_
         assert scorer.score(image).score == pytest.approx(expected, abs=0.01), backend
 
 
+def test_synthetic_anchors_hold_the_readout_to_its_own_scores_of_them(gallery, photos):
+    known, new = photos.subset(np.arange(7)), photos.subset(np.arange(7, 10))
+    fitted = with_readout(_network(1), known, gallery, 0.5)
+    statistics = readout_statistics(fitted, new.pixels, gallery)
+    rng = np.random.default_rng(1)
+    distorted = [np.clip(photo(120, 96) + rng.normal(0, 12 * k, (96, 120, 3)), 0, 255).astype(np.uint8)
+                 for k in range(6)]
+    anchors = readout_statistics(fitted, distorted, gallery)
+    pairs = judgement_pairs(np.array([2, 2, 1] * 40), np.array([1, 0, 0] * 40), ["left"] * 120)
+    before = _readout_part(fitted, anchors)
+    free = refit_readout(fitted, statistics, pairs)
+    held = refit_readout(fitted, statistics, pairs, anchors=anchors, anchor_weight=5.0)
+    drift = {name: np.abs(_readout_part(network, anchors) - before).mean() for name, network in
+             (("free", free), ("held", held))}
+    assert drift["held"] < 0.5 * drift["free"]
+    after = _readout_part(held, statistics)
+    assert after[2] > after[0]  # the people still move the new photos their way
+    unweighted = refit_readout(fitted, statistics, pairs, anchors=anchors, anchor_weight=0.0)
+    assert np.allclose(_readout_part(unweighted, anchors), _readout_part(free, anchors))
+
+
 def _readout_part(network: CVRKDNet, statistics: np.ndarray) -> np.ndarray:
     readout = network.readout
     return statistics @ readout.weight.double().numpy() + float(readout.bias)
