@@ -120,7 +120,7 @@ class RedistillConfig:
     """Training judgements that touch an image where the base model and the crowd disagree
     beyond their uncertainty (``annotations.assisted.disagreements``) count this many times
     in the pair loss: they are where the model has the most to learn. 1 turns it off."""
-    synthetic_anchor: float = 0.0
+    synthetic_anchor: float = 1.0
     """``readout`` design: the replayed synthetic images join the refit as anchors, each held to what
     the base's readout says of it, this many times the kept photos' weight in all
     (:func:`cvrkd.train.readout.refit_readout`): the kept photos' MOS say nothing about
