@@ -298,9 +298,11 @@ def latency(args, seed: Seeding, log) -> dict:
     while process.poll() is None:
         busy.extend(timed(probe))
     log(f"background round exited with {process.returncode}")
+    rounds = ModelRegistry(registry).runs()
     return {"idle_p95_s": p95(idle), "training_p95_s": p95(busy), "ratio": p95(busy) / p95(idle),
             "idle_n": len(idle), "training_n": len(busy), "idle_median_s": statistics.median(idle),
-            "training_median_s": statistics.median(busy), "backend": scorer.backend}
+            "training_median_s": statistics.median(busy), "backend": scorer.backend,
+            "round_seconds": rounds[-1]["seconds"] if rounds else None}
 
 
 def p95(values: list[float]) -> float:
@@ -336,20 +338,22 @@ def summarise(splits: list[dict], names: list[str]) -> dict:
 def markdown(figures: dict) -> str:
     rows = rows_of(figures["splits"], "round (") + rows_of(figures["splits"], "flipped crowd")
     lines = [f"settings: {figures['settings']}", "",
-             "| split | row | SRCC on never-rated photos [95% CI] | gain over the seed | gate | round (min) |",
-             "|---|---|---|---|---|---|"]
+             "| split | row | SRCC on never-rated photos [95% CI] | gain over the seed | gate | synthetic check "
+             "(served → candidate) | round (min) |",
+             "|---|---|---|---|---|---|---|"]
     for s in figures["splits"]:
         seed = s["seed"]
         lines.append(f"| {s['split']} | seed | {seed['srcc']:.3f} [{seed['srcc_ci'][0]:.3f}, {seed['srcc_ci'][1]:.3f}] "
-                     "| — | — | — |")
+                     "| — | — | — | — |")
         for name in [*rows, "upper_bound"]:
             if name not in s:
                 continue
             r = s[name]
             gate = f"{r['gate']} ({r['reason']})" if "gate" in r else "—"
             minutes = f"{r['seconds'] / 60:.1f}" if "seconds" in r else "—"
+            check = "{:.3f} → {:.3f}".format(*r["synthetic_check_srcc"]) if "synthetic_check_srcc" in r else "—"
             lines.append(f"| {s['split']} | {name.replace('_', ' ')} | {r['srcc']:.3f} [{r['srcc_ci'][0]:.3f}, "
-                         f"{r['srcc_ci'][1]:.3f}] | {r['srcc'] - seed['srcc']:+.3f} | {gate} | {minutes} |")
+                         f"{r['srcc_ci'][1]:.3f}] | {r['srcc'] - seed['srcc']:+.3f} | {gate} | {check} | {minutes} |")
     summary = figures["summary"]
     lines += ["", "| row | mean gain [paired 95% interval] | share of the upper bound's gain | promoted |",
               "|---|---|---|---|"]
@@ -370,6 +374,8 @@ def markdown(figures: dict) -> str:
                   f"| idle | {lat['idle_p95_s']:.3f} | {lat['idle_median_s']:.3f} | {lat['idle_n']} |",
                   f"| during re-distillation | {lat['training_p95_s']:.3f} | {lat['training_median_s']:.3f} | "
                   f"{lat['training_n']} |", "", f"ratio of p95s: {lat['ratio']:.2f}x ({lat['backend']})"]
+        if lat.get("round_seconds") is not None:
+            lines.append(f"the background round, with the scorer busy all the while: {lat['round_seconds'] / 60:.1f} min")
     return "\n".join(lines)
 
 
